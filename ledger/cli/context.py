@@ -1,0 +1,52 @@
+"""Settings for a CLI command: environment first, then what a running `ledger up` saved.
+
+`ledger up` writes ``<data dir>/state.json`` (URLs of its databases and Redis, the internal token,
+the gateway URL and the default project's key) so that `ledger keys …` or `ledger tail` run from
+the same folder work with no flags. Environment variables always win over the saved state.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ledger.config import Settings
+
+STATE_FILE = "state.json"
+_STATE_FIELDS = ("auth_database_url", "logs_database_url", "redis_url", "internal_token",
+                 "url", "api_key")
+
+
+def state_path(data_dir: Path) -> Path:
+    return data_dir / STATE_FILE
+
+
+def load_state(data_dir: Path) -> dict[str, Any]:
+    try:
+        data = orjson.loads(state_path(data_dir).read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_state(data_dir: Path, **values: Any) -> None:
+    """Merge ``values`` into the state file (0600: it holds a key and the internal token)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    state = load_state(data_dir) | {k: v for k, v in values.items() if v is not None}
+    path = state_path(data_dir)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2, default=str))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from flags, then ``LEDGER_*`` variables, then the state of a local `ledger up`."""
+    settings = Settings.from_env()
+    settings.warn_unknown()
+    state = load_state(flags.get("data_dir") or settings.data_dir)
+    fallback = {k: state.get(k) for k in _STATE_FIELDS if getattr(settings, k) in (None, "")}
+    return settings.with_overrides(**fallback).with_overrides(**flags)

@@ -1,0 +1,72 @@
+"""The `ledger` command: one entry point for every daemon and every operator task.
+
+Sub-commands live one group per module and import heavy libraries (grpc, fastapi, textual)
+inside their bodies, so `ledger --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from ledger import __version__
+from ledger.cli import db, serve
+
+app = typer.Typer(
+    name="ledger",
+    help="Ledger: self-hosted logging and error tracking.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ledger {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging on stderr."),
+) -> None:
+    """Ledger: self-hosted logging and error tracking."""
+    configure_logging("debug" if verbose else None)
+
+
+def configure_logging(level: str | None) -> None:
+    """Ledger's own logs go to stderr, once per process (the TUI redirects them to a file)."""
+    from ledger.config import Settings
+    from ledger.errors import ConfigError
+
+    if level is None:
+        try:
+            level = Settings.from_env().log_level
+        except ConfigError:
+            level = "info"  # the command itself reports the bad variable
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        force=True,
+    )
+    # Library chatter that says nothing to an operator.
+    for noisy in ("httpx", "httpcore", "asyncio", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+app.command("serve")(serve.serve)
+app.add_typer(db.app, name="db")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

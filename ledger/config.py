@@ -1,0 +1,252 @@
+"""Settings: the only module that reads ``os.environ``.
+
+Every variable is ``LEDGER_<SECTION>_<FIELD>`` (or ``LEDGER_<FIELD>`` for settings shared by all
+daemons). ``VARIABLES`` is the single table of them: ``Settings.from_env`` parses it, the man page
+and ``ledger config`` render it, and a test checks that both agree.
+Precedence is flag, then environment, then default: the CLI applies flags with ``replace()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+class Secret(str):
+    """A string whose repr never shows its value (tokens, passwords, DSNs with passwords)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+
+def _int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def _bool(name: str, raw: str) -> bool:
+    # Strict on purpose: "yes", "on" or "1" are ambiguous across tools, so only two spellings.
+    if raw.lower() == "true":
+        return True
+    if raw.lower() == "false":
+        return False
+    raise ConfigError(f"{name} must be 'true' or 'false', got {raw!r}")
+
+
+_ADDR = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]*):(?P<port>\d{1,5})$")
+
+
+def _addr(name: str, raw: str) -> str:
+    match = _ADDR.match(raw)
+    if not match or not 0 <= int(match["port"]) <= 65535:
+        raise ConfigError(f"{name} must be HOST:PORT (e.g. 127.0.0.1:8000), got {raw!r}")
+    return raw if match["host"] else f"0.0.0.0{raw}"
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        scheme = raw.split("://", 1)[0] if "://" in raw else ""
+        if scheme not in schemes:
+            wanted = " or ".join(f"{s}://" for s in schemes)
+            raise ConfigError(f"{name} must start with {wanted}, got {_mask_url(raw)!r}")
+        return Secret(raw)
+
+    return parse
+
+
+def _mask_url(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def _choice(*choices: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        if raw.lower() not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return raw.lower()
+
+    return parse
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _secret(name: str, raw: str) -> str:
+    return Secret(raw)
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One ``LEDGER_*`` environment variable."""
+
+    env: str
+    attr: str
+    default: Any
+    parse: Callable[[str, str], Any]
+    doc: str
+
+
+_PG = _url(("postgresql", "postgres"))
+_REDIS = _url(("redis", "rediss", "unix"))
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("LEDGER_AUTH_DATABASE_URL", "auth_database_url", None, _PG,
+             "PostgreSQL DSN of the auth database. Unset: `ledger up` starts an embedded one."),
+    Variable("LEDGER_LOGS_DATABASE_URL", "logs_database_url", None, _PG,
+             "PostgreSQL DSN of the logs database. Unset: `ledger up` starts an embedded one."),
+    Variable("LEDGER_REDIS_URL", "redis_url", None, _REDIS,
+             "Redis URL (queue, notifications, caches). Unset: `ledger up` embeds one."),
+    Variable("LEDGER_INTERNAL_TOKEN", "internal_token", None, _secret,
+             "Shared token that every gRPC call between daemons carries."),
+    Variable("LEDGER_JWT_SECRET", "jwt_secret", None, _secret,
+             "HMAC secret that signs account access tokens."),
+    Variable("LEDGER_DATA_DIR", "data_dir", Path(".ledger"), lambda n, r: Path(r),
+             "Where `ledger up` keeps the embedded databases, its state and daemon logs."),
+    Variable("LEDGER_LOG_LEVEL", "log_level", "info",
+             _choice("debug", "info", "warning", "error", "critical"),
+             "Level of Ledger's own logs on stderr."),
+    Variable("LEDGER_URL", "url", None, _url(("http", "https")),
+             "Gateway URL used by client commands (`ledger tail`, `ledger logs`)."),
+    Variable("LEDGER_API_KEY", "api_key", None, _secret,
+             "API key used by client commands; defaults to the one `ledger up` saved."),
+    Variable("LEDGER_GATEWAY_LISTEN", "gateway_listen", "127.0.0.1:8000", _addr,
+             "Address the gateway's HTTP server binds."),
+    Variable("LEDGER_GATEWAY_MAX_BODY_BYTES", "gateway_max_body_bytes", 10 * 1024 * 1024,
+             lambda n, r: _int(n, r, 1024),
+             "Largest request body accepted, measured after gzip decompression."),
+    Variable("LEDGER_GATEWAY_KEY_CACHE_SECONDS", "gateway_key_cache_seconds", 30.0, _float,
+             "How long a gateway keeps a validated API key in memory."),
+    Variable("LEDGER_AUTH_LISTEN", "auth_listen", "127.0.0.1:50051", _addr,
+             "Address the auth daemon's gRPC server binds."),
+    Variable("LEDGER_AUTH_ADDR", "auth_addr", "127.0.0.1:50051", _addr,
+             "Where other daemons reach the auth daemon."),
+    Variable("LEDGER_AUTH_RATE_LIMIT_MINUTE", "auth_rate_limit_minute", 1000, _int,
+             "Default requests per minute for a new API key."),
+    Variable("LEDGER_AUTH_RATE_LIMIT_HOUR", "auth_rate_limit_hour", 50_000, _int,
+             "Default requests per hour for a new API key."),
+    Variable("LEDGER_AUTH_DAILY_QUOTA", "auth_daily_quota", 1_000_000, _int,
+             "Default logs per day for a new project."),
+    Variable("LEDGER_AUTH_RETENTION_DAYS", "auth_retention_days", 90,
+             lambda n, r: _int(n, r, 1), "Default retention in days for a new project."),
+    Variable("LEDGER_INGEST_LISTEN", "ingest_listen", "127.0.0.1:50052", _addr,
+             "Address the ingest daemon's gRPC server binds."),
+    Variable("LEDGER_INGEST_ADDR", "ingest_addr", "127.0.0.1:50052", _addr,
+             "Where the gateway reaches the ingest daemon."),
+    Variable("LEDGER_INGEST_WRITERS", "ingest_writers", 2, lambda n, r: _int(n, r, 0),
+             "Writer tasks per ingest daemon that move the queue into PostgreSQL."),
+    Variable("LEDGER_INGEST_QUEUE_MAX_DEPTH", "queue_max_depth", 100_000,
+             lambda n, r: _int(n, r, 1),
+             "Queued logs per project above which ingest answers 503"
+             " (alias LEDGER_QUEUE_MAX_DEPTH)."),
+    Variable("LEDGER_INGEST_MAX_ATTEMPTS", "ingest_max_attempts", 5, lambda n, r: _int(n, r, 1),
+             "Deliveries of one queue entry before a log that keeps failing is dead-lettered."),
+    Variable("LEDGER_QUERY_LISTEN", "query_listen", "127.0.0.1:50053", _addr,
+             "Address the query daemon's gRPC server binds."),
+    Variable("LEDGER_QUERY_ADDR", "query_addr", "127.0.0.1:50053", _addr,
+             "Where the gateway reaches the query daemon."),
+    Variable("LEDGER_ANALYTICS_INTERVAL_SECONDS", "analytics_interval_seconds", 60.0, _float,
+             "How often the analytics daemon runs its jobs."),
+)
+
+# Short spellings that DESIGN.md uses; the long form wins when both are set.
+ALIASES: dict[str, str] = {"LEDGER_QUEUE_MAX_DEPTH": "LEDGER_INGEST_QUEUE_MAX_DEPTH"}
+
+# Read by tooling rather than by a daemon; known so that they do not warn.
+_OTHER_KNOWN = {"LEDGER_TEST_POSTGRES_URL", "LEDGER_TEST_REDIS_URL"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings of one process. Build it with ``Settings.from_env``."""
+
+    auth_database_url: str | None = None
+    logs_database_url: str | None = None
+    redis_url: str | None = None
+    internal_token: str | None = None
+    jwt_secret: str | None = None
+    data_dir: Path = Path(".ledger")
+    log_level: str = "info"
+    url: str | None = None
+    api_key: str | None = None
+    gateway_listen: str = "127.0.0.1:8000"
+    gateway_max_body_bytes: int = 10 * 1024 * 1024
+    gateway_key_cache_seconds: float = 30.0
+    auth_listen: str = "127.0.0.1:50051"
+    auth_addr: str = "127.0.0.1:50051"
+    auth_rate_limit_minute: int = 1000
+    auth_rate_limit_hour: int = 50_000
+    auth_daily_quota: int = 1_000_000
+    auth_retention_days: int = 90
+    ingest_listen: str = "127.0.0.1:50052"
+    ingest_addr: str = "127.0.0.1:50052"
+    ingest_writers: int = 2
+    queue_max_depth: int = 100_000
+    ingest_max_attempts: int = 5
+    query_listen: str = "127.0.0.1:50053"
+    query_addr: str = "127.0.0.1:50053"
+    analytics_interval_seconds: float = 60.0
+    unknown: tuple[str, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse every ``LEDGER_*`` variable; raise ``ConfigError`` naming the first bad one."""
+        env = dict(os.environ if environ is None else environ)
+        for short, long in ALIASES.items():
+            if env.get(short) and not env.get(long):
+                env[long] = env[short]
+        values: dict[str, Any] = {}
+        for var in VARIABLES:
+            raw = env.get(var.env, "").strip()
+            if raw:  # empty means unset
+                values[var.attr] = var.parse(var.env, raw)
+        known = {v.env for v in VARIABLES} | set(ALIASES) | _OTHER_KNOWN
+        unknown = tuple(sorted(k for k in env if k.startswith("LEDGER_") and k not in known))
+        return cls(**values, unknown=unknown)
+
+    def warn_unknown(self) -> None:
+        """Log one warning per unknown ``LEDGER_*`` variable (likely a typo)."""
+        for name in self.unknown:
+            logger.warning("unknown setting %s is ignored (see `man ledger` for the list)", name)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """Apply command-line flags (``None`` means the flag was not given)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def require(self, *attrs: str) -> None:
+        """Raise ``ConfigError`` naming the first of ``attrs`` that is unset."""
+        for attr in attrs:
+            if getattr(self, attr) in (None, ""):
+                env = next(v.env for v in VARIABLES if v.attr == attr)
+                raise ConfigError(f"{env} is not set: set it, or run the stack with `ledger up`")
+
+
+def masked(url: str | None) -> str:
+    """A DSN fit for a log line or an error message: the password is replaced by ``***``."""
+    return "" if url is None else _mask_url(str(url))

@@ -1,0 +1,117 @@
+"""Monthly partitions of ``logs`` (``logs_YYYY_MM``): names, creation, listing.
+
+Writers call ``ensure_months`` for the months a batch touches; analytics keeps the current month
+and at least two ahead. Creation is idempotent and safe under concurrency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import psycopg
+from psycopg import sql
+
+AHEAD_MONTHS = 2
+
+
+def month_of(ts: datetime) -> date:
+    """The first day of the month holding ``ts`` (in UTC)."""
+    ts = ts.astimezone(UTC)
+    return date(ts.year, ts.month, 1)
+
+
+def add_months(month: date, n: int) -> date:
+    index = month.year * 12 + month.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def partition_name(month: date) -> str:
+    return f"logs_{month.year:04d}_{month.month:02d}"
+
+
+def _create_statement(month: date) -> sql.Composed:
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} PARTITION OF logs FOR VALUES FROM ({}) TO ({})"
+    ).format(
+        sql.Identifier(partition_name(month)),
+        sql.Literal(f"{month.isoformat()} 00:00:00+00"),
+        sql.Literal(f"{add_months(month, 1).isoformat()} 00:00:00+00"),
+    )
+
+
+def _ensure_sql(months: Iterable[date]) -> list[sql.Composed]:
+    return [_create_statement(m) for m in sorted(set(months))]
+
+
+# Partition DDL takes an ACCESS EXCLUSIVE lock on `logs`; serialise creators so that two writers
+# racing for the same new month do not fail with "relation already exists".
+_LOCK_KEY = 0x1ED6E6
+
+
+def ensure_months_sync(conn: psycopg.Connection[object], months: Iterable[date]) -> list[str]:
+    """Create missing partitions for ``months`` (sync, for the CLI). Returns the names created."""
+    wanted = sorted(set(months))
+    have = set(existing_names_sync(conn))
+    missing = [m for m in wanted if partition_name(m) not in have]
+    if not missing:
+        return []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        for statement in _ensure_sql(missing):
+            conn.execute(statement)
+    return [partition_name(m) for m in missing]
+
+
+async def ensure_months(conn: psycopg.AsyncConnection[object], months: Iterable[date]) -> list[str]:
+    """Async twin of ``ensure_months_sync`` for writers and analytics."""
+    wanted = sorted(set(months))
+    cur = await conn.execute(_EXISTING)
+    have = {str(r[0]) for r in await cur.fetchall()}  # type: ignore[index]
+    missing = [m for m in wanted if partition_name(m) not in have]
+    if not missing:
+        return []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        for statement in _ensure_sql(missing):
+            await conn.execute(statement)
+    return [partition_name(m) for m in missing]
+
+
+def months_ahead(now: datetime, ahead: int = AHEAD_MONTHS) -> list[date]:
+    first = month_of(now)
+    return [add_months(first, i) for i in range(ahead + 1)]
+
+
+_EXISTING = """
+SELECT c.relname FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhrelid
+JOIN pg_class p ON p.oid = i.inhparent
+WHERE p.relname = 'logs' ORDER BY c.relname
+"""
+
+
+def existing_names_sync(conn: psycopg.Connection[object]) -> list[str]:
+    return [str(r[0]) for r in conn.execute(_EXISTING).fetchall()]  # type: ignore[index]
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    name: str
+    rows: int
+    bytes: int
+
+
+def describe_sync(conn: psycopg.Connection[object]) -> list[PartitionInfo]:
+    """Every partition with its estimated rows and its size on disk."""
+    rows = conn.execute(
+        """
+        SELECT c.relname, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+        FROM pg_inherits i
+        JOIN pg_class c ON c.oid = i.inhrelid
+        JOIN pg_class p ON p.oid = i.inhparent
+        WHERE p.relname = 'logs' ORDER BY c.relname
+        """
+    ).fetchall()
+    return [PartitionInfo(str(r[0]), int(r[1]), int(r[2])) for r in rows]  # type: ignore[index]

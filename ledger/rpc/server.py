@@ -1,0 +1,67 @@
+"""A gRPC aio server with the internal-token interceptor and the health service installed."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import grpc
+
+from ledger import __version__
+from ledger.errors import ConfigError
+from ledger.proto import health_pb2, health_pb2_grpc
+from ledger.rpc.interceptors import InternalTokenInterceptor
+
+HealthCheck = Callable[[], Awaitable[dict[str, str]]]
+
+
+class HealthServicer(health_pb2_grpc.HealthServiceServicer):
+    """Answers GetHealth with the daemon's dependency checks."""
+
+    def __init__(self, daemon: str, checks: HealthCheck) -> None:
+        self._daemon = daemon
+        self._checks = checks
+
+    async def GetHealth(
+        self,
+        request: health_pb2.GetHealthRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> health_pb2.GetHealthResponse:
+        checks = await self._checks()
+        return health_pb2.GetHealthResponse(
+            daemon=self._daemon, version=__version__, checks=checks,
+            healthy=all(v == "ok" for v in checks.values()),
+        )
+
+
+def create_server(daemon: str, token: str | None, checks: HealthCheck) -> grpc.aio.Server:
+    """The server, not yet bound. ``token`` is required: no daemon runs without it."""
+    if not token:
+        raise ConfigError("LEDGER_INTERNAL_TOKEN is not set: every daemon needs the same token"
+                          " (`ledger up` generates one)")
+    server = grpc.aio.server(
+        interceptors=[InternalTokenInterceptor(token)],
+        options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    health_pb2_grpc.add_HealthServiceServicer_to_server(HealthServicer(daemon, checks), server)
+    return server
+
+
+def bind(server: grpc.aio.Server, listen: str, daemon: str) -> int:
+    """Bind ``listen`` (HOST:PORT, port 0 for any); return the port, or a clear error."""
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError as exc:
+        port = 0
+        cause: Exception | None = exc
+    else:
+        cause = None
+    if port == 0 and not listen.endswith(":0"):
+        raise ConfigError(
+            f"cannot listen on {listen} for {daemon}: the port is in use or the address is wrong"
+            f" (set LEDGER_{daemon.upper()}_LISTEN to another HOST:PORT)"
+        ) from cause
+    return int(port)

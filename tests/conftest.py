@@ -1,0 +1,155 @@
+"""Shared fixtures: real PostgreSQL and Redis, a fresh database and Redis db for every test.
+
+``LEDGER_TEST_POSTGRES_URL`` / ``LEDGER_TEST_REDIS_URL`` name running servers; when unset, the
+session starts the embedded ones (the same code ``ledger up`` uses). Migrations run once into a
+template database per session; each test gets ``CREATE DATABASE ... TEMPLATE`` (milliseconds).
+Names carry the pytest process id so that two test runs on one server do not collide.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+import redis.asyncio as aioredis
+from psycopg import sql
+
+from ledger.config import Settings
+from ledger.db import migrate
+from ledger.embedded import EmbeddedPostgres, EmbeddedRedis
+
+RUN = f"t{os.getpid()}"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="ledger-tests-") as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_root: Path) -> Iterator[str]:
+    """URL of a PostgreSQL server (any database on it) the tests may create databases in."""
+    url = os.environ.get("LEDGER_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedPostgres(tmp_root / "pg")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_root: Path) -> Iterator[str]:
+    url = os.environ.get("LEDGER_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_root / "redis")
+    yield server.start()
+    server.stop()
+
+
+_DROP = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
+def db_url(server_url: str, name: str) -> str:
+    return psycopg.conninfo.make_conninfo(server_url, dbname=name)
+
+
+def _admin(server_url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(db_url(server_url, "postgres"), autocommit=True)
+
+
+def create_database(server_url: str, name: str, template: str | None = None) -> str:
+    with _admin(server_url) as conn:
+        conn.execute(_DROP.format(sql.Identifier(name)))
+        if template:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)))
+        else:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return db_url(server_url, name)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    with _admin(server_url) as conn:
+        conn.execute(_DROP.format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def templates(pg_server_url: str) -> Iterator[dict[str, str]]:
+    """Migrated template databases, one per Ledger database, made once per session."""
+    names = {db: f"ledger_{RUN}_tpl_{db}" for db in migrate.DATABASES}
+    for database, name in names.items():
+        url = create_database(pg_server_url, name)
+        with psycopg.connect(url) as conn:
+            migrate.migrate(conn, database)
+    yield names
+    for name in names.values():
+        drop_database(pg_server_url, name)
+
+
+def _fresh(pg_server_url: str, template: str, database: str) -> Iterator[str]:
+    name = f"ledger_{RUN}_{next(_counter)}_{database}"
+    yield create_database(pg_server_url, name, template)
+    drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def auth_db_url(pg_server_url: str, templates: dict[str, str]) -> Iterator[str]:
+    """A migrated auth database of this test's own."""
+    yield from _fresh(pg_server_url, templates["auth"], "auth")
+
+
+@pytest.fixture
+def logs_db_url(pg_server_url: str, templates: dict[str, str]) -> Iterator[str]:
+    """A migrated logs database of this test's own."""
+    yield from _fresh(pg_server_url, templates["logs"], "logs")
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> Iterator[str]:
+    """An empty Redis logical database for this test (flushed before and after)."""
+    base = redis_server_url
+    if base.count("/") >= 3:  # drop a /<db> suffix
+        base = base.rsplit("/", 1)[0]
+    # db 0 is left to humans; tests rotate over 1..15 and flush before use.
+    url = f"{base}/{1 + os.getpid() % 15}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+async def aredis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(auth_db_url: str, logs_db_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    """Settings for daemons under test: fresh databases, own Redis db, ports chosen by the OS."""
+    return Settings(
+        auth_database_url=auth_db_url,
+        logs_database_url=logs_db_url,
+        redis_url=redis_url,
+        internal_token=secrets.token_urlsafe(16),
+        jwt_secret=secrets.token_urlsafe(32),
+        data_dir=tmp_path / "data",
+        gateway_listen="127.0.0.1:0",
+        auth_listen="127.0.0.1:0",
+        ingest_listen="127.0.0.1:0",
+        query_listen="127.0.0.1:0",
+    )

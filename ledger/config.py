@@ -239,6 +239,23 @@ class Settings:
         """Apply command-line flags (``None`` means the flag was not given)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def to_env(self) -> dict[str, str]:
+        """The ``LEDGER_*`` variables that reproduce these settings in a child process."""
+        env: dict[str, str] = {}
+        for var in VARIABLES:
+            value = getattr(self, var.attr)
+            if value is not None:
+                env[var.env] = str(value)
+        return env
+
+    def child_environ(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """This process's environment without its ``LEDGER_*`` variables, plus ``to_env()``.
+
+        Inherited ``LEDGER_*`` are dropped so that a child sees exactly these settings.
+        """
+        base = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+        return base | self.to_env() | dict(extra or {})
+
     def require(self, *attrs: str) -> None:
         """Raise ``ConfigError`` naming the first of ``attrs`` that is unset."""
         for attr in attrs:

@@ -23,6 +23,7 @@ from psycopg import sql
 
 from ledger.config import Settings
 from ledger.db import migrate
+from ledger.db.pool import with_database
 from ledger.embedded import EmbeddedPostgres, EmbeddedRedis
 
 RUN = f"t{os.getpid()}"
@@ -62,7 +63,7 @@ _DROP = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
 
 def db_url(server_url: str, name: str) -> str:
-    return psycopg.conninfo.make_conninfo(server_url, dbname=name)
+    return with_database(server_url, name)
 
 
 def _admin(server_url: str) -> psycopg.Connection[tuple[object, ...]]:

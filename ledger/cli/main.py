@@ -11,7 +11,7 @@ import logging
 import typer
 
 from ledger import __version__
-from ledger.cli import db, serve
+from ledger.cli import db, serve, up
 
 app = typer.Typer(
     name="ledger",
@@ -61,6 +61,7 @@ def configure_logging(level: str | None) -> None:
 
 
 app.command("serve")(serve.serve)
+app.command("up")(up.up)
 app.add_typer(db.app, name="db")
 
 

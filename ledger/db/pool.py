@@ -51,3 +51,11 @@ def connect(url: str, *, dict_rows: bool = False) -> psycopg.Connection[object]:
             f"cannot connect to PostgreSQL at {masked(url)}: {reason}"
             " (is it running? is the URL right?)"
         ) from exc
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` (a postgresql:// URL) pointing at another database on the same server."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))

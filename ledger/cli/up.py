@@ -1,0 +1,223 @@
+"""`ledger up`: the whole stack on this machine with one command."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import signal
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import typer
+
+from ledger.cli.context import load_state, save_state
+from ledger.cli.output import console, err_console, handle_errors
+from ledger.config import Settings
+from ledger.errors import ConfigError
+
+AUTH_DB = "ledger_auth"
+LOGS_DB = "ledger_logs"
+
+
+def up(
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Where embedded databases, state and logs live [LEDGER_DATA_DIR]."
+    ),
+    listen: str | None = typer.Option(
+        None, "--listen", help="Gateway address HOST:PORT [LEDGER_GATEWAY_LISTEN]."
+    ),
+) -> None:
+    """Run the whole stack locally: databases, migrations, every daemon, a default API key.
+
+    Uses LEDGER_AUTH_DATABASE_URL, LEDGER_LOGS_DATABASE_URL and LEDGER_REDIS_URL when set;
+    otherwise starts an embedded PostgreSQL and Redis under the data dir. Data survives a
+    restart. Press Ctrl-C to stop everything.
+    """
+    with handle_errors():
+        settings = Settings.from_env()
+        settings.warn_unknown()
+        settings = settings.with_overrides(data_dir=data_dir, gateway_listen=listen)
+        data = settings.data_dir.resolve()
+        data.mkdir(parents=True, exist_ok=True)
+        lock = _lock(data)
+        try:
+            _run(settings.with_overrides(data_dir=data))
+        finally:
+            lock.close()
+
+
+def _lock(data: Path) -> IO[str]:
+    handle = (data / "up.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        handle.close()
+        raise ConfigError(f"`ledger up` is already running on {data} (pid {pid}): use that one,"
+                          " or stop it first, or pass another --data-dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise _Stop
+
+
+def _run(settings: Settings) -> None:
+    from ledger.cli.db import migrate_all
+    from ledger.daemons.supervisor import Supervisor, built_daemons, port_free
+    from ledger.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+
+    started = time.monotonic()
+    data = settings.data_dir
+    state = load_state(data)
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+    supervisor: Supervisor | None = None
+    # SIGTERM (e.g. from a service manager) stops as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        if not (settings.auth_database_url and settings.logs_database_url):
+            console.print("[dim]starting embedded PostgreSQL…[/dim]")
+            postgres = EmbeddedPostgres(data / "postgres")
+            postgres.start()
+            settings = settings.with_overrides(
+                auth_database_url=settings.auth_database_url or postgres.url(AUTH_DB),
+                logs_database_url=settings.logs_database_url or postgres.url(LOGS_DB),
+            )
+        if not settings.redis_url:
+            console.print("[dim]starting embedded Redis…[/dim]")
+            port = int(state.get("redis_port") or 0)
+            redis = EmbeddedRedis(data / "redis", port if port and _free(port) else 0)
+            settings = settings.with_overrides(redis_url=redis.start())
+        settings = settings.with_overrides(
+            internal_token=settings.internal_token or state.get("internal_token")
+            or secrets.token_urlsafe(32),
+            jwt_secret=settings.jwt_secret or state.get("jwt_secret") or secrets.token_urlsafe(48),
+        )
+        settings = _pick_grpc_ports(settings, port_free, free_port)
+        if not port_free(settings.gateway_listen):
+            raise ConfigError(f"port {settings.gateway_listen} is in use: stop what uses it, or"
+                              " run `ledger up --listen 127.0.0.1:8080`")
+        console.print("[dim]applying migrations…[/dim]")
+        migrate_all(settings)
+        gateway_url = _gateway_url(settings.gateway_listen)
+        save_state(
+            data,
+            auth_database_url=str(settings.auth_database_url),
+            logs_database_url=str(settings.logs_database_url),
+            redis_url=str(settings.redis_url), redis_port=redis.port if redis else None,
+            internal_token=str(settings.internal_token), jwt_secret=str(settings.jwt_secret),
+            url=gateway_url, pid=os.getpid(),
+        )
+        names = built_daemons()
+        supervisor = Supervisor(settings, names, data, report=_report)
+        console.print(f"[dim]starting {', '.join(names)}…[/dim]")
+        supervisor.start_all()
+        account, project, new_key, password = _bootstrap(settings)
+        if new_key:
+            save_state(data, api_key=new_key)
+        key = new_key or load_state(data).get("api_key")
+        _banner(settings, gateway_url, names, project, key, bool(new_key), account, password,
+                time.monotonic() - started)
+        while True:
+            supervisor.watch_once()
+            time.sleep(0.5)
+    except (KeyboardInterrupt, _Stop):
+        err_console.print("\n[dim]stopping…[/dim]")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop
+        if supervisor is not None:
+            supervisor.stop_all()
+        if redis is not None:
+            redis.stop()
+        if postgres is not None:
+            postgres.stop()
+        state = load_state(data)
+        state.pop("pid", None)
+        save_state(data, **state)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    err_console.print("[green]stopped[/green]; data kept in " + str(data))
+
+
+def _free(port: int) -> bool:
+    from ledger.daemons.supervisor import port_free
+
+    return port_free(f"127.0.0.1:{port}")
+
+
+def _pick_grpc_ports(settings: Settings, port_free: Any, free_port: Any) -> Settings:
+    """Internal gRPC ports: the configured ones, or free ones when those are taken.
+
+    Only the gateway faces users; clashing on 5005x with another program on a laptop should
+    not stop `ledger up`, so internal ports move instead of failing.
+    """
+    changes: dict[str, str] = {}
+    for name in ("auth", "ingest", "query"):
+        listen = getattr(settings, f"{name}_listen")
+        if not port_free(listen):
+            port = free_port()
+            changes[f"{name}_listen"] = f"127.0.0.1:{port}"
+            changes[f"{name}_addr"] = f"127.0.0.1:{port}"
+    return settings.with_overrides(**changes)
+
+
+def _gateway_url(listen: str) -> str:
+    host, port = listen.rsplit(":", 1)
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return f"http://{host}:{port}"
+
+
+def _bootstrap(settings: Settings) -> tuple[Any, Any, str | None, str | None]:
+    """Default account, project and key on first run (see ledger.core.bootstrap)."""
+    try:
+        from ledger.core.bootstrap import ensure_default_setup
+    except ImportError:
+        return None, None, None, None
+    result: tuple[Any, ...] = tuple(ensure_default_setup(settings))
+    if len(result) == 4:
+        return result[0], result[1], result[2], result[3]
+    return result[0], result[1], result[2], None
+
+
+def _report(message: str) -> None:
+    err_console.print(f"[yellow]![/yellow] {message}", highlight=False)
+
+
+def _banner(settings: Settings, url: str, names: list[str], project: Any, key: str | None,
+            new_key: bool, account: Any, password: str | None, seconds: float) -> None:
+    console.print()
+    console.print(f"[bold green]Ledger is ready[/bold green] in {seconds:.1f}s")
+    console.print(f"  gateway   [bold]{url}[/bold]  (OpenAPI: {url}/docs)")
+    console.print(f"  daemons   {', '.join(names)}")
+    slug = getattr(project, "slug", None)
+    if slug:
+        console.print(f"  project   {slug}")
+    if key:
+        console.print(f"  API key   [bold]{key}[/bold]")
+        if new_key:
+            console.print("            [yellow]shown once; also saved in "
+                          f"{settings.data_dir / 'state.json'} for `ledger tail`[/yellow]")
+    if password and account is not None:
+        console.print(f"  account   {getattr(account, 'email', '')} / password [bold]{password}"
+                      "[/bold] (shown once)")
+    console.print(f"  data      {settings.data_dir}   logs: {settings.data_dir / 'logs'}")
+    console.print()
+    if key:
+        console.print("  Try it:")
+        console.print(f"    curl -s -X POST {url}/api/v1/ingest/single -H 'X-API-Key: {key}' \\")
+        console.print("      -H 'Content-Type: application/json' \\")
+        console.print("      -d '{\"timestamp\": \"'$(date -u +%FT%TZ)'\", \"level\": \"error\","
+                      " \"message\": \"hello\"}'")
+        console.print("    ledger tail --errors")
+    console.print("\n[dim]Press Ctrl-C to stop.[/dim]")

@@ -1,0 +1,35 @@
+"""Documentation checked against the code: the man page, the README's promises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ledger.cli.manpage import render
+from ledger.config import VARIABLES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_man_page_is_generated_from_the_current_cli() -> None:
+    committed = (ROOT / "man" / "ledger.1").read_text()
+    assert committed == render(), "man/ledger.1 is stale: python -m ledger.cli.manpage > man/ledger.1"
+
+
+def test_every_variable_is_documented_in_the_man_page() -> None:
+    page = (ROOT / "man" / "ledger.1").read_text()
+    for var in VARIABLES:
+        assert f"\\fB{var.env}\\fR" in page, var.env
+
+
+def test_readme_keeps_the_two_setup_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "make up" in readme
+    assert "make test" in readme
+
+
+def test_readme_architecture_names_every_package() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Architecture", 1)[1]
+    for package in sorted(p.name for p in (ROOT / "ledger").iterdir()
+                          if p.is_dir() and (p / "__init__.py").exists()):
+        assert f"{package}/" in section, f"README architecture does not mention ledger/{package}/"

@@ -1,0 +1,156 @@
+"""`ledger up` as a new user runs it: embedded databases, ready banner, a working key, Ctrl-C,
+a second start on the same data, a daemon that dies and comes back."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from ledger.embedded import free_port
+
+pytestmark = pytest.mark.e2e
+
+KEY = re.compile(r"API key\s+(ledger_\S+)")
+
+
+class UpProcess:
+    def __init__(self, workdir: Path, port: int) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+        self.output = ""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ledger", "up", "--data-dir", str(workdir / ".ledger"),
+             "--listen", f"127.0.0.1:{port}"],
+            cwd=workdir, env=env | {"COLUMNS": "200"}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+
+    def read_until(self, pattern: str, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while pattern not in self.output:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                raise AssertionError(f"no {pattern!r} in `ledger up` output:\n{self.output}")
+            ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+            if ready:
+                chunk = os.read(fd, 65536).decode(errors="replace")
+                self.output += chunk
+        return self.output
+
+    def interrupt(self, timeout: float = 60.0) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            code = self.proc.wait(timeout)
+        finally:
+            assert self.proc.stdout is not None
+            self.output += self.proc.stdout.read().decode(errors="replace")
+        return code
+
+
+def _state(workdir: Path) -> dict[str, str]:
+    data = json.loads((workdir / ".ledger" / "state.json").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _ingest(url: str, key: str, message: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/api/v1/ingest/single", headers={"X-API-Key": key}, timeout=10,
+        json={"timestamp": datetime.now(UTC).isoformat(), "level": "error", "message": message},
+    )
+
+
+def _count(logs_url: str, message: str, timeout: float = 15.0) -> int:
+    deadline = time.monotonic() + timeout
+    count = 0
+    while time.monotonic() < deadline:
+        with psycopg.connect(logs_url) as conn:
+            cur = conn.execute("SELECT count(*) FROM logs WHERE message = %s", (message,))
+            row = cur.fetchone()
+        count = int(row[0]) if row else 0
+        if count:
+            return count
+        time.sleep(0.2)
+    return count
+
+
+def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    first = UpProcess(tmp_path, port)
+    try:
+        banner = first.read_until("Press Ctrl-C to stop", timeout=120)
+        assert "Ledger is ready" in banner
+        assert url in banner
+        match = KEY.search(banner)
+        assert match, banner
+        key = match.group(1)
+        assert _state(tmp_path)["api_key"] == key
+
+        assert _ingest(url, key, "first run").status_code == 202
+        assert _count(_state(tmp_path)["logs_database_url"], "first run") == 1
+
+        # Other commands from the same folder find the running stack with no flags.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+        listed = subprocess.run([sys.executable, "-m", "ledger", "keys", "list", "--project",
+                                 "default", "--json"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert key.split("_")[1] in listed.stdout
+
+        # A daemon that dies is restarted and the restart is reported.
+        pids = subprocess.run(["pgrep", "-f", "ledger serve ingest"], capture_output=True,
+                              text=True).stdout.split()
+        mine = [p for p in pids if Path(f"/proc/{p}/cwd").resolve() == tmp_path.resolve()]
+        assert mine, pids
+        os.kill(int(mine[0]), signal.SIGKILL)
+        first.read_until("ingest restarted", timeout=30)
+        deadline = time.monotonic() + 30
+        while _ingest(url, key, "after restart").status_code != 202:
+            assert time.monotonic() < deadline, first.output
+            time.sleep(0.3)
+        assert _count(_state(tmp_path)["logs_database_url"], "after restart") >= 1
+    finally:
+        code = first.interrupt()
+    assert code == 0, first.output
+    assert "stopped" in first.output
+
+    # A second `ledger up` on the same data dir reuses it: same key, data kept, no new key.
+    second = UpProcess(tmp_path, port)
+    try:
+        banner = second.read_until("Press Ctrl-C to stop", timeout=120)
+        assert key in banner
+        assert "shown once" not in banner  # no new key, no new password on a second start
+        assert _count(_state(tmp_path)["logs_database_url"], "first run") == 1
+        assert _ingest(url, key, "second run").status_code == 202
+    finally:
+        assert second.interrupt() == 0, second.output
+
+
+def test_up_refuses_a_gateway_port_in_use(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        up = UpProcess(tmp_path, port)
+        code = up.proc.wait(120)
+        assert up.proc.stdout is not None
+        out = up.proc.stdout.read().decode()
+    assert code != 0
+    assert f"port 127.0.0.1:{port} is in use" in out
+    assert "Traceback" not in out

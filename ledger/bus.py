@@ -93,6 +93,14 @@ def auth_failures(client: str) -> str:
 KEY_REVOKED_CHANNEL = "ledger:api-keys:revoked"
 
 
+# -- background jobs ----------------------------------------------------------------------------
+
+
+def job_lock(job: str) -> str:
+    """Held (SET NX EX) by the one analytics copy that runs ``job`` this time."""
+    return f"ledger:analytics:lock:{job}"
+
+
 # -- client -------------------------------------------------------------------------------------
 
 
@@ -105,3 +113,11 @@ def client(url: str, *, decode: bool = False) -> aioredis.Redis:
         socket_connect_timeout=5,
         retry_on_timeout=True,
     )
+
+
+# -- query (appended by the query work) ---------------------------------------------------------
+
+
+def query_total(project_id: str, digest: str) -> str:
+    """Capped count of a project's logs matching one filter, reused by later pages of a walk."""
+    return f"ledger:{{p:{project_id}}}:total:{digest}"

@@ -7,11 +7,13 @@ inside their bodies, so `ledger --help` stays fast.
 from __future__ import annotations
 
 import logging
+import sys
+from typing import Any
 
 import typer
 
 from ledger import __version__
-from ledger.cli import db, serve, up
+from ledger.cli import accounts, db, keys, partitions, projects, serve, up
 
 app = typer.Typer(
     name="ledger",
@@ -49,20 +51,38 @@ def configure_logging(level: str | None) -> None:
             level = Settings.from_env().log_level
         except ConfigError:
             level = "info"  # the command itself reports the bad variable
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        force=True,
-    )
+    handler = _CurrentStderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                                           datefmt="%H:%M:%S"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     # Library chatter that says nothing to an operator.
-    for noisy in ("httpx", "httpcore", "asyncio", "uvicorn.access"):
+    for noisy in ("httpx", "httpcore", "asyncio", "uvicorn.access", "pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the record, not at set-up.
+
+    Test runners and the TUI swap ``sys.stderr``; a handler holding the old one would write
+    to a closed file.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 app.command("serve")(serve.serve)
 app.command("up")(up.up)
 app.add_typer(db.app, name="db")
+app.add_typer(accounts.app, name="accounts")
+app.add_typer(projects.app, name="projects")
+app.add_typer(keys.app, name="keys")
+app.add_typer(partitions.app, name="partitions")
 
 
 def main() -> None:

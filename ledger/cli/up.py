@@ -180,14 +180,12 @@ def _gateway_url(listen: str) -> str:
 
 def _bootstrap(settings: Settings) -> tuple[Any, Any, str | None, str | None]:
     """Default account, project and key on first run (see ledger.core.bootstrap)."""
-    try:
-        from ledger.core.bootstrap import ensure_default_setup
-    except ImportError:
-        return None, None, None, None
-    result: tuple[Any, ...] = tuple(ensure_default_setup(settings))
-    if len(result) == 4:
-        return result[0], result[1], result[2], result[3]
-    return result[0], result[1], result[2], None
+    import asyncio
+
+    from ledger.core.bootstrap import ensure_default_setup
+
+    setup = asyncio.run(ensure_default_setup(settings))
+    return setup.account, setup.project, setup.full_key, setup.password
 
 
 def _report(message: str) -> None:

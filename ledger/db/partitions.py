@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -67,8 +67,7 @@ def ensure_months_sync(conn: psycopg.Connection[object], months: Iterable[date])
 async def ensure_months(conn: psycopg.AsyncConnection[object], months: Iterable[date]) -> list[str]:
     """Async twin of ``ensure_months_sync`` for writers and analytics."""
     wanted = sorted(set(months))
-    cur = await conn.execute(_EXISTING)
-    have = {str(r[0]) for r in await cur.fetchall()}  # type: ignore[index]
+    have = set(await existing_names(conn))
     missing = [m for m in wanted if partition_name(m) not in have]
     if not missing:
         return []
@@ -115,3 +114,45 @@ def describe_sync(conn: psycopg.Connection[object]) -> list[PartitionInfo]:
         """
     ).fetchall()
     return [PartitionInfo(str(r[0]), int(r[1]), int(r[2])) for r in rows]  # type: ignore[index]
+
+
+def month_from_name(name: str) -> date | None:
+    """``logs_2026_11`` -> 2026-11-01; None for names that are not monthly partitions."""
+    parts = name.split("_")
+    if len(parts) != 3 or parts[0] != "logs" or not (parts[1].isdigit() and parts[2].isdigit()):
+        return None
+    year, month = int(parts[1]), int(parts[2])
+    return date(year, month, 1) if 1 <= month <= 12 else None
+
+
+def expired(names: Iterable[str], now: datetime, retention_days: int) -> list[str]:
+    """Partitions whose every row is older than ``retention_days``: their month ended before
+    the cut-off, so dropping them removes nothing a project may still keep."""
+    cutoff = (now.astimezone(UTC) - timedelta(days=retention_days)).date()
+    out = []
+    for name in names:
+        month = month_from_name(name)
+        if month is not None and add_months(month, 1) <= cutoff:
+            out.append(name)
+    return sorted(out)
+
+
+async def existing_names(conn: psycopg.AsyncConnection[object]) -> list[str]:
+    cur = await conn.execute(_EXISTING)
+    return [str(r[0]) for r in await cur.fetchall()]  # type: ignore[index]
+
+
+async def drop(conn: psycopg.AsyncConnection[object], names: Iterable[str]) -> None:
+    """Async twin of ``drop_sync``."""
+    for name in names:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def drop_sync(conn: psycopg.Connection[object], names: Iterable[str]) -> None:
+    """Detach and drop whole partitions: instant, no DELETE, no table bloat."""
+    for name in names:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))

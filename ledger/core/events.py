@@ -1,0 +1,696 @@
+"""Log records: the one place they are validated and enriched (DESIGN §2.6, §2.7, §3, §10).
+
+The gateway parses a body with ``parse_json_body`` and checks it with ``validate_log`` /
+``validate_batch``; ``ingest`` adds the stored fields with ``enrich``; the writers turn records into
+``COPY`` rows with ``to_row``. Nothing else decides what a valid log is, so a log the gateway
+accepts is a log the database stores (the reference design validated twice, with different rules).
+
+Rules, beyond DESIGN §3:
+
+- ``timestamp`` is an ISO-8601 string (``Z``, offsets, up to nanosecond fractions; naive means
+  UTC) or a number of seconds since the epoch; numbers of magnitude ≥ 1e11 are milliseconds
+  (1e11 s is the year 5138, 1e11 ms is 1973). It is stored in UTC.
+- ``level``, ``log_type`` and ``importance`` are matched case-insensitively and stored lowercase.
+- An ``exception`` log needs a non-empty ``error_type`` and an ``error_message``, which may be
+  empty (``raise KeyError()`` has no message).
+- ``trace_id`` / ``span_id`` that are empty or all zeros mean "no trace" (OpenTelemetry sends
+  them that way) and are stored as null; otherwise they are stored lowercase.
+- ``log_id`` is stored in canonical form (lowercase, hyphenated).
+- NUL characters are removed and lone surrogates replaced by U+FFFD in every string, attribute
+  keys and values included, because PostgreSQL refuses both; lengths are checked afterwards.
+- JSON ``null`` for an optional field means "not given". Unknown fields are ignored.
+
+Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from ledger.core.fingerprints import compute_fingerprint
+from ledger.errors import InvalidInputError
+
+__all__ = [
+    "CONSTRAINTS",
+    "IMPORTANCES",
+    "LEVELS",
+    "LOG_COLUMNS",
+    "LOG_TYPES",
+    "InvalidBody",
+    "InvalidLog",
+    "ItemError",
+    "enrich",
+    "is_error_event",
+    "parse_json_body",
+    "to_row",
+    "uuid7",
+    "validate_batch",
+    "validate_log",
+]
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_TYPES = ("console", "logger", "exception", "network", "database", "endpoint", "custom")
+IMPORTANCES = ("critical", "high", "standard", "low")
+ERROR_LEVELS = frozenset(("error", "critical"))
+
+#: Column order of the ``logs`` table, as the writers' ``COPY`` sends it.
+LOG_COLUMNS: tuple[str, ...] = (
+    "project_id",
+    "id",
+    "timestamp",
+    "ingested_at",
+    "level",
+    "log_type",
+    "importance",
+    "message",
+    "error_type",
+    "error_message",
+    "stack_trace",
+    "environment",
+    "release",
+    "sdk_version",
+    "platform",
+    "platform_version",
+    "attributes",
+    "trace_id",
+    "span_id",
+    "client_fingerprint",
+    "error_fingerprint",
+    "fingerprint_version",
+)
+
+MAX_FUTURE = timedelta(minutes=5)
+MAX_BATCH_ITEMS = 1000
+MAX_ATTRIBUTES_BYTES = 100_000
+MAX_ATTRIBUTES_DEPTH = 16
+MAX_FINGERPRINT_ITEMS = 32
+MAX_FINGERPRINT_ITEM_CHARS = 255
+#: Longest accepted value of each optional text field, in characters.
+TEXT_LIMITS: Mapping[str, int] = {
+    "message": 10_000,
+    "error_type": 255,
+    "error_message": 5_000,
+    "stack_trace": 50_000,
+    "environment": 20,
+    "release": 100,
+    "sdk_version": 20,
+    "platform": 50,
+    "platform_version": 50,
+}
+#: The rules above in a form SDKs can read (served by ``GET /settings``).
+CONSTRAINTS: Mapping[str, Any] = {
+    "levels": list(LEVELS),
+    "log_types": list(LOG_TYPES),
+    "importances": list(IMPORTANCES),
+    "max_chars": dict(TEXT_LIMITS),
+    "max_attributes_bytes": MAX_ATTRIBUTES_BYTES,
+    "max_attributes_depth": MAX_ATTRIBUTES_DEPTH,
+    "max_fingerprint_items": MAX_FINGERPRINT_ITEMS,
+    "max_fingerprint_item_chars": MAX_FINGERPRINT_ITEM_CHARS,
+    "max_batch_items": MAX_BATCH_ITEMS,
+    "max_future_seconds": int(MAX_FUTURE.total_seconds()),
+}
+
+_MAX_TIMESTAMP_CHARS = 64
+_EPOCH_MILLIS_FROM = 1e11
+_LEVEL_MAP = {v: v for v in LEVELS}
+_LOG_TYPE_MAP = {v: v for v in LOG_TYPES}
+_IMPORTANCE_MAP = {v: v for v in IMPORTANCES}
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class InvalidLog(InvalidInputError):
+    """The log record is invalid."""
+
+    code = "invalid_log"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+class InvalidBody(InvalidLog):
+    """The request body is not valid JSON."""
+
+    code = "invalid_body"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("body", reason)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """Why the item at ``index`` of a batch was rejected."""
+
+    index: int
+    field: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The item error as the API reports it."""
+        return {"index": self.index, "field": self.field, "reason": self.reason}
+
+
+# --------------------------------------------------------------------------------------------
+# Body
+# --------------------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_body(raw: bytes | bytearray | memoryview | str) -> Any:
+    """Parse a request body as JSON.
+
+    Invalid UTF-8 is repaired (U+FFFD) rather than refused, and so are ``\\ud800``-style lone
+    surrogate escapes (the validators then replace them); a UTF-8 byte-order mark is skipped.
+
+    Args:
+        raw: The body, after any gzip decompression and size cap.
+
+    Returns:
+        The decoded JSON value.
+
+    Raises:
+        InvalidBody: The body is empty, malformed, or nested more than 1 024 levels deep.
+    """
+    if isinstance(raw, memoryview | bytearray):
+        raw = bytes(raw)
+    if isinstance(raw, bytes) and raw.startswith(_UTF8_BOM):
+        raw = raw[3:]
+    if not raw:
+        raise InvalidBody("the request body is empty")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", "replace")
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                error = exc
+    else:
+        text = raw
+    if "surrogate" in str(error):
+        # orjson refuses lone surrogate escapes; the standard library accepts them, and
+        # the validators replace them. Only this rare path pays for the slower parser.
+        try:
+            return json.loads(text, parse_constant=_reject_constant)
+        except RecursionError as exc:
+            raise InvalidBody("the JSON is nested too deeply") from exc
+        except ValueError as exc:
+            raise InvalidBody(f"malformed JSON: {exc}") from exc
+    if "depth" in str(error) or "recursion" in str(error):
+        raise InvalidBody("the JSON is nested too deeply") from error
+    raise InvalidBody(f"malformed JSON: {error}") from error
+
+
+# --------------------------------------------------------------------------------------------
+# Fields
+# --------------------------------------------------------------------------------------------
+
+
+def _clean_str(value: str) -> str:
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # A round trip through UTF-16 joins valid surrogate pairs and turns lone ones into
+            # U+FFFD.
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def _text(value: Any, field: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise InvalidLog(field, f"{field} must be a string")
+    text = _clean_str(value)
+    if len(text) > limit:
+        raise InvalidLog(field, f"{field} must be at most {limit} characters, got {len(text)}")
+    return text
+
+
+def _choice(value: Any, field: str, choices: dict[str, str], default: str | None) -> str:
+    if value is None:
+        if default is None:
+            raise InvalidLog(field, f"{field} is required: one of {', '.join(choices)}")
+        return default
+    if type(value) is str:
+        found = choices.get(value) or choices.get(value.lower())
+        if found is not None:
+            return found
+    raise InvalidLog(field, f"{field} must be one of {', '.join(choices)}")
+
+
+def _timestamp(value: Any, now: datetime, retention_days: int) -> datetime:
+    kind = type(value)
+    if kind is str:
+        if len(value) > _MAX_TIMESTAMP_CHARS:
+            raise InvalidLog("timestamp", "timestamp must be an ISO-8601 date and time")
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidLog(
+                "timestamp",
+                "timestamp must be an ISO-8601 date and time, e.g. 2024-05-01T12:00:00Z",
+            ) from None
+    elif kind is int or kind is float:
+        try:
+            seconds = value / 1000 if abs(value) >= _EPOCH_MILLIS_FROM else value
+            ts = datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):  # also NaN and infinities
+            raise InvalidLog("timestamp", "timestamp is out of range") from None
+    elif isinstance(value, datetime):
+        ts = value
+    elif value is None:
+        raise InvalidLog("timestamp", "timestamp is required")
+    else:
+        raise InvalidLog(
+            "timestamp", "timestamp must be an ISO-8601 string or a number of epoch seconds"
+        )
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    elif ts.tzinfo is not UTC:
+        try:
+            ts = ts.astimezone(UTC)
+        except OverflowError:
+            raise InvalidLog("timestamp", "timestamp is out of range") from None
+    if ts > now + MAX_FUTURE:
+        raise InvalidLog("timestamp", "timestamp is more than 5 minutes in the future")
+    if ts < now - timedelta(days=retention_days):
+        raise InvalidLog(
+            "timestamp", f"timestamp is older than the project's retention ({retention_days} days)"
+        )
+    return ts
+
+
+def _json_value(value: Any, depth: int) -> Any:
+    """A cleaned copy of a JSON value; ``depth`` is that of the container holding it."""
+    kind = type(value)
+    if kind is str:
+        return _clean_str(value)
+    if kind is dict:
+        if depth >= MAX_ATTRIBUTES_DEPTH:
+            raise InvalidLog(
+                "attributes", f"attributes must be nested at most {MAX_ATTRIBUTES_DEPTH} levels"
+            )
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidLog("attributes", "attributes keys must be strings")
+            out[_clean_str(key)] = _json_value(item, depth + 1)
+        return out
+    if kind is list or kind is tuple:
+        if depth >= MAX_ATTRIBUTES_DEPTH:
+            raise InvalidLog(
+                "attributes", f"attributes must be nested at most {MAX_ATTRIBUTES_DEPTH} levels"
+            )
+        return [_json_value(item, depth + 1) for item in value]
+    if value is None or kind is bool or kind is int or kind is float:
+        return value
+    raise InvalidLog("attributes", f"attributes cannot hold a {kind.__name__}")
+
+
+def _attributes(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if type(value) is not dict:
+        raise InvalidLog("attributes", "attributes must be a JSON object")
+    if not value:
+        return {}
+    cleaned: dict[str, Any] = _json_value(value, 0)
+    try:
+        size = len(orjson.dumps(cleaned))
+    except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits
+        raise InvalidLog("attributes", f"attributes are not valid JSON: {exc}") from None
+    if size > MAX_ATTRIBUTES_BYTES:
+        raise InvalidLog(
+            "attributes",
+            f"attributes must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON, got {size}",
+        )
+    return cleaned
+
+
+def _endpoint(attributes: dict[str, Any]) -> None:
+    endpoint = attributes.get("endpoint")
+    if type(endpoint) is not dict:
+        raise InvalidLog(
+            "attributes.endpoint",
+            "endpoint logs need attributes.endpoint with method, path, status_code and duration_ms",
+        )
+    for key in ("method", "path"):
+        if type(endpoint.get(key)) is not str or not endpoint[key]:
+            raise InvalidLog(f"attributes.endpoint.{key}", f"endpoint.{key} must be a string")
+    status = endpoint.get("status_code")
+    if type(status) is not int or not 100 <= status <= 599:
+        raise InvalidLog(
+            "attributes.endpoint.status_code",
+            "endpoint.status_code must be an integer from 100 to 599",
+        )
+    duration = endpoint.get("duration_ms")
+    if (
+        (type(duration) is not int and type(duration) is not float)
+        or not math.isfinite(duration)
+        or duration < 0
+    ):
+        raise InvalidLog(
+            "attributes.endpoint.duration_ms", "endpoint.duration_ms must be a number >= 0"
+        )
+
+
+def _log_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if type(value) is str and len(value) <= 45:
+        if _CANONICAL_UUID.fullmatch(value):
+            return value
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise InvalidLog("log_id", "log_id must be a UUID")
+
+
+def _hex_id(value: Any, field: str, pattern: re.Pattern[str], size: int) -> str | None:
+    if value is None or value == "":
+        return None
+    if type(value) is str and len(value) == size:
+        value = value.lower()
+        if pattern.fullmatch(value):
+            return None if value.count("0") == size else value
+    raise InvalidLog(field, f"{field} must be {size} hexadecimal characters")
+
+
+def _client_fingerprint(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if (
+        type(value) is not list
+        or not 1 <= len(value) <= MAX_FINGERPRINT_ITEMS
+        or not all(type(v) is str for v in value)
+    ):
+        raise InvalidLog(
+            "fingerprint",
+            f"fingerprint must be a list of 1 to {MAX_FINGERPRINT_ITEMS} strings",
+        )
+    cleaned = [_clean_str(v) for v in value]
+    if any(len(v) > MAX_FINGERPRINT_ITEM_CHARS for v in cleaned):
+        raise InvalidLog(
+            "fingerprint",
+            f"fingerprint elements must be at most {MAX_FINGERPRINT_ITEM_CHARS} characters",
+        )
+    return cleaned
+
+
+def _utc(now: datetime) -> datetime:
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def validate_log(obj: Any, *, now: datetime, retention_days: int) -> dict[str, Any]:
+    """Check one log record against DESIGN §3 and return its cleaned fields.
+
+    Args:
+        obj: The decoded JSON of one log.
+        now: The current time (naive means UTC).
+        retention_days: The project's retention; older timestamps are refused.
+
+    Returns:
+        The known fields only, every key present (``None`` when not given): ``timestamp``
+        (aware UTC datetime), ``level``, ``log_type``, ``importance``, the text fields,
+        ``attributes`` (a dict, ``{}`` when not given), ``trace_id``, ``span_id``,
+        ``client_fingerprint`` (from ``fingerprint``) and ``log_id`` (canonical UUID string).
+
+    Raises:
+        InvalidLog: A rule is broken; ``field`` and ``reason`` say which and why.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidLog("log", "a log must be a JSON object")
+    now = _utc(now)
+    get = obj.get
+    timestamp = _timestamp(get("timestamp"), now, retention_days)
+    level = _choice(get("level"), "level", _LEVEL_MAP, None)
+    log_type = _choice(get("log_type"), "log_type", _LOG_TYPE_MAP, "logger")
+    importance = _choice(get("importance"), "importance", _IMPORTANCE_MAP, "standard")
+    limits = TEXT_LIMITS
+    message = _text(get("message"), "message", limits["message"])
+    error_type = _text(get("error_type"), "error_type", limits["error_type"])
+    error_message = _text(get("error_message"), "error_message", limits["error_message"])
+    stack_trace = _text(get("stack_trace"), "stack_trace", limits["stack_trace"])
+    if log_type == "exception":
+        if not error_type:
+            raise InvalidLog("error_type", "exception logs need error_type")
+        if error_message is None:
+            raise InvalidLog("error_message", "exception logs need error_message")
+    attributes = _attributes(get("attributes"))
+    if log_type == "endpoint":
+        _endpoint(attributes)
+    return {
+        "timestamp": timestamp,
+        "level": level,
+        "log_type": log_type,
+        "importance": importance,
+        "message": message,
+        "error_type": error_type,
+        "error_message": error_message,
+        "stack_trace": stack_trace,
+        "environment": _text(get("environment"), "environment", limits["environment"]),
+        "release": _text(get("release"), "release", limits["release"]),
+        "sdk_version": _text(get("sdk_version"), "sdk_version", limits["sdk_version"]),
+        "platform": _text(get("platform"), "platform", limits["platform"]),
+        "platform_version": _text(
+            get("platform_version"), "platform_version", limits["platform_version"]
+        ),
+        "attributes": attributes,
+        "trace_id": _hex_id(get("trace_id"), "trace_id", _HEX32, 32),
+        "span_id": _hex_id(get("span_id"), "span_id", _HEX16, 16),
+        "client_fingerprint": _client_fingerprint(get("fingerprint")),
+        "log_id": _log_id(get("log_id")),
+    }
+
+
+def validate_batch(
+    items: Any, *, now: datetime, retention_days: int, max_items: int = MAX_BATCH_ITEMS
+) -> tuple[list[dict[str, Any]], list[ItemError]]:
+    """Validate the ``logs`` of a batch request, item by item.
+
+    Args:
+        items: The ``logs`` value of the body.
+        now: The current time (naive means UTC).
+        retention_days: The project's retention.
+        max_items: The most items a batch may hold.
+
+    Returns:
+        The cleaned valid items in their original order, and one ``ItemError`` per invalid item
+        with its index in ``items``.
+
+    Raises:
+        InvalidLog: ``items`` is not a list of 1 to ``max_items`` elements (field ``logs``).
+    """
+    if type(items) is not list:
+        raise InvalidLog("logs", f"logs must be a list of 1 to {max_items} log objects")
+    if not items:
+        raise InvalidLog("logs", "logs must hold at least one log")
+    if len(items) > max_items:
+        raise InvalidLog("logs", f"logs must hold at most {max_items} logs, got {len(items)}")
+    now = _utc(now)
+    valid: list[dict[str, Any]] = []
+    errors: list[ItemError] = []
+    for index, item in enumerate(items):
+        try:
+            valid.append(validate_log(item, now=now, retention_days=retention_days))
+        except InvalidLog as exc:
+            errors.append(ItemError(index, exc.field, exc.reason))
+    return valid, errors
+
+
+# --------------------------------------------------------------------------------------------
+# Enrichment
+# --------------------------------------------------------------------------------------------
+
+_uuid7_lock = threading.Lock()
+_uuid7_last_ms = 0
+_uuid7_counter = 0
+_COUNTER_BITS = 42  # rand_a (12 bits) + the top 30 bits of rand_b
+_COUNTER_MAX = (1 << _COUNTER_BITS) - 1
+
+
+def _uuid7_int() -> int:
+    # RFC 9562 §6.2 method 1: a 42-bit counter seeded at random each millisecond (top bit clear,
+    # so that it has room to grow) and incremented within it; the last 32 bits stay random. If
+    # the clock goes back, or the counter overflows, the last timestamp is reused or advanced,
+    # so ids from this process only ever increase.
+    global _uuid7_last_ms, _uuid7_counter
+    rand = int.from_bytes(os.urandom(10))
+    ms = time.time_ns() // 1_000_000
+    with _uuid7_lock:
+        if ms > _uuid7_last_ms:
+            _uuid7_last_ms = ms
+            _uuid7_counter = (rand >> 32) & (_COUNTER_MAX >> 1)
+        else:
+            _uuid7_counter += 1
+            if _uuid7_counter > _COUNTER_MAX:
+                _uuid7_last_ms += 1
+                _uuid7_counter = (rand >> 32) & (_COUNTER_MAX >> 1)
+            ms = _uuid7_last_ms
+        counter = _uuid7_counter
+    return (
+        (ms & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | (counter >> 30) << 64
+        | 0b10 << 62
+        | (counter & 0x3FFF_FFFF) << 32
+        | rand & 0xFFFF_FFFF
+    )
+
+
+def uuid7() -> uuid.UUID:
+    """A new UUIDv7 (RFC 9562): time-ordered, and strictly increasing within this process."""
+    return uuid.UUID(int=_uuid7_int())
+
+
+def _uuid7_str() -> str:
+    h = f"{_uuid7_int():032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def is_error_event(record: Mapping[str, Any]) -> bool:
+    """True for an ``exception`` log or an ``error``/``critical`` one: those get a fingerprint,
+    an error group and a notification."""
+    return record.get("log_type") == "exception" or record.get("level") in ERROR_LEVELS
+
+
+def enrich(clean: dict[str, Any], *, project_id: str, now: datetime) -> dict[str, Any]:
+    """Add the stored fields to a validated log.
+
+    Args:
+        clean: The output of ``validate_log``.
+        project_id: The project the log belongs to (kept as given).
+        now: The ingest time (naive means UTC).
+
+    Returns:
+        A new dict with a key for every ``LOG_COLUMNS`` entry, in that order, plus
+        ``fingerprint_components`` (the explanation of the fingerprint, for the error group).
+        ``id`` is the client's ``log_id`` or a new UUIDv7, as a canonical string;
+        ``error_fingerprint``, ``fingerprint_version`` and ``fingerprint_components`` are
+        ``None`` unless ``is_error_event``.
+    """
+    record: dict[str, Any] = {
+        "project_id": project_id,
+        "id": clean.get("log_id") or _uuid7_str(),
+        "timestamp": clean["timestamp"],
+        "ingested_at": _utc(now),
+        "level": clean["level"],
+        "log_type": clean["log_type"],
+        "importance": clean["importance"],
+        "message": clean.get("message"),
+        "error_type": clean.get("error_type"),
+        "error_message": clean.get("error_message"),
+        "stack_trace": clean.get("stack_trace"),
+        "environment": clean.get("environment"),
+        "release": clean.get("release"),
+        "sdk_version": clean.get("sdk_version"),
+        "platform": clean.get("platform"),
+        "platform_version": clean.get("platform_version"),
+        "attributes": clean.get("attributes") or {},
+        "trace_id": clean.get("trace_id"),
+        "span_id": clean.get("span_id"),
+        "client_fingerprint": clean.get("client_fingerprint"),
+        "error_fingerprint": None,
+        "fingerprint_version": None,
+        "fingerprint_components": None,
+    }
+    if is_error_event(record):
+        fingerprint = compute_fingerprint(
+            error_type=record["error_type"],
+            error_message=record["error_message"],
+            message=record["message"],
+            stack_trace=record["stack_trace"],
+            client_fingerprint=record["client_fingerprint"],
+        )
+        record["error_fingerprint"] = fingerprint.hash
+        record["fingerprint_version"] = fingerprint.version
+        record["fingerprint_components"] = fingerprint.components
+    return record
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+def _as_datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def to_row(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The values of an enriched record in ``LOG_COLUMNS`` order, ready for ``COPY``.
+
+    Accepts a record straight from ``enrich`` or one that went through JSON (the Redis stream):
+    ``id`` becomes a ``uuid.UUID`` (psycopg's binary COPY needs one for a ``uuid`` column),
+    ``timestamp`` and ``ingested_at`` aware ``datetime``s, ``attributes`` a JSON ``str``
+    (for ``jsonb``), ``client_fingerprint`` a ``list[str]`` or ``None`` (``text[]``).
+    ``project_id`` is passed through as given.
+    """
+    attributes = record.get("attributes")
+    if attributes is None:
+        attributes_json = "{}"
+    elif isinstance(attributes, str):
+        attributes_json = attributes
+    else:
+        attributes_json = orjson.dumps(attributes).decode()
+    get = record.get
+    return (
+        record["project_id"],
+        _as_uuid(record["id"]),
+        _as_datetime(record["timestamp"]),
+        _as_datetime(record["ingested_at"]),
+        record["level"],
+        record["log_type"],
+        record["importance"],
+        get("message"),
+        get("error_type"),
+        get("error_message"),
+        get("stack_trace"),
+        get("environment"),
+        get("release"),
+        get("sdk_version"),
+        get("platform"),
+        get("platform_version"),
+        attributes_json,
+        get("trace_id"),
+        get("span_id"),
+        get("client_fingerprint"),
+        get("error_fingerprint"),
+        get("fingerprint_version"),
+    )

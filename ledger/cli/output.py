@@ -49,12 +49,13 @@ def success(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/yellow] {message}")
+    err_console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one error line; return the Exit to raise (``raise fail(...)``)."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    # soft_wrap: one line however narrow the terminal (scripts and tests read it whole).
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -70,6 +70,11 @@ class AuthServiceStub:
                 request_serializer=ledger_dot_proto_dot_auth__pb2.GetProjectRequest.SerializeToString,
                 response_deserializer=ledger_dot_proto_dot_auth__pb2.GetProjectResponse.FromString,
                 _registered_method=True)
+        self.UpdateProject = channel.unary_unary(
+                '/ledger.v1.AuthService/UpdateProject',
+                request_serializer=ledger_dot_proto_dot_auth__pb2.UpdateProjectRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_auth__pb2.UpdateProjectResponse.FromString,
+                _registered_method=True)
         self.RegisterAccount = channel.unary_unary(
                 '/ledger.v1.AuthService/RegisterAccount',
                 request_serializer=ledger_dot_proto_dot_auth__pb2.RegisterAccountRequest.SerializeToString,
@@ -79,6 +84,56 @@ class AuthServiceStub:
                 '/ledger.v1.AuthService/LoginAccount',
                 request_serializer=ledger_dot_proto_dot_auth__pb2.LoginAccountRequest.SerializeToString,
                 response_deserializer=ledger_dot_proto_dot_auth__pb2.LoginAccountResponse.FromString,
+                _registered_method=True)
+        self.GetAccount = channel.unary_unary(
+                '/ledger.v1.AuthService/GetAccount',
+                request_serializer=ledger_dot_proto_dot_auth__pb2.GetAccountRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_auth__pb2.GetAccountResponse.FromString,
+                _registered_method=True)
+        self.ListAccounts = channel.unary_unary(
+                '/ledger.v1.AuthService/ListAccounts',
+                request_serializer=ledger_dot_proto_dot_auth__pb2.ListAccountsRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_auth__pb2.ListAccountsResponse.FromString,
+                _registered_method=True)
+        self.RenameAccount = channel.unary_unary(
+                '/ledger.v1.AuthService/RenameAccount',
+                request_serializer=ledger_dot_proto_dot_auth__pb2.RenameAccountRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_auth__pb2.RenameAccountResponse.FromString,
+                _registered_method=True)
+        self.ChangeAccountPassword = channel.unary_unary(
+                '/ledger.v1.AuthService/ChangeAccountPassword',
+                request_serializer=ledger_dot_proto_dot_auth__pb2.ChangeAccountPasswordRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_auth__pb2.ChangeAccountPasswordResponse.FromString,
+                _registered_method=True)
+        self.GetNotificationPreferences = channel.unary_unary(
+                '/ledger.v1.AuthService/GetNotificationPreferences',
+                request_serializer=ledger_dot_proto_dot_auth__pb2.GetNotificationPreferencesRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_auth__pb2.GetNotificationPreferencesResponse.FromString,
+                _registered_method=True)
+        self.SetNotificationPreferences = channel.unary_unary(
+                '/ledger.v1.AuthService/SetNotificationPreferences',
+                request_serializer=ledger_dot_proto_dot_auth__pb2.SetNotificationPreferencesRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_auth__pb2.SetNotificationPreferencesResponse.FromString,
+                _registered_method=True)
+        self.CreateSession = channel.unary_unary(
+                '/ledger.v1.AuthService/CreateSession',
+                request_serializer=ledger_dot_proto_dot_auth__pb2.CreateSessionRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_auth__pb2.CreateSessionResponse.FromString,
+                _registered_method=True)
+        self.RefreshSession = channel.unary_unary(
+                '/ledger.v1.AuthService/RefreshSession',
+                request_serializer=ledger_dot_proto_dot_auth__pb2.RefreshSessionRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_auth__pb2.RefreshSessionResponse.FromString,
+                _registered_method=True)
+        self.RevokeSession = channel.unary_unary(
+                '/ledger.v1.AuthService/RevokeSession',
+                request_serializer=ledger_dot_proto_dot_auth__pb2.RevokeSessionRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_auth__pb2.RevokeSessionResponse.FromString,
+                _registered_method=True)
+        self.RevokeAccountSessions = channel.unary_unary(
+                '/ledger.v1.AuthService/RevokeAccountSessions',
+                request_serializer=ledger_dot_proto_dot_auth__pb2.RevokeAccountSessionsRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_auth__pb2.RevokeAccountSessionsResponse.FromString,
                 _registered_method=True)
 
 
@@ -128,6 +183,12 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateProject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterAccount(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -135,6 +196,67 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LoginAccount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccounts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenameAccount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeAccountPassword(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNotificationPreferences(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetNotificationPreferences(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSession(self, request, context):
+        """Account sessions (refresh tokens); access JWTs are signed and verified by the gateway.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeAccountSessions(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -178,6 +300,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     request_deserializer=ledger_dot_proto_dot_auth__pb2.GetProjectRequest.FromString,
                     response_serializer=ledger_dot_proto_dot_auth__pb2.GetProjectResponse.SerializeToString,
             ),
+            'UpdateProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProject,
+                    request_deserializer=ledger_dot_proto_dot_auth__pb2.UpdateProjectRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_auth__pb2.UpdateProjectResponse.SerializeToString,
+            ),
             'RegisterAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterAccount,
                     request_deserializer=ledger_dot_proto_dot_auth__pb2.RegisterAccountRequest.FromString,
@@ -187,6 +314,56 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.LoginAccount,
                     request_deserializer=ledger_dot_proto_dot_auth__pb2.LoginAccountRequest.FromString,
                     response_serializer=ledger_dot_proto_dot_auth__pb2.LoginAccountResponse.SerializeToString,
+            ),
+            'GetAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccount,
+                    request_deserializer=ledger_dot_proto_dot_auth__pb2.GetAccountRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_auth__pb2.GetAccountResponse.SerializeToString,
+            ),
+            'ListAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccounts,
+                    request_deserializer=ledger_dot_proto_dot_auth__pb2.ListAccountsRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_auth__pb2.ListAccountsResponse.SerializeToString,
+            ),
+            'RenameAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenameAccount,
+                    request_deserializer=ledger_dot_proto_dot_auth__pb2.RenameAccountRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_auth__pb2.RenameAccountResponse.SerializeToString,
+            ),
+            'ChangeAccountPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeAccountPassword,
+                    request_deserializer=ledger_dot_proto_dot_auth__pb2.ChangeAccountPasswordRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_auth__pb2.ChangeAccountPasswordResponse.SerializeToString,
+            ),
+            'GetNotificationPreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNotificationPreferences,
+                    request_deserializer=ledger_dot_proto_dot_auth__pb2.GetNotificationPreferencesRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_auth__pb2.GetNotificationPreferencesResponse.SerializeToString,
+            ),
+            'SetNotificationPreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetNotificationPreferences,
+                    request_deserializer=ledger_dot_proto_dot_auth__pb2.SetNotificationPreferencesRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_auth__pb2.SetNotificationPreferencesResponse.SerializeToString,
+            ),
+            'CreateSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSession,
+                    request_deserializer=ledger_dot_proto_dot_auth__pb2.CreateSessionRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_auth__pb2.CreateSessionResponse.SerializeToString,
+            ),
+            'RefreshSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshSession,
+                    request_deserializer=ledger_dot_proto_dot_auth__pb2.RefreshSessionRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_auth__pb2.RefreshSessionResponse.SerializeToString,
+            ),
+            'RevokeSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSession,
+                    request_deserializer=ledger_dot_proto_dot_auth__pb2.RevokeSessionRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_auth__pb2.RevokeSessionResponse.SerializeToString,
+            ),
+            'RevokeAccountSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeAccountSessions,
+                    request_deserializer=ledger_dot_proto_dot_auth__pb2.RevokeAccountSessionsRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_auth__pb2.RevokeAccountSessionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -390,6 +567,33 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuthService/UpdateProject',
+            ledger_dot_proto_dot_auth__pb2.UpdateProjectRequest.SerializeToString,
+            ledger_dot_proto_dot_auth__pb2.UpdateProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def RegisterAccount(request,
             target,
             options=(),
@@ -433,6 +637,276 @@ class AuthService:
             '/ledger.v1.AuthService/LoginAccount',
             ledger_dot_proto_dot_auth__pb2.LoginAccountRequest.SerializeToString,
             ledger_dot_proto_dot_auth__pb2.LoginAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuthService/GetAccount',
+            ledger_dot_proto_dot_auth__pb2.GetAccountRequest.SerializeToString,
+            ledger_dot_proto_dot_auth__pb2.GetAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuthService/ListAccounts',
+            ledger_dot_proto_dot_auth__pb2.ListAccountsRequest.SerializeToString,
+            ledger_dot_proto_dot_auth__pb2.ListAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenameAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuthService/RenameAccount',
+            ledger_dot_proto_dot_auth__pb2.RenameAccountRequest.SerializeToString,
+            ledger_dot_proto_dot_auth__pb2.RenameAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeAccountPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuthService/ChangeAccountPassword',
+            ledger_dot_proto_dot_auth__pb2.ChangeAccountPasswordRequest.SerializeToString,
+            ledger_dot_proto_dot_auth__pb2.ChangeAccountPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNotificationPreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuthService/GetNotificationPreferences',
+            ledger_dot_proto_dot_auth__pb2.GetNotificationPreferencesRequest.SerializeToString,
+            ledger_dot_proto_dot_auth__pb2.GetNotificationPreferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetNotificationPreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuthService/SetNotificationPreferences',
+            ledger_dot_proto_dot_auth__pb2.SetNotificationPreferencesRequest.SerializeToString,
+            ledger_dot_proto_dot_auth__pb2.SetNotificationPreferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuthService/CreateSession',
+            ledger_dot_proto_dot_auth__pb2.CreateSessionRequest.SerializeToString,
+            ledger_dot_proto_dot_auth__pb2.CreateSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuthService/RefreshSession',
+            ledger_dot_proto_dot_auth__pb2.RefreshSessionRequest.SerializeToString,
+            ledger_dot_proto_dot_auth__pb2.RefreshSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuthService/RevokeSession',
+            ledger_dot_proto_dot_auth__pb2.RevokeSessionRequest.SerializeToString,
+            ledger_dot_proto_dot_auth__pb2.RevokeSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeAccountSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuthService/RevokeAccountSessions',
+            ledger_dot_proto_dot_auth__pb2.RevokeAccountSessionsRequest.SerializeToString,
+            ledger_dot_proto_dot_auth__pb2.RevokeAccountSessionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,8 +40,20 @@ class AuthServiceStub:
     CreateProject: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateProjectRequest, _auth_pb2.CreateProjectResponse]
     ListProjects: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListProjectsRequest, _auth_pb2.ListProjectsResponse]
     GetProject: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetProjectRequest, _auth_pb2.GetProjectResponse]
+    UpdateProject: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpdateProjectRequest, _auth_pb2.UpdateProjectResponse]
     RegisterAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RegisterAccountRequest, _auth_pb2.RegisterAccountResponse]
     LoginAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.LoginAccountRequest, _auth_pb2.LoginAccountResponse]
+    GetAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetAccountRequest, _auth_pb2.GetAccountResponse]
+    ListAccounts: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListAccountsRequest, _auth_pb2.ListAccountsResponse]
+    RenameAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RenameAccountRequest, _auth_pb2.RenameAccountResponse]
+    ChangeAccountPassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ChangeAccountPasswordRequest, _auth_pb2.ChangeAccountPasswordResponse]
+    GetNotificationPreferences: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetNotificationPreferencesRequest, _auth_pb2.GetNotificationPreferencesResponse]
+    SetNotificationPreferences: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SetNotificationPreferencesRequest, _auth_pb2.SetNotificationPreferencesResponse]
+    CreateSession: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateSessionRequest, _auth_pb2.CreateSessionResponse]
+    """Account sessions (refresh tokens); access JWTs are signed and verified by the gateway."""
+    RefreshSession: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RefreshSessionRequest, _auth_pb2.RefreshSessionResponse]
+    RevokeSession: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeSessionRequest, _auth_pb2.RevokeSessionResponse]
+    RevokeAccountSessions: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeAccountSessionsRequest, _auth_pb2.RevokeAccountSessionsResponse]
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -55,8 +67,20 @@ class AuthServiceAsyncStub(AuthServiceStub):
     CreateProject: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateProjectRequest, _auth_pb2.CreateProjectResponse]  # type: ignore[assignment]
     ListProjects: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListProjectsRequest, _auth_pb2.ListProjectsResponse]  # type: ignore[assignment]
     GetProject: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetProjectRequest, _auth_pb2.GetProjectResponse]  # type: ignore[assignment]
+    UpdateProject: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateProjectRequest, _auth_pb2.UpdateProjectResponse]  # type: ignore[assignment]
     RegisterAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.RegisterAccountRequest, _auth_pb2.RegisterAccountResponse]  # type: ignore[assignment]
     LoginAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.LoginAccountRequest, _auth_pb2.LoginAccountResponse]  # type: ignore[assignment]
+    GetAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetAccountRequest, _auth_pb2.GetAccountResponse]  # type: ignore[assignment]
+    ListAccounts: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListAccountsRequest, _auth_pb2.ListAccountsResponse]  # type: ignore[assignment]
+    RenameAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.RenameAccountRequest, _auth_pb2.RenameAccountResponse]  # type: ignore[assignment]
+    ChangeAccountPassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ChangeAccountPasswordRequest, _auth_pb2.ChangeAccountPasswordResponse]  # type: ignore[assignment]
+    GetNotificationPreferences: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetNotificationPreferencesRequest, _auth_pb2.GetNotificationPreferencesResponse]  # type: ignore[assignment]
+    SetNotificationPreferences: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetNotificationPreferencesRequest, _auth_pb2.SetNotificationPreferencesResponse]  # type: ignore[assignment]
+    CreateSession: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateSessionRequest, _auth_pb2.CreateSessionResponse]  # type: ignore[assignment]
+    """Account sessions (refresh tokens); access JWTs are signed and verified by the gateway."""
+    RefreshSession: _aio.UnaryUnaryMultiCallable[_auth_pb2.RefreshSessionRequest, _auth_pb2.RefreshSessionResponse]  # type: ignore[assignment]
+    RevokeSession: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeSessionRequest, _auth_pb2.RevokeSessionResponse]  # type: ignore[assignment]
+    RevokeAccountSessions: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeAccountSessionsRequest, _auth_pb2.RevokeAccountSessionsResponse]  # type: ignore[assignment]
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     """Accounts, projects and API keys. Timestamps are ISO-8601 strings ("" when unset)."""
@@ -111,6 +135,13 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_pb2.GetProjectResponse, _abc.Awaitable[_auth_pb2.GetProjectResponse]]: ...
 
     @_abc_1.abstractmethod
+    def UpdateProject(
+        self,
+        request: _auth_pb2.UpdateProjectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.UpdateProjectResponse, _abc.Awaitable[_auth_pb2.UpdateProjectResponse]]: ...
+
+    @_abc_1.abstractmethod
     def RegisterAccount(
         self,
         request: _auth_pb2.RegisterAccountRequest,
@@ -123,5 +154,76 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.LoginAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.LoginAccountResponse, _abc.Awaitable[_auth_pb2.LoginAccountResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetAccount(
+        self,
+        request: _auth_pb2.GetAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.GetAccountResponse, _abc.Awaitable[_auth_pb2.GetAccountResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAccounts(
+        self,
+        request: _auth_pb2.ListAccountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListAccountsResponse, _abc.Awaitable[_auth_pb2.ListAccountsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RenameAccount(
+        self,
+        request: _auth_pb2.RenameAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RenameAccountResponse, _abc.Awaitable[_auth_pb2.RenameAccountResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ChangeAccountPassword(
+        self,
+        request: _auth_pb2.ChangeAccountPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ChangeAccountPasswordResponse, _abc.Awaitable[_auth_pb2.ChangeAccountPasswordResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetNotificationPreferences(
+        self,
+        request: _auth_pb2.GetNotificationPreferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.GetNotificationPreferencesResponse, _abc.Awaitable[_auth_pb2.GetNotificationPreferencesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetNotificationPreferences(
+        self,
+        request: _auth_pb2.SetNotificationPreferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.SetNotificationPreferencesResponse, _abc.Awaitable[_auth_pb2.SetNotificationPreferencesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateSession(
+        self,
+        request: _auth_pb2.CreateSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.CreateSessionResponse, _abc.Awaitable[_auth_pb2.CreateSessionResponse]]:
+        """Account sessions (refresh tokens); access JWTs are signed and verified by the gateway."""
+
+    @_abc_1.abstractmethod
+    def RefreshSession(
+        self,
+        request: _auth_pb2.RefreshSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RefreshSessionResponse, _abc.Awaitable[_auth_pb2.RefreshSessionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeSession(
+        self,
+        request: _auth_pb2.RevokeSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RevokeSessionResponse, _abc.Awaitable[_auth_pb2.RevokeSessionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeAccountSessions(
+        self,
+        request: _auth_pb2.RevokeAccountSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RevokeAccountSessionsResponse, _abc.Awaitable[_auth_pb2.RevokeAccountSessionsResponse]]: ...
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,43 @@
+"""What `ledger accounts|projects|keys` share: one run against the auth database and Redis.
+
+These commands work on the auth database directly (no daemon needs to be running), with the
+settings of the environment or of a local `ledger up`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ledger.cli.context import load_settings
+
+if TYPE_CHECKING:
+    import psycopg
+    import redis.asyncio as aioredis
+
+    from ledger.config import Settings
+
+T = TypeVar("T")
+
+Operation = Callable[["psycopg.AsyncConnection[Any]", "aioredis.Redis"], Awaitable[T]]
+
+
+def run_auth(operation: Operation[T], settings: Settings | None = None) -> T:
+    """Run ``operation(conn, redis)`` on one auth-database connection and one Redis client."""
+    import asyncio
+
+    from ledger.core.connections import auth_connections
+
+    settings = settings or load_settings()
+
+    async def main() -> T:
+        async with auth_connections(settings) as (conn, redis):
+            return await operation(conn, redis)
+
+    return asyncio.run(main())
+
+
+def when(value: datetime | None, empty: str = "") -> str:
+    """A timestamp for a table: local time to the minute."""
+    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else empty

@@ -1,0 +1,120 @@
+"""`ledger keys create|list|revoke`: API keys of a project."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ledger.cli.authdb import run_auth, when
+from ledger.cli.output import console, handle_errors, print_json, success, warn
+
+if TYPE_CHECKING:
+    from ledger.core.api_keys import ApiKeyRow
+
+app = typer.Typer(help="API keys: create, list and revoke the keys of a project.",
+                  no_args_is_help=True)
+
+SHOWN_ONCE = "store this key now: it is not stored in clear and will not be shown again"
+
+
+def _limits(key: ApiKeyRow) -> str:
+    if key.rate_limit_minute is None and key.rate_limit_hour is None:
+        return "project's"
+    minute = "project's" if key.rate_limit_minute is None else str(key.rate_limit_minute)
+    hour = "project's" if key.rate_limit_hour is None else str(key.rate_limit_hour)
+    return f"{minute}/min, {hour}/h"
+
+
+def _as_json(key: ApiKeyRow) -> dict[str, Any]:
+    return dataclasses.asdict(key)
+
+
+@app.command("create")
+def create_command(
+    project: str = typer.Option(..., "--project", "-p", help="Project slug or id."),
+    name: str = typer.Option("", "--name", "-n", help="A label, e.g. where the key is used."),
+    scope: list[str] = typer.Option(
+        [], "--scope", "-s",
+        help="ingest or read; repeat for both (the default). Ship applications with ingest."),
+    rate_limit_minute: int | None = typer.Option(
+        None, "--rate-limit-minute", min=0, help="Own requests/minute (default: the project's)."),
+    rate_limit_hour: int | None = typer.Option(
+        None, "--rate-limit-hour", min=0, help="Own requests/hour (default: the project's)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Create an API key for a project and print it ONCE."""
+    from ledger.core import api_keys, projects
+
+    async def operation(conn: Any, redis: Any) -> tuple[ApiKeyRow, str, str]:
+        found = await projects.get_project(conn, project)
+        key, full_key = await api_keys.create_key(
+            conn, found.id, name, scope, rate_limit_minute=rate_limit_minute,
+            rate_limit_hour=rate_limit_hour)
+        return key, full_key, found.slug
+
+    with handle_errors():
+        key, full_key, slug = run_auth(operation)
+        if json_output:
+            print_json(_as_json(key) | {"full_key": full_key, "project_slug": slug,
+                                        "warning": SHOWN_ONCE})
+            return
+        success(f"created API key {key.key_id} for project {slug}"
+                f" (scopes: {', '.join(key.scopes)})")
+        console.print(full_key, highlight=False, soft_wrap=True)
+        warn(SHOWN_ONCE)
+
+
+@app.command("list")
+def list_command(
+    project: str = typer.Option(..., "--project", "-p", help="Project slug or id."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """List the API keys of a project, active and revoked (never their secrets)."""
+    from ledger.core import api_keys, projects
+
+    async def operation(conn: Any, redis: Any) -> tuple[str, list[ApiKeyRow]]:
+        found = await projects.get_project(conn, project)
+        return found.slug, await api_keys.list_keys(conn, found.id)
+
+    with handle_errors():
+        slug, keys = run_auth(operation)
+        if json_output:
+            print_json([_as_json(k) for k in keys])
+            return
+        _print_table(slug, keys)
+
+
+def _print_table(slug: str, keys: list[ApiKeyRow]) -> None:
+    from rich.table import Table
+
+    out = Table(title=f"API keys of {slug}", title_justify="left", header_style="bold")
+    out.add_column("key id", no_wrap=True)  # copied into `ledger keys revoke`: keep it whole
+    for column in ("name", "scopes", "status", "rate limits", "created", "last used"):
+        out.add_column(column)
+    for k in keys:
+        status = k.status if k.status == "active" else f"[red]{k.status}[/]"
+        out.add_row(k.key_id, k.name, ", ".join(k.scopes), status, _limits(k),
+                    when(k.created_at), when(k.last_used_at, "never"))
+    console.print(out)
+
+
+@app.command("revoke")
+def revoke_command(
+    key: str = typer.Argument(..., help="The key id (as `ledger keys list` shows) or full key."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Revoke an API key: every gateway refuses it within a second."""
+    from ledger.core import api_keys
+
+    async def operation(conn: Any, redis: Any) -> ApiKeyRow:
+        key_id = api_keys.parse_key(key)[0] if api_keys.looks_like_key(key) else key.strip()
+        return await api_keys.revoke_key(conn, redis, key_id)
+
+    with handle_errors():
+        revoked = run_auth(operation)
+        if json_output:
+            print_json(_as_json(revoked))
+            return
+        success(f"revoked API key {revoked.key_id} ({revoked.key_prefix})")

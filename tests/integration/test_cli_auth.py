@@ -1,0 +1,108 @@
+"""`ledger accounts|projects|keys` through CliRunner, against the test databases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from ledger.cli.main import app
+
+
+@pytest.fixture
+def cli(auth_db_url: str, redis_url: str, tmp_path: Path) -> CliRunner:
+    return CliRunner(env={
+        "LEDGER_AUTH_DATABASE_URL": auth_db_url,
+        "LEDGER_REDIS_URL": redis_url,
+        "LEDGER_DATA_DIR": str(tmp_path / "data"),  # no saved `ledger up` state here
+    })
+
+
+def _ok(cli: CliRunner, *args: str) -> str:
+    result = cli.invoke(app, list(args))
+    assert result.exit_code == 0, (args, result.output)
+    return result.stdout
+
+
+def _fails(cli: CliRunner, *args: str) -> tuple[int, str]:
+    result = cli.invoke(app, list(args))
+    assert result.exit_code != 0, (args, result.output)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    return result.exit_code, lines[0]
+
+
+def test_project_and_key_lifecycle(cli: CliRunner) -> None:
+    created = orjson.loads(_ok(cli, "accounts", "create", "admin@ledger.local",
+                               "--password", "s3cret-pass", "--json"))
+    assert created["email"] == "admin@ledger.local" and created["password"] is None
+    assert "admin@ledger.local" in _ok(cli, "accounts", "list")
+
+    project = orjson.loads(_ok(cli, "projects", "create", "Shop API", "--slug", "shop",
+                               "--environment", "staging", "--json"))
+    assert (project["slug"], project["environment"]) == ("shop", "staging")
+    assert project["owner_email"] == "admin@ledger.local"
+    assert "shop" in _ok(cli, "projects", "list")
+    assert "Shop API" in _ok(cli, "projects", "show", "shop")
+
+    human = _ok(cli, "keys", "create", "--project", "shop", "--name", "web")
+    assert "ledger_" in human
+    key = orjson.loads(_ok(cli, "keys", "create", "--project", project["id"],
+                           "--scope", "ingest", "--json"))
+    assert key["full_key"].startswith(f"ledger_{key['key_id']}_")
+    assert key["scopes"] == ["ingest"] and "not be shown again" in key["warning"]
+
+    listing = _ok(cli, "keys", "list", "--project", "shop")
+    assert key["key_id"] in listing and key["full_key"] not in listing
+
+    _ok(cli, "keys", "revoke", key["full_key"])  # a full key works as well as its id
+    listed = orjson.loads(_ok(cli, "keys", "list", "--project", "shop", "--json"))
+    status = {k["key_id"]: k["status"] for k in listed}
+    assert status[key["key_id"]] == "revoked" and list(status.values()).count("active") == 1
+
+    updated = orjson.loads(_ok(cli, "projects", "update", "shop", "--retention-days", "7",
+                               "--json"))
+    assert updated["retention_days"] == 7
+    shown = orjson.loads(_ok(cli, "projects", "show", "shop", "--json"))
+    assert shown["active_keys"] == 1
+
+
+def test_errors_are_one_line_with_a_nonzero_exit(cli: CliRunner) -> None:
+    code, line = _fails(cli, "projects", "create", "Shop")
+    assert "no account to own the project: pass --owner EMAIL" in line
+    _ok(cli, "accounts", "create", "ops@example.com", "--password", "password1")
+
+    code, line = _fails(cli, "projects", "create", "Shop", "--slug", "Bad Slug!",
+                        "--owner", "ops@example.com")
+    assert code == 64 and "invalid project slug 'Bad Slug!'" in line
+
+    _ok(cli, "projects", "create", "Shop", "--owner", "ops@example.com")
+    code, line = _fails(cli, "projects", "create", "Shop 2", "--slug", "shop",
+                        "--owner", "ops@example.com")
+    assert code == 73 and "project slug 'shop' is taken: choose another --slug" in line
+
+    code, line = _fails(cli, "keys", "list", "--project", "nope")
+    assert code == 66 and "no project 'nope'" in line
+    code, line = _fails(cli, "keys", "create", "--project", "shop", "--scope", "admin")
+    assert code == 64 and "unknown scope 'admin'" in line
+    code, line = _fails(cli, "keys", "revoke", "abcdef234567")
+    assert code == 66 and "no API key" in line
+    code, line = _fails(cli, "accounts", "create", "ops@example.com", "--password", "password1")
+    assert code == 73 and "already exists" in line
+
+
+def test_generated_password_is_printed_once(cli: CliRunner) -> None:
+    created = orjson.loads(_ok(cli, "accounts", "create", "gen@example.com", "--json"))
+    assert len(created["password"]) >= 16
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path, redis_url: str) -> None:
+    cli = CliRunner(env={
+        "LEDGER_AUTH_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "LEDGER_REDIS_URL": redis_url, "LEDGER_DATA_DIR": str(tmp_path)})
+    code, line = _fails(cli, "projects", "list")
+    assert code == 69 and "cannot connect to PostgreSQL" in line

@@ -194,28 +194,35 @@ def _report(message: str) -> None:
 
 def _banner(settings: Settings, url: str, names: list[str], project: Any, key: str | None,
             new_key: bool, account: Any, password: str | None, seconds: float) -> None:
-    console.print()
-    console.print(f"[bold green]Ledger is ready[/bold green] in {seconds:.1f}s")
-    console.print(f"  gateway   [bold]{url}[/bold]  (OpenAPI: {url}/docs)")
-    console.print(f"  daemons   {', '.join(names)}")
+    def say(text: str = "") -> None:
+        # Never wrap: a key split over two lines cannot be copied.
+        console.print(text, soft_wrap=True, highlight=False)
+
+    say()
+    say(f"[bold green]Ledger is ready[/bold green] in {seconds:.1f}s")
+    say(f"  gateway   [bold]{url}[/bold]  (OpenAPI: {url}/docs)")
+    say(f"  daemons   {', '.join(names)}")
     slug = getattr(project, "slug", None)
     if slug:
-        console.print(f"  project   {slug}")
+        say(f"  project   {slug}")
     if key:
-        console.print(f"  API key   [bold]{key}[/bold]")
+        say(f"  API key   [bold]{key}[/bold]")
         if new_key:
-            console.print("            [yellow]shown once; also saved in "
+            say("            [yellow]shown once; also saved in "
                           f"{settings.data_dir / 'state.json'} for `ledger tail`[/yellow]")
+    else:
+        say("  API key   [yellow]none saved here: create one with"
+            " `ledger keys create --project default`[/yellow]")
     if password and account is not None:
-        console.print(f"  account   {getattr(account, 'email', '')} / password [bold]{password}"
+        say(f"  account   {getattr(account, 'email', '')} / password [bold]{password}"
                       "[/bold] (shown once)")
-    console.print(f"  data      {settings.data_dir}   logs: {settings.data_dir / 'logs'}")
-    console.print()
+    say(f"  data      {settings.data_dir}   logs: {settings.data_dir / 'logs'}")
+    say()
     if key:
-        console.print("  Try it:")
-        console.print(f"    curl -s -X POST {url}/api/v1/ingest/single -H 'X-API-Key: {key}' \\")
-        console.print("      -H 'Content-Type: application/json' \\")
-        console.print("      -d '{\"timestamp\": \"'$(date -u +%FT%TZ)'\", \"level\": \"error\","
+        say("  Try it:")
+        say(f"    curl -s -X POST {url}/api/v1/ingest/single -H 'X-API-Key: {key}' \\")
+        say("      -H 'Content-Type: application/json' \\")
+        say("      -d '{\"timestamp\": \"'$(date -u +%FT%TZ)'\", \"level\": \"error\","
                       " \"message\": \"hello\"}'")
-        console.print("    ledger tail --errors")
-    console.print("\n[dim]Press Ctrl-C to stop.[/dim]")
+        say("    ledger tail --errors")
+    say("\n[dim]Press Ctrl-C to stop.[/dim]")

@@ -209,13 +209,13 @@ def _banner(settings: Settings, url: str, names: list[str], project: Any, key: s
         say(f"  API key   [bold]{key}[/bold]")
         if new_key:
             say("            [yellow]shown once; also saved in "
-                          f"{settings.data_dir / 'state.json'} for `ledger tail`[/yellow]")
+                f"{settings.data_dir / 'state.json'} for `ledger tail`[/yellow]")
     else:
         say("  API key   [yellow]none saved here: create one with"
             " `ledger keys create --project default`[/yellow]")
     if password and account is not None:
         say(f"  account   {getattr(account, 'email', '')} / password [bold]{password}"
-                      "[/bold] (shown once)")
+            "[/bold] (shown once)")
     say(f"  data      {settings.data_dir}   logs: {settings.data_dir / 'logs'}")
     say()
     if key:

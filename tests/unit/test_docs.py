@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_man_page_is_generated_from_the_current_cli() -> None:
     committed = (ROOT / "man" / "ledger.1").read_text()
-    assert committed == render(), "man/ledger.1 is stale: python -m ledger.cli.manpage > man/ledger.1"
+    assert committed == render(), \
+        "man/ledger.1 is stale: run python -m ledger.cli.manpage > man/ledger.1"
 
 
 def test_every_variable_is_documented_in_the_man_page() -> None:

@@ -1,0 +1,170 @@
+"""`ledger queue status|dead-letters`: the ingest queue in Redis, read directly."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import typer
+
+from ledger.cli.context import load_settings
+from ledger.cli.output import console, handle_errors, print_json, success, warn
+
+app = typer.Typer(help="The ingest queue: depth per project, dead letters.",
+                  no_args_is_help=True)
+
+_MESSAGE_CHARS = 60
+
+
+async def _redis_call(work: Any) -> Any:
+    from ledger.core.connections import connect_redis
+
+    settings = load_settings()
+    settings.require("redis_url")
+    assert settings.redis_url
+    client = await connect_redis(settings.redis_url)
+    try:
+        return await work(client, settings)
+    finally:
+        await client.aclose()
+
+
+def _run(work: Any) -> Any:
+    import redis.exceptions
+
+    from ledger.errors import UnavailableError
+
+    try:
+        return asyncio.run(_redis_call(work))
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise UnavailableError(f"lost the connection to Redis: {exc}") from exc
+
+
+def _project(project: str | None) -> list[str] | None:
+    if project is None:
+        return None
+    from ledger.daemons.ingest.backlog import is_uuid
+    from ledger.errors import InvalidInputError
+
+    if not is_uuid(project):
+        raise InvalidInputError(f"--project must be a project id (a UUID), got {project!r}")
+    return [project.lower()]
+
+
+@app.command("status")
+def status_command(
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Show each project's queue: depth, stream length, pending, lag and dead letters.
+
+    depth counts logs accepted and not yet committed to PostgreSQL; length, pending (delivered
+    to a writer, not yet acknowledged) and lag (not yet delivered) count queue entries of up
+    to 1 000 logs each.
+    """
+    from ledger.daemons.ingest.backlog import queue_status
+
+    with handle_errors():
+        rows = _run(lambda redis, settings: queue_status(redis))
+        if json_output:
+            print_json([vars(r) for r in rows])
+            return
+        if not rows:
+            success("the queue is empty: no project has queued a log yet")
+            return
+        _table("Ingest queue", ["project", "depth", "entries", "pending", "lag", "dead"],
+               [[r.project_id, r.depth, r.length, r.pending, r.lag, r.dead_letters]
+                for r in rows])
+
+
+@app.command("dead-letters")
+def dead_letters_command(
+    project: str | None = typer.Option(None, "--project", "-p",
+                                       help="Only this project (its id)."),
+    replay: bool = typer.Option(False, "--replay",
+                                help="Queue them again; each leaves the list once queued."),
+    limit: int = typer.Option(100, "--limit", min=1, max=100_000,
+                              help="Most dead letters listed per project."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """List the logs PostgreSQL kept refusing, with the error; --replay queues them again.
+
+    Replay after fixing the cause (a constraint, a full disk): the logs go through the normal
+    queue step again (their ids are kept, so a log already stored is not stored twice).
+    """
+    from ledger.daemons.ingest import backlog
+    from ledger.daemons.ingest.queue import Queue, Refused, queue_projects
+    from ledger.errors import QueueFullError
+
+    wanted = _project(project)
+
+    async def listing(redis: Any, settings: Any) -> list[backlog.StoredDeadLetter]:
+        found: list[backlog.StoredDeadLetter] = []
+        projects = wanted if wanted is not None else await queue_projects(redis)
+        for project_id in projects:
+            found += await backlog.dead_letters(redis, project_id, count=limit)
+        return found
+
+    async def replaying(redis: Any, settings: Any) -> dict[str, tuple[int, int]]:
+        queue = Queue(redis)
+        done: dict[str, tuple[int, int]] = {}
+        projects = wanted if wanted is not None else await queue_projects(redis)
+        for project_id in projects:
+            try:
+                done[project_id] = await backlog.replay_dead_letters(
+                    queue, project_id, max_depth=settings.queue_max_depth)
+            except Refused as refused:
+                raise QueueFullError(
+                    f"project {project_id}: the queue is full ({refused.value} logs waiting);"
+                    " what was replayed so far stays replayed: run the replay again later"
+                ) from None
+        return done
+
+    with handle_errors():
+        if replay:
+            result = _run(replaying)
+            if json_output:
+                print_json({p: {"replayed": r, "left": left} for p, (r, left) in result.items()})
+                return
+            total = sum(r for r, _ in result.values())
+            success(f"replayed {total} dead letter(s) into the queue")
+            for project_id, (_, left) in result.items():
+                if left:
+                    warn(f"project {project_id}: {left} dead letter(s) are not logs and stay")
+            return
+        letters = _run(listing)
+        if json_output:
+            print_json([d.to_dict() for d in letters])
+            return
+        if not letters:
+            success("no dead letters")
+            return
+        for project_id in dict.fromkeys(d.project_id for d in letters):
+            mine = [d for d in letters if d.project_id == project_id]
+            _table(f"Dead letters of project {project_id} (--json for the whole logs)",
+                   ["log id", "error", "message", "failed at"],
+                   [[_field(d.log, "id"), d.error, _summary(d.log), d.failed_at[:19]]
+                    for d in mine])
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """Like ``output.table``, but ids (the first column) are never wrapped: people copy them."""
+    from rich.table import Table
+
+    out = Table(title=title, title_justify="left", header_style="bold")
+    out.add_column(columns[0], no_wrap=True)
+    for column in columns[1:]:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*("" if v is None else str(v) for v in row))
+    console.print(out)
+
+
+def _field(log: Any, name: str) -> str:
+    return str(log.get(name) or "") if isinstance(log, dict) else ""
+
+
+def _summary(log: Any) -> str:
+    if not isinstance(log, dict):
+        return "(unreadable entry)"
+    text = str(log.get("message") or log.get("error_message") or "")
+    return text if len(text) <= _MESSAGE_CHARS else text[: _MESSAGE_CHARS - 1] + "…"

@@ -1,0 +1,15 @@
+"""The ingest daemon: validate, enrich and queue logs; writers store them (``ledger serve ingest``).
+"""
+
+from __future__ import annotations
+
+from ledger.config import Settings
+from ledger.daemons.ingest.daemon import IngestDaemon
+
+
+def create(settings: Settings) -> IngestDaemon:
+    """The ingest daemon for these settings, not yet started."""
+    return IngestDaemon(settings)
+
+
+__all__ = ["IngestDaemon", "create"]

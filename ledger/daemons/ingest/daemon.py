@@ -1,0 +1,173 @@
+"""IngestDaemon: the IngestService gRPC server plus ``LEDGER_INGEST_WRITERS`` writer tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from datetime import date
+
+import grpc
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+
+from ledger.config import Settings
+from ledger.core.connections import connect_redis
+from ledger.daemons.ingest.queue import Queue
+from ledger.daemons.ingest.service import IngestServicer
+from ledger.daemons.ingest.writer import Streams, Writer
+from ledger.db import migrate
+from ledger.db.pool import async_pool, connect
+from ledger.errors import UnavailableError
+from ledger.proto import ingest_pb2_grpc
+from ledger.rpc.server import bind, create_server
+
+logger = logging.getLogger(__name__)
+
+#: In-flight calls get this long to finish after SIGTERM.
+STOP_GRACE_SECONDS = 5.0
+#: Writers get this long to finish their batch after SIGTERM; unfinished entries stay pending.
+STOP_WRITERS_SECONDS = 20.0
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+def _check_schema(url: str) -> None:
+    """Refuse to start on a logs database without its migrations; tolerate one that is down."""
+    try:
+        conn = connect(url)
+    except UnavailableError as exc:
+        # The queue absorbs while PostgreSQL is away: start anyway, the writers retry.
+        logger.warning("ingest: %s; accepting logs into the queue until it is back", exc)
+        return
+    with conn:
+        migrate.require_current(conn, "logs")  # type: ignore[arg-type]
+
+
+class IngestDaemon:
+    """Serves ``ledger.v1.IngestService``; ``port`` is the bound port after ``start()``."""
+
+    name = "ingest"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = 0
+        self.writers: list[Writer] = []
+        self._server: grpc.aio.Server | None = None
+        self._pool: AsyncConnectionPool | None = None
+        self._redis: aioredis.Redis | None = None
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._streams: Streams | None = None
+
+    async def start(self) -> None:
+        """Open Redis and the logs pool, bind and start the server, start the writers.
+
+        Raises:
+            ConfigError: no internal token, no logs database or Redis URL, or the port is taken.
+            MigrationError: the logs database lacks migrations.
+            UnavailableError: Redis cannot be reached (PostgreSQL may be down: the queue
+                absorbs and the writers wait for it).
+        """
+        settings = self.settings
+        server = create_server(self.name, settings.internal_token, self._health)
+        settings.require("logs_database_url", "redis_url")
+        assert settings.logs_database_url and settings.redis_url
+        url = settings.logs_database_url
+        await asyncio.to_thread(_check_schema, url)
+        try:
+            self._redis = await connect_redis(settings.redis_url)
+            # Each writer holds one connection per batch; the rest is for health checks.
+            self._pool = async_pool(url, name="ingest-logs", min_size=1,
+                                    max_size=max(2, settings.ingest_writers + 1))
+            await self._pool.open(wait=False)
+            self._streams = Streams(self._redis)
+            queue = Queue(self._redis, on_new_project=self._streams.project_queued)
+            ingest_pb2_grpc.add_IngestServiceServicer_to_server(
+                IngestServicer(settings, queue), server)
+            self.port = bind(server, settings.ingest_listen, self.name)
+            await server.start()
+        except BaseException:
+            await self._close_clients()
+            raise
+        self._server = server
+        self._start_writers(queue)
+        host = settings.ingest_listen.rsplit(":", 1)[0]
+        logger.info("ingest: serving gRPC on %s:%d with %d writers", host, self.port,
+                    len(self.writers))
+
+    def _start_writers(self, queue: Queue) -> None:
+        assert self._redis is not None and self._pool is not None and self._streams is not None
+        streams = self._streams
+        months: set[date] = set()
+        # Stable per host and port: a restarted daemon takes back its own pending entries.
+        prefix = f"{socket.gethostname()}:{self.port}"
+        for index in range(self.settings.ingest_writers):
+            writer = Writer(f"{prefix}:w{index}", self._redis, queue, self._pool, streams,
+                            max_attempts=self.settings.ingest_max_attempts,
+                            stopping=self._stopping, known_months=months)
+            self.writers.append(writer)
+            self._tasks.append(asyncio.create_task(writer.run(), name=f"ingest-writer-{index}"))
+
+    async def wait(self) -> None:
+        """Return once ``stop()`` began; raise when a writer task died (never expected)."""
+        # Not the server's wait_for_termination(): cancelling that (what ``run`` does to this
+        # coroutine on SIGTERM) cancels the server's own shutdown future, and stop() fails.
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait({stopping, *self._tasks},
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        for task in self._tasks:
+            if task in done and not self._stopping.is_set():
+                exc = task.exception()
+                raise RuntimeError(f"ingest: {task.get_name()} stopped unexpectedly") from exc
+
+    async def stop(self) -> None:
+        """Finish in-flight calls, let writers finish their batch, then close everything."""
+        self._stopping.set()
+        if self._server is not None:
+            await self._server.stop(STOP_GRACE_SECONDS)
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=STOP_WRITERS_SECONDS)
+            for task in late:
+                task.cancel()  # its entries stay pending: delivered again later
+            for task in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._tasks.clear()
+        await self._close_clients()
+
+    async def _close_clients(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    async def _health(self) -> dict[str, str]:
+        alive = sum(1 for t in self._tasks if not t.done())
+        writers = "ok" if alive == len(self._tasks) else f"{alive} of {len(self._tasks)} running"
+        return {"postgres": await self._check_postgres(), "redis": await self._check_redis(),
+                "writers": writers}
+
+    async def _check_postgres(self) -> str:
+        if self._pool is None:
+            return "not started"
+        try:
+            async with self._pool.connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:  # a health check reports, never raises
+            return f"error: {type(exc).__name__}: {exc}"
+        return "ok"
+
+    async def _check_redis(self) -> str:
+        if self._redis is None:
+            return "not started"
+        try:
+            await asyncio.wait_for(self._redis.ping(), HEALTH_TIMEOUT_SECONDS)
+        except Exception as exc:  # see above
+            return f"error: {type(exc).__name__}: {exc}"
+        return "ok"

@@ -1,0 +1,198 @@
+"""IngestService RPCs: parse, validate and enrich a request, then queue it in one Redis step.
+
+The gateway hands over the decompressed body untouched; the rules of DESIGN §3 run here, once
+per log (``ledger.core.events``). A body-level problem is ``InvalidInputError``; invalid items
+of a batch are reported by index while the valid ones are queued. Queueing is all or nothing:
+the queue-depth and daily-quota checks, the stream entry, the counters and the notifications
+are one Lua script (``queue.Queue.enqueue``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import redis.exceptions
+
+from ledger import bus
+from ledger.config import Settings
+from ledger.core import events
+from ledger.daemons.ingest.entries import EntryBuilder, notification
+from ledger.daemons.ingest.queue import Queue, Refused, seconds_to_midnight
+from ledger.errors import InvalidInputError, QueueFullError, RateLimitedError, UnavailableError
+from ledger.proto import ingest_pb2, ingest_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+QUEUE_FULL_RETRY_SECONDS = 60
+#: A century: beyond it "older than the retention" would overflow datetime arithmetic.
+MAX_RETENTION_DAYS = 36_525
+
+
+@dataclass
+class Prepared:
+    """A request turned into a queue entry, with what was rejected and why."""
+
+    total: int
+    entry: EntryBuilder
+    records: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[bytes] = field(default_factory=list)
+    errors: list[events.ItemError] = field(default_factory=list)
+
+
+def _items(shape: int, body: bytes) -> list[Any]:
+    """The log objects of a request body; ``InvalidInputError`` when the body itself is wrong."""
+    try:
+        parsed = events.parse_json_body(body)
+    except events.InvalidLog as exc:
+        raise InvalidInputError(exc.reason) from exc
+    if shape == ingest_pb2.INGEST_SHAPE_SINGLE:
+        if type(parsed) is not dict:
+            raise InvalidInputError("the body must be one log: a JSON object")
+        return [parsed]
+    if shape == ingest_pb2.INGEST_SHAPE_BATCH:
+        if type(parsed) is not dict:
+            raise InvalidInputError('the body must be a JSON object: {"logs": [...]}')
+        if "logs" not in parsed:
+            raise InvalidInputError(f'the body needs "logs": a list of 1 to'
+                                    f" {events.MAX_BATCH_ITEMS} logs")
+        logs = parsed["logs"]
+        # validate_batch checks the list itself too; checked here so that its error is a
+        # body-level one (400 with a detail) rather than an item error.
+        if type(logs) is not list or not 1 <= len(logs) <= events.MAX_BATCH_ITEMS:
+            size = f", got {len(logs)}" if type(logs) is list else ""
+            raise InvalidInputError(
+                f"logs must be a list of 1 to {events.MAX_BATCH_ITEMS} logs{size}")
+        return logs
+    raise InvalidInputError("shape must be SINGLE or BATCH")
+
+
+def prepare(project_id: str, shape: int, body: bytes, *, retention_days: int,
+            now: datetime) -> Prepared:
+    """Validate and enrich every log of a request and encode the valid ones for the queue.
+
+    Args:
+        project_id: The project (a UUID string).
+        shape: ``INGEST_SHAPE_SINGLE`` or ``INGEST_SHAPE_BATCH``.
+        body: The JSON body as the client sent it (decompressed).
+        retention_days: The project's retention; older timestamps are rejected.
+        now: The ingest time.
+
+    Raises:
+        InvalidInputError: The body is not JSON, not the right shape, or has too many logs.
+    """
+    items = _items(shape, body)
+    valid, errors = events.validate_batch(items, now=now, retention_days=retention_days,
+                                          max_items=events.MAX_BATCH_ITEMS)
+    out = Prepared(total=len(items), entry=EntryBuilder(project_id), errors=errors)
+    for clean in valid:
+        record = events.enrich(clean, project_id=project_id, now=now)
+        out.records.append(record)
+        out.entry.add(record)
+        if record["error_fingerprint"] is not None:
+            out.notifications.append(notification(record))
+    return out
+
+
+def _message(prepared: Prepared) -> str:
+    accepted = len(prepared.records)
+    if prepared.total == 1:
+        return "log accepted" if accepted else "the log is invalid"
+    if not accepted:
+        return "no log of the batch is valid"
+    return f"accepted {accepted} of {prepared.total} logs"
+
+
+class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
+    """Validates, enriches and queues logs; answers the queue depth."""
+
+    def __init__(self, settings: Settings, queue: Queue) -> None:
+        self._settings = settings
+        self._queue = queue
+        # Whether each project had tail watchers at its last request: only then does a request
+        # carry its logs for the tail inside the enqueue step (building them costs ~1 µs/log).
+        self._watched: dict[str, bool] = {}
+
+    async def IngestLogs(
+        self, request: ingest_pb2.IngestLogsRequest, context: Context
+    ) -> ingest_pb2.IngestLogsResponse:
+        project_id = _project_id(request.project_id)
+        retention = request.retention_days if request.retention_days > 0 else (
+            self._settings.auth_retention_days)
+        retention = min(retention, MAX_RETENTION_DAYS)
+        now = datetime.now(UTC)
+        prepared = prepare(project_id, request.shape, request.body, retention_days=retention,
+                           now=now)
+        if prepared.records:
+            await self._enqueue(project_id, prepared, int(request.daily_quota), now)
+        return ingest_pb2.IngestLogsResponse(
+            accepted=len(prepared.records),
+            rejected=len(prepared.errors),
+            errors=[ingest_pb2.ItemError(index=e.index, field=e.field, reason=e.reason)
+                    for e in prepared.errors],
+            message=_message(prepared),
+            ids=[r["id"] for r in prepared.records],
+        )
+
+    async def GetQueueDepth(
+        self, request: ingest_pb2.GetQueueDepthRequest, context: Context
+    ) -> ingest_pb2.GetQueueDepthResponse:
+        project_id = _project_id(request.project_id)
+        try:
+            depth: Any = await self._queue.redis.get(bus.queue_depth(project_id))
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise UnavailableError(f"Redis is unavailable: {exc}") from exc
+        return ingest_pb2.GetQueueDepthResponse(project_id=project_id,
+                                                queue_depth=max(0, int(depth or 0)))
+
+    async def _enqueue(self, project_id: str, prepared: Prepared, quota: int,
+                       now: datetime) -> None:
+        watched_before = self._watched.get(project_id, False)
+        tail = _tail(prepared.records) if watched_before else []
+        try:
+            _, watched = await self._queue.enqueue(
+                project_id, prepared.entry, max_depth=self._settings.queue_max_depth,
+                daily_quota=quota, day=now.strftime("%Y%m%d"),
+                notifications=prepared.notifications, tail=tail)
+        except Refused as refused:
+            if refused.reason == "quota":
+                raise RateLimitedError(
+                    f"the project's daily quota of {quota} logs is used up ({refused.value}"
+                    " accepted today); it starts again at midnight UTC",
+                    retry_after=seconds_to_midnight(now)) from None
+            raise QueueFullError(
+                f"the project's queue holds {refused.value} logs waiting to be stored (the limit"
+                f" is {self._settings.queue_max_depth}); retry in a minute",
+                retry_after=QUEUE_FULL_RETRY_SECONDS) from None
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise UnavailableError(f"Redis is unavailable ({exc}); retry the request") from exc
+        except redis.exceptions.RedisError as exc:
+            # E.g. OOM under `maxmemory-policy noeviction`: the queue step was refused whole.
+            raise UnavailableError(f"Redis refused the queue step, nothing was queued: {exc}",
+                                   retry_after=QUEUE_FULL_RETRY_SECONDS) from exc
+        self._watched[project_id] = watched
+        if watched and not watched_before:
+            # The logs are queued: the tail is a view, and its failure must not fail the request
+            # (the client would send the logs again).
+            try:
+                await self._queue.feed_tail(project_id, _tail(prepared.records))
+            except redis.exceptions.RedisError as exc:
+                logger.warning("ingest: the tail of project %s missed %d logs: %s",
+                               project_id, len(prepared.records), exc)
+
+
+def _tail(records: Sequence[dict[str, Any]]) -> list[bytes]:
+    return [notification(r) for r in records]
+
+
+def _project_id(raw: str) -> str:
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise InvalidInputError(f"project_id must be a UUID, got {raw[:64]!r}") from None

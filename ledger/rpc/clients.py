@@ -21,6 +21,10 @@ _OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
+    # gRPC's default reconnect backoff grows to 120 s: a daemon back after an outage would stay
+    # unreached for minutes (the gateway's breaker probes would keep failing). Retry often.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
 
 

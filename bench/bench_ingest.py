@@ -1,0 +1,406 @@
+"""Ingest throughput and latency through the gateway (DESIGN §9), with a bare stub for scale.
+
+    .venv/bin/python bench/bench_ingest.py                      # own stack in a temp folder
+    .venv/bin/python bench/bench_ingest.py --url http://127.0.0.1:8000 --api-key ledger_…
+
+Measures, in one run on one machine:
+
+1. batches of 1 000 logs from ``--senders`` connections: logs/s accepted (all 202s back) and
+   logs/s stored (the project's queue drained, i.e. committed to PostgreSQL; with its own
+   stack the rows are also counted);
+2. single-log ``POST /ingest/single``: the most requests/s ``--connections`` keep-alive
+   connections get, and p50/p99 latency at a fixed ``--rate`` for ``--seconds`` (open loop:
+   latency counts from when a request was due, so a stall is not hidden);
+3. the same two for a bare FastAPI app answering 202 (uvicorn, uvloop, httptools, one worker),
+   so the ratio gateway/stub is taken in the same run on the same noisy machine.
+
+The load generator is a minimal keep-alive HTTP/1.1 client on raw asyncio streams, so that the
+client spends as little of the shared CPU as possible. With ``--url`` the key needs rate limits
+above what is sent (`ledger projects update` / `ledger keys create --rate-limit-minute`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+STUB_PATH = "/api/v1/ingest/single"
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- a small HTTP/1.1 client ------------------------------------------------------------------
+
+
+class Connection:
+    """One keep-alive connection; ``request`` sends and reads one exchange."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 host: str) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.host = host
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def request(self, method: str, path: str, headers: dict[str, str],
+                      body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}",
+                f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        status = int(status_line.split(b" ", 2)[1])
+        answer: dict[str, str] = {}
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            answer[name.strip().lower()] = value.strip()
+        length = int(answer.get("content-length", "0"))
+        content = await self.reader.readexactly(length) if length else b""
+        return status, answer, content
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+@dataclass
+class Target:
+    host: str
+    port: int
+    headers: dict[str, str]
+
+    @classmethod
+    def from_url(cls, url: str, api_key: str | None) -> Target:
+        parts = urlsplit(url)
+        headers = {"Content-Type": "application/json"}
+        if api_key:
+            headers["X-API-Key"] = api_key
+        return cls(parts.hostname or "127.0.0.1", parts.port or 80, headers)
+
+    async def connections(self, count: int) -> list[Connection]:
+        return list(await asyncio.gather(*(Connection.open(self.host, self.port)
+                                           for _ in range(count))))
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def one_log(i: int = 0) -> dict[str, Any]:
+    return {"timestamp": datetime.now(UTC).isoformat(), "level": "info", "log_type": "logger",
+            "message": f"GET /checkout answered 200 for user {i}", "environment": "bench",
+            "release": "1.0.0", "attributes": {"user_id": i, "path": "/checkout"}}
+
+
+# -- measurements -----------------------------------------------------------------------------
+
+
+async def max_throughput(target: Target, path: str, body: bytes, connections: int,
+                         seconds: float) -> tuple[float, int]:
+    """(requests/s answered 2xx, non-2xx count) with ``connections`` closed-loop workers."""
+    pool = await target.connections(connections)
+    done = errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker(conn: Connection) -> None:
+        nonlocal done, errors
+        while time.perf_counter() < stop_at:
+            status, _, _ = await conn.request("POST", path, target.headers, body)
+            if 200 <= status < 300:
+                done += 1
+            else:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in pool))
+    elapsed = time.perf_counter() - started
+    for conn in pool:
+        await conn.close()
+    return done / elapsed, errors
+
+
+async def fixed_rate(target: Target, path: str, body: bytes, rate: float, seconds: float,
+                     connections: int) -> tuple[list[float], int, float]:
+    """(latencies in ms from when each request was due, non-2xx count, achieved rate)."""
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for conn in await target.connections(connections):
+        idle.put_nowait(conn)
+    latencies: list[float] = []
+    errors = 0
+    total = int(rate * seconds)
+    start = time.perf_counter() + 0.05
+
+    async def one(due: float) -> None:
+        nonlocal errors
+        conn = await idle.get()
+        try:
+            status, _, _ = await conn.request("POST", path, target.headers, body)
+        finally:
+            idle.put_nowait(conn)
+        latencies.append((time.perf_counter() - due) * 1000)
+        if not 200 <= status < 300:
+            errors += 1
+
+    tasks = []
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    while not idle.empty():
+        await idle.get_nowait().close()
+    return latencies, errors, total / elapsed
+
+
+async def queue_depth(target: Target) -> int:
+    conn = await Connection.open(target.host, target.port)
+    try:
+        status, _, body = await conn.request("GET", "/api/v1/queue/depth", target.headers)
+    finally:
+        await conn.close()
+    if status != 200:
+        raise SystemExit(f"GET /api/v1/queue/depth answered {status}: {body[:200]!r}"
+                         " (the key needs the read scope)")
+    return int(orjson.loads(body)["queue_depth"])
+
+
+async def drained(target: Target, poll_seconds: float) -> None:
+    """Return once the project's queue is empty (everything accepted is in PostgreSQL)."""
+    while await queue_depth(target) > 0:  # noqa: ASYNC110 (the state is remote)
+        await asyncio.sleep(poll_seconds)
+
+
+async def batches(target: Target, total_logs: int, batch_size: int, senders: int,
+                  count_rows: Callable[[], Awaitable[int]] | None) -> dict[str, float]:
+    """Send ``total_logs`` in batches; time until all accepted and until all stored."""
+    body = orjson.dumps({"logs": [one_log(i) for i in range(batch_size)]})
+    pending = total_logs // batch_size
+    refused = 0
+    rows_before = await count_rows() if count_rows else 0
+    pool = await target.connections(senders)
+    started = time.perf_counter()
+
+    async def sender(conn: Connection) -> None:
+        nonlocal pending, refused
+        while pending > 0:
+            pending -= 1
+            while True:
+                status, _, answer = await conn.request("POST", "/api/v1/ingest/batch",
+                                                       target.headers, body)
+                if status == 202:
+                    break
+                if status in (429, 503):  # backpressure: the queue or the quota is full
+                    refused += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                raise SystemExit(f"batch answered {status}: {answer[:300]!r}")
+
+    await asyncio.gather(*(sender(c) for c in pool))
+    accepted_at = time.perf_counter()
+    for conn in pool:
+        await conn.close()
+    sent = (total_logs // batch_size) * batch_size
+    await drained(target, 0.05)
+    stored_at = time.perf_counter()
+    result = {"logs": sent, "accepted_per_s": sent / (accepted_at - started),
+              "stored_per_s": sent / (stored_at - started), "refused": refused}
+    if count_rows:
+        result["rows"] = await count_rows() - rows_before
+    return result
+
+
+# -- the stub and the self-contained stack ----------------------------------------------------
+
+
+def serve_stub(port: int) -> None:
+    """The reference: FastAPI answering 202 to any JSON POST, nothing else."""
+    import uvicorn
+
+    app = FastAPI()
+
+    @app.post(STUB_PATH, status_code=202)
+    async def stub(request: Request) -> Response:
+        await request.body()
+        return Response(b'{"accepted":1,"rejected":0,"message":"ok"}', status_code=202,
+                        media_type="application/json")
+
+    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+                access_log=False, log_level="warning")
+
+
+@contextlib.contextmanager
+def stub_process() -> Any:
+    from ledger.embedded import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-stub", str(port)])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                import socket
+
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit("the stub server did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+
+
+@contextlib.asynccontextmanager
+async def own_stack(workdir: Path) -> AsyncIterator[tuple[str, str, Any]]:
+    """Embedded PostgreSQL + Redis, migrations, a project with generous limits, 3 daemons."""
+    from ledger.cli.db import migrate_all
+    from ledger.config import Settings
+    from ledger.core.bootstrap import ensure_default_setup
+    from ledger.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    sys.path.insert(0, str(REPO))  # for tests.stack
+    from tests.stack import Stack
+
+    postgres = EmbeddedPostgres(workdir / "pg")
+    postgres.start()
+    redis = EmbeddedRedis(workdir / "redis")
+    try:
+        settings = Settings(
+            auth_database_url=postgres.url("ledger_auth"),
+            logs_database_url=postgres.url("ledger_logs"),
+            redis_url=redis.start(), internal_token=secrets.token_urlsafe(16),
+            jwt_secret=secrets.token_urlsafe(32), data_dir=workdir / "data",
+            auth_rate_limit_minute=10**9, auth_rate_limit_hour=10**9,
+            auth_daily_quota=10**12, queue_max_depth=1_000_000,
+        )
+        migrate_all(settings)
+        setup = await ensure_default_setup(settings)
+        assert setup.full_key is not None
+        import psycopg
+
+        async def count_rows() -> int:
+            async with await psycopg.AsyncConnection.connect(
+                    str(settings.logs_database_url)) as conn:
+                cur = await conn.execute("SELECT count(*) FROM logs")
+                row = await cur.fetchone()
+                return int(row[0]) if row else 0
+
+        with Stack(settings, workdir / "stack") as stack:
+            stack.start("auth", "ingest", "gateway")
+            yield stack.url, setup.full_key, count_rows
+    finally:
+        redis.stop()
+        postgres.stop()
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace, url: str, key: str,
+              count_rows: Callable[[], Awaitable[int]] | None) -> None:
+    gateway = Target.from_url(url, key)
+    single = orjson.dumps(one_log())
+    rows: list[tuple[str, str]] = []
+    with stub_process() as stub_url:
+        stub = Target.from_url(stub_url, None)
+        stub_max, _ = await max_throughput(stub, STUB_PATH, single, args.connections, 5)
+        stub_lat, _, stub_rate = await fixed_rate(stub, STUB_PATH, single, args.rate,
+                                                  args.seconds, args.connections)
+    gw_max, gw_errors = await max_throughput(gateway, "/api/v1/ingest/single", single,
+                                             args.connections, 5)
+    gw_lat, lat_errors, gw_rate = await fixed_rate(gateway, "/api/v1/ingest/single", single,
+                                                   args.rate, args.seconds, args.connections)
+    await drained(gateway, 0.1)  # let the writers catch up before the batch test
+    batch = await batches(gateway, args.logs, args.batch_size, args.senders, count_rows)
+
+    rows.append((f"batch {args.batch_size}: accepted",
+                 f"{batch['accepted_per_s']:,.0f} logs/s ({batch['logs']:,.0f} logs,"
+                 f" {args.senders} senders, {batch['refused']:.0f} refused+retried)"))
+    stored = f"{batch['stored_per_s']:,.0f} logs/s"
+    if "rows" in batch:
+        stored += f" (rows added: {batch['rows']:,.0f})"
+    rows.append((f"batch {args.batch_size}: stored", stored))
+    rows.append(("stub 202: max", f"{stub_max:,.0f} req/s ({args.connections} connections)"))
+    rows.append(("single: max", f"{gw_max:,.0f} req/s = {gw_max / stub_max:.2f} x stub"
+                                f" ({gw_errors} non-2xx)"))
+    rows.append((f"stub 202 @ {args.rate:.0f}/s",
+                 f"p50 {percentile(stub_lat, 50):.2f} ms, p99 {percentile(stub_lat, 99):.2f} ms"
+                 f" (achieved {stub_rate:,.0f}/s)"))
+    rows.append((f"single @ {args.rate:.0f}/s",
+                 f"p50 {percentile(gw_lat, 50):.2f} ms, p99 {percentile(gw_lat, 99):.2f} ms,"
+                 f" max {max(gw_lat):.1f} ms (achieved {gw_rate:,.0f}/s, {lat_errors} non-2xx)"))
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{'measure'.ljust(width)}  result")
+    print(f"{'-' * width}  {'-' * 60}")
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="gateway of a running stack (default: start one)")
+    parser.add_argument("--api-key", help="key with ingest and read scopes (with --url)")
+    parser.add_argument("--logs", type=int, default=200_000, help="logs sent in batches")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--senders", type=int, default=4, help="concurrent batch senders")
+    parser.add_argument("--connections", type=int, default=32,
+                        help="keep-alive connections for single-log requests")
+    parser.add_argument("--rate", type=float, default=500.0, help="single-log requests/s")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--serve-stub", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_stub:
+        serve_stub(args.serve_stub)
+        return
+    import uvloop
+
+    if args.url:
+        if not args.api_key:
+            parser.error("--url needs --api-key")
+        uvloop.run(run(args, args.url, args.api_key, None))
+        return
+
+    async def self_contained() -> None:
+        with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+            async with own_stack(Path(tmp)) as (url, key, count_rows):
+                await run(args, url, key, count_rows)
+
+    uvloop.run(self_contained())
+
+
+if __name__ == "__main__":
+    main()

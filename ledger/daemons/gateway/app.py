@@ -1,0 +1,182 @@
+"""The gateway's FastAPI app: ``create_app(settings)`` and its lifespan.
+
+The lifespan opens what the gateway holds for its whole life — one Redis client, one gRPC
+client per daemon, the key validator and its revocation listener — and closes it at shutdown.
+Tests drive the app in process (``httpx.ASGITransport`` inside
+``app.router.lifespan_context(app)``); ``GatewayDaemon`` serves it with uvicorn.
+
+Routers come from ``ROUTER_MODULES``: each module exposes ``router`` (and optionally
+``DOC_MODELS``, models that only ``openapi_extra`` mentions). Adding a router is one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.telemetry import TelemetryConfig
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from redis.exceptions import RedisError
+
+from ledger import __version__, bus
+from ledger.config import Settings, masked
+from ledger.daemons.gateway import errors
+from ledger.daemons.gateway.breaker import CircuitBreaker
+from ledger.daemons.gateway.keys import FAILURE_LIMIT, KeyCache, KeyValidator
+from ledger.daemons.gateway.live import open_live
+from ledger.daemons.gateway.metrics import Metrics, MetricsMiddleware
+from ledger.daemons.gateway.ratelimit import RateLimiter
+from ledger.daemons.gateway.schemas import ErrorResponse
+from ledger.daemons.gateway.state import Gateway
+from ledger.errors import UnavailableError
+from ledger.rpc.clients import Client
+
+ROUTER_MODULES: tuple[str, ...] = (
+    "ledger.daemons.gateway.health",
+    "ledger.daemons.gateway.metrics",
+    "ledger.daemons.gateway.ingest_routes",
+    "ledger.daemons.gateway.live",
+    "ledger.daemons.gateway.live_prefs",
+    "ledger.daemons.gateway.routes_accounts",
+    "ledger.daemons.gateway.routes_projects",
+    "ledger.daemons.gateway.routes_logs",
+    "ledger.daemons.gateway.routes_errors",
+)
+
+SUBSCRIBE_TIMEOUT_SECONDS = 5.0
+# FastAPI's built-in OpenTelemetry looks up its providers on every request (~4% of the hot
+# path, measured) and would log exception texts; Ledger exposes its own /metrics instead.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False,
+                                 "auto_configure": False}
+DESCRIPTION = """Ledger: self-hosted logging and error tracking.
+
+Send logs with an API key (`X-API-Key: ledger_…` or `Authorization: Bearer ledger_…`).
+Errors are `{"detail": "..."}`; request bodies may be gzip (`Content-Encoding: gzip`)."""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    breaker: CircuitBreaker | None = None,
+    rate_windows: tuple[int, int] = (60, 3600),
+    auth_failure_limit: int = FAILURE_LIMIT,
+) -> FastAPI:
+    """The gateway app; nothing connects until its lifespan starts.
+
+    Args:
+        settings: needs ``redis_url`` and ``internal_token``; daemon addresses from it.
+        breaker: the circuit breaker around auth (tests pass one with a short cooldown).
+        rate_windows: lengths in seconds of the "minute" and "hour" windows (tests shorten).
+        auth_failure_limit: refused key checks per client address before it is throttled.
+    """
+    metrics = Metrics()
+    breaker = breaker or CircuitBreaker("auth")
+    metrics.breaker_state = lambda: breaker.state
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with _open_gateway(settings, metrics, breaker, rate_windows,
+                                 auth_failure_limit) as gateway, open_live(gateway) as live:
+            app.state.gateway = gateway
+            app.state.live = live  # the SSE hub (live.py)
+            yield
+
+    app = FastAPI(title="Ledger", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan, docs_url="/docs", redoc_url=None, telemetry=NO_TELEMETRY)
+    app.state.metrics = metrics
+    modules = [importlib.import_module(name) for name in ROUTER_MODULES]
+    for module in modules:
+        app.include_router(module.router)
+    doc_models: list[type[BaseModel]] = [ErrorResponse]
+    for module in modules:
+        doc_models.extend(getattr(module, "DOC_MODELS", ()))
+    app.openapi = _openapi(app, doc_models)  # type: ignore[method-assign]
+    errors.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _open_gateway(
+    settings: Settings,
+    metrics: Metrics,
+    breaker: CircuitBreaker,
+    rate_windows: tuple[int, int],
+    auth_failure_limit: int,
+) -> AsyncIterator[Gateway]:
+    settings.require("redis_url", "internal_token")
+    token = str(settings.internal_token)
+    redis = bus.client(str(settings.redis_url))
+    auth = Client("auth", settings.auth_addr, token)
+    ingest = Client("ingest", settings.ingest_addr, token)
+    query = Client("query", settings.query_addr, token)
+    keys = KeyValidator(redis, auth, KeyCache(settings.gateway_key_cache_seconds), breaker,
+                        metrics, failure_limit=auth_failure_limit)
+    gateway = Gateway(
+        settings=settings, redis=redis, auth=auth, ingest=ingest, query=query, keys=keys,
+        limiter=RateLimiter(redis, minute_seconds=rate_windows[0], hour_seconds=rate_windows[1]),
+        metrics=metrics)
+    try:
+        try:
+            await redis.ping()
+        except (RedisError, OSError) as exc:
+            raise UnavailableError(
+                f"the gateway cannot reach Redis at {masked(settings.redis_url)} ({exc}):"
+                " is it running? is LEDGER_REDIS_URL right?") from exc
+        gateway.tasks.append(asyncio.create_task(keys.listen_revocations(),
+                                                 name="gateway-key-revocations"))
+        try:
+            await asyncio.wait_for(keys.subscribed.wait(), SUBSCRIBE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise UnavailableError("the gateway could not subscribe to key revocations in"
+                                   " Redis within 5 s") from None
+        yield gateway
+    finally:
+        gateway.closing.set()
+        for task in gateway.tasks:
+            task.cancel()
+        await asyncio.gather(*gateway.tasks, return_exceptions=True)
+        for client in (auth, ingest, query):
+            await client.close()
+        await redis.aclose()
+
+
+def _openapi(app: FastAPI, doc_models: list[type[BaseModel]]) -> Callable[[], dict[str, Any]]:
+    """FastAPI's document, plus the body models of raw-bytes handlers and our 422 shape."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                             routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        _, definitions = models_json_schema(
+            [(model, "validation") for model in doc_models],
+            ref_template="#/components/schemas/{model}")
+        for name, definition in definitions.get("$defs", {}).items():
+            components.setdefault(name, definition)
+        _use_error_response_for_422(schema)
+        app.openapi_schema = schema
+        return schema
+
+    return build
+
+
+def _use_error_response_for_422(schema: dict[str, Any]) -> None:
+    """Our validation errors are ``{"detail": "..."}``, not FastAPI's list: say so."""
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            response = operation.get("responses", {}).get("422")
+            if response is not None:
+                response["description"] = "Invalid parameters"
+                response["content"] = {"application/json": {"schema": ref}}
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)

@@ -1,0 +1,180 @@
+"""Routes SDKs call: ingest (single, batch), queue depth, settings (DESIGN §5).
+
+The ingest handlers read the raw body (gunzipped and capped by ``bodies.read_body``) and hand
+the bytes to the ingest daemon untouched: parsing and the rules of §3 run once, there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from ledger.core.events import CONSTRAINTS
+from ledger.daemons.gateway.bodies import check_json_content_type, read_body
+from ledger.daemons.gateway.deps import AUTH_RESPONSES, ApiKeyPrincipal, RequireKey
+from ledger.daemons.gateway.errors import error_response, json_response
+from ledger.daemons.gateway.schemas import (
+    ErrorResponse,
+    IngestBatchRejected,
+    IngestBatchRequest,
+    IngestBatchResponse,
+    IngestSingleResponse,
+    LogRecord,
+    QueueDepthResponse,
+    SettingsResponse,
+)
+from ledger.daemons.gateway.state import Gateway
+from ledger.proto import ingest_pb2
+
+router = APIRouter(prefix="/api/v1")
+
+require_ingest = RequireKey("ingest")
+require_read = RequireKey("read")
+require_any_scope = RequireKey(None)
+
+_BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "Body over the cap after decompression"},
+    415: {"model": ErrorResponse, "description": "Not JSON, or a Content-Encoding other than gzip"},
+}
+
+
+def _request_body(schema: str, description: str) -> dict[str, Any]:
+    """``openapi_extra`` declaring a JSON (optionally gzip) request body of ``schema``."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        },
+        "parameters": [{
+            "name": "Content-Encoding", "in": "header", "required": False,
+            "description": "`gzip` to send a compressed body (capped after decompression).",
+            "schema": {"type": "string", "enum": ["gzip", "identity"]},
+        }],
+    }
+
+
+#: Models that only appear through ``openapi_extra``: app.py adds them to the components.
+DOC_MODELS = (LogRecord, IngestBatchRequest, IngestBatchRejected)
+
+
+async def _ingest(request: Request, principal: ApiKeyPrincipal,
+                  shape: ingest_pb2.IngestShape.ValueType) -> ingest_pb2.IngestLogsResponse:
+    gateway: Gateway = request.app.state.gateway
+    check_json_content_type(request)
+    body = await read_body(request, gateway.settings.gateway_max_body_bytes)
+    identity = principal.identity
+    response = await gateway.ingest.call(
+        gateway.ingest.ingest.IngestLogs,
+        ingest_pb2.IngestLogsRequest(
+            project_id=identity.project_id, shape=shape, body=body,
+            retention_days=identity.retention_days, daily_quota=identity.daily_quota))
+    gateway.metrics.count_logs(response.accepted, response.rejected)
+    return response
+
+
+def _item_errors(response: ingest_pb2.IngestLogsResponse) -> list[dict[str, Any]]:
+    return [{"index": e.index, "field": e.field, "reason": e.reason} for e in response.errors]
+
+
+@router.post(
+    "/ingest/single",
+    tags=["ingest"],
+    summary="Send one log",
+    status_code=202,
+    response_model=IngestSingleResponse,
+    responses={400: {"model": ErrorResponse, "description": "The log is invalid"},
+               **_BODY_ERRORS, **AUTH_RESPONSES},
+    openapi_extra=_request_body("LogRecord", "One log record."),
+)
+async def ingest_single(
+    request: Request, principal: ApiKeyPrincipal = Depends(require_ingest),
+) -> Response:
+    """Queue one log; 202 once it is safely in the queue (stored within seconds)."""
+    response = await _ingest(request, principal, ingest_pb2.INGEST_SHAPE_SINGLE)
+    headers = principal.rate_headers()
+    if response.accepted == 0:
+        reason = response.errors[0] if response.errors else None
+        detail = (f"{reason.field}: {reason.reason}" if reason is not None
+                  else response.message or "the log is invalid")
+        return error_response(400, detail, headers)
+    return json_response({"accepted": response.accepted, "rejected": response.rejected,
+                          "message": response.message or "log accepted"}, 202, headers)
+
+
+@router.post(
+    "/ingest/batch",
+    tags=["ingest"],
+    summary="Send up to 1 000 logs",
+    status_code=202,
+    response_model=IngestBatchResponse,
+    responses={400: {
+        "description": "No log of the batch is valid (per-item errors), or the body is not a"
+                       " batch (detail only); nothing was queued",
+        "content": {"application/json": {"schema": {"anyOf": [
+            {"$ref": "#/components/schemas/IngestBatchRejected"},
+            {"$ref": "#/components/schemas/ErrorResponse"}]}}}},
+               **_BODY_ERRORS, **AUTH_RESPONSES},
+    openapi_extra=_request_body("IngestBatchRequest", "`{\"logs\": [...]}`, 1 to 1 000 logs."),
+)
+async def ingest_batch(
+    request: Request, principal: ApiKeyPrincipal = Depends(require_ingest),
+) -> Response:
+    """Queue the valid logs of a batch; invalid ones are listed by index with the reason."""
+    response = await _ingest(request, principal, ingest_pb2.INGEST_SHAPE_BATCH)
+    headers = principal.rate_headers()
+    errors = _item_errors(response)
+    if response.accepted == 0:
+        return error_response(400, response.message or "no log of the batch is valid", headers,
+                              accepted=0, rejected=response.rejected, errors=errors)
+    return json_response({"accepted": response.accepted, "rejected": response.rejected,
+                          "errors": errors}, 202, headers)
+
+
+@router.get(
+    "/queue/depth",
+    tags=["ingest"],
+    summary="Logs of the key's project waiting to be stored",
+    response_model=QueueDepthResponse,
+    responses={**AUTH_RESPONSES},
+)
+async def queue_depth(
+    request: Request, principal: ApiKeyPrincipal = Depends(require_read),
+) -> Response:
+    """How many accepted logs of the project are queued and not yet in the database."""
+    gateway: Gateway = request.app.state.gateway
+    answer = await gateway.ingest.call(
+        gateway.ingest.ingest.GetQueueDepth,
+        ingest_pb2.GetQueueDepthRequest(project_id=principal.project_id))
+    return json_response({"project_id": principal.project_id,
+                          "queue_depth": answer.queue_depth}, 200, principal.rate_headers())
+
+
+@router.get(
+    "/settings",
+    tags=["ingest"],
+    summary="What an SDK needs to know about its key and the log rules",
+    response_model=SettingsResponse,
+    responses={**AUTH_RESPONSES},
+)
+async def get_settings(
+    request: Request, principal: ApiKeyPrincipal = Depends(require_any_scope),
+) -> Response:
+    """The key's project, scopes, rate limits, daily quota, retention and the §3 rules."""
+    gateway: Gateway = request.app.state.gateway
+    identity = principal.identity
+    return json_response({
+        "project_id": identity.project_id,
+        "project_name": identity.project_name,
+        "project_slug": identity.project_slug,
+        "scopes": list(identity.scopes),
+        "rate_limit_minute": identity.rate_limit_minute,
+        "rate_limit_hour": identity.rate_limit_hour,
+        "daily_quota": identity.daily_quota,
+        "retention_days": identity.retention_days,
+        "max_body_bytes": gateway.settings.gateway_max_body_bytes,
+        "constraints": dict(CONSTRAINTS),
+    }, 200, principal.rate_headers())

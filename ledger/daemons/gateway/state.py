@@ -1,0 +1,49 @@
+"""What one gateway holds while it runs: its clients, caches and counters.
+
+Built by the app's lifespan and kept on ``app.state.gateway``; route modules reach it with
+``get_gateway(request)`` (or ``Depends(get_gateway)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from starlette.requests import Request
+
+from ledger.config import Settings
+from ledger.daemons.gateway.keys import KeyValidator
+from ledger.daemons.gateway.metrics import Metrics
+from ledger.daemons.gateway.ratelimit import RateLimiter
+from ledger.rpc.clients import Client
+
+
+@dataclass
+class Gateway:
+    """The running gateway's shared objects (one per process).
+
+    Attributes:
+        redis: the one Redis client (bytes responses).
+        auth / ingest / query: one gRPC client per daemon.
+        closing: set when shutdown begins, so that long-lived streams (SSE) can end and let
+            in-flight requests finish.
+        tasks: background tasks; the daemon stops loudly when one of them dies.
+    """
+
+    settings: Settings
+    redis: aioredis.Redis
+    auth: Client
+    ingest: Client
+    query: Client
+    keys: KeyValidator
+    limiter: RateLimiter
+    metrics: Metrics
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def get_gateway(request: Request) -> Gateway:
+    """The gateway serving ``request`` (a FastAPI dependency)."""
+    gateway: Gateway = request.app.state.gateway
+    return gateway

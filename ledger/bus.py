@@ -121,3 +121,8 @@ def client(url: str, *, decode: bool = False) -> aioredis.Redis:
 def query_total(project_id: str, digest: str) -> str:
     """Capped count of a project's logs matching one filter, reused by later pages of a walk."""
     return f"ledger:{{p:{project_id}}}:total:{digest}"
+
+
+def session_revoked(account_id: str, session_id: str) -> str:
+    """Exists while access tokens of a logged-out account session may still be unexpired."""
+    return f"ledger:{{acct:{account_id}}}:session-revoked:{session_id}"

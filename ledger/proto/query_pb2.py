@@ -24,17 +24,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ledger/proto/query.proto\x12\tledger.v1\"4\n\x0fListLogsRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"%\n\x10ListLogsResponse\x12\x11\n\tlogs_json\x18\x01 \x01(\x0c\x32S\n\x0cQueryService\x12\x43\n\x08ListLogs\x12\x1a.ledger.v1.ListLogsRequest\x1a\x1b.ledger.v1.ListLogsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ledger/proto/query.proto\x12\tledger.v1\"\xb9\x01\n\x0fListLogsRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x16\n\x0eretention_days\x18\x02 \x01(\x05\x12\x36\n\x06params\x18\x03 \x03(\x0b\x32&.ledger.v1.ListLogsRequest.ParamsEntry\x12\x13\n\x0b\x65rrors_only\x18\x04 \x01(\x08\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x7f\n\x10ListLogsResponse\x12\x11\n\tlogs_json\x18\x01 \x01(\x0c\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x13\n\x0btotal_exact\x18\x04 \x01(\x08\x12\x10\n\x08has_more\x18\x05 \x01(\x08\x12\x13\n\x0bnext_cursor\x18\x06 \x01(\t\"4\n\rGetLogRequest\x12\x13\n\x0bproject_ids\x18\x01 \x03(\t\x12\x0e\n\x06log_id\x18\x02 \x01(\t\"\"\n\x0eGetLogResponse\x12\x10\n\x08log_json\x18\x01 \x01(\x0c\"\x9a\x01\n\x16ListErrorGroupsRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12=\n\x06params\x18\x02 \x03(\x0b\x32-.ledger.v1.ListErrorGroupsRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"O\n\x17ListErrorGroupsResponse\x12\x13\n\x0bgroups_json\x18\x01 \x01(\x0c\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x10\n\x08has_more\x18\x03 \x01(\x08\"=\n\x14GetErrorGroupRequest\x12\x13\n\x0bproject_ids\x18\x01 \x03(\t\x12\x10\n\x08group_id\x18\x02 \x01(\t\"+\n\x15GetErrorGroupResponse\x12\x12\n\ngroup_json\x18\x01 \x01(\x0c\"s\n\x1dUpdateErrorGroupStatusRequest\x12\x13\n\x0bproject_ids\x18\x01 \x03(\t\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x1b\n\x13resolved_in_release\x18\x04 \x01(\t\"4\n\x1eUpdateErrorGroupStatusResponse\x12\x12\n\ngroup_json\x18\x01 \x01(\x0c\x32\xaf\x03\n\x0cQueryService\x12\x43\n\x08ListLogs\x12\x1a.ledger.v1.ListLogsRequest\x1a\x1b.ledger.v1.ListLogsResponse\x12=\n\x06GetLog\x12\x18.ledger.v1.GetLogRequest\x1a\x19.ledger.v1.GetLogResponse\x12X\n\x0fListErrorGroups\x12!.ledger.v1.ListErrorGroupsRequest\x1a\".ledger.v1.ListErrorGroupsResponse\x12R\n\rGetErrorGroup\x12\x1f.ledger.v1.GetErrorGroupRequest\x1a .ledger.v1.GetErrorGroupResponse\x12m\n\x16UpdateErrorGroupStatus\x12(.ledger.v1.UpdateErrorGroupStatusRequest\x1a).ledger.v1.UpdateErrorGroupStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.proto.query_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTLOGSREQUEST']._serialized_start=39
-  _globals['_LISTLOGSREQUEST']._serialized_end=91
-  _globals['_LISTLOGSRESPONSE']._serialized_start=93
-  _globals['_LISTLOGSRESPONSE']._serialized_end=130
-  _globals['_QUERYSERVICE']._serialized_start=132
-  _globals['_QUERYSERVICE']._serialized_end=215
+  _globals['_LISTLOGSREQUEST_PARAMSENTRY']._loaded_options = None
+  _globals['_LISTLOGSREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
+  _globals['_LISTERRORGROUPSREQUEST_PARAMSENTRY']._loaded_options = None
+  _globals['_LISTERRORGROUPSREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
+  _globals['_LISTLOGSREQUEST']._serialized_start=40
+  _globals['_LISTLOGSREQUEST']._serialized_end=225
+  _globals['_LISTLOGSREQUEST_PARAMSENTRY']._serialized_start=180
+  _globals['_LISTLOGSREQUEST_PARAMSENTRY']._serialized_end=225
+  _globals['_LISTLOGSRESPONSE']._serialized_start=227
+  _globals['_LISTLOGSRESPONSE']._serialized_end=354
+  _globals['_GETLOGREQUEST']._serialized_start=356
+  _globals['_GETLOGREQUEST']._serialized_end=408
+  _globals['_GETLOGRESPONSE']._serialized_start=410
+  _globals['_GETLOGRESPONSE']._serialized_end=444
+  _globals['_LISTERRORGROUPSREQUEST']._serialized_start=447
+  _globals['_LISTERRORGROUPSREQUEST']._serialized_end=601
+  _globals['_LISTERRORGROUPSREQUEST_PARAMSENTRY']._serialized_start=180
+  _globals['_LISTERRORGROUPSREQUEST_PARAMSENTRY']._serialized_end=225
+  _globals['_LISTERRORGROUPSRESPONSE']._serialized_start=603
+  _globals['_LISTERRORGROUPSRESPONSE']._serialized_end=682
+  _globals['_GETERRORGROUPREQUEST']._serialized_start=684
+  _globals['_GETERRORGROUPREQUEST']._serialized_end=745
+  _globals['_GETERRORGROUPRESPONSE']._serialized_start=747
+  _globals['_GETERRORGROUPRESPONSE']._serialized_end=790
+  _globals['_UPDATEERRORGROUPSTATUSREQUEST']._serialized_start=792
+  _globals['_UPDATEERRORGROUPSTATUSREQUEST']._serialized_end=907
+  _globals['_UPDATEERRORGROUPSTATUSRESPONSE']._serialized_start=909
+  _globals['_UPDATEERRORGROUPSTATUSRESPONSE']._serialized_end=961
+  _globals['_QUERYSERVICE']._serialized_start=964
+  _globals['_QUERYSERVICE']._serialized_end=1395
 # @@protoc_insertion_point(module_scope)

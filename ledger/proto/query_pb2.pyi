@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,19 +22,52 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class ListLogsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ParamsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     PROJECT_ID_FIELD_NUMBER: _builtins.int
-    LIMIT_FIELD_NUMBER: _builtins.int
+    RETENTION_DAYS_FIELD_NUMBER: _builtins.int
+    PARAMS_FIELD_NUMBER: _builtins.int
+    ERRORS_ONLY_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
-    limit: _builtins.int
+    retention_days: _builtins.int
+    """The project's retention: the time window when no period is given."""
+    errors_only: _builtins.bool
+    """GET /errors/list: only error and critical logs"""
+    @_builtins.property
+    def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """period, periodFrom, periodTo, level, log_type, environment, release, error_fingerprint,
+        search, limit, offset, cursor (lists comma-separated)
+        """
+
     def __init__(
         self,
         *,
         project_id: _builtins.str = ...,
-        limit: _builtins.int = ...,
+        retention_days: _builtins.int = ...,
+        params: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        errors_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "project_id", b"project_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors_only", b"errors_only", "params", b"params", "project_id", b"project_id", "retention_days", b"retention_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -43,19 +78,240 @@ class ListLogsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     LOGS_JSON_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    TOTAL_EXACT_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
     logs_json: _builtins.bytes
-    """JSON array of log objects: logs are schemaless enough (attributes) that JSON is the honest
-    wire format, and it is passed through to REST clients without re-encoding.
-    """
+    """JSON array of log objects, newest first"""
+    count: _builtins.int
+    total: _builtins.int
+    """Matching rows, counted up to a cap; total_exact is false when the cap was reached."""
+    total_exact: _builtins.bool
+    has_more: _builtins.bool
+    next_cursor: _builtins.str
+    """"" when there is no next page"""
     def __init__(
         self,
         *,
         logs_json: _builtins.bytes = ...,
+        count: _builtins.int = ...,
+        total: _builtins.int = ...,
+        total_exact: _builtins.bool = ...,
+        has_more: _builtins.bool = ...,
+        next_cursor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["logs_json", b"logs_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "has_more", b"has_more", "logs_json", b"logs_json", "next_cursor", b"next_cursor", "total", b"total", "total_exact", b"total_exact"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListLogsResponse: _TypeAlias = ListLogsResponse  # noqa: Y015
+
+@_typing.final
+class GetLogRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_IDS_FIELD_NUMBER: _builtins.int
+    LOG_ID_FIELD_NUMBER: _builtins.int
+    log_id: _builtins.str
+    @_builtins.property
+    def project_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        project_ids: _abc.Iterable[_builtins.str] | None = ...,
+        log_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["log_id", b"log_id", "project_ids", b"project_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLogRequest: _TypeAlias = GetLogRequest  # noqa: Y015
+
+@_typing.final
+class GetLogResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOG_JSON_FIELD_NUMBER: _builtins.int
+    log_json: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        log_json: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["log_json", b"log_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLogResponse: _TypeAlias = GetLogResponse  # noqa: Y015
+
+@_typing.final
+class ListErrorGroupsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ParamsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    PARAMS_FIELD_NUMBER: _builtins.int
+    project_id: _builtins.str
+    @_builtins.property
+    def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """status (comma-separated), sort (last_seen | count | first_seen), search, limit, offset"""
+
+    def __init__(
+        self,
+        *,
+        project_id: _builtins.str = ...,
+        params: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["params", b"params", "project_id", b"project_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListErrorGroupsRequest: _TypeAlias = ListErrorGroupsRequest  # noqa: Y015
+
+@_typing.final
+class ListErrorGroupsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUPS_JSON_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    groups_json: _builtins.bytes
+    """JSON array of error groups"""
+    total: _builtins.int
+    has_more: _builtins.bool
+    def __init__(
+        self,
+        *,
+        groups_json: _builtins.bytes = ...,
+        total: _builtins.int = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups_json", b"groups_json", "has_more", b"has_more", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListErrorGroupsResponse: _TypeAlias = ListErrorGroupsResponse  # noqa: Y015
+
+@_typing.final
+class GetErrorGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_IDS_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    @_builtins.property
+    def project_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        project_ids: _abc.Iterable[_builtins.str] | None = ...,
+        group_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "project_ids", b"project_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetErrorGroupRequest: _TypeAlias = GetErrorGroupRequest  # noqa: Y015
+
+@_typing.final
+class GetErrorGroupResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_JSON_FIELD_NUMBER: _builtins.int
+    group_json: _builtins.bytes
+    """The group with why_grouped, components and sample_log"""
+    def __init__(
+        self,
+        *,
+        group_json: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_json", b"group_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetErrorGroupResponse: _TypeAlias = GetErrorGroupResponse  # noqa: Y015
+
+@_typing.final
+class UpdateErrorGroupStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_IDS_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    RESOLVED_IN_RELEASE_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    status: _builtins.str
+    """unresolved | resolved | ignored"""
+    resolved_in_release: _builtins.str
+    """only with status resolved; "" = none"""
+    @_builtins.property
+    def project_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        project_ids: _abc.Iterable[_builtins.str] | None = ...,
+        group_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        resolved_in_release: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "project_ids", b"project_ids", "resolved_in_release", b"resolved_in_release", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateErrorGroupStatusRequest: _TypeAlias = UpdateErrorGroupStatusRequest  # noqa: Y015
+
+@_typing.final
+class UpdateErrorGroupStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_JSON_FIELD_NUMBER: _builtins.int
+    group_json: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        group_json: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_json", b"group_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateErrorGroupStatusResponse: _TypeAlias = UpdateErrorGroupStatusResponse  # noqa: Y015

@@ -26,7 +26,15 @@ if _version_not_supported:
 
 
 class QueryServiceStub:
-    """Reading logs and error groups back. Filled in by the query work (issue: reading it back).
+    """Reading logs and error groups back (DESIGN §5).
+
+    The gateway decides which projects the caller may read (an API key: its own project; an
+    account: its projects) and passes them here; every query is bound by them, so an id of
+    another project answers NOT_FOUND. Filter parameters travel as the client sent them (`params`)
+    and are validated once, here, so that INVALID_ARGUMENT names the REST parameter.
+
+    Rows travel as JSON: logs are schemaless enough (attributes) that JSON is the honest wire
+    format, encoded once here and passed through to REST clients without re-encoding.
     """
 
     def __init__(self, channel):
@@ -40,13 +48,65 @@ class QueryServiceStub:
                 request_serializer=ledger_dot_proto_dot_query__pb2.ListLogsRequest.SerializeToString,
                 response_deserializer=ledger_dot_proto_dot_query__pb2.ListLogsResponse.FromString,
                 _registered_method=True)
+        self.GetLog = channel.unary_unary(
+                '/ledger.v1.QueryService/GetLog',
+                request_serializer=ledger_dot_proto_dot_query__pb2.GetLogRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_query__pb2.GetLogResponse.FromString,
+                _registered_method=True)
+        self.ListErrorGroups = channel.unary_unary(
+                '/ledger.v1.QueryService/ListErrorGroups',
+                request_serializer=ledger_dot_proto_dot_query__pb2.ListErrorGroupsRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_query__pb2.ListErrorGroupsResponse.FromString,
+                _registered_method=True)
+        self.GetErrorGroup = channel.unary_unary(
+                '/ledger.v1.QueryService/GetErrorGroup',
+                request_serializer=ledger_dot_proto_dot_query__pb2.GetErrorGroupRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_query__pb2.GetErrorGroupResponse.FromString,
+                _registered_method=True)
+        self.UpdateErrorGroupStatus = channel.unary_unary(
+                '/ledger.v1.QueryService/UpdateErrorGroupStatus',
+                request_serializer=ledger_dot_proto_dot_query__pb2.UpdateErrorGroupStatusRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_query__pb2.UpdateErrorGroupStatusResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
-    """Reading logs and error groups back. Filled in by the query work (issue: reading it back).
+    """Reading logs and error groups back (DESIGN §5).
+
+    The gateway decides which projects the caller may read (an API key: its own project; an
+    account: its projects) and passes them here; every query is bound by them, so an id of
+    another project answers NOT_FOUND. Filter parameters travel as the client sent them (`params`)
+    and are validated once, here, so that INVALID_ARGUMENT names the REST parameter.
+
+    Rows travel as JSON: logs are schemaless enough (attributes) that JSON is the honest wire
+    format, encoded once here and passed through to REST clients without re-encoding.
     """
 
     def ListLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListErrorGroups(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetErrorGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateErrorGroupStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -60,6 +120,26 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     request_deserializer=ledger_dot_proto_dot_query__pb2.ListLogsRequest.FromString,
                     response_serializer=ledger_dot_proto_dot_query__pb2.ListLogsResponse.SerializeToString,
             ),
+            'GetLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLog,
+                    request_deserializer=ledger_dot_proto_dot_query__pb2.GetLogRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_query__pb2.GetLogResponse.SerializeToString,
+            ),
+            'ListErrorGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListErrorGroups,
+                    request_deserializer=ledger_dot_proto_dot_query__pb2.ListErrorGroupsRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_query__pb2.ListErrorGroupsResponse.SerializeToString,
+            ),
+            'GetErrorGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetErrorGroup,
+                    request_deserializer=ledger_dot_proto_dot_query__pb2.GetErrorGroupRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_query__pb2.GetErrorGroupResponse.SerializeToString,
+            ),
+            'UpdateErrorGroupStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateErrorGroupStatus,
+                    request_deserializer=ledger_dot_proto_dot_query__pb2.UpdateErrorGroupStatusRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_query__pb2.UpdateErrorGroupStatusResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'ledger.v1.QueryService', rpc_method_handlers)
@@ -69,7 +149,15 @@ def add_QueryServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class QueryService:
-    """Reading logs and error groups back. Filled in by the query work (issue: reading it back).
+    """Reading logs and error groups back (DESIGN §5).
+
+    The gateway decides which projects the caller may read (an API key: its own project; an
+    account: its projects) and passes them here; every query is bound by them, so an id of
+    another project answers NOT_FOUND. Filter parameters travel as the client sent them (`params`)
+    and are validated once, here, so that INVALID_ARGUMENT names the REST parameter.
+
+    Rows travel as JSON: logs are schemaless enough (attributes) that JSON is the honest wire
+    format, encoded once here and passed through to REST clients without re-encoding.
     """
 
     @staticmethod
@@ -89,6 +177,114 @@ class QueryService:
             '/ledger.v1.QueryService/ListLogs',
             ledger_dot_proto_dot_query__pb2.ListLogsRequest.SerializeToString,
             ledger_dot_proto_dot_query__pb2.ListLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.QueryService/GetLog',
+            ledger_dot_proto_dot_query__pb2.GetLogRequest.SerializeToString,
+            ledger_dot_proto_dot_query__pb2.GetLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListErrorGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.QueryService/ListErrorGroups',
+            ledger_dot_proto_dot_query__pb2.ListErrorGroupsRequest.SerializeToString,
+            ledger_dot_proto_dot_query__pb2.ListErrorGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetErrorGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.QueryService/GetErrorGroup',
+            ledger_dot_proto_dot_query__pb2.GetErrorGroupRequest.SerializeToString,
+            ledger_dot_proto_dot_query__pb2.GetErrorGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateErrorGroupStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.QueryService/UpdateErrorGroupStatus',
+            ledger_dot_proto_dot_query__pb2.UpdateErrorGroupStatusRequest.SerializeToString,
+            ledger_dot_proto_dot_query__pb2.UpdateErrorGroupStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

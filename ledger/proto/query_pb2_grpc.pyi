@@ -27,23 +27,58 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class QueryServiceStub:
-    """Reading logs and error groups back. Filled in by the query work (issue: reading it back)."""
+    """Reading logs and error groups back (DESIGN §5).
+
+    The gateway decides which projects the caller may read (an API key: its own project; an
+    account: its projects) and passes them here; every query is bound by them, so an id of
+    another project answers NOT_FOUND. Filter parameters travel as the client sent them (`params`)
+    and are validated once, here, so that INVALID_ARGUMENT names the REST parameter.
+
+    Rows travel as JSON: logs are schemaless enough (attributes) that JSON is the honest wire
+    format, encoded once here and passed through to REST clients without re-encoding.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> QueryServiceAsyncStub: ...
     ListLogs: _grpc.UnaryUnaryMultiCallable[_query_pb2.ListLogsRequest, _query_pb2.ListLogsResponse]
+    GetLog: _grpc.UnaryUnaryMultiCallable[_query_pb2.GetLogRequest, _query_pb2.GetLogResponse]
+    ListErrorGroups: _grpc.UnaryUnaryMultiCallable[_query_pb2.ListErrorGroupsRequest, _query_pb2.ListErrorGroupsResponse]
+    GetErrorGroup: _grpc.UnaryUnaryMultiCallable[_query_pb2.GetErrorGroupRequest, _query_pb2.GetErrorGroupResponse]
+    UpdateErrorGroupStatus: _grpc.UnaryUnaryMultiCallable[_query_pb2.UpdateErrorGroupStatusRequest, _query_pb2.UpdateErrorGroupStatusResponse]
 
 @_typing.type_check_only
 class QueryServiceAsyncStub(QueryServiceStub):
-    """Reading logs and error groups back. Filled in by the query work (issue: reading it back)."""
+    """Reading logs and error groups back (DESIGN §5).
+
+    The gateway decides which projects the caller may read (an API key: its own project; an
+    account: its projects) and passes them here; every query is bound by them, so an id of
+    another project answers NOT_FOUND. Filter parameters travel as the client sent them (`params`)
+    and are validated once, here, so that INVALID_ARGUMENT names the REST parameter.
+
+    Rows travel as JSON: logs are schemaless enough (attributes) that JSON is the honest wire
+    format, encoded once here and passed through to REST clients without re-encoding.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListLogs: _aio.UnaryUnaryMultiCallable[_query_pb2.ListLogsRequest, _query_pb2.ListLogsResponse]  # type: ignore[assignment]
+    GetLog: _aio.UnaryUnaryMultiCallable[_query_pb2.GetLogRequest, _query_pb2.GetLogResponse]  # type: ignore[assignment]
+    ListErrorGroups: _aio.UnaryUnaryMultiCallable[_query_pb2.ListErrorGroupsRequest, _query_pb2.ListErrorGroupsResponse]  # type: ignore[assignment]
+    GetErrorGroup: _aio.UnaryUnaryMultiCallable[_query_pb2.GetErrorGroupRequest, _query_pb2.GetErrorGroupResponse]  # type: ignore[assignment]
+    UpdateErrorGroupStatus: _aio.UnaryUnaryMultiCallable[_query_pb2.UpdateErrorGroupStatusRequest, _query_pb2.UpdateErrorGroupStatusResponse]  # type: ignore[assignment]
 
 class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Reading logs and error groups back. Filled in by the query work (issue: reading it back)."""
+    """Reading logs and error groups back (DESIGN §5).
+
+    The gateway decides which projects the caller may read (an API key: its own project; an
+    account: its projects) and passes them here; every query is bound by them, so an id of
+    another project answers NOT_FOUND. Filter parameters travel as the client sent them (`params`)
+    and are validated once, here, so that INVALID_ARGUMENT names the REST parameter.
+
+    Rows travel as JSON: logs are schemaless enough (attributes) that JSON is the honest wire
+    format, encoded once here and passed through to REST clients without re-encoding.
+    """
 
     @_abc_1.abstractmethod
     def ListLogs(
@@ -51,5 +86,33 @@ class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _query_pb2.ListLogsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_query_pb2.ListLogsResponse, _abc.Awaitable[_query_pb2.ListLogsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetLog(
+        self,
+        request: _query_pb2.GetLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.GetLogResponse, _abc.Awaitable[_query_pb2.GetLogResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListErrorGroups(
+        self,
+        request: _query_pb2.ListErrorGroupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.ListErrorGroupsResponse, _abc.Awaitable[_query_pb2.ListErrorGroupsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetErrorGroup(
+        self,
+        request: _query_pb2.GetErrorGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.GetErrorGroupResponse, _abc.Awaitable[_query_pb2.GetErrorGroupResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateErrorGroupStatus(
+        self,
+        request: _query_pb2.UpdateErrorGroupStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.UpdateErrorGroupStatusResponse, _abc.Awaitable[_query_pb2.UpdateErrorGroupStatusResponse]]: ...
 
 def add_QueryServiceServicer_to_server(servicer: QueryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

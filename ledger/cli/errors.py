@@ -1,0 +1,131 @@
+"""`ledger errors list|show|resolve|ignore|reopen`: error groups through the gateway.
+
+Uses LEDGER_URL and LEDGER_API_KEY (a key with the read scope), or what `ledger up` saved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from ledger.cli.context import load_settings
+from ledger.cli.logs import level_text, when
+from ledger.cli.output import console, handle_errors, print_json, success, table
+
+app = typer.Typer(help="Error groups: list them, see why events were grouped, triage them.",
+                  no_args_is_help=True)
+
+STATUS_STYLES = {"unresolved": "red", "resolved": "green", "ignored": "dim"}
+
+
+def _status(status: str) -> str:
+    return f"[{STATUS_STYLES.get(status, '')}]{status}[/]"
+
+
+def _set_status(group_id: str, status: str, release: str | None = None) -> dict[str, Any]:
+    from ledger.cli.api import GatewayClient
+
+    with GatewayClient(load_settings()) as client:
+        body: dict[str, Any] = {"status": status}
+        if release:
+            body["resolved_in_release"] = release
+        group: dict[str, Any] = client.request(
+            "PATCH", f"/api/v1/error-groups/{group_id.strip()}/status", json=body)
+        return group
+
+
+@app.command("list")
+def list_command(
+    project: str | None = typer.Option(
+        None, "--project", "-p", help="Project id or slug (default: the API key's project)."),
+    status: list[str] = typer.Option([], "--status", help="unresolved, resolved or ignored;"
+                                     " repeat for several (default: all)."),
+    sort: str = typer.Option("last_seen", "--sort", help="last_seen, count or first_seen."),
+    search: str | None = typer.Option(None, "--search", "-s", help="Text in the title."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="How many groups."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """List a project's error groups, most recently seen first."""
+    from ledger.cli.api import GatewayClient
+
+    with handle_errors(), GatewayClient(load_settings()) as client:
+        page = client.get("/api/v1/error-groups", project_id=project, status=",".join(status),
+                          sort=sort, search=search, limit=limit)
+        if json_output:
+            print_json(page)
+            return
+        table(None, ["id", "status", "level", "events", "last seen", "title"],
+              [[g["id"], _status(g["status"]), level_text(g["level"]), g["event_count"],
+                when(g["last_seen"]), g["title"][:80]] for g in page["error_groups"]])
+        console.print(f"[dim]{len(page['error_groups'])} of {page['total']} groups[/]",
+                      highlight=False)
+
+
+@app.command("show")
+def show_command(
+    group_id: str = typer.Argument(..., help="The group id (from `ledger errors list`)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Show an error group: counts, status, why its events were grouped, a sample event."""
+    from ledger.cli.api import GatewayClient
+
+    with handle_errors(), GatewayClient(load_settings()) as client:
+        group = client.get(f"/api/v1/error-groups/{group_id.strip()}")
+        if json_output:
+            print_json(group)
+            return
+        console.print(f"[bold]{group['title']}[/]", highlight=False)
+        resolved = ""
+        if group["status"] == "resolved":
+            resolved = f" in release {group['resolved_in_release']}" if group.get(
+                "resolved_in_release") else ""
+            resolved += f" at {when(group['resolved_at'])}" if group.get("resolved_at") else ""
+        facts = [
+            ("id", group["id"]), ("status", _status(group["status"]) + resolved),
+            ("level", level_text(group["level"])), ("type", group["log_type"]),
+            ("events", str(group["event_count"])), ("first seen", when(group["first_seen"])),
+            ("last seen", when(group["last_seen"])),
+            ("last release", group.get("last_release") or "-"),
+            ("fingerprint", f"{group['fingerprint']} (v{group['fingerprint_version']})"),
+            ("why grouped", group["why_grouped"]),
+        ]
+        for name, value in facts:
+            console.print(f"[dim]{name:>13}[/]  {value}", highlight=False)
+        sample = group.get("sample_log")
+        if sample:
+            console.print("\n[bold]sample event[/]", highlight=False)
+            console.print(f"{when(sample['timestamp'])}  {sample.get('message') or ''}",
+                          highlight=False, markup=False)
+            if sample.get("stack_trace"):
+                console.print(sample["stack_trace"], highlight=False, markup=False)
+
+
+@app.command("resolve")
+def resolve_command(
+    group_id: str = typer.Argument(..., help="The group id."),
+    release: str | None = typer.Option(
+        None, "--release", "-r", help="Fixed in this release: events from older releases do"
+        " not reopen it."),
+) -> None:
+    """Mark an error group resolved; a new event (from this release or newer) reopens it."""
+    with handle_errors():
+        group = _set_status(group_id, "resolved", release)
+        suffix = f" in release {group['resolved_in_release']}" if release else ""
+        success(f"resolved {group['title']!r}{suffix}")
+
+
+@app.command("ignore")
+def ignore_command(group_id: str = typer.Argument(..., help="The group id.")) -> None:
+    """Ignore an error group: it stays out of the unresolved list."""
+    with handle_errors():
+        group = _set_status(group_id, "ignored")
+        success(f"ignored {group['title']!r}")
+
+
+@app.command("reopen")
+def reopen_command(group_id: str = typer.Argument(..., help="The group id.")) -> None:
+    """Mark a resolved or ignored error group unresolved again."""
+    with handle_errors():
+        group = _set_status(group_id, "unresolved")
+        success(f"reopened {group['title']!r}")

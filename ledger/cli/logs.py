@@ -1,0 +1,188 @@
+"""`ledger logs`: search a project's logs through the gateway, or follow new ones.
+
+Same filters as ``GET /api/v1/logs``; uses LEDGER_URL and LEDGER_API_KEY (a key with the read
+scope), or what `ledger up` saved.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ledger.cli.context import load_settings
+from ledger.cli.output import console, handle_errors, print_json, print_json_line, table
+from ledger.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from ledger.cli.api import GatewayClient
+
+_SINCE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+LEVEL_STYLES = {"debug": "dim", "info": "green", "warning": "yellow", "error": "red",
+                "critical": "bold white on red"}
+#: A poll reads at most this many pages; more new logs than that per poll are skipped (and said).
+MAX_FOLLOW_PAGES = 20
+FOLLOW_PAGE = 1000
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``15m`` -> the time 15 minutes ago (s, m, h, d and w units)."""
+    match = _SINCE.match(text)
+    if not match:
+        raise InvalidInputError(f"--since must look like 30s, 15m, 2h, 7d or 1w; got {text!r}")
+    delta = timedelta(**{_UNITS[match[2]]: int(match[1])})
+    return (now or datetime.now(UTC)) - delta
+
+
+def filter_params(*, project: str | None, period: str | None, since: str | None,
+                  start: str | None, end: str | None, level: list[str], log_type: list[str],
+                  environment: list[str], release: list[str], fingerprint: str | None,
+                  search: str | None) -> dict[str, Any]:
+    """The query parameters of ``GET /logs`` for these options."""
+    if since and (period or start):
+        raise InvalidInputError("give --since, --period or --from, not several")
+    if since:
+        start = parse_since(since).isoformat()
+    return {
+        "project_id": project, "period": period, "periodFrom": start, "periodTo": end,
+        "level": ",".join(level), "log_type": ",".join(log_type),
+        "environment": ",".join(environment), "release": ",".join(release),
+        "error_fingerprint": fingerprint, "search": search,
+    }
+
+
+def when(iso: str) -> str:
+    """A stored timestamp for a terminal: local time with milliseconds."""
+    try:
+        value = datetime.fromisoformat(iso).astimezone()
+    except (TypeError, ValueError):
+        return str(iso)
+    return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+
+
+def summary(row: dict[str, Any], width: int = 120) -> str:
+    """The one line that says what a log is about."""
+    text = row.get("message") or ""
+    if row.get("error_type"):
+        text = f"{row['error_type']}: {row.get('error_message') or ''}" + (
+            f" — {text}" if text else "")
+    first = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return first if len(first) <= width else first[: width - 1] + "…"
+
+
+def level_text(level: str) -> str:
+    style = LEVEL_STYLES.get(level, "")
+    return f"[{style}]{level}[/]" if style else level
+
+
+def print_line(row: dict[str, Any]) -> None:
+    """One log as one line (follow mode)."""
+    where = " ".join(str(v) for v in (row.get("environment"), row.get("release")) if v)
+    console.print(f"{when(row['timestamp'])} {level_text(row['level']):<8} "
+                  f"[dim]{row['log_type']}[/] {summary(row)}"
+                  + (f" [dim]({where})[/]" if where else ""), highlight=False, markup=True,
+                  soft_wrap=True)
+
+
+def print_page(page: dict[str, Any]) -> None:
+    """A page as a table, oldest at the top (like a terminal log), and how to see more."""
+    rows = list(reversed(page["logs"]))
+    table(None, ["time", "level", "type", "message", "environment", "release", "id"],
+          [[when(r["timestamp"]), level_text(r["level"]), r["log_type"], summary(r, 80),
+            r.get("environment"), r.get("release"), r["id"]] for r in rows])
+    total = f"{page['total']}" + ("" if page["total_exact"] else "+")
+    console.print(f"[dim]{len(rows)} of {total} matching logs[/]", highlight=False)
+    if page.get("next_cursor"):
+        console.print(f"[dim]older: --cursor {page['next_cursor']}[/]", highlight=False)
+
+
+def new_logs(client: GatewayClient, params: dict[str, Any], since: str,
+             seen: set[str]) -> list[dict[str, Any]]:
+    """Logs at or after ``since`` not in ``seen``, oldest first (walking pages by cursor)."""
+    found: list[dict[str, Any]] = []
+    query = params | {"period": None, "periodFrom": since, "limit": FOLLOW_PAGE}
+    for _ in range(MAX_FOLLOW_PAGES):
+        page = client.get("/api/v1/logs", **query)
+        fresh = [r for r in page["logs"] if r["id"] not in seen]
+        found.extend(fresh)
+        if not page["has_more"] or len(fresh) < len(page["logs"]):
+            break
+        query = query | {"cursor": page["next_cursor"]}
+    found.reverse()
+    return found
+
+
+def follow(client: GatewayClient, params: dict[str, Any], first: dict[str, Any],
+           interval: float, json_output: bool) -> None:
+    """Print ``first`` then poll for newer logs every ``interval`` seconds until Ctrl-C."""
+    emit = print_json_line if json_output else print_line
+    rows = list(reversed(first["logs"]))
+    for row in rows:
+        emit(row)
+    # The newest timestamp printed and the ids printed at it: the next poll starts there, so a
+    # log that shares that timestamp is neither lost nor printed twice.
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    last = rows[-1]["timestamp"] if rows else start.isoformat()
+    seen = {r["id"] for r in rows if r["timestamp"] == last}
+    while True:
+        time.sleep(interval)
+        for row in new_logs(client, params, last, seen):
+            emit(row)
+            if row["timestamp"] != last:
+                last, seen = row["timestamp"], set()
+            seen.add(row["id"])
+
+
+def logs_command(
+    project: str | None = typer.Option(
+        None, "--project", "-p", help="Project id or slug (default: the API key's project)."),
+    period: str | None = typer.Option(
+        None, "--period", help="today, last1h, last24h, last7days, last30days, currentWeek,"
+        " currentMonth or currentYear (UTC)."),
+    since: str | None = typer.Option(None, "--since", help="Only logs newer than this: 30s,"
+                                     " 15m, 2h, 7d."),
+    start: str | None = typer.Option(None, "--from", help="Start, ISO-8601."),
+    end: str | None = typer.Option(None, "--to", help="End, ISO-8601 (exclusive)."),
+    level: list[str] = typer.Option([], "--level", "-l", help="debug, info, warning, error or"
+                                    " critical; repeat for several."),
+    log_type: list[str] = typer.Option([], "--type", "-t", help="Log type (exception, endpoint"
+                                       ", …); repeat for several."),
+    environment: list[str] = typer.Option([], "--env", "-e", help="Environment; repeatable."),
+    release: list[str] = typer.Option([], "--release", "-r", help="Release; repeatable."),
+    fingerprint: str | None = typer.Option(None, "--fingerprint",
+                                           help="Only events of this error fingerprint."),
+    search: str | None = typer.Option(None, "--search", "-s",
+                                      help="Text in the message or error (case-insensitive)."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="How many logs."),
+    cursor: str | None = typer.Option(None, "--cursor", help="Continue after a previous page."),
+    follow_logs: bool = typer.Option(False, "--follow", "-f",
+                                     help="Keep polling and print new logs until Ctrl-C."),
+    interval: float = typer.Option(2.0, "--interval", min=0.2,
+                                   help="Seconds between polls with --follow."),
+    json_output: bool = typer.Option(False, "--json", help="JSON (one object per line with"
+                                     " --follow)."),
+) -> None:
+    """Search a project's logs, newest last; --follow keeps printing new ones.
+
+    Reads through the gateway with LEDGER_URL and LEDGER_API_KEY (a key with the read scope),
+    which default to what `ledger up` saved.
+    """
+    from ledger.cli.api import GatewayClient
+
+    with handle_errors():
+        params = filter_params(project=project, period=period, since=since, start=start,
+                               end=end, level=level, log_type=log_type,
+                               environment=environment, release=release,
+                               fingerprint=fingerprint, search=search)
+        with GatewayClient(load_settings()) as client:
+            page = client.get("/api/v1/logs", **params, limit=limit, cursor=cursor)
+            if follow_logs:
+                follow(client, params, page, interval, json_output)
+            elif json_output:
+                print_json(page)
+            else:
+                print_page(page)

@@ -1,0 +1,244 @@
+"""Error groups read back and triaged: list, show (with why it was grouped), change status.
+
+Groups are written by the ingest writers (one row per project and fingerprint). Here they are
+listed per project (by last seen or by event count), shown with an explanation built from the
+fingerprint components (DESIGN §6), and moved between ``unresolved``, ``resolved`` (optionally
+"in release X": older releases then do not reopen it) and ``ignored``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from ledger.core import log_search
+from ledger.errors import InvalidInputError, NotFoundError
+
+STATUSES = ("unresolved", "resolved", "ignored")
+SORTS = {
+    "last_seen": sql.SQL("last_seen DESC, id DESC"),
+    "count": sql.SQL("event_count DESC, last_seen DESC, id DESC"),
+    "first_seen": sql.SQL("first_seen DESC, id DESC"),
+}
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+MAX_OFFSET = 100_000
+MAX_RELEASE_CHARS = 100
+PARAMS = ("status", "sort", "search", "limit", "offset")
+
+_COLUMNS = sql.SQL(
+    "id, project_id, fingerprint, fingerprint_version, components, title, error_type, level,"
+    " log_type, first_seen, last_seen, event_count, status, resolved_in_release, resolved_at,"
+    " last_release, sample_log_id, updated_at"
+)
+
+
+@dataclass(frozen=True)
+class GroupQuery:
+    """A validated listing of one project's error groups."""
+
+    project_id: str
+    statuses: tuple[str, ...] = ()
+    sort: str = "last_seen"
+    search: str | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+
+def parse_group_query(params: Mapping[str, str], *, project_id: str) -> GroupQuery:
+    """Validate ``GET /error-groups`` parameters; ``InvalidInputError`` names the bad one.
+
+    Args:
+        params: Query parameters as sent (``status`` may be comma-separated).
+        project_id: The project the caller may read.
+
+    Returns:
+        The validated query.
+    """
+    unknown = sorted(set(params) - set(PARAMS) - {"project_id"})
+    if unknown:
+        raise InvalidInputError(
+            f"unknown query parameter {unknown[0]!r}; known: project_id, {', '.join(PARAMS)}"
+        )
+    statuses = log_search.choices_param(params, "status", STATUSES)
+    sort = (params.get("sort") or "last_seen").strip()
+    if sort not in SORTS:
+        raise InvalidInputError(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
+    search = params.get("search")
+    if search is not None:
+        if len(search) > log_search.MAX_SEARCH_CHARS:
+            raise InvalidInputError(
+                f"search is at most {log_search.MAX_SEARCH_CHARS} characters")
+        log_search.check_text("search", search)
+        search = search if search.strip() else None
+    return GroupQuery(
+        project_id=project_id, statuses=statuses, sort=sort, search=search,
+        limit=log_search.int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        offset=log_search.int_param(params, "offset", 0, 0, MAX_OFFSET),
+    )
+
+
+def _where(query: GroupQuery) -> tuple[sql.Composed, list[Any]]:
+    clauses: list[sql.Composable] = [sql.SQL("project_id = %s")]
+    args: list[Any] = [query.project_id]
+    if query.statuses:
+        clauses.append(sql.SQL("status = ANY(%s)"))
+        args.append(list(query.statuses))
+    if query.search is not None:
+        clauses.append(sql.SQL("(title ILIKE %s ESCAPE '\\' OR error_type ILIKE %s ESCAPE '\\')"))
+        pattern = log_search.like_pattern(query.search)
+        args.extend([pattern, pattern])
+    return sql.SQL(" AND ").join(clauses), args
+
+
+def build_list_sql(query: GroupQuery) -> tuple[sql.Composed, list[Any]]:
+    """SELECT of one page of groups (``limit + 1`` rows) plus the exact total per row.
+
+    Groups are few next to logs (one per distinct error), so an exact ``count(*) OVER ()`` is
+    cheap here, unlike on ``logs``.
+    """
+    where, args = _where(query)
+    statement = sql.SQL(
+        "SELECT {columns}, count(*) OVER () AS total FROM error_groups WHERE {where}"
+        " ORDER BY {order} LIMIT %s OFFSET %s"
+    ).format(columns=_COLUMNS, where=where, order=SORTS[query.sort])
+    return statement, [*args, query.limit + 1, query.offset]
+
+
+def build_count_sql(query: GroupQuery) -> tuple[sql.Composed, list[Any]]:
+    """How many groups match (for a page past the end, where the window count is absent)."""
+    where, args = _where(query)
+    return sql.SQL("SELECT count(*) FROM error_groups WHERE {where}").format(where=where), args
+
+
+def explain(components: Mapping[str, Any], version: int | None = None) -> str:
+    """One sentence saying why the events of a group were grouped (from its components).
+
+    Args:
+        components: The fingerprint components stored with the group.
+        version: The fingerprint algorithm version.
+
+    Returns:
+        A human-readable explanation.
+    """
+    method = components.get("method")
+    suffix = f" (fingerprint v{version})" if version is not None else ""
+    error_type = components.get("error_type")
+    if method == "stacktrace":
+        frames = [str(f) for f in components.get("frames") or []]
+        where = " → ".join(frames) if frames else "the same frames"
+        kind = "in-app frames" if components.get("in_app") else "frames (no in-app frame found)"
+        what = f"{error_type} raised" if error_type else "raised"
+        return (f"Same stack trace: {what} through {where}; {kind}, line numbers"
+                f" ignored{suffix}.")
+    if method == "type_message":
+        return (f"Same error type and normalised message: {error_type}:"
+                f" {components.get('message', '')!s}{suffix}.")
+    if method == "message":
+        return f"Same normalised message: {components.get('message', '')!s}{suffix}."
+    if method == "client":
+        client = ", ".join(str(p) for p in components.get("client") or [])
+        return f"The client sent the fingerprint [{client}]{suffix}."
+    return f"Same fingerprint{suffix}."
+
+
+def _group_dict(row: dict[str, Any]) -> dict[str, Any]:
+    row.pop("total", None)
+    for key in ("first_seen", "last_seen", "resolved_at", "updated_at"):
+        value = row.get(key)
+        if isinstance(value, datetime):
+            row[key] = value.astimezone(UTC)
+    components = row.get("components") or {}
+    row["why_grouped"] = explain(components, row.get("fingerprint_version"))
+    return row
+
+
+def _group_id(group_id: str) -> str:
+    try:
+        return str(uuid.UUID(group_id))
+    except ValueError:
+        raise InvalidInputError(f"error group id must be a UUID, got {group_id[:64]!r}") from None
+
+
+async def list_groups(conn: psycopg.AsyncConnection[Any],
+                      query: GroupQuery) -> tuple[list[dict[str, Any]], int, bool]:
+    """``(groups, total, has_more)`` for one page of a project's groups."""
+    statement, args = build_list_sql(query)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(statement, args)
+        rows = await cur.fetchall()
+    total = int(rows[0]["total"]) if rows else 0
+    if not rows and query.offset:
+        statement, args = build_count_sql(query)
+        count = await conn.execute(statement, args)
+        found = await count.fetchone()
+        total = int(found[0]) if found else 0
+    has_more = len(rows) > query.limit
+    return [_group_dict(r) for r in rows[: query.limit]], total, has_more
+
+
+async def get_group(conn: psycopg.AsyncConnection[Any], project_ids: list[str],
+                    group_id: str) -> dict[str, Any]:
+    """A group among ``project_ids`` with its explanation and sample event, or 404."""
+    wanted = _group_id(group_id)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            sql.SQL("SELECT {columns} FROM error_groups"
+                    " WHERE id = %s AND project_id = ANY(%s::uuid[])").format(columns=_COLUMNS),
+            [wanted, project_ids],
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"error group {wanted} not found")
+    group = _group_dict(row)
+    group["sample_log"] = None
+    if group.get("sample_log_id"):
+        # The sample may have fallen out of retention; the group stays meaningful without it.
+        with contextlib.suppress(NotFoundError):
+            group["sample_log"] = await log_search.fetch_log(
+                conn, [str(group["project_id"])], str(group["sample_log_id"]))
+    return group
+
+
+def check_status_change(status: str, resolved_in_release: str | None) -> str | None:
+    """Validate a status change; return the release to store (``None`` unless resolved)."""
+    if status not in STATUSES:
+        raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    release = resolved_in_release.strip() if resolved_in_release else None
+    if release is None:
+        return None
+    if status != "resolved":
+        raise InvalidInputError("resolved_in_release is only allowed with status 'resolved'")
+    if len(release) > MAX_RELEASE_CHARS:
+        raise InvalidInputError(
+            f"resolved_in_release is at most {MAX_RELEASE_CHARS} characters")
+    log_search.check_text("resolved_in_release", release)
+    return release
+
+
+async def set_status(conn: psycopg.AsyncConnection[Any], project_ids: list[str], group_id: str,
+                     status: str, resolved_in_release: str | None) -> dict[str, Any]:
+    """Move a group to ``status``; ``resolved`` stamps ``resolved_at``. Returns the group."""
+    wanted = _group_id(group_id)
+    release = check_status_change(status, resolved_in_release)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            sql.SQL(
+                "UPDATE error_groups SET status = %s, resolved_in_release = %s,"
+                " resolved_at = CASE WHEN %s = 'resolved' THEN now() END, updated_at = now()"
+                " WHERE id = %s AND project_id = ANY(%s::uuid[]) RETURNING {columns}"
+            ).format(columns=_COLUMNS),
+            [status, release, status, wanted, project_ids],
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"error group {wanted} not found")
+    return _group_dict(row)

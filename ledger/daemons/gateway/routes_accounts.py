@@ -1,0 +1,132 @@
+"""Accounts: register, log in, refresh, log out, and the account itself (DESIGN §4, §5).
+
+Passwords are checked by auth (bcrypt); sessions (rotating refresh tokens) live in the auth
+database; the access JWT is signed here with ``LEDGER_JWT_SECRET``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from ledger.daemons.gateway.access import RequireAccount
+from ledger.daemons.gateway.account_schemas import (
+    AccountOut,
+    LoginRequest,
+    PasswordChangeRequest,
+    RefreshRequest,
+    RegisterRequest,
+    RenameRequest,
+    TokenResponse,
+)
+from ledger.daemons.gateway.errors import json_response
+from ledger.daemons.gateway.schemas import ErrorResponse
+from ledger.daemons.gateway.sessions import AccountPrincipal, account_body, token_body
+from ledger.daemons.gateway.state import Gateway
+from ledger.proto import auth_pb2
+
+router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
+require_account = RequireAccount()
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+_ACCOUNT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _error("Missing, expired or logged-out access token"),
+    403: _error("An API key was sent: these routes need an account"),
+}
+
+
+async def _start_session(gateway: Gateway, account_id: str) -> dict[str, Any]:
+    created = await gateway.auth.call(gateway.auth.auth.CreateSession,
+                                      auth_pb2.CreateSessionRequest(account_id=account_id))
+    return token_body(gateway, created.session)
+
+
+@router.post("/register", status_code=201, response_model=TokenResponse,
+             responses={400: _error("Invalid email or too short a password"),
+                        409: _error("An account with this email exists")})
+async def register(request: Request, body: RegisterRequest) -> Response:
+    """Create an account and log it in."""
+    gateway: Gateway = request.app.state.gateway
+    created = await gateway.auth.call(gateway.auth.auth.RegisterAccount,
+                                      auth_pb2.RegisterAccountRequest(
+                                          email=body.email, password=body.password,
+                                          name=body.name))
+    return json_response(await _start_session(gateway, created.account.id), 201)
+
+
+@router.post("/login", response_model=TokenResponse,
+             responses={401: _error("Wrong email or password")})
+async def login(request: Request, body: LoginRequest) -> Response:
+    """Exchange email and password for an access token (15 min) and a refresh token (7 days)."""
+    gateway: Gateway = request.app.state.gateway
+    found = await gateway.auth.call(gateway.auth.auth.LoginAccount,
+                                    auth_pb2.LoginAccountRequest(email=body.email,
+                                                                 password=body.password))
+    return json_response(await _start_session(gateway, found.account.id))
+
+
+@router.post("/refresh", response_model=TokenResponse,
+             responses={401: _error("Unknown, expired, revoked or already used refresh token")})
+async def refresh(request: Request, body: RefreshRequest) -> Response:
+    """Exchange a refresh token for new tokens. Each refresh token works once."""
+    gateway: Gateway = request.app.state.gateway
+    rotated = await gateway.auth.call(gateway.auth.auth.RefreshSession,
+                                      auth_pb2.RefreshSessionRequest(
+                                          refresh_token=body.refresh_token))
+    return json_response(token_body(gateway, rotated.session))
+
+
+@router.post("/logout", status_code=204, response_class=Response,
+             responses={401: _error("Unknown refresh token")})
+async def logout(request: Request, body: RefreshRequest) -> Response:
+    """End the session of this refresh token; its access tokens stop working at once."""
+    gateway: Gateway = request.app.state.gateway
+    await gateway.auth.call(gateway.auth.auth.RevokeSession,
+                            auth_pb2.RevokeSessionRequest(refresh_token=body.refresh_token))
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=AccountOut, responses=_ACCOUNT_RESPONSES)
+async def me(request: Request,
+             account: AccountPrincipal = Depends(require_account)) -> Response:
+    """The logged-in account."""
+    gateway: Gateway = request.app.state.gateway
+    found = await gateway.auth.call(gateway.auth.auth.GetAccount,
+                                    auth_pb2.GetAccountRequest(account_id=account.account_id))
+    return json_response(account_body(found.account))
+
+
+@router.patch("/me/name", response_model=AccountOut,
+              responses={400: _error("Name too long"), **_ACCOUNT_RESPONSES})
+async def rename(request: Request, body: RenameRequest,
+                 account: AccountPrincipal = Depends(require_account)) -> Response:
+    """Change the account's display name."""
+    gateway: Gateway = request.app.state.gateway
+    renamed = await gateway.auth.call(gateway.auth.auth.RenameAccount,
+                                      auth_pb2.RenameAccountRequest(
+                                          account_id=account.account_id, name=body.name))
+    return json_response(account_body(renamed.account))
+
+
+@router.post("/me/password", response_model=TokenResponse,
+             responses={400: _error("New password too short"),
+                        401: _error("Current password wrong, or no valid access token"),
+                        403: _ACCOUNT_RESPONSES[403]})
+async def change_password(request: Request, body: PasswordChangeRequest,
+                          account: AccountPrincipal = Depends(require_account)) -> Response:
+    """Change the password. Every session ends; the answer carries a fresh one."""
+    gateway: Gateway = request.app.state.gateway
+    await gateway.auth.call(gateway.auth.auth.ChangeAccountPassword,
+                            auth_pb2.ChangeAccountPasswordRequest(
+                                account_id=account.account_id,
+                                current_password=body.current_password,
+                                new_password=body.new_password))
+    await gateway.auth.call(gateway.auth.auth.RevokeAccountSessions,
+                            auth_pb2.RevokeAccountSessionsRequest(account_id=account.account_id))
+    return json_response(await _start_session(gateway, account.account_id))

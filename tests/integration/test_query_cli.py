@@ -1,0 +1,173 @@
+"""`ledger logs` and `ledger errors` through CliRunner against a real gateway over HTTP.
+
+Auth, query and the gateway run in this process on free ports; the CLI runs in a worker thread
+(it is synchronous) and reaches the gateway over TCP like it would on a laptop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from typer.testing import CliRunner, Result
+
+from ledger.cli.main import app
+from ledger.config import Settings
+from ledger.daemons import auth as auth_daemon
+from ledger.daemons import query as query_daemon
+from ledger.daemons.gateway.daemon import GatewayDaemon
+from ledger.embedded import free_port
+from tests.logrows import insert_group, insert_logs, log
+
+
+@dataclass
+class Cli:
+    url: str
+    key: str
+    project: dict[str, Any]
+    logs_db: str
+    data_dir: Path
+
+    async def run(self, *args: str, key: str | None = None, url: str | None = None) -> Result:
+        runner = CliRunner(env={"LEDGER_URL": url or self.url, "LEDGER_API_KEY": key or self.key,
+                                "LEDGER_DATA_DIR": str(self.data_dir), "COLUMNS": "200"})
+        return await asyncio.to_thread(runner.invoke, app, list(args))
+
+    async def ok(self, *args: str) -> str:
+        result = await self.run(*args)
+        assert result.exit_code == 0, (args, result.output)
+        return result.stdout
+
+    async def json(self, *args: str) -> Any:
+        return orjson.loads(await self.ok(*args, "--json"))
+
+    async def fails(self, *args: str, **kw: str) -> tuple[int, str]:
+        result = await self.run(*args, **kw)
+        assert result.exit_code != 0, (args, result.output)
+        assert "Traceback" not in result.output and result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        return result.exit_code, lines[0]
+
+
+@pytest.fixture
+async def cli(settings: Settings, tmp_path: Path) -> AsyncIterator[Cli]:
+    daemons: list[Any] = [auth_daemon.create(settings),
+                          query_daemon.create(settings, count_grace_seconds=10.0)]
+    for daemon in daemons:
+        await daemon.start()
+    gateway = GatewayDaemon(settings.with_overrides(
+        auth_addr=f"127.0.0.1:{daemons[0].port}", query_addr=f"127.0.0.1:{daemons[1].port}",
+        ingest_addr=f"127.0.0.1:{free_port()}", gateway_listen="127.0.0.1:0"))
+    await gateway.start()
+    daemons.append(gateway)
+    url = f"http://127.0.0.1:{gateway.port}"
+    try:
+        async with httpx.AsyncClient(base_url=url) as http:
+            tokens = (await http.post("/api/v1/accounts/register", json={
+                "email": f"{uuid.uuid4().hex[:8]}@example.com",
+                "password": "correct horse battery"})).json()
+            bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+            project = (await http.post("/api/v1/projects", headers=bearer,
+                                       json={"name": "CLI", "slug": "cli-app"})).json()
+            key = (await http.post("/api/v1/projects/cli-app/api-keys", headers=bearer,
+                                   json={"scopes": ["read"]})).json()["full_key"]
+        yield Cli(url, key, project, settings.logs_database_url or "", tmp_path / "data")
+    finally:
+        for daemon in reversed(daemons):
+            await daemon.stop()
+
+
+async def test_logs_filters_and_paging(cli: Cli) -> None:
+    now = datetime.now(UTC)
+    p = cli.project["id"]
+    insert_logs(cli.logs_db, [
+        log(p, now - timedelta(minutes=1), message="user signed in", environment="prod",
+            release="1.0"),
+        log(p, now - timedelta(minutes=2), message="payment failed", level="error",
+            log_type="exception", error_type="CardError", error_message="declined",
+            environment="prod", release="1.1", error_fingerprint="fp-card"),
+        log(p, now - timedelta(minutes=3), message="slow query", level="warning",
+            log_type="database", environment="staging", release="1.1"),
+        log(p, now - timedelta(hours=3), message="boot", release="0.9"),
+    ])
+
+    async def messages(*args: str) -> list[str]:
+        page = await cli.json("logs", *args)
+        return [row["message"] for row in page["logs"]]
+
+    assert await messages() == ["user signed in", "payment failed", "slow query", "boot"]
+    assert await messages("--level", "error") == ["payment failed"]
+    assert await messages("-l", "error", "-l", "warning") == ["payment failed", "slow query"]
+    assert await messages("--type", "database") == ["slow query"]
+    assert await messages("--env", "staging") == ["slow query"]
+    assert await messages("--release", "1.1") == ["payment failed", "slow query"]
+    assert await messages("--fingerprint", "fp-card") == ["payment failed"]
+    assert await messages("--search", "DECLINED") == ["payment failed"]
+    assert await messages("--since", "1h") == ["user signed in", "payment failed", "slow query"]
+    assert await messages("--period", "last24h", "--project", "cli-app") == [
+        "user signed in", "payment failed", "slow query", "boot"]
+    assert await messages("--from", (now - timedelta(hours=4)).isoformat(),
+                          "--to", (now - timedelta(hours=2)).isoformat()) == ["boot"]
+    first = await cli.json("logs", "--limit", "3")
+    assert first["has_more"] and first["total"] == 4
+    rest = await cli.json("logs", "--limit", "3", "--cursor", first["next_cursor"])
+    assert [r["message"] for r in rest["logs"]] == ["boot"]
+    # The table for people: oldest first, with how many matched.
+    out = await cli.ok("logs", "--level", "error", "--level", "warning")
+    assert out.index("slow query") < out.index("CardError: declined")
+    assert "2 of 2 matching logs" in out
+
+
+async def test_errors_list_show_resolve_ignore_reopen(cli: Cli) -> None:
+    now = datetime.now(UTC)
+    [sample] = insert_logs(cli.logs_db, [log(
+        cli.project["id"], now, level="error", log_type="exception", message="checkout",
+        error_type="KeyError", error_message="'sku'",
+        stack_trace='Traceback (most recent call last):\n  File "shop/cart.py", line 9, in add\n'
+                    "KeyError: 'sku'")])
+    group = insert_group(cli.logs_db, cli.project["id"], "fp-sku", title="KeyError: 'sku'",
+                         sample_log_id=sample["id"], event_count=12,
+                         components={"method": "stacktrace", "error_type": "KeyError",
+                                     "frames": ["cart.py:add"], "in_app": True})
+    listed = await cli.json("errors", "list")
+    assert [g["id"] for g in listed["error_groups"]] == [group["id"]]
+    out = await cli.ok("errors", "list")
+    assert "KeyError: 'sku'" in out and "unresolved" in out
+    shown = await cli.ok("errors", "show", group["id"])
+    assert "cart.py:add" in shown and "why grouped" in shown and "shop/cart.py" in shown
+    assert "12" in shown
+    out = await cli.ok("errors", "resolve", group["id"], "--release", "2.4.0")
+    assert "resolved" in out and "2.4.0" in out
+    detail = await cli.json("errors", "show", group["id"])
+    assert detail["status"] == "resolved" and detail["resolved_in_release"] == "2.4.0"
+    assert (await cli.json("errors", "list", "--status", "unresolved"))["error_groups"] == []
+    assert "ignored" in await cli.ok("errors", "ignore", group["id"])
+    assert (await cli.json("errors", "show", group["id"]))["status"] == "ignored"
+    assert "reopened" in await cli.ok("errors", "reopen", group["id"])
+    assert (await cli.json("errors", "show", group["id"]))["status"] == "unresolved"
+
+
+async def test_cli_errors_are_one_clear_line(cli: Cli) -> None:
+    code, line = await cli.fails("logs", "--since", "five minutes")
+    assert code == 64 and "--since must look like" in line
+    code, line = await cli.fails("logs", "--level", "loud")
+    assert code == 64 and "level must be one or more" in line
+    code, line = await cli.fails("logs", "--project", "someone-elses")
+    assert code == 66 and "not found" in line
+    code, line = await cli.fails("errors", "show", str(uuid.uuid4()))
+    assert code == 66 and "not found" in line
+    code, line = await cli.fails("errors", "resolve", str(uuid.uuid4()))
+    assert code == 66
+    code, line = await cli.fails("logs", key="ledger_nosuchkey_secret")
+    assert code == 77
+    code, line = await cli.fails("logs", url=f"http://127.0.0.1:{free_port()}")
+    assert code == 69 and "cannot reach the gateway" in line

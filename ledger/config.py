@@ -143,6 +143,9 @@ VARIABLES: tuple[Variable, ...] = (
              "Largest request body accepted, measured after gzip decompression."),
     Variable("LEDGER_GATEWAY_KEY_CACHE_SECONDS", "gateway_key_cache_seconds", 30.0, _float,
              "How long a gateway keeps a validated API key in memory."),
+    Variable("LEDGER_GATEWAY_MAX_LIVE_STREAMS", "gateway_max_live_streams", 20,
+             lambda n, r: _int(n, r, 1),
+             "Live (SSE) streams one API key or account may hold open on one gateway."),
     Variable("LEDGER_AUTH_LISTEN", "auth_listen", "127.0.0.1:50051", _addr,
              "Address the auth daemon's gRPC server binds."),
     Variable("LEDGER_AUTH_ADDR", "auth_addr", "127.0.0.1:50051", _addr,
@@ -198,6 +201,7 @@ class Settings:
     gateway_listen: str = "127.0.0.1:8000"
     gateway_max_body_bytes: int = 10 * 1024 * 1024
     gateway_key_cache_seconds: float = 30.0
+    gateway_max_live_streams: int = 20
     auth_listen: str = "127.0.0.1:50051"
     auth_addr: str = "127.0.0.1:50051"
     auth_rate_limit_minute: int = 1000

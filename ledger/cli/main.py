@@ -13,7 +13,19 @@ from typing import Any
 import typer
 
 from ledger import __version__
-from ledger.cli import accounts, db, keys, partitions, projects, serve, up
+from ledger.cli import (
+    accounts,
+    db,
+    errors,
+    keys,
+    logs,
+    partitions,
+    projects,
+    queue,
+    serve,
+    tail,
+    up,
+)
 
 app = typer.Typer(
     name="ledger",
@@ -78,11 +90,15 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 app.command("serve")(serve.serve)
 app.command("up")(up.up)
+app.command("tail")(tail.tail)
 app.add_typer(db.app, name="db")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(projects.app, name="projects")
 app.add_typer(keys.app, name="keys")
 app.add_typer(partitions.app, name="partitions")
+app.add_typer(queue.app, name="queue")
+app.command("logs")(logs.logs_command)
+app.add_typer(errors.app, name="errors")
 
 
 def main() -> None:

@@ -52,12 +52,9 @@ class UpProcess:
 
     def interrupt(self, timeout: float = 60.0) -> int:
         self.proc.send_signal(signal.SIGINT)
-        try:
-            code = self.proc.wait(timeout)
-        finally:
-            assert self.proc.stdout is not None
-            self.output += self.proc.stdout.read().decode(errors="replace")
-        return code
+        rest, _ = self.proc.communicate(timeout=timeout)
+        self.output += rest.decode(errors="replace")
+        return self.proc.returncode
 
 
 def _state(workdir: Path) -> dict[str, str]:
@@ -112,11 +109,10 @@ def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
         assert key.split("_")[1] in listed.stdout
 
         # A daemon that dies is restarted and the restart is reported.
-        pids = subprocess.run(["pgrep", "-f", "ledger serve ingest"], capture_output=True,
-                              text=True).stdout.split()
-        mine = [p for p in pids if Path(f"/proc/{p}/cwd").resolve() == tmp_path.resolve()]
-        assert mine, pids
-        os.kill(int(mine[0]), signal.SIGKILL)
+        pids = subprocess.run(["pgrep", "-P", str(first.proc.pid), "-f", "ledger serve ingest"],
+                              capture_output=True, text=True).stdout.split()
+        assert len(pids) == 1, pids
+        os.kill(int(pids[0]), signal.SIGKILL)
         first.read_until("ingest restarted", timeout=30)
         deadline = time.monotonic() + 30
         while _ingest(url, key, "after restart").status_code != 202:
@@ -148,9 +144,8 @@ def test_up_refuses_a_gateway_port_in_use(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         up = UpProcess(tmp_path, port)
-        code = up.proc.wait(120)
-        assert up.proc.stdout is not None
-        out = up.proc.stdout.read().decode()
-    assert code != 0
+        raw, _ = up.proc.communicate(timeout=120)
+        out = raw.decode()
+    assert up.proc.returncode != 0
     assert f"port 127.0.0.1:{port} is in use" in out
     assert "Traceback" not in out

@@ -39,6 +39,12 @@ _GRPC_CODES: dict[type[LedgerError], grpc.StatusCode] = {
 }
 
 
+# Status -> the most general class that maps to it (QueueFullError shares RESOURCE_EXHAUSTED).
+_FROM_GRPC: dict[grpc.StatusCode, type[LedgerError]] = {
+    status: cls for cls, status in reversed(list(_GRPC_CODES.items()))
+}
+
+
 def grpc_code(error: LedgerError) -> grpc.StatusCode:
     for cls in type(error).__mro__:
         if cls in _GRPC_CODES:
@@ -65,6 +71,10 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, target: str) -> LedgerError:
     retry_after = int(retry) if retry and retry.isdigit() else None
     if code in BY_CODE:
         return BY_CODE[code](exc.details() or None, retry_after=retry_after)
+    if code is not None and exc.code() in _FROM_GRPC:
+        # A LedgerError subclass this side does not know (e.g. events.InvalidLog): rebuild
+        # the nearest class by status so the edge still answers 4xx, not 500.
+        return _FROM_GRPC[exc.code()](exc.details() or None, retry_after=retry_after)
     if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return UnavailableError(f"the {target} daemon is unavailable ({exc.code().name.lower()})")
     if exc.code() == grpc.StatusCode.UNAUTHENTICATED:

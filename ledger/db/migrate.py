@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import Any, Literal
+from typing import Literal
 
 import psycopg
 from psycopg import sql
@@ -170,22 +170,3 @@ def ensure_database(url: str) -> bool:
     except psycopg.OperationalError as exc:
         raise UnavailableError(f"cannot reach PostgreSQL to create database {name!r}: "
                                f"{str(exc).strip().splitlines()[-1]}") from exc
-
-
-async def require_current_async(conn: psycopg.AsyncConnection[Any], database: Database) -> None:
-    """``require_current`` for a daemon's async connection (checked once at start)."""
-    cur = await conn.execute("SELECT to_regclass('ledger_migrations') IS NOT NULL")
-    row = await cur.fetchone()
-    applied: dict[int, tuple[str, str, datetime]] = {}
-    if row and row[0]:
-        cur = await conn.execute(
-            "SELECT version, name, checksum, applied_at FROM ledger_migrations")
-        applied = {int(v): (str(n), str(c), a) for v, n, c, a in await cur.fetchall()}
-    shipped = available(database)
-    _check(database, shipped, applied)
-    pending = [m for m in shipped if m.version not in applied]
-    if pending:
-        names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
-        raise MigrationError(
-            f"the {database} database lacks migrations {names}: run `ledger db migrate`"
-        )

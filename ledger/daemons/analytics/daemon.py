@@ -12,7 +12,8 @@ from psycopg_pool import AsyncConnectionPool
 from ledger import bus
 from ledger.config import Settings
 from ledger.daemons.base import LoopDaemon
-from ledger.db import migrate, partitions
+from ledger.daemons.checks import require_schema
+from ledger.db import partitions
 from ledger.db.pool import async_pool, open_pool
 from ledger.errors import LedgerError
 from ledger.proto import auth_pb2
@@ -38,8 +39,7 @@ class AnalyticsDaemon(LoopDaemon):
 
     async def start(self) -> None:
         await open_pool(self.pool, str(self.settings.logs_database_url))
-        async with self.pool.connection() as conn:
-            await migrate.require_current_async(conn, "logs")
+        await require_schema(str(self.settings.logs_database_url), "logs")
 
     async def stop(self) -> None:
         await super().stop()

@@ -13,8 +13,8 @@ from ledger.config import Settings
 from ledger.core.connections import connect_redis
 from ledger.core.projects import ProjectDefaults
 from ledger.daemons.auth.servicer import AuthServicer
-from ledger.db import migrate
-from ledger.db.pool import async_pool, connect, open_pool
+from ledger.daemons.checks import postgres_health, redis_health, require_schema
+from ledger.db.pool import async_pool, open_pool
 from ledger.proto import auth_pb2_grpc
 from ledger.rpc.server import bind, create_server
 
@@ -24,12 +24,6 @@ logger = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 5.0
 # Each uncached key check holds a connection through its bcrypt (~50 ms): allow some overlap.
 POOL_MAX_SIZE = 16
-HEALTH_TIMEOUT_SECONDS = 2.0
-
-
-def _require_current_schema(url: str) -> None:
-    with connect(url) as conn:
-        migrate.require_current(conn, "auth")  # type: ignore[arg-type]
 
 
 class AuthDaemon:
@@ -58,7 +52,7 @@ class AuthDaemon:
         settings.require("auth_database_url", "redis_url")
         assert settings.auth_database_url and settings.redis_url
         url = settings.auth_database_url
-        await asyncio.to_thread(_require_current_schema, url)
+        await require_schema(url, "auth")
         try:
             self._pool = async_pool(url, name="auth", max_size=POOL_MAX_SIZE)
             await open_pool(self._pool, url)
@@ -97,23 +91,5 @@ class AuthDaemon:
             self._redis = None
 
     async def _health(self) -> dict[str, str]:
-        return {"postgres": await self._check_postgres(), "redis": await self._check_redis()}
-
-    async def _check_postgres(self) -> str:
-        if self._pool is None:
-            return "not started"
-        try:
-            async with self._pool.connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
-                await conn.execute("SELECT 1")
-        except Exception as exc:  # a health check reports any failure, it never raises
-            return f"error: {type(exc).__name__}: {exc}"
-        return "ok"
-
-    async def _check_redis(self) -> str:
-        if self._redis is None:
-            return "not started"
-        try:
-            await asyncio.wait_for(self._redis.ping(), HEALTH_TIMEOUT_SECONDS)
-        except Exception as exc:  # see above
-            return f"error: {type(exc).__name__}: {exc}"
-        return "ok"
+        return {"postgres": await postgres_health(self._pool),
+                "redis": await redis_health(self._redis)}

@@ -12,9 +12,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from ledger import bus
 from ledger.config import Settings
+from ledger.daemons.checks import postgres_health, redis_health, require_schema
 from ledger.daemons.query.servicer import COUNT_GRACE_SECONDS, QueryServicer
-from ledger.db import migrate
-from ledger.db.pool import async_pool, connect, open_pool
+from ledger.db.pool import async_pool, open_pool
 from ledger.proto import query_pb2_grpc
 from ledger.rpc.server import bind, create_server
 
@@ -47,6 +47,7 @@ class QueryDaemon:
         self._redis: aioredis.Redis | None = None
         self._server: grpc.aio.Server | None = None
         self._servicer: QueryServicer | None = None
+        self._stopped = asyncio.Event()
 
     async def start(self) -> None:
         """Check the schema, open the pool and Redis, bind and start the gRPC server."""
@@ -54,7 +55,7 @@ class QueryDaemon:
         settings.require("logs_database_url", "redis_url", "internal_token")
         assert settings.logs_database_url and settings.redis_url
         url = settings.logs_database_url
-        await asyncio.to_thread(self._require_schema, url)
+        await require_schema(url, "logs")
         self._pool = async_pool(_with_timeout(url), name="query-logs", min_size=2, max_size=8)
         await open_pool(self._pool, url)
         self._redis = bus.client(settings.redis_url)
@@ -66,32 +67,15 @@ class QueryDaemon:
         await self._server.start()
         logger.info("query: serving on port %d", self.port)
 
-    @staticmethod
-    def _require_schema(url: str) -> None:
-        with connect(url) as conn:
-            migrate.require_current(conn, "logs")  # type: ignore[arg-type]
-
     async def _health(self) -> dict[str, str]:
-        checks: dict[str, str] = {}
-        try:
-            assert self._pool is not None
-            async with self._pool.connection(timeout=2.0) as conn:
-                await conn.execute("SELECT 1")
-            checks["postgres"] = "ok"
-        except Exception as exc:  # a health probe reports, it does not fail
-            checks["postgres"] = f"unreachable: {type(exc).__name__}"
-        try:
-            assert self._redis is not None
-            await self._redis.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"unreachable: {type(exc).__name__}"
-        return checks
+        return {"postgres": await postgres_health(self._pool),
+                "redis": await redis_health(self._redis)}
 
     async def wait(self) -> None:
-        """Return when the gRPC server terminates."""
-        assert self._server is not None
-        await self._server.wait_for_termination()
+        """Return once ``stop`` ran: gRPC serves from its own threads, nothing here can die."""
+        # Not server.wait_for_termination(): cancelling that (as run() does on SIGTERM)
+        # cancels grpc's own shutdown future, and the graceful stop then fails.
+        await self._stopped.wait()
 
     async def stop(self) -> None:
         """Let in-flight reads finish (up to a grace period), then close everything."""
@@ -103,3 +87,4 @@ class QueryDaemon:
             await self._pool.close()
         if self._redis is not None:
             await self._redis.aclose()
+        self._stopped.set()

@@ -1,0 +1,46 @@
+"""What every daemon checks: its schema at start, PostgreSQL and Redis for its health probe."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+
+from ledger.db import migrate
+from ledger.db.pool import connect
+
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+async def require_schema(url: str, database: migrate.Database) -> None:
+    """Refuse to start on a database that lacks migrations (MigrationError says what to run)."""
+
+    def check() -> None:
+        with connect(url) as conn:
+            migrate.require_current(conn, database)  # type: ignore[arg-type]
+
+    await asyncio.to_thread(check)
+
+
+async def postgres_health(pool: AsyncConnectionPool | None) -> str:
+    """``"ok"`` or what is wrong; a health probe reports, it never raises."""
+    if pool is None:
+        return "not started"
+    try:
+        async with pool.connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
+            await conn.execute("SELECT 1")
+    except Exception as exc:  # any failure is the answer, not an error
+        return f"error: {type(exc).__name__}: {exc}"
+    return "ok"
+
+
+async def redis_health(redis: aioredis.Redis | None) -> str:
+    """``"ok"`` or what is wrong; a health probe reports, it never raises."""
+    if redis is None:
+        return "not started"
+    try:
+        await asyncio.wait_for(redis.ping(), HEALTH_TIMEOUT_SECONDS)
+    except Exception as exc:  # any failure is the answer, not an error
+        return f"error: {type(exc).__name__}: {exc}"
+    return "ok"

@@ -188,6 +188,22 @@ def _bootstrap(settings: Settings) -> tuple[Any, Any, str | None, str | None]:
     return setup.account, setup.project, setup.full_key, setup.password
 
 
+def _cli_name() -> str:
+    """How the user can call `ledger` again: plain when on PATH, else the path to it."""
+    import shutil
+    import sys
+
+    called = Path(sys.argv[0])
+    found = shutil.which("ledger")
+    if called.name == "ledger" and found and Path(found).resolve() == called.resolve():
+        return "ledger"
+    venv_cli = Path(sys.executable).parent / "ledger"
+    try:
+        return str(venv_cli.relative_to(Path.cwd()))
+    except ValueError:
+        return str(venv_cli)
+
+
 def _report(message: str) -> None:
     err_console.print(f"[yellow]![/yellow] {message}", highlight=False)
 
@@ -224,5 +240,5 @@ def _banner(settings: Settings, url: str, names: list[str], project: Any, key: s
         say("      -H 'Content-Type: application/json' \\")
         say("      -d '{\"timestamp\": \"'$(date -u +%FT%TZ)'\", \"level\": \"error\","
                       " \"message\": \"hello\"}'")
-        say("    ledger tail --errors")
+        say(f"    {_cli_name()} tail --errors")
     say("\n[dim]Press Ctrl-C to stop.[/dim]")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import signal
 import subprocess
@@ -363,6 +364,8 @@ async def run(args: argparse.Namespace, url: str, key: str,
     rows.append((f"single @ {args.rate:.0f}/s",
                  f"p50 {percentile(gw_lat, 50):.2f} ms, p99 {percentile(gw_lat, 99):.2f} ms,"
                  f" max {max(gw_lat):.1f} ms (achieved {gw_rate:,.0f}/s, {lat_errors} non-2xx)"))
+    rows.append(("machine load (1/5/15 min)",
+                 " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"))
     width = max(len(name) for name, _ in rows)
     print(f"\n{'measure'.ljust(width)}  result")
     print(f"{'-' * width}  {'-' * 60}")
@@ -379,7 +382,7 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4, help="concurrent batch senders")
     parser.add_argument("--connections", type=int, default=32,
                         help="keep-alive connections for single-log requests")
-    parser.add_argument("--rate", type=float, default=500.0, help="single-log requests/s")
+    parser.add_argument("--rate", type=float, default=1000.0, help="single-log requests/s")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--serve-stub", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -171,3 +171,78 @@ class GetQueueDepthResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetQueueDepthResponse: _TypeAlias = GetQueueDepthResponse  # noqa: Y015
+
+@_typing.final
+class IngestLogsManyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___IngestLogsRequest]: ...
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___IngestLogsRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestLogsManyRequest: _TypeAlias = IngestLogsManyRequest  # noqa: Y015
+
+@_typing.final
+class IngestLogsResult(_message.Message):
+    """What IngestLogs would have answered for one request: its response, or its error."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    ERROR_CODE_FIELD_NUMBER: _builtins.int
+    ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_FIELD_NUMBER: _builtins.int
+    error_code: _builtins.str
+    """LedgerError code (ledger.errors); empty when `response` is the answer"""
+    error_message: _builtins.str
+    retry_after: _builtins.int
+    """seconds; 0 when the error carries none"""
+    @_builtins.property
+    def response(self) -> Global___IngestLogsResponse: ...
+    def __init__(
+        self,
+        *,
+        response: Global___IngestLogsResponse | None = ...,
+        error_code: _builtins.str = ...,
+        error_message: _builtins.str = ...,
+        retry_after: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "error_message", b"error_message", "response", b"response", "retry_after", b"retry_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestLogsResult: _TypeAlias = IngestLogsResult  # noqa: Y015
+
+@_typing.final
+class IngestLogsManyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___IngestLogsResult]:
+        """one per request, in request order"""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___IngestLogsResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestLogsManyResponse: _TypeAlias = IngestLogsManyResponse  # noqa: Y015

@@ -46,6 +46,11 @@ class IngestServiceStub:
                 request_serializer=ledger_dot_proto_dot_ingest__pb2.GetQueueDepthRequest.SerializeToString,
                 response_deserializer=ledger_dot_proto_dot_ingest__pb2.GetQueueDepthResponse.FromString,
                 _registered_method=True)
+        self.IngestLogsMany = channel.unary_unary(
+                '/ledger.v1.IngestService/IngestLogsMany',
+                request_serializer=ledger_dot_proto_dot_ingest__pb2.IngestLogsManyRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_ingest__pb2.IngestLogsManyResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -65,6 +70,14 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IngestLogsMany(self, request, context):
+        """Several independent requests in one call (the gateway coalesces concurrent ones): each is
+        validated, queued or refused on its own, and answered in its own result, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +90,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.GetQueueDepth,
                     request_deserializer=ledger_dot_proto_dot_ingest__pb2.GetQueueDepthRequest.FromString,
                     response_serializer=ledger_dot_proto_dot_ingest__pb2.GetQueueDepthResponse.SerializeToString,
+            ),
+            'IngestLogsMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.IngestLogsMany,
+                    request_deserializer=ledger_dot_proto_dot_ingest__pb2.IngestLogsManyRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_ingest__pb2.IngestLogsManyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +153,33 @@ class IngestService:
             '/ledger.v1.IngestService/GetQueueDepth',
             ledger_dot_proto_dot_ingest__pb2.GetQueueDepthRequest.SerializeToString,
             ledger_dot_proto_dot_ingest__pb2.GetQueueDepthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestLogsMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.IngestService/IngestLogsMany',
+            ledger_dot_proto_dot_ingest__pb2.IngestLogsManyRequest.SerializeToString,
+            ledger_dot_proto_dot_ingest__pb2.IngestLogsManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

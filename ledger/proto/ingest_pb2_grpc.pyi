@@ -37,6 +37,10 @@ class IngestServiceStub:
     def __new__(cls, channel: _aio.Channel) -> IngestServiceAsyncStub: ...
     IngestLogs: _grpc.UnaryUnaryMultiCallable[_ingest_pb2.IngestLogsRequest, _ingest_pb2.IngestLogsResponse]
     GetQueueDepth: _grpc.UnaryUnaryMultiCallable[_ingest_pb2.GetQueueDepthRequest, _ingest_pb2.GetQueueDepthResponse]
+    IngestLogsMany: _grpc.UnaryUnaryMultiCallable[_ingest_pb2.IngestLogsManyRequest, _ingest_pb2.IngestLogsManyResponse]
+    """Several independent requests in one call (the gateway coalesces concurrent ones): each is
+    validated, queued or refused on its own, and answered in its own result, in order.
+    """
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
@@ -47,6 +51,10 @@ class IngestServiceAsyncStub(IngestServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     IngestLogs: _aio.UnaryUnaryMultiCallable[_ingest_pb2.IngestLogsRequest, _ingest_pb2.IngestLogsResponse]  # type: ignore[assignment]
     GetQueueDepth: _aio.UnaryUnaryMultiCallable[_ingest_pb2.GetQueueDepthRequest, _ingest_pb2.GetQueueDepthResponse]  # type: ignore[assignment]
+    IngestLogsMany: _aio.UnaryUnaryMultiCallable[_ingest_pb2.IngestLogsManyRequest, _ingest_pb2.IngestLogsManyResponse]  # type: ignore[assignment]
+    """Several independent requests in one call (the gateway coalesces concurrent ones): each is
+    validated, queued or refused on its own, and answered in its own result, in order.
+    """
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
     """The gateway hands over the (decompressed) JSON body untouched: the rules of DESIGN §3 run
@@ -66,5 +74,15 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_pb2.GetQueueDepthRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_pb2.GetQueueDepthResponse, _abc.Awaitable[_ingest_pb2.GetQueueDepthResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def IngestLogsMany(
+        self,
+        request: _ingest_pb2.IngestLogsManyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_pb2.IngestLogsManyResponse, _abc.Awaitable[_ingest_pb2.IngestLogsManyResponse]]:
+        """Several independent requests in one call (the gateway coalesces concurrent ones): each is
+        validated, queued or refused on its own, and answered in its own result, in order.
+        """
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2,6 +2,13 @@
 
 The ingest handlers read the raw body (gunzipped and capped by ``bodies.read_body``) and hand
 the bytes to the ingest daemon untouched: parsing and the rules of §3 run once, there.
+
+The two ingest routes are the hot path (DESIGN §9). The app serves them from ``LEAN_ROUTES``
+ahead of FastAPI's middleware stack and dependency machinery (``app.HotPaths``, which keeps the
+metrics and the error answers); they authenticate with ``deps.require_key``. The FastAPI routes
+below run the same code and document the paths in /openapi.json. Single logs and small
+batches go through the gateway's ``IngestBatcher``, which coalesces concurrent requests into
+one gRPC call.
 """
 
 from __future__ import annotations
@@ -10,10 +17,16 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from ledger.core.events import CONSTRAINTS
 from ledger.daemons.gateway.bodies import check_json_content_type, read_body
-from ledger.daemons.gateway.deps import AUTH_RESPONSES, ApiKeyPrincipal, RequireKey
+from ledger.daemons.gateway.deps import (
+    AUTH_RESPONSES,
+    ApiKeyPrincipal,
+    RequireKey,
+    require_key,
+)
 from ledger.daemons.gateway.errors import error_response, json_response
 from ledger.daemons.gateway.schemas import (
     ErrorResponse,
@@ -29,6 +42,10 @@ from ledger.daemons.gateway.state import Gateway
 from ledger.proto import ingest_pb2
 
 router = APIRouter(prefix="/api/v1")
+
+#: Batches up to this size (after decompression) are coalesced like single logs; bigger ones
+#: are worth a call of their own.
+COALESCE_MAX_BYTES = 64 * 1024
 
 require_ingest = RequireKey("ingest")
 require_read = RequireKey("read")
@@ -67,11 +84,13 @@ async def _ingest(request: Request, principal: ApiKeyPrincipal,
     check_json_content_type(request)
     body = await read_body(request, gateway.settings.gateway_max_body_bytes)
     identity = principal.identity
-    response = await gateway.ingest.call(
-        gateway.ingest.ingest.IngestLogs,
-        ingest_pb2.IngestLogsRequest(
-            project_id=identity.project_id, shape=shape, body=body,
-            retention_days=identity.retention_days, daily_quota=identity.daily_quota))
+    request_pb = ingest_pb2.IngestLogsRequest(
+        project_id=identity.project_id, shape=shape, body=body,
+        retention_days=identity.retention_days, daily_quota=identity.daily_quota)
+    if len(body) <= COALESCE_MAX_BYTES:
+        response = await gateway.batcher.submit(request_pb)
+    else:
+        response = await gateway.ingest.call(gateway.ingest.ingest.IngestLogs, request_pb)
     gateway.metrics.count_logs(response.accepted, response.rejected)
     return response
 
@@ -94,6 +113,10 @@ async def ingest_single(
     request: Request, principal: ApiKeyPrincipal = Depends(require_ingest),
 ) -> Response:
     """Queue one log; 202 once it is safely in the queue (stored within seconds)."""
+    return await _single(request, principal)
+
+
+async def _single(request: Request, principal: ApiKeyPrincipal) -> Response:
     response = await _ingest(request, principal, ingest_pb2.INGEST_SHAPE_SINGLE)
     headers = principal.rate_headers()
     if response.accepted == 0:
@@ -124,6 +147,10 @@ async def ingest_batch(
     request: Request, principal: ApiKeyPrincipal = Depends(require_ingest),
 ) -> Response:
     """Queue the valid logs of a batch; invalid ones are listed by index with the reason."""
+    return await _batch(request, principal)
+
+
+async def _batch(request: Request, principal: ApiKeyPrincipal) -> Response:
     response = await _ingest(request, principal, ingest_pb2.INGEST_SHAPE_BATCH)
     headers = principal.rate_headers()
     errors = _item_errors(response)
@@ -132,6 +159,22 @@ async def ingest_batch(
                               accepted=0, rejected=response.rejected, errors=errors)
     return json_response({"accepted": response.accepted, "rejected": response.rejected,
                           "errors": errors}, 202, headers)
+
+
+async def _lean_single(request: Request) -> Response:
+    return await _single(request, await require_key(request, "ingest"))
+
+
+async def _lean_batch(request: Request) -> Response:
+    return await _batch(request, await require_key(request, "ingest"))
+
+
+#: POST paths served ahead of FastAPI's stack (see the module docstring and ``app.HotPaths``);
+#: the FastAPI routes above run the same code and document them.
+LEAN_ROUTES = (
+    Route("/api/v1/ingest/single", _lean_single, methods=["POST"], include_in_schema=False),
+    Route("/api/v1/ingest/batch", _lean_batch, methods=["POST"], include_in_schema=False),
+)
 
 
 @router.get(

@@ -5,14 +5,22 @@ a counter's first increment sets it to expire just after its window ends. Both h
 small Lua script (half the client CPU of a 4-command pipeline, measured). Both keys carry the
 key's hash tag (``{key:<key_id>}``), so the script stays on one Redis Cluster slot.
 A limit of 0 or less means "no limit" for that window.
+
+Concurrent requests of one key share a round trip: while a key's count is on its way to
+Redis, further requests of that key wait and are then counted together (one ``INCRBY n``);
+request j of such a group gets the count ``total - n + 1 + j``, exactly what it would have
+got alone, so the request that crosses a limit (and only it and later ones) is refused.
+A lone request is sent at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -45,13 +53,25 @@ class RateLimitState:
         return headers
 
 
+# KEYS: minute counter, hour counter.  ARGV: minute TTL, hour TTL, requests counted.
 _HIT = """
-local minute = redis.call('INCR', KEYS[1])
-if minute == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-local hour = redis.call('INCR', KEYS[2])
-if hour == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+local n = tonumber(ARGV[3])
+local minute = redis.call('INCRBY', KEYS[1], n)
+if minute == n then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local hour = redis.call('INCRBY', KEYS[2], n)
+if hour == n then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
 return {minute, hour}
 """
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """A request's counts in the windows it fell in, and the seconds left in each."""
+
+    minute: int
+    hour: int
+    minute_left: float
+    hour_left: float
 
 
 class RateLimiter:
@@ -76,6 +96,9 @@ class RateLimiter:
         self.minute_seconds = minute_seconds
         self.hour_seconds = hour_seconds
         self._clock = clock
+        self._busy: set[str] = set()  # keys whose count is on its way to Redis
+        self._waiting: dict[str, list[asyncio.Future[_Counted]]] = {}
+        self._groups: set[asyncio.Task[None]] = set()
 
     async def hit(self, key_id: str, limit_minute: int, limit_hour: int) -> RateLimitState:
         """Count one request of ``key_id``; return the state, over a limit or not.
@@ -83,6 +106,63 @@ class RateLimiter:
         Raises:
             UnavailableError: Redis cannot be reached (via the Redis client's error).
         """
+        counted = await self._count(key_id)
+        retry_after: int | None = None
+        exceeded: str | None = None
+        if 0 < limit_hour < counted.hour:
+            retry_after, exceeded = max(1, math.ceil(counted.hour_left)), "hour"
+        elif 0 < limit_minute < counted.minute:
+            retry_after, exceeded = max(1, math.ceil(counted.minute_left)), "minute"
+        return RateLimitState(
+            limit_minute=limit_minute,
+            remaining_minute=max(0, limit_minute - counted.minute),
+            limit_hour=limit_hour,
+            remaining_hour=max(0, limit_hour - counted.hour),
+            retry_after=retry_after,
+            exceeded=exceeded,
+        )
+
+    async def _count(self, key_id: str) -> _Counted:
+        if key_id in self._busy:
+            future: asyncio.Future[_Counted] = asyncio.get_running_loop().create_future()
+            self._waiting.setdefault(key_id, []).append(future)
+            return await future
+        self._busy.add(key_id)
+        try:
+            return (await self._increment(key_id, 1))[0]
+        finally:
+            self._next_group(key_id)
+
+    def _next_group(self, key_id: str) -> None:
+        """Count the requests that waited for ``key_id``, together, or free the key."""
+        waiting = self._waiting.pop(key_id, None)
+        if not waiting:
+            self._busy.discard(key_id)
+            return
+        group = asyncio.create_task(self._count_group(key_id, waiting),
+                                    name="gateway-rate-limit-group")
+        self._groups.add(group)
+        group.add_done_callback(self._groups.discard)
+
+    async def _count_group(self, key_id: str, waiting: list[asyncio.Future[_Counted]]) -> None:
+        try:
+            counts = await self._increment(key_id, len(waiting))
+        except Exception as exc:  # each waiting request raises it (a 503 at the edge)
+            for future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for future, counted in zip(waiting, counts, strict=True):
+                if not future.done():
+                    future.set_result(counted)
+        finally:
+            for future in waiting:
+                if not future.done():  # cancelled (shutdown): do not leave them hanging
+                    future.cancel()
+            self._next_group(key_id)
+
+    async def _increment(self, key_id: str, n: int) -> list[_Counted]:
+        """Count ``n`` requests of ``key_id`` at once; the counts of each, in order."""
         now = self._clock()
         minute_bucket = int(now // self.minute_seconds)
         hour_bucket = int(now // self.hour_seconds)
@@ -91,24 +171,11 @@ class RateLimiter:
         # Expire one second after the window ends: the counter is gone as soon as it is stale.
         minute_left = (minute_bucket + 1) * self.minute_seconds - now
         hour_left = (hour_bucket + 1) * self.hour_seconds - now
-        minute_count, hour_count = await self._hit(
+        answer: Any = await self._hit(
             keys=[minute_key, hour_key],
-            args=[math.ceil(minute_left) + 1, math.ceil(hour_left) + 1])
-
-        retry_after: int | None = None
-        exceeded: str | None = None
-        if 0 < limit_hour < hour_count:
-            retry_after, exceeded = max(1, math.ceil(hour_left)), "hour"
-        elif 0 < limit_minute < minute_count:
-            retry_after, exceeded = max(1, math.ceil(minute_left)), "minute"
-        return RateLimitState(
-            limit_minute=limit_minute,
-            remaining_minute=max(0, limit_minute - int(minute_count)),
-            limit_hour=limit_hour,
-            remaining_hour=max(0, limit_hour - int(hour_count)),
-            retry_after=retry_after,
-            exceeded=exceeded,
-        )
+            args=[math.ceil(minute_left) + 1, math.ceil(hour_left) + 1, n])
+        minute, hour = int(answer[0]) - n, int(answer[1]) - n
+        return [_Counted(minute + j, hour + j, minute_left, hour_left) for j in range(1, n + 1)]
 
 
 def over_limit_error(state: RateLimitState) -> RateLimitedError:

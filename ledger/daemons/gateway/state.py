@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from starlette.requests import Request
 
 from ledger.config import Settings
+from ledger.daemons.gateway.batcher import IngestBatcher
 from ledger.daemons.gateway.keys import KeyValidator
 from ledger.daemons.gateway.metrics import Metrics
 from ledger.daemons.gateway.ratelimit import RateLimiter
@@ -26,6 +27,7 @@ class Gateway:
     Attributes:
         redis: the one Redis client (bytes responses).
         auth / ingest / query: one gRPC client per daemon.
+        batcher: sends ingest requests over ``ingest``, coalescing concurrent ones.
         closing: set when shutdown begins, so that long-lived streams (SSE) can end and let
             in-flight requests finish.
         tasks: background tasks; the daemon stops loudly when one of them dies.
@@ -39,6 +41,7 @@ class Gateway:
     keys: KeyValidator
     limiter: RateLimiter
     metrics: Metrics
+    batcher: IngestBatcher
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 

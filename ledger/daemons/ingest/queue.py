@@ -20,7 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ledger import bus
 from ledger.daemons.ingest.entries import EntryBuilder, as_text
@@ -181,23 +181,60 @@ class Queue:
                 was queued.
         """
         await self.register_project(project_id)
-        day = day or datetime.now(UTC).strftime("%Y%m%d")
-        fields = [part for pair in entry.fields().items() for part in pair]
-        keys = [bus.queue_stream(project_id), bus.queue_depth(project_id),
-                bus.daily_quota(project_id, day), bus.notifications_stream(project_id),
-                bus.tail_stream(project_id), bus.tail_watchers(project_id)]
-        args: list[Any] = [
-            len(entry.rows), max_depth, daily_quota, QUOTA_TTL_SECONDS,
-            bus.notifications_channel(project_id), bus.tail_channel(project_id),
-            len(fields), *fields, len(notifications), *notifications, *tail,
-        ]
-        result: Any = await self._enqueue(keys=keys, args=args)
-        status = int(result[0])
-        if status == 1:
-            raise Refused("queue_full", int(result[1]))
-        if status == 2:
-            raise Refused("quota", int(result[1]))
-        return as_text(result[1]), int(result[2]) == 1
+        job = Enqueue(project_id, entry, daily_quota, notifications, tail)
+        keys, args = _enqueue_call(job, max_depth, day or _today())
+        return _enqueued(await self._enqueue(keys=keys, args=args))
+
+    async def enqueue_many(self, jobs: Sequence[Enqueue], *, max_depth: int,
+                           day: str | None = None) -> list[tuple[str, bool] | Exception]:
+        """Queue several requests in ONE Redis round trip, each atomically and on its own.
+
+        Every job is its own run of the enqueue script (a pipeline, not a transaction): each
+        is checked against the depth and quota left by the ones before it, exactly as if the
+        requests had come one after the other, and a refused job queues nothing.
+
+        Returns:
+            Per job, in order: ``(entry id, tail watched)``, or the ``Refused`` or Redis
+            ``ResponseError`` (e.g. OOM) that job met.
+
+        Raises:
+            redis.exceptions.ConnectionError / TimeoutError: Redis is unreachable (whether any
+                job ran is unknown, as for a single call).
+        """
+        for project_id in {job.project_id for job in jobs}:
+            await self.register_project(project_id)
+        day = day or _today()
+        calls = [_enqueue_call(job, max_depth, day) for job in jobs]
+        results: list[Any] = [None] * len(jobs)
+        todo = list(range(len(jobs)))
+        for attempt in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            for index in todo:
+                keys, args = calls[index]
+                # EVALSHA by hand: a pipeline's own script support asks SCRIPT EXISTS first,
+                # one more round trip per call.
+                pipe.evalsha(self._enqueue.sha, len(keys), *keys, *args)
+            raw: list[Any] = await pipe.execute(raise_on_error=False)
+            missing = []
+            for index, result in zip(todo, raw, strict=True):
+                if isinstance(result, NoScriptError) and attempt == 0:
+                    missing.append(index)  # not run at all: safe to send again
+                else:
+                    results[index] = result
+            if not missing:
+                break
+            await self.redis.script_load(self._enqueue.script)
+            todo = missing
+        out: list[tuple[str, bool] | Exception] = []
+        for result in results:
+            if isinstance(result, Exception):
+                out.append(result)
+                continue
+            try:
+                out.append(_enqueued(result))
+            except Refused as refused:
+                out.append(refused)
+        return out
 
     async def feed_tail(self, project_id: str, tail: Sequence[bytes]) -> None:
         """Append logs to a project's tail stream (outside the enqueue step, see ``_TAIL``)."""
@@ -217,6 +254,46 @@ class Queue:
         keys = [bus.queue_stream(project_id), bus.queue_depth(project_id),
                 bus.dead_letters(project_id)]
         return int(await self._ack(keys=keys, args=args))
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """One request's queue step: what ``Queue.enqueue_many`` runs the enqueue script with."""
+
+    project_id: str
+    entry: EntryBuilder
+    daily_quota: int = 0
+    notifications: Sequence[bytes] = ()
+    tail: Sequence[bytes] = ()
+
+
+def _today() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d")
+
+
+def _enqueue_call(job: Enqueue, max_depth: int, day: str) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of the enqueue script for ``job``."""
+    project_id = job.project_id
+    fields = [part for pair in job.entry.fields().items() for part in pair]
+    keys = [bus.queue_stream(project_id), bus.queue_depth(project_id),
+            bus.daily_quota(project_id, day), bus.notifications_stream(project_id),
+            bus.tail_stream(project_id), bus.tail_watchers(project_id)]
+    args: list[Any] = [
+        len(job.entry.rows), max_depth, job.daily_quota, QUOTA_TTL_SECONDS,
+        bus.notifications_channel(project_id), bus.tail_channel(project_id),
+        len(fields), *fields, len(job.notifications), *job.notifications, *job.tail,
+    ]
+    return keys, args
+
+
+def _enqueued(result: Any) -> tuple[str, bool]:
+    """``(entry id, watched)`` from the script's answer; ``Refused`` when it refused."""
+    status = int(result[0])
+    if status == 1:
+        raise Refused("queue_full", int(result[1]))
+    if status == 2:
+        raise Refused("quota", int(result[1]))
+    return as_text(result[1]), int(result[2]) == 1
 
 
 async def ensure_group(redis: aioredis.Redis, project_id: str) -> None:

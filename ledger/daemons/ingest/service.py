@@ -23,8 +23,14 @@ from ledger import bus
 from ledger.config import Settings
 from ledger.core import events
 from ledger.daemons.ingest.entries import EntryBuilder, notification
-from ledger.daemons.ingest.queue import Queue, Refused, seconds_to_midnight
-from ledger.errors import InvalidInputError, QueueFullError, RateLimitedError, UnavailableError
+from ledger.daemons.ingest.queue import Enqueue, Queue, Refused, seconds_to_midnight
+from ledger.errors import (
+    InvalidInputError,
+    LedgerError,
+    QueueFullError,
+    RateLimitedError,
+    UnavailableError,
+)
 from ledger.proto import ingest_pb2, ingest_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -122,23 +128,51 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def IngestLogs(
         self, request: ingest_pb2.IngestLogsRequest, context: Context
     ) -> ingest_pb2.IngestLogsResponse:
+        now = datetime.now(UTC)
+        project_id, prepared = self._prepare(request, now)
+        if prepared.records:
+            await self._enqueue(project_id, prepared, int(request.daily_quota), now)
+        return _response(prepared)
+
+    async def IngestLogsMany(
+        self, request: ingest_pb2.IngestLogsManyRequest, context: Context
+    ) -> ingest_pb2.IngestLogsManyResponse:
+        """Each request answered as ``IngestLogs`` would, with one Redis round trip for all."""
+        now = datetime.now(UTC)
+        results: list[ingest_pb2.IngestLogsResult | None] = []
+        waiting: list[tuple[int, str, Prepared, int]] = []
+        for index, item in enumerate(request.requests):
+            try:
+                project_id, prepared = self._prepare(item, now)
+            except LedgerError as exc:
+                results.append(_error_result(exc))
+                continue
+            except Exception:
+                # One bad request must not fail the others: logged here, answered "internal".
+                logger.exception("ingest: request %d of a coalesced call failed", index)
+                results.append(_error_result(LedgerError("internal error")))
+                continue
+            if prepared.records:
+                results.append(None)
+                waiting.append((index, project_id, prepared, int(item.daily_quota)))
+            else:
+                results.append(ingest_pb2.IngestLogsResult(response=_response(prepared)))
+        if waiting:
+            outcomes = await self._enqueue_many(waiting, now)
+            # Every None of ``results`` is in ``waiting``: the list above stays one per request.
+            for (index, _, prepared, _), outcome in zip(waiting, outcomes, strict=True):
+                results[index] = (_error_result(outcome) if outcome is not None
+                                  else ingest_pb2.IngestLogsResult(response=_response(prepared)))
+        return ingest_pb2.IngestLogsManyResponse(results=[r for r in results if r is not None])
+
+    def _prepare(self, request: ingest_pb2.IngestLogsRequest, now: datetime,
+                 ) -> tuple[str, Prepared]:
         project_id = _project_id(request.project_id)
         retention = request.retention_days if request.retention_days > 0 else (
             self._settings.auth_retention_days)
         retention = min(retention, MAX_RETENTION_DAYS)
-        now = datetime.now(UTC)
-        prepared = prepare(project_id, request.shape, request.body, retention_days=retention,
-                           now=now)
-        if prepared.records:
-            await self._enqueue(project_id, prepared, int(request.daily_quota), now)
-        return ingest_pb2.IngestLogsResponse(
-            accepted=len(prepared.records),
-            rejected=len(prepared.errors),
-            errors=[ingest_pb2.ItemError(index=e.index, field=e.field, reason=e.reason)
-                    for e in prepared.errors],
-            message=_message(prepared),
-            ids=[r["id"] for r in prepared.records],
-        )
+        return project_id, prepare(project_id, request.shape, request.body,
+                                   retention_days=retention, now=now)
 
     async def GetQueueDepth(
         self, request: ingest_pb2.GetQueueDepthRequest, context: Context
@@ -161,21 +195,42 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 daily_quota=quota, day=now.strftime("%Y%m%d"),
                 notifications=prepared.notifications, tail=tail)
         except Refused as refused:
-            if refused.reason == "quota":
-                raise RateLimitedError(
-                    f"the project's daily quota of {quota} logs is used up ({refused.value}"
-                    " accepted today); it starts again at midnight UTC",
-                    retry_after=seconds_to_midnight(now)) from None
-            raise QueueFullError(
-                f"the project's queue holds {refused.value} logs waiting to be stored (the limit"
-                f" is {self._settings.queue_max_depth}); retry in a minute",
-                retry_after=QUEUE_FULL_RETRY_SECONDS) from None
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise UnavailableError(f"Redis is unavailable ({exc}); retry the request") from exc
+            raise self._refusal(refused, quota, now) from None
         except redis.exceptions.RedisError as exc:
-            # E.g. OOM under `maxmemory-policy noeviction`: the queue step was refused whole.
-            raise UnavailableError(f"Redis refused the queue step, nothing was queued: {exc}",
-                                   retry_after=QUEUE_FULL_RETRY_SECONDS) from exc
+            raise _redis_error(exc) from exc
+        await self._after_enqueue(project_id, prepared, watched_before, watched)
+
+    async def _enqueue_many(self, waiting: Sequence[tuple[int, str, Prepared, int]],
+                            now: datetime) -> list[LedgerError | None]:
+        """Queue each waiting request on its own (one round trip); its error or None."""
+        watched_before = [self._watched.get(project_id, False)
+                          for _, project_id, _, _ in waiting]
+        jobs = [Enqueue(project_id, prepared.entry, quota, prepared.notifications,
+                        _tail(prepared.records) if before else [])
+                for (_, project_id, prepared, quota), before in zip(waiting, watched_before,
+                                                                    strict=True)]
+        try:
+            outcomes = await self._queue.enqueue_many(
+                jobs, max_depth=self._settings.queue_max_depth, day=now.strftime("%Y%m%d"))
+        except redis.exceptions.RedisError as exc:
+            error = _redis_error(exc)
+            return [error] * len(waiting)
+        errors: list[LedgerError | None] = []
+        for (_, project_id, prepared, quota), before, outcome in zip(
+                waiting, watched_before, outcomes, strict=True):
+            if isinstance(outcome, Refused):
+                errors.append(self._refusal(outcome, quota, now))
+            elif isinstance(outcome, redis.exceptions.RedisError):
+                errors.append(_redis_error(outcome))
+            elif isinstance(outcome, Exception):
+                raise outcome  # not a Redis answer: a bug, the interceptor logs it
+            else:
+                errors.append(None)
+                await self._after_enqueue(project_id, prepared, before, outcome[1])
+        return errors
+
+    async def _after_enqueue(self, project_id: str, prepared: Prepared, watched_before: bool,
+                             watched: bool) -> None:
         self._watched[project_id] = watched
         if watched and not watched_before:
             # The logs are queued: the tail is a view, and its failure must not fail the request
@@ -185,6 +240,41 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             except redis.exceptions.RedisError as exc:
                 logger.warning("ingest: the tail of project %s missed %d logs: %s",
                                project_id, len(prepared.records), exc)
+
+    def _refusal(self, refused: Refused, quota: int, now: datetime) -> LedgerError:
+        if refused.reason == "quota":
+            return RateLimitedError(
+                f"the project's daily quota of {quota} logs is used up ({refused.value}"
+                " accepted today); it starts again at midnight UTC",
+                retry_after=seconds_to_midnight(now))
+        return QueueFullError(
+            f"the project's queue holds {refused.value} logs waiting to be stored (the limit"
+            f" is {self._settings.queue_max_depth}); retry in a minute",
+            retry_after=QUEUE_FULL_RETRY_SECONDS)
+
+
+def _redis_error(exc: redis.exceptions.RedisError) -> UnavailableError:
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return UnavailableError(f"Redis is unavailable ({exc}); retry the request")
+    # E.g. OOM under `maxmemory-policy noeviction`: the queue step was refused whole.
+    return UnavailableError(f"Redis refused the queue step, nothing was queued: {exc}",
+                            retry_after=QUEUE_FULL_RETRY_SECONDS)
+
+
+def _response(prepared: Prepared) -> ingest_pb2.IngestLogsResponse:
+    return ingest_pb2.IngestLogsResponse(
+        accepted=len(prepared.records),
+        rejected=len(prepared.errors),
+        errors=[ingest_pb2.ItemError(index=e.index, field=e.field, reason=e.reason)
+                for e in prepared.errors],
+        message=_message(prepared),
+        ids=[r["id"] for r in prepared.records],
+    )
+
+
+def _error_result(error: LedgerError) -> ingest_pb2.IngestLogsResult:
+    return ingest_pb2.IngestLogsResult(error_code=error.code, error_message=error.message,
+                                       retry_after=error.retry_after or 0)
 
 
 def _tail(records: Sequence[dict[str, Any]]) -> list[bytes]:

@@ -122,7 +122,7 @@ async def writers_drain(url: str, redis_url: str, project: str, requests: list[A
     for prepared in requests:  # untimed: this is the ingest side
         await queue.enqueue(project, prepared.entry, max_depth=10**9,
                             notifications=prepared.notifications)
-    pool = async_pool(url, name="bench", max_size=writers + 1)
+    pool = async_pool(url, name="bench", max_size=writers + 1, check=False)  # as ingest
     await pool.open(wait=True)
     stopping = asyncio.Event()
     streams = Streams(redis)

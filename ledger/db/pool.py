@@ -14,8 +14,19 @@ from ledger.errors import UnavailableError
 logger = logging.getLogger(__name__)
 
 
-def async_pool(url: str, *, name: str, min_size: int = 1, max_size: int = 8) -> AsyncConnectionPool:
-    """A pool that is not yet open: the daemon opens it at start and closes it at shutdown."""
+def async_pool(url: str, *, name: str, min_size: int = 1, max_size: int = 8,
+               check: bool = True) -> AsyncConnectionPool:
+    """A pool that is not yet open: the daemon opens it at start and closes it at shutdown.
+
+    Args:
+        url: The database URL.
+        name: The pool's name in logs.
+        min_size: Connections kept open.
+        max_size: Connections at most.
+        check: Test each connection (one round trip) before handing it out. Callers that retry
+            a failed step anyway (the ingest writers) turn it off: a dead connection then
+            raises once, is discarded when returned, and the retry gets a fresh one.
+    """
     return AsyncConnectionPool(
         url,
         name=name,
@@ -25,7 +36,7 @@ def async_pool(url: str, *, name: str, min_size: int = 1, max_size: int = 8) -> 
         kwargs={"autocommit": True},
         timeout=10.0,
         # A restarted PostgreSQL leaves dead connections in the pool: check before handing out.
-        check=AsyncConnectionPool.check_connection,
+        check=AsyncConnectionPool.check_connection if check else None,
     )
 
 

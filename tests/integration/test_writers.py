@@ -259,3 +259,30 @@ async def test_postgres_away_keeps_entries_and_writer_alive(
     async with writer(aredis, pool) as back:
         assert await back.step() == 30
     await stored(str(settings.logs_database_url), project, 30)
+
+
+async def test_writer_recovers_when_postgres_drops_its_connections(
+    settings: Settings, paused: Client, aredis: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a PostgreSQL restart does to the writers' pool, which checks no connection per
+    # checkout (ingest's): every idle connection is dead.
+    url = str(settings.logs_database_url)
+    unchecked = async_pool(url, name="test-unchecked", min_size=2, max_size=2, check=False)
+    await unchecked.open(wait=True)
+    try:
+        project = new_project()
+        await send(paused, project, {"logs": [log(i) for i in range(7)]})
+        await Streams(aredis).refresh(force=True)
+        with psycopg.connect(url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = '' AND pid <> pg_backend_pid()"
+                " AND datname = current_database()").fetchone()
+        assert killed is not None and killed[0] >= 2
+        async with writer(aredis, unchecked) as w:
+            assert await asyncio.wait_for(w.step(), 10) == 7
+        assert "keeping its entries and retrying" in caplog.text  # it met a dead one first
+        assert "writing again" in caplog.text
+        await stored(url, project, 7)
+    finally:
+        await unchecked.close()

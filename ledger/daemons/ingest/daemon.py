@@ -9,6 +9,7 @@ import socket
 from datetime import date
 
 import grpc
+import psycopg
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
@@ -44,6 +45,11 @@ def _check_schema(url: str) -> None:
         migrate.require_current(conn, "logs")  # type: ignore[arg-type]
 
 
+async def _select_one(pool: AsyncConnectionPool) -> None:
+    async with pool.connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
+        await conn.execute("SELECT 1")
+
+
 class IngestDaemon:
     """Serves ``ledger.v1.IngestService``; ``port`` is the bound port after ``start()``."""
 
@@ -77,9 +83,11 @@ class IngestDaemon:
         await asyncio.to_thread(_check_schema, url)
         try:
             self._redis = await connect_redis(settings.redis_url)
-            # Each writer holds one connection per batch; the rest is for health checks.
+            # Each writer holds one connection per batch; the rest is for health checks. No
+            # check per checkout (a round trip per batch): writers retry a failed batch, and
+            # drop the pool's dead connections when one fails (``Writer.handle``).
             self._pool = async_pool(url, name="ingest-logs", min_size=1,
-                                    max_size=max(2, settings.ingest_writers + 1))
+                                    max_size=max(2, settings.ingest_writers + 1), check=False)
             await self._pool.open(wait=False)
             self._streams = Streams(self._redis)
             queue = Queue(self._redis, on_new_project=self._streams.project_queued)
@@ -156,9 +164,14 @@ class IngestDaemon:
     async def _check_postgres(self) -> str:
         if self._pool is None:
             return "not started"
+        pool = self._pool
         try:
-            async with self._pool.connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
-                await conn.execute("SELECT 1")
+            try:
+                await _select_one(pool)
+            except psycopg.OperationalError:
+                # The pool does not check connections: after a PostgreSQL restart the first
+                # one may be dead (it is discarded now); a second try gets a fresh one.
+                await _select_one(pool)
         except Exception as exc:  # a health check reports, never raises
             return f"error: {type(exc).__name__}: {exc}"
         return "ok"

@@ -200,6 +200,10 @@ async def write(conn: psycopg.AsyncConnection[Any], chunks: Sequence[bytes],
             splits the batch to find it); any other ``psycopg.Error`` is the database's state.
     """
     try:
+        if not errors and conn.autocommit:
+            # One statement in autocommit is a transaction of its own, all or nothing: no
+            # BEGIN and COMMIT round trips for a batch without errors (most of them).
+            return await _copy(conn, _COPY_LOGS, chunks)
         async with conn.transaction():
             copied = await _copy(conn, _COPY_LOGS, chunks)
             await upsert_groups(conn, aggregate_groups(errors, components))

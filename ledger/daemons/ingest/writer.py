@@ -3,12 +3,18 @@
 Each writer is one task with its own consumer name in the ``writers`` group. A round:
 
 1. every few seconds, ``XAUTOCLAIM`` entries another consumer left pending for 30 s (it died);
-2. ``XREADGROUP`` over every project stream with a small COUNT per stream, so that a project
-   with a huge backlog gets the same few entries per round as a project with one;
+2. ``XREADGROUP`` over every project stream with one COUNT per stream, so that a project
+   with a huge backlog gets the same few entries per round as a project with one (the COUNT
+   is sized so that a round takes about ``LOGS_PER_STREAM`` logs of each project: 4 entries
+   of 1 000 logs, or up to 64 single-log entries);
 3. store the entries' rows in one transaction (``store.write``); a batch PostgreSQL refuses is
    split in halves until the offending logs are isolated; they go to the dead letters;
 4. only after the commit, acknowledge: XACK + XDEL + DECRBY + dead letters, one script per
    project.
+
+When a round found only a few logs (a trickle of single-log requests), the writer lingers a
+few milliseconds before the next read, so that each round carries more entries instead of
+paying a read, a COPY and an acknowledgement per log; an entry waits at most that long more.
 
 A writer killed between 3 and 4 leaves its entries pending: they are delivered again and the
 primary key makes the second write a no-op. PostgreSQL or Redis down: the writer keeps its
@@ -43,8 +49,16 @@ from ledger.daemons.ingest.queue import Ack, DeadLetter, Queue, ensure_group, qu
 
 logger = logging.getLogger(__name__)
 
-#: Entries read per project stream per round: the fairness knob (≤ 4 000 logs per project).
+#: Entries read per project stream per round when they are big (reclaims and restarts too).
 ENTRIES_PER_STREAM = 4
+#: The fairness knob: logs taken per project stream per round, about (a request holds up to
+#: 1 000); the COUNT grows up to ``MAX_ENTRIES_PER_STREAM`` while entries are small.
+LOGS_PER_STREAM = 4000
+MAX_ENTRIES_PER_STREAM = 64
+#: A round with fewer logs than this is followed by a pause of ``LINGER_SECONDS``, for more
+#: logs per round; a lone log after a quiet spell is read at once (the read blocks).
+LINGER_BELOW_LOGS = 64
+LINGER_SECONDS = 0.01
 #: Streams named in one XREADGROUP; with more projects, rounds rotate over them.
 STREAMS_PER_READ = 256
 BLOCK_MS = 500
@@ -145,6 +159,11 @@ class Writer:
         self._next_claim = 0.0
         self._failing_since: float | None = None
         self.stored = 0
+        #: Entries asked per stream in the next read, and the biggest entry recently read.
+        self._count = ENTRIES_PER_STREAM
+        self._largest = 1000
+        #: Logs the last ``read()`` returned (the loop lingers after a small one).
+        self.last_read_logs = 0
 
     # -- loop -----------------------------------------------------------------------------------
 
@@ -159,6 +178,9 @@ class Writer:
                     recovered = True
                 await self.step()
                 backoff = BACKOFF_FIRST_SECONDS
+                if 0 < self.last_read_logs < LINGER_BELOW_LOGS:
+                    # A plain sleep (no task racing ``stopping``): short enough to stop after.
+                    await asyncio.sleep(LINGER_SECONDS)
             except TRANSIENT as exc:
                 self._note_failure(exc)
                 await self._pause(backoff)
@@ -179,6 +201,7 @@ class Writer:
             if claimed:
                 done += await self.handle(claimed)
         entries = await self.read()
+        self.last_read_logs = sum(entry.n for entry in entries)
         if entries:
             done += await self.handle(entries)
         return done
@@ -213,7 +236,7 @@ class Writer:
             return []
         read = asyncio.ensure_future(self.redis.xreadgroup(
             bus.WRITER_GROUP, self.name, {bus.queue_stream(p): ">" for p in projects},
-            count=ENTRIES_PER_STREAM, block=BLOCK_MS))
+            count=self._count, block=BLOCK_MS))
         stop = asyncio.ensure_future(self.stopping.wait())
         try:
             await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -234,7 +257,18 @@ class Writer:
                 raise
             await self.streams.regroup()
             return []
-        return self._entries(response)
+        entries = self._entries(response)
+        if entries:
+            self._size_count(max(entry.n for entry in entries))
+        return entries
+
+    def _size_count(self, largest: int) -> None:
+        """Ask for about ``LOGS_PER_STREAM`` logs per stream next time, judging by the biggest
+        entry just read; after big entries the estimate halves per read, so that a burst of
+        big entries after small ones overshoots for at most a round or two."""
+        self._largest = max(largest, self._largest // 2, 1)
+        self._count = max(ENTRIES_PER_STREAM,
+                          min(MAX_ENTRIES_PER_STREAM, LOGS_PER_STREAM // self._largest))
 
     def _entries(self, response: Any) -> list[Entry]:
         entries: list[Entry] = []
@@ -319,6 +353,8 @@ class Writer:
                 break
             except TRANSIENT as exc:
                 self._note_failure(exc)
+                if isinstance(exc, psycopg.Error):
+                    await self._drop_dead_connections()
             except Exception:
                 # Not the data (that is bisected): the schema, a bug. Keep the entries, retry.
                 logger.exception("ingest: writer %s: storing failed; retrying", self.name)
@@ -342,6 +378,16 @@ class Writer:
         self._note_success()
         self.stored += done
         return done
+
+    async def _drop_dead_connections(self) -> None:
+        """Test the pool's idle connections once a batch failed on one.
+
+        The pool does not check a connection per checkout (a round trip per batch); after a
+        PostgreSQL restart every idle connection is dead, and this drops them all at once
+        instead of failing one retry per connection.
+        """
+        with contextlib.suppress(*TRANSIENT):
+            await self.pool.check()
 
     async def _keep_claimed(self, entries: Sequence[Entry]) -> None:
         """Reset the idle time of entries being retried, so no other writer reclaims them."""

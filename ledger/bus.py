@@ -126,3 +126,16 @@ def query_total(project_id: str, digest: str) -> str:
 def session_revoked(account_id: str, session_id: str) -> str:
     """Exists while access tokens of a logged-out account session may still be unexpired."""
     return f"ledger:{{acct:{account_id}}}:session-revoked:{session_id}"
+
+
+# -- account logins (appended by the login-throttle work) ---------------------------------------
+
+
+def login_failures_email(email_sha256: str) -> str:
+    """Failed logins for one email, under the SHA-256 of the lower-cased email (never the email)."""
+    return f"ledger:login-failures:email:{email_sha256}"
+
+
+def login_failures_client(client: str) -> str:
+    """Failed logins from one client address, whatever the emails tried."""
+    return f"ledger:login-failures:client:{client}"

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import httpx
 import jwt
 import psycopg
 import pytest
 
+from ledger import bus
 from ledger.config import Settings
 from ledger.core import sessions
+from ledger.daemons.gateway import login_throttle
 from tests.restenv import Rest, detail, rest_stack
 
 
@@ -73,6 +77,53 @@ async def test_registration_and_login_errors(rest: Rest) -> None:
     unknown = await rest.http.post("/api/v1/accounts/login",
                                    json={"email": "nobody@example.com", "password": "x" * 9})
     assert wrong.json() == unknown.json()  # which emails exist is not told
+
+
+def client_at(rest: Rest, address: str) -> httpx.AsyncClient:
+    """Another caller of the same in-process gateway, from ``address``."""
+    transport = httpx.ASGITransport(app=rest.app, client=(address, 40001))
+    return httpx.AsyncClient(transport=transport, base_url="http://gateway")
+
+
+async def test_failed_logins_are_throttled_per_email_and_address(rest: Rest) -> None:
+    victim, other = f"victim-{uuid.uuid4().hex[:6]}@example.com", "other@example.com"
+    for email in (victim, other):
+        await rest.register(email, password="the right password")
+    redis = rest.app.state.gateway.redis
+    email_key = bus.login_failures_email(hashlib.sha256(victim.encode()).hexdigest())
+    wrong = {"email": victim, "password": "a wrong password"}
+    right = {"email": victim, "password": "the right password"}
+    async with client_at(rest, "203.0.113.7") as guesser:
+        for _ in range(3):
+            assert (await guesser.post("/api/v1/accounts/login", json=wrong)).status_code == 401
+        assert await redis.get(email_key) == b"3"  # under the digest: no email in key names
+        assert all(victim not in k.decode() for k in await redis.keys("*"))
+        # A success forgets the email's failures (the address keeps its count).
+        assert (await guesser.post("/api/v1/accounts/login", json=right)).status_code == 200
+        assert await redis.exists(email_key) == 0
+        assert await redis.get(bus.login_failures_client("203.0.113.7")) == b"3"
+
+        for _ in range(login_throttle.EMAIL_FAILURE_LIMIT):
+            assert (await guesser.post("/api/v1/accounts/login", json=wrong)).status_code == 401
+        for body in (right, {**right, "email": victim.upper()}):  # even the right password
+            refused = await guesser.post("/api/v1/accounts/login", json=body)
+            assert refused.status_code == 429, refused.text
+            seconds = int(refused.headers["Retry-After"])
+            assert 0 < seconds <= login_throttle.FAILURE_WINDOW_SECONDS
+            assert refused.json() == {
+                "detail": f"too many failed logins: try again in {seconds} seconds"}
+    # Another email from another address is unaffected.
+    other_login = await rest.http.post("/api/v1/accounts/login",
+                                       json={"email": other, "password": "the right password"})
+    assert other_login.status_code == 200, other_login.text
+    # One address failing for many emails is refused too, whatever email it tries next.
+    await redis.set(bus.login_failures_client("192.0.2.50"), login_throttle.CLIENT_FAILURE_LIMIT,
+                    ex=60)
+    async with client_at(rest, "192.0.2.50") as sprayer:
+        refused = await sprayer.post("/api/v1/accounts/login",
+                                     json={"email": other, "password": "the right password"})
+    assert "too many failed logins" in detail(refused, 429)
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
 
 
 async def test_refresh_rotates_and_reuse_closes_the_session(rest: Rest) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from ledger.daemons.gateway import login_throttle
 from ledger.daemons.gateway.access import RequireAccount
 from ledger.daemons.gateway.account_schemas import (
     AccountOut,
@@ -25,6 +26,7 @@ from ledger.daemons.gateway.errors import json_response
 from ledger.daemons.gateway.schemas import ErrorResponse
 from ledger.daemons.gateway.sessions import AccountPrincipal, account_body, token_body
 from ledger.daemons.gateway.state import Gateway
+from ledger.errors import AuthenticationError
 from ledger.proto import auth_pb2
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
@@ -61,13 +63,25 @@ async def register(request: Request, body: RegisterRequest) -> Response:
 
 
 @router.post("/login", response_model=TokenResponse,
-             responses={401: _error("Wrong email or password")})
+             responses={401: _error("Wrong email or password"),
+                        429: _error("Too many failed logins for this email or from this address")})
 async def login(request: Request, body: LoginRequest) -> Response:
-    """Exchange email and password for an access token (15 min) and a refresh token (7 days)."""
+    """Exchange email and password for an access token (15 min) and a refresh token (7 days).
+
+    After 10 failures for one email, or 50 from one address, within 15 minutes, logins are
+    refused with 429 and ``Retry-After`` until the window ends.
+    """
     gateway: Gateway = request.app.state.gateway
-    found = await gateway.auth.call(gateway.auth.auth.LoginAccount,
-                                    auth_pb2.LoginAccountRequest(email=body.email,
-                                                                 password=body.password))
+    client = request.client.host if request.client is not None else "unknown"
+    await login_throttle.check(gateway.redis, body.email, client)
+    try:
+        found = await gateway.auth.call(gateway.auth.auth.LoginAccount,
+                                        auth_pb2.LoginAccountRequest(email=body.email,
+                                                                     password=body.password))
+    except AuthenticationError:
+        await login_throttle.record_failure(gateway.redis, body.email, client)
+        raise
+    await login_throttle.record_success(gateway.redis, body.email)
     return json_response(await _start_session(gateway, found.account.id))
 
 

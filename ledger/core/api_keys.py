@@ -428,31 +428,39 @@ async def forget_keys(redis: aioredis.Redis, key_ids: Sequence[str]) -> None:
 
 
 async def revoke_key(
-    conn: Conn, redis: aioredis.Redis, key_id: str, *, project_id: str | None = None
+    conn: Conn, redis: aioredis.Redis, key_id: str, *, project_id: str | None = None,
+    account_id: str | None = None,
 ) -> ApiKeyRow:
     """Revoke a key: it stops working everywhere within a second. Revoking twice is harmless.
 
     Args:
         project_id: When given, the key must belong to this project (callers acting for an
             account pass it so that nobody revokes another project's key).
+        account_id: When given, the key's project must belong to this account; checked in the
+            same statement, so an account revokes a key without first finding its project.
 
     Raises:
-        NotFoundError: no such key (in that project).
+        NotFoundError: no such key (in that project / among that account's projects). Another
+            account's key is "not found" too, so key ids of others cannot be probed.
     """
     params: list[Any] = [key_id]
     scope = ""
     if project_id is not None:
-        scope = " AND project_id = %s"
+        scope += " AND project_id = %s"
         params.append(_uuid(project_id, "project"))
+    if account_id is not None:
+        scope += " AND project_id IN (SELECT id FROM projects WHERE account_id = %s)"
+        params.append(_uuid(account_id, "account"))
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "UPDATE api_keys SET status = 'revoked', revoked_at = coalesce(revoked_at, now())"
             f" WHERE key_id = %s{scope} RETURNING {_COLUMNS}", params)
         row = await cur.fetchone()
     if row is None:
-        raise NotFoundError(f"no API key with id {key_id!r}"
-                            + (" in this project" if project_id else "")
-                            + ": list them with `ledger keys list --project <slug>`")
+        where = (" in this project" if project_id else
+                 " among your projects' keys" if account_id else "")
+        raise NotFoundError(f"no API key with id {key_id[:64]!r}{where}"
+                            ": list them with `ledger keys list --project <slug>`")
     await forget_keys(redis, [key_id])
     logger.info("revoked API key %s of project %s", key_id, row["project_id"])
     return _row(row)

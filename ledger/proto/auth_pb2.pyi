@@ -340,18 +340,22 @@ class RevokeApiKeyRequest(_message.Message):
 
     KEY_ID_FIELD_NUMBER: _builtins.int
     PROJECT_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     project_id: _builtins.str
     """"" = any project (operator); otherwise the key must belong to this project"""
+    account_id: _builtins.str
+    """"" = any account; otherwise the key's project must belong to this account (else NOT_FOUND)"""
     def __init__(
         self,
         *,
         key_id: _builtins.str = ...,
         project_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "project_id", b"project_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "key_id", b"key_id", "project_id", b"project_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -160,7 +160,12 @@ async def test_revoke_unknown_or_other_projects_key_is_not_found(
     row, full_key = await api_keys.create_key(conn, project.id)
     with pytest.raises(NotFoundError, match="in this project"):
         await api_keys.revoke_key(conn, aredis, row.key_id, project_id=other.id)
+    stranger = await accounts.register(conn, "stranger@example.com", "correct horse", "S")
+    with pytest.raises(NotFoundError, match="among your projects"):
+        await api_keys.revoke_key(conn, aredis, row.key_id, account_id=stranger.id)
     await api_keys.validate_key(conn, aredis, full_key)  # still valid
+    owned = await api_keys.revoke_key(conn, aredis, row.key_id, account_id=account.id)
+    assert owned.status == "revoked"
 
 
 async def test_scopes_and_own_limits(

@@ -86,7 +86,8 @@ class AuthServicer(SessionsServicerMixin, NotificationPrefsRpcs,
     ) -> auth_pb2.RevokeApiKeyResponse:
         async with self._conn() as conn:
             key = await api_keys.revoke_key(conn, self._redis, request.key_id,
-                                            project_id=request.project_id or None)
+                                            project_id=request.project_id or None,
+                                            account_id=request.account_id or None)
         return auth_pb2.RevokeApiKeyResponse(key=convert.api_key_to_proto(key))
 
     # -- projects -------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ Every route acts only on projects the account owns; another account's project or
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +30,7 @@ from ledger.daemons.gateway.errors import json_response
 from ledger.daemons.gateway.schemas import ErrorResponse
 from ledger.daemons.gateway.sessions import AccountPrincipal
 from ledger.daemons.gateway.state import Gateway
-from ledger.errors import NotFoundError, UnavailableError
+from ledger.errors import UnavailableError
 from ledger.proto import auth_pb2
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
@@ -171,15 +170,7 @@ async def revoke_key(request: Request, key_id: str,
                      account: AccountPrincipal = Depends(require_account)) -> Response:
     """Revoke a key of one of the account's projects; it stops working within a second."""
     gateway: Gateway = request.app.state.gateway
-    projects = await account_projects(gateway, account.account_id)
-    listings = await asyncio.gather(*(
-        gateway.auth.call(gateway.auth.auth.ListApiKeys,
-                          auth_pb2.ListApiKeysRequest(project_id=p.id)) for p in projects))
-    owner = next((p for p, listing in zip(projects, listings, strict=True)
-                  if any(k.key_id == key_id for k in listing.keys)), None)
-    if owner is None:
-        raise NotFoundError(f"API key {key_id[:64]!r} not found among your projects' keys")
     revoked = await gateway.auth.call(gateway.auth.auth.RevokeApiKey,
-                                      auth_pb2.RevokeApiKeyRequest(key_id=key_id,
-                                                                   project_id=owner.id))
+                                      auth_pb2.RevokeApiKeyRequest(
+                                          key_id=key_id, account_id=account.account_id))
     return json_response(key_body(revoked.key))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
@@ -28,11 +29,20 @@ async def postgres_health(pool: AsyncConnectionPool | None) -> str:
     if pool is None:
         return "not started"
     try:
-        async with pool.connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
-            await conn.execute("SELECT 1")
+        try:
+            await _select_one(pool)
+        except psycopg.OperationalError:
+            # A pool that does not check connections (ingest's) may hand out one that died
+            # with a PostgreSQL restart; it is discarded now, and a second try gets a fresh one.
+            await _select_one(pool)
     except Exception as exc:  # any failure is the answer, not an error
         return f"error: {type(exc).__name__}: {exc}"
     return "ok"
+
+
+async def _select_one(pool: AsyncConnectionPool) -> None:
+    async with pool.connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
+        await conn.execute("SELECT 1")
 
 
 async def redis_health(redis: aioredis.Redis | None) -> str:

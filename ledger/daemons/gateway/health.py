@@ -11,10 +11,10 @@ import asyncio
 import logging
 
 from fastapi import APIRouter, Request
-from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from ledger import __version__
+from ledger.daemons.checks import redis_health
 from ledger.daemons.gateway.errors import json_response
 from ledger.daemons.gateway.schemas import DeepHealthResponse, HealthResponse
 from ledger.daemons.gateway.state import Gateway
@@ -35,11 +35,7 @@ async def health() -> Response:
 
 
 async def _check_redis(gateway: Gateway) -> dict[str, str]:
-    try:
-        await asyncio.wait_for(gateway.redis.ping(), CHECK_TIMEOUT_SECONDS)
-    except (RedisError, OSError, TimeoutError) as exc:
-        return {"redis": f"unavailable ({type(exc).__name__})"}
-    return {"redis": "ok"}
+    return {"redis": await redis_health(gateway.redis)}
 
 
 async def _check_daemon(client: Client) -> dict[str, str]:

@@ -9,12 +9,12 @@ import socket
 from datetime import date
 
 import grpc
-import psycopg
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from ledger.config import Settings
 from ledger.core.connections import connect_redis
+from ledger.daemons.checks import postgres_health, redis_health
 from ledger.daemons.ingest.queue import Queue
 from ledger.daemons.ingest.service import IngestServicer
 from ledger.daemons.ingest.writer import Streams, Writer
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 5.0
 #: Writers get this long to finish their batch after SIGTERM; unfinished entries stay pending.
 STOP_WRITERS_SECONDS = 20.0
-HEALTH_TIMEOUT_SECONDS = 2.0
 
 
 def _check_schema(url: str) -> None:
@@ -43,11 +42,6 @@ def _check_schema(url: str) -> None:
         return
     with conn:
         migrate.require_current(conn, "logs")  # type: ignore[arg-type]
-
-
-async def _select_one(pool: AsyncConnectionPool) -> None:
-    async with pool.connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
-        await conn.execute("SELECT 1")
 
 
 class IngestDaemon:
@@ -158,29 +152,5 @@ class IngestDaemon:
     async def _health(self) -> dict[str, str]:
         alive = sum(1 for t in self._tasks if not t.done())
         writers = "ok" if alive == len(self._tasks) else f"{alive} of {len(self._tasks)} running"
-        return {"postgres": await self._check_postgres(), "redis": await self._check_redis(),
-                "writers": writers}
-
-    async def _check_postgres(self) -> str:
-        if self._pool is None:
-            return "not started"
-        pool = self._pool
-        try:
-            try:
-                await _select_one(pool)
-            except psycopg.OperationalError:
-                # The pool does not check connections: after a PostgreSQL restart the first
-                # one may be dead (it is discarded now); a second try gets a fresh one.
-                await _select_one(pool)
-        except Exception as exc:  # a health check reports, never raises
-            return f"error: {type(exc).__name__}: {exc}"
-        return "ok"
-
-    async def _check_redis(self) -> str:
-        if self._redis is None:
-            return "not started"
-        try:
-            await asyncio.wait_for(self._redis.ping(), HEALTH_TIMEOUT_SECONDS)
-        except Exception as exc:  # see above
-            return f"error: {type(exc).__name__}: {exc}"
-        return "ok"
+        return {"postgres": await postgres_health(self._pool),
+                "redis": await redis_health(self._redis), "writers": writers}

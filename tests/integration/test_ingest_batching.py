@@ -24,7 +24,7 @@ from ledger.core.projects import ProjectDefaults
 from ledger.daemons import auth as auth_daemon
 from ledger.daemons import ingest as ingest_daemon
 from ledger.daemons.gateway.app import create_app
-from ledger.daemons.gateway.batcher import IngestBatcher
+from ledger.daemons.gateway.routes.ingest_batcher import IngestBatcher
 from ledger.daemons.gateway.state import Gateway
 from ledger.embedded import free_port
 from ledger.proto import ingest_pb2

@@ -34,28 +34,28 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger import __version__, bus
 from ledger.config import Settings, masked
-from ledger.daemons.gateway import errors
-from ledger.daemons.gateway.batcher import IngestBatcher
-from ledger.daemons.gateway.breaker import CircuitBreaker
-from ledger.daemons.gateway.keys import FAILURE_LIMIT, KeyCache, KeyValidator
-from ledger.daemons.gateway.live import open_live
-from ledger.daemons.gateway.metrics import Metrics, MetricsMiddleware
-from ledger.daemons.gateway.ratelimit import RateLimiter
-from ledger.daemons.gateway.schemas import ErrorResponse
+from ledger.daemons.gateway.edge.breaker import CircuitBreaker
+from ledger.daemons.gateway.edge.key_cache import FAILURE_LIMIT, KeyCache, KeyValidator
+from ledger.daemons.gateway.edge.rate_limits import RateLimiter
+from ledger.daemons.gateway.live.routes import open_live
+from ledger.daemons.gateway.routes import responses
+from ledger.daemons.gateway.routes.ingest_batcher import IngestBatcher
+from ledger.daemons.gateway.routes.metrics import Metrics, MetricsMiddleware
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import LedgerError, UnavailableError
 from ledger.rpc.clients import Client
 
 ROUTER_MODULES: tuple[str, ...] = (
-    "ledger.daemons.gateway.health",
-    "ledger.daemons.gateway.metrics",
-    "ledger.daemons.gateway.ingest_routes",
-    "ledger.daemons.gateway.live",
-    "ledger.daemons.gateway.live_prefs",
-    "ledger.daemons.gateway.routes_accounts",
-    "ledger.daemons.gateway.routes_projects",
-    "ledger.daemons.gateway.routes_logs",
-    "ledger.daemons.gateway.routes_errors",
+    "ledger.daemons.gateway.routes.health",
+    "ledger.daemons.gateway.routes.metrics",
+    "ledger.daemons.gateway.routes.ingest",
+    "ledger.daemons.gateway.live.routes",
+    "ledger.daemons.gateway.live.preferences",
+    "ledger.daemons.gateway.routes.accounts",
+    "ledger.daemons.gateway.routes.projects",
+    "ledger.daemons.gateway.routes.logs",
+    "ledger.daemons.gateway.routes.errors",
 )
 
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0
@@ -93,7 +93,7 @@ def create_app(
         async with _open_gateway(settings, metrics, breaker, rate_windows,
                                  auth_failure_limit) as gateway, open_live(gateway) as live:
             app.state.gateway = gateway
-            app.state.live = live  # the SSE hub (live.py)
+            app.state.live = live  # the SSE hub (live/routes.py)
             yield
 
     app = FastAPI(title="Ledger", version=__version__, description=DESCRIPTION,
@@ -106,7 +106,7 @@ def create_app(
     for module in modules:
         doc_models.extend(getattr(module, "DOC_MODELS", ()))
     app.openapi = _openapi(app, doc_models)  # type: ignore[method-assign]
-    errors.install(app)
+    responses.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
     lean = [route for module in modules for route in getattr(module, "LEAN_ROUTES", ())]
     build_stack = app.build_middleware_stack
@@ -125,14 +125,14 @@ class HotPaths:
     error, telemetry and body-limit middlewares, exception middleware, router, FastAPI's
     dependency solving), measured with py-spy. The hot routes keep what those layers give them:
     metrics (``MetricsMiddleware``), the 500 answer (``InternalErrorMiddleware``) and the
-    ``LedgerError``/Redis error answers (the handlers of ``errors``); any other method or path
-    goes through the full stack as before.
+    ``LedgerError``/Redis error answers (the handlers of ``routes.responses``); any other method
+    or path goes through the full stack as before.
     """
 
     def __init__(self, app: ASGIApp, routes: list[Route], metrics: Metrics) -> None:
         self.app = app
         self.routes = {route.path: route for route in routes}
-        self.lean = MetricsMiddleware(errors.InternalErrorMiddleware(self._serve), metrics)
+        self.lean = MetricsMiddleware(responses.InternalErrorMiddleware(self._serve), metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] == "http" and scope["method"] == "POST"
@@ -148,9 +148,9 @@ class HotPaths:
         try:
             response: Response = await route.endpoint(request)
         except LedgerError as exc:
-            response = await errors.ledger_error_handler(request, exc)
+            response = await responses.ledger_error_handler(request, exc)
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            response = await errors.redis_error_handler(request, exc)
+            response = await responses.redis_error_handler(request, exc)
         await response(scope, receive, send)
 
 

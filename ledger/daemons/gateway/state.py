@@ -13,10 +13,10 @@ import redis.asyncio as aioredis
 from starlette.requests import Request
 
 from ledger.config import Settings
-from ledger.daemons.gateway.batcher import IngestBatcher
-from ledger.daemons.gateway.keys import KeyValidator
-from ledger.daemons.gateway.metrics import Metrics
-from ledger.daemons.gateway.ratelimit import RateLimiter
+from ledger.daemons.gateway.edge.key_cache import KeyValidator
+from ledger.daemons.gateway.edge.rate_limits import RateLimiter
+from ledger.daemons.gateway.routes.ingest_batcher import IngestBatcher
+from ledger.daemons.gateway.routes.metrics import Metrics
 from ledger.rpc.clients import Client
 
 

@@ -8,9 +8,10 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from ledger.daemons.gateway.access import readable_project, readable_project_ids
-from ledger.daemons.gateway.deps import Principal, RequirePrincipal
-from ledger.daemons.gateway.query_schemas import (
+from ledger.daemons.gateway.edge.access import readable_project, readable_project_ids
+from ledger.daemons.gateway.edge.principal import Principal, RequirePrincipal
+from ledger.daemons.gateway.routes.logs import READ_RESPONSES, json_bytes, log_page, query_params
+from ledger.daemons.gateway.schemas.queries import (
     GROUP_PARAMETERS,
     LOG_PARAMETERS,
     ErrorGroup,
@@ -19,7 +20,6 @@ from ledger.daemons.gateway.query_schemas import (
     LogPage,
     StatusChange,
 )
-from ledger.daemons.gateway.routes_logs import READ_RESPONSES, json_bytes, log_page, query_params
 from ledger.daemons.gateway.state import Gateway
 from ledger.proto import query_pb2
 

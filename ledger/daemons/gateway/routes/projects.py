@@ -1,7 +1,7 @@
 """Projects and their API keys, for a logged-in account (DESIGN §5). API keys get 403.
 
 Every route acts only on projects the account owns; another account's project or key is a 404
-(``ledger.daemons.gateway.access``).
+(``ledger.daemons.gateway.edge.access``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from ledger import bus
-from ledger.daemons.gateway.access import RequireAccount, account_projects, owned_project
-from ledger.daemons.gateway.account_schemas import (
+from ledger.daemons.gateway.edge.access import RequireAccount, account_projects, owned_project
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
+from ledger.daemons.gateway.routes.responses import json_response
+from ledger.daemons.gateway.schemas.accounts import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyList,
@@ -26,9 +28,7 @@ from ledger.daemons.gateway.account_schemas import (
     ProjectPatch,
     QuotaOut,
 )
-from ledger.daemons.gateway.errors import json_response
-from ledger.daemons.gateway.schemas import ErrorResponse
-from ledger.daemons.gateway.sessions import AccountPrincipal
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import UnavailableError
 from ledger.proto import auth_pb2

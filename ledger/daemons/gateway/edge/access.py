@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
-from ledger.daemons.gateway.deps import KEY_PREFIX, ApiKeyPrincipal, Principal, bearer
-from ledger.daemons.gateway.sessions import AccountPrincipal, authenticate_account
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal, authenticate_account
+from ledger.daemons.gateway.edge.principal import KEY_PREFIX, ApiKeyPrincipal, Principal, bearer
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import (
     AuthenticationError,

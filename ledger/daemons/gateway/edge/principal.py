@@ -26,9 +26,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from fastapi.security.utils import get_authorization_scheme_param
 
 from ledger.core.api_keys import KeyIdentity
-from ledger.daemons.gateway.ratelimit import RateLimitState, over_limit_error
-from ledger.daemons.gateway.schemas import ErrorResponse
-from ledger.daemons.gateway.sessions import AccountPrincipal, authenticate_account
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal, authenticate_account
+from ledger.daemons.gateway.edge.rate_limits import RateLimitState, over_limit_error
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import AuthenticationError, PermissionDeniedError
 

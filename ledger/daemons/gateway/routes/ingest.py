@@ -20,15 +20,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ledger.core.events import CONSTRAINTS
-from ledger.daemons.gateway.bodies import check_json_content_type, read_body
-from ledger.daemons.gateway.deps import (
+from ledger.daemons.gateway.edge.principal import (
     AUTH_RESPONSES,
     ApiKeyPrincipal,
     RequireKey,
     require_key,
 )
-from ledger.daemons.gateway.errors import error_response, json_response
-from ledger.daemons.gateway.schemas import (
+from ledger.daemons.gateway.routes.bodies import check_json_content_type, read_body
+from ledger.daemons.gateway.routes.responses import error_response, json_response
+from ledger.daemons.gateway.schemas.ingest import (
     ErrorResponse,
     IngestBatchRejected,
     IngestBatchRequest,

@@ -16,11 +16,11 @@ from starlette.responses import Response
 
 from ledger.core.events import LEVELS, LOG_TYPES
 from ledger.core.notification_prefs import NotificationPreference, parse_preference
-from ledger.daemons.gateway.access import RequireAccount
-from ledger.daemons.gateway.deps import AUTH_RESPONSES
-from ledger.daemons.gateway.errors import json_response
-from ledger.daemons.gateway.schemas import ErrorResponse
-from ledger.daemons.gateway.sessions import AccountPrincipal
+from ledger.daemons.gateway.edge.access import RequireAccount
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
+from ledger.daemons.gateway.edge.principal import AUTH_RESPONSES
+from ledger.daemons.gateway.routes.responses import json_response
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway, get_gateway
 from ledger.errors import InvalidInputError
 from ledger.proto import auth_pb2

@@ -15,8 +15,8 @@ from starlette.responses import Response
 
 from ledger import __version__
 from ledger.daemons.checks import redis_health
-from ledger.daemons.gateway.errors import json_response
-from ledger.daemons.gateway.schemas import DeepHealthResponse, HealthResponse
+from ledger.daemons.gateway.routes.responses import json_response
+from ledger.daemons.gateway.schemas.ingest import DeepHealthResponse, HealthResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import LedgerError
 from ledger.rpc.clients import Client

@@ -13,10 +13,10 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from ledger.daemons.gateway.access import readable_project, readable_project_ids
-from ledger.daemons.gateway.deps import AUTH_RESPONSES, Principal, RequirePrincipal
-from ledger.daemons.gateway.query_schemas import LOG_PARAMETERS, LogPage, StoredLog
-from ledger.daemons.gateway.schemas import ErrorResponse
+from ledger.daemons.gateway.edge.access import readable_project, readable_project_ids
+from ledger.daemons.gateway.edge.principal import AUTH_RESPONSES, Principal, RequirePrincipal
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
+from ledger.daemons.gateway.schemas.queries import LOG_PARAMETERS, LogPage, StoredLog
 from ledger.daemons.gateway.state import Gateway
 from ledger.proto import query_pb2
 

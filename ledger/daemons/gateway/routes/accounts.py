@@ -11,9 +11,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from ledger.daemons.gateway import login_throttle
-from ledger.daemons.gateway.access import RequireAccount
-from ledger.daemons.gateway.account_schemas import (
+from ledger.daemons.gateway.edge import throttles
+from ledger.daemons.gateway.edge.access import RequireAccount
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal, account_body, token_body
+from ledger.daemons.gateway.routes.responses import json_response
+from ledger.daemons.gateway.schemas.accounts import (
     AccountOut,
     LoginRequest,
     PasswordChangeRequest,
@@ -22,9 +24,7 @@ from ledger.daemons.gateway.account_schemas import (
     RenameRequest,
     TokenResponse,
 )
-from ledger.daemons.gateway.errors import json_response
-from ledger.daemons.gateway.schemas import ErrorResponse
-from ledger.daemons.gateway.sessions import AccountPrincipal, account_body, token_body
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import AuthenticationError
 from ledger.proto import auth_pb2
@@ -73,15 +73,15 @@ async def login(request: Request, body: LoginRequest) -> Response:
     """
     gateway: Gateway = request.app.state.gateway
     client = request.client.host if request.client is not None else "unknown"
-    await login_throttle.check(gateway.redis, body.email, client)
+    await throttles.check(gateway.redis, body.email, client)
     try:
         found = await gateway.auth.call(gateway.auth.auth.LoginAccount,
                                         auth_pb2.LoginAccountRequest(email=body.email,
                                                                      password=body.password))
     except AuthenticationError:
-        await login_throttle.record_failure(gateway.redis, body.email, client)
+        await throttles.record_failure(gateway.redis, body.email, client)
         raise
-    await login_throttle.record_success(gateway.redis, body.email)
+    await throttles.record_success(gateway.redis, body.email)
     return json_response(await _start_session(gateway, found.account.id))
 
 

@@ -30,8 +30,8 @@ from ledger.core.api_keys import (
     key_digest,
     parse_key,
 )
-from ledger.daemons.gateway.breaker import CircuitBreaker
-from ledger.daemons.gateway.metrics import Metrics
+from ledger.daemons.gateway.edge.breaker import CircuitBreaker
+from ledger.daemons.gateway.routes.metrics import Metrics
 from ledger.errors import AuthenticationError, LedgerError, RateLimitedError, UnavailableError
 from ledger.proto import auth_pb2
 from ledger.rpc.clients import Client

@@ -28,14 +28,14 @@ from ledger.daemons.gateway.routes.ingest_batcher import IngestBatcher
 from ledger.daemons.gateway.state import Gateway
 from ledger.embedded import free_port
 from ledger.proto import ingest_pb2
-from ledger.rpc.clients import Client
+from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import BATCH, SINGLE, log, new_project, running_ingest
 
 QUEUE_MAX = 10
 
 
 @pytest.fixture
-async def paused(settings: Settings) -> AsyncIterator[Client]:
+async def paused(settings: Settings) -> AsyncIterator[IngestClient]:
     """Ingest without writers, its queue capped at ``QUEUE_MAX`` logs per project."""
     async with running_ingest(settings, ingest_writers=0,
                               queue_max_depth=QUEUE_MAX) as (_, client):
@@ -56,7 +56,7 @@ async def depth(redis: aioredis.Redis, project_id: str) -> int:
 # -- the RPC ------------------------------------------------------------------------------------
 
 
-async def test_many_answers_each_request_on_its_own(paused: Client,
+async def test_many_answers_each_request_on_its_own(paused: IngestClient,
                                                     aredis: aioredis.Redis) -> None:
     project, other, quota_project = new_project(), new_project(), new_project()
     requests = [
@@ -71,7 +71,7 @@ async def test_many_answers_each_request_on_its_own(paused: Client,
         request(quota_project, {"logs": [log(9), log(10)]}, BATCH, daily_quota=3),  # 8 over it
         request(project, log(11)),                                    # 9 queued after 4's refusal
     ]
-    answer = await paused.call(paused.ingest.IngestLogsMany,
+    answer = await paused.call(paused.stub.IngestLogsMany,
                                ingest_pb2.IngestLogsManyRequest(requests=requests))
     results = list(answer.results)
     assert len(results) == len(requests)

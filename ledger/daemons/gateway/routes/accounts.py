@@ -27,7 +27,6 @@ from ledger.daemons.gateway.schemas.accounts import (
 from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import AuthenticationError
-from ledger.proto import auth_pb2
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
 require_account = RequireAccount()
@@ -44,9 +43,7 @@ _ACCOUNT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def _start_session(gateway: Gateway, account_id: str) -> dict[str, Any]:
-    created = await gateway.auth.call(gateway.auth.auth.CreateSession,
-                                      auth_pb2.CreateSessionRequest(account_id=account_id))
-    return token_body(gateway, created.session)
+    return token_body(gateway, await gateway.auth.create_session(account_id))
 
 
 @router.post("/register", status_code=201, response_model=TokenResponse,
@@ -55,11 +52,8 @@ async def _start_session(gateway: Gateway, account_id: str) -> dict[str, Any]:
 async def register(request: Request, body: RegisterRequest) -> Response:
     """Create an account and log it in."""
     gateway: Gateway = request.app.state.gateway
-    created = await gateway.auth.call(gateway.auth.auth.RegisterAccount,
-                                      auth_pb2.RegisterAccountRequest(
-                                          email=body.email, password=body.password,
-                                          name=body.name))
-    return json_response(await _start_session(gateway, created.account.id), 201)
+    created = await gateway.auth.register_account(body.email, body.password, body.name)
+    return json_response(await _start_session(gateway, created.id), 201)
 
 
 @router.post("/login", response_model=TokenResponse,
@@ -75,14 +69,12 @@ async def login(request: Request, body: LoginRequest) -> Response:
     client = request.client.host if request.client is not None else "unknown"
     await throttles.check(gateway.redis, body.email, client)
     try:
-        found = await gateway.auth.call(gateway.auth.auth.LoginAccount,
-                                        auth_pb2.LoginAccountRequest(email=body.email,
-                                                                     password=body.password))
+        found = await gateway.auth.login_account(body.email, body.password)
     except AuthenticationError:
         await throttles.record_failure(gateway.redis, body.email, client)
         raise
     await throttles.record_success(gateway.redis, body.email)
-    return json_response(await _start_session(gateway, found.account.id))
+    return json_response(await _start_session(gateway, found.id))
 
 
 @router.post("/refresh", response_model=TokenResponse,
@@ -90,10 +82,8 @@ async def login(request: Request, body: LoginRequest) -> Response:
 async def refresh(request: Request, body: RefreshRequest) -> Response:
     """Exchange a refresh token for new tokens. Each refresh token works once."""
     gateway: Gateway = request.app.state.gateway
-    rotated = await gateway.auth.call(gateway.auth.auth.RefreshSession,
-                                      auth_pb2.RefreshSessionRequest(
-                                          refresh_token=body.refresh_token))
-    return json_response(token_body(gateway, rotated.session))
+    rotated = await gateway.auth.refresh_session(body.refresh_token)
+    return json_response(token_body(gateway, rotated))
 
 
 @router.post("/logout", status_code=204, response_class=Response,
@@ -101,8 +91,7 @@ async def refresh(request: Request, body: RefreshRequest) -> Response:
 async def logout(request: Request, body: RefreshRequest) -> Response:
     """End the session of this refresh token; its access tokens stop working at once."""
     gateway: Gateway = request.app.state.gateway
-    await gateway.auth.call(gateway.auth.auth.RevokeSession,
-                            auth_pb2.RevokeSessionRequest(refresh_token=body.refresh_token))
+    await gateway.auth.revoke_session(body.refresh_token)
     return Response(status_code=204)
 
 
@@ -111,9 +100,7 @@ async def me(request: Request,
              account: AccountPrincipal = Depends(require_account)) -> Response:
     """The logged-in account."""
     gateway: Gateway = request.app.state.gateway
-    found = await gateway.auth.call(gateway.auth.auth.GetAccount,
-                                    auth_pb2.GetAccountRequest(account_id=account.account_id))
-    return json_response(account_body(found.account))
+    return json_response(account_body(await gateway.auth.get_account(account.account_id)))
 
 
 @router.patch("/me/name", response_model=AccountOut,
@@ -122,10 +109,8 @@ async def rename(request: Request, body: RenameRequest,
                  account: AccountPrincipal = Depends(require_account)) -> Response:
     """Change the account's display name."""
     gateway: Gateway = request.app.state.gateway
-    renamed = await gateway.auth.call(gateway.auth.auth.RenameAccount,
-                                      auth_pb2.RenameAccountRequest(
-                                          account_id=account.account_id, name=body.name))
-    return json_response(account_body(renamed.account))
+    renamed = await gateway.auth.rename_account(account.account_id, body.name)
+    return json_response(account_body(renamed))
 
 
 @router.post("/me/password", response_model=TokenResponse,
@@ -136,11 +121,7 @@ async def change_password(request: Request, body: PasswordChangeRequest,
                           account: AccountPrincipal = Depends(require_account)) -> Response:
     """Change the password. Every session ends; the answer carries a fresh one."""
     gateway: Gateway = request.app.state.gateway
-    await gateway.auth.call(gateway.auth.auth.ChangeAccountPassword,
-                            auth_pb2.ChangeAccountPasswordRequest(
-                                account_id=account.account_id,
-                                current_password=body.current_password,
-                                new_password=body.new_password))
-    await gateway.auth.call(gateway.auth.auth.RevokeAccountSessions,
-                            auth_pb2.RevokeAccountSessionsRequest(account_id=account.account_id))
+    await gateway.auth.change_account_password(account.account_id, body.current_password,
+                                               body.new_password)
+    await gateway.auth.revoke_account_sessions(account.account_id)
     return json_response(await _start_session(gateway, account.account_id))

@@ -14,6 +14,8 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from ledger import bus
+from ledger.core.api_keys import ApiKeyRow
+from ledger.core.projects import Project
 from ledger.daemons.gateway.edge.access import RequireAccount, account_projects, owned_project
 from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
 from ledger.daemons.gateway.routes.responses import json_response
@@ -31,7 +33,6 @@ from ledger.daemons.gateway.schemas.accounts import (
 from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import UnavailableError
-from ledger.proto import auth_pb2
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
 require_account = RequireAccount()
@@ -50,7 +51,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def project_body(project: auth_pb2.Project) -> dict[str, Any]:
+def project_body(project: Project) -> dict[str, Any]:
     """A project as the REST API shows it."""
     return {
         "id": project.id, "account_id": project.account_id, "name": project.name,
@@ -58,19 +59,23 @@ def project_body(project: auth_pb2.Project) -> dict[str, Any]:
         "retention_days": project.retention_days, "daily_quota": project.daily_quota,
         "rate_limit_minute": project.rate_limit_minute,
         "rate_limit_hour": project.rate_limit_hour,
-        "created_at": project.created_at or None, "updated_at": project.updated_at or None,
+        "created_at": project.created_at.isoformat(),
+        "updated_at": project.updated_at.isoformat(),
     }
 
 
-def key_body(key: auth_pb2.ApiKey) -> dict[str, Any]:
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def key_body(key: ApiKeyRow) -> dict[str, Any]:
     """An API key as the REST API shows it (never its secret)."""
     return {
         "id": key.id, "key_id": key.key_id, "project_id": key.project_id, "name": key.name,
         "key_prefix": key.key_prefix, "scopes": list(key.scopes), "status": key.status,
-        "rate_limit_minute": key.rate_limit_minute or None,
-        "rate_limit_hour": key.rate_limit_hour or None,
-        "created_at": key.created_at or None, "last_used_at": key.last_used_at or None,
-        "revoked_at": key.revoked_at or None,
+        "rate_limit_minute": key.rate_limit_minute, "rate_limit_hour": key.rate_limit_hour,
+        "created_at": key.created_at.isoformat(), "last_used_at": _iso(key.last_used_at),
+        "revoked_at": _iso(key.revoked_at),
     }
 
 
@@ -88,11 +93,10 @@ async def create_project(request: Request, body: ProjectCreate,
                          account: AccountPrincipal = Depends(require_account)) -> Response:
     """Create a project owned by the account."""
     gateway: Gateway = request.app.state.gateway
-    created = await gateway.auth.call(gateway.auth.auth.CreateProject,
-                                      auth_pb2.CreateProjectRequest(
-                                          account_id=account.account_id, name=body.name,
-                                          slug=body.slug or "", environment=body.environment))
-    return json_response(project_body(created.project), 201)
+    created = await gateway.auth.create_project(account.account_id, body.name,
+                                                slug=body.slug or "",
+                                                environment=body.environment)
+    return json_response(project_body(created), 201)
 
 
 @router.get("/projects/{ref}", response_model=ProjectOut, responses=RESPONSES)
@@ -110,9 +114,8 @@ async def update_project(request: Request, ref: str, body: ProjectPatch,
     gateway: Gateway = request.app.state.gateway
     project = await owned_project(gateway, account, ref)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    updated = await gateway.auth.call(gateway.auth.auth.UpdateProject,
-                                      auth_pb2.UpdateProjectRequest(ref=project.id, **changes))
-    return json_response(project_body(updated.project))
+    updated = await gateway.auth.update_project(project.id, **changes)
+    return json_response(project_body(updated))
 
 
 @router.get("/projects/{ref}/quota", response_model=QuotaOut, responses=RESPONSES)
@@ -142,12 +145,9 @@ async def create_key(request: Request, ref: str, body: ApiKeyCreate,
     """Create an API key for the project; the full key is in this answer only."""
     gateway: Gateway = request.app.state.gateway
     project = await owned_project(gateway, account, ref)
-    created = await gateway.auth.call(gateway.auth.auth.CreateApiKey,
-                                      auth_pb2.CreateApiKeyRequest(
-                                          project_id=project.id, name=body.name,
-                                          scopes=body.scopes,
-                                          rate_limit_minute=body.rate_limit_minute or 0,
-                                          rate_limit_hour=body.rate_limit_hour or 0))
+    created = await gateway.auth.create_api_key(
+        project.id, body.name, body.scopes, rate_limit_minute=body.rate_limit_minute,
+        rate_limit_hour=body.rate_limit_hour)
     return json_response({"key_id": created.key.key_id, "full_key": created.full_key,
                           "key_prefix": created.key.key_prefix, "warning": KEY_WARNING,
                           "key": key_body(created.key)}, 201)
@@ -159,9 +159,8 @@ async def list_keys(request: Request, ref: str,
     """The project's API keys, active and revoked (never their secrets)."""
     gateway: Gateway = request.app.state.gateway
     project = await owned_project(gateway, account, ref)
-    found = await gateway.auth.call(gateway.auth.auth.ListApiKeys,
-                                    auth_pb2.ListApiKeysRequest(project_id=project.id))
-    return json_response({"api_keys": [key_body(k) for k in found.keys]})
+    found = await gateway.auth.list_api_keys(project.id)
+    return json_response({"api_keys": [key_body(k) for k in found]})
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut,
@@ -170,7 +169,5 @@ async def revoke_key(request: Request, key_id: str,
                      account: AccountPrincipal = Depends(require_account)) -> Response:
     """Revoke a key of one of the account's projects; it stops working within a second."""
     gateway: Gateway = request.app.state.gateway
-    revoked = await gateway.auth.call(gateway.auth.auth.RevokeApiKey,
-                                      auth_pb2.RevokeApiKeyRequest(
-                                          key_id=key_id, account_id=account.account_id))
-    return json_response(key_body(revoked.key))
+    revoked = await gateway.auth.revoke_api_key(key_id, account_id=account.account_id)
+    return json_response(key_body(revoked))

@@ -13,8 +13,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ledger.core import sessions
-from ledger.core.accounts import Account
 from ledger.core.rpc_models import IssuedSession
+from ledger.daemons.gateway.routes.responses import model_body
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import AuthenticationError, UnavailableError
 
@@ -73,12 +73,5 @@ def token_body(gateway: Gateway, session: IssuedSession) -> dict[str, Any]:
         "access_expires_at": expires.isoformat(),
         "refresh_token": session.refresh_token,
         "refresh_expires_at": session.refresh_expires_at,
-        "account": account_body(account),
+        "account": model_body(account),
     }
-
-
-def account_body(account: Account) -> dict[str, Any]:
-    """An account as the REST API shows it."""
-    return {"id": account.id, "email": account.email, "name": account.name,
-            "created_at": account.created_at.isoformat(),
-            "updated_at": account.updated_at.isoformat()}

@@ -19,7 +19,7 @@ response; a handler that returns its own ``Response`` copies ``principal.rate_he
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import Request, Response, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -63,6 +63,7 @@ class ApiKeyPrincipal:
 
 
 Principal = ApiKeyPrincipal | AccountPrincipal
+P = TypeVar("P", ApiKeyPrincipal, Principal)
 
 
 async def account_principal(gateway: Gateway, token: str, scope: str | None) -> Principal:
@@ -140,37 +141,45 @@ async def require_key(request: Request, scope: str | None) -> ApiKeyPrincipal:
     return await authenticate_key(request, None, full_key, scope)
 
 
-class RequireKey:
+class _RequireCredentials(Generic[P]):
+    """A dependency reading the credentials of ``X-API-Key`` / ``Authorization: Bearer``.
+
+    The two headers are declared once here (for OpenAPI's security schemes); subclasses say
+    which callers they accept in ``principal``.
+    """
+
+    def __init__(self, scope: str | None) -> None:
+        self.scope = scope
+
+    async def __call__(
+        self,
+        request: Request,
+        response: Response,
+        api_key: str | None = Security(api_key_header),
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
+    ) -> P:
+        full_key, token = _presented_key(api_key, credentials)
+        return await self.principal(request, response, full_key, token)
+
+    async def principal(self, request: Request, response: Response, full_key: str | None,
+                        token: str | None) -> P:
+        raise NotImplementedError
+
+
+class RequireKey(_RequireCredentials[ApiKeyPrincipal]):
     """Dependency: the caller must present an API key carrying ``scope`` (None: any scope)."""
 
-    def __init__(self, scope: str | None) -> None:
-        self.scope = scope
-
-    async def __call__(
-        self,
-        request: Request,
-        response: Response,
-        api_key: str | None = Security(api_key_header),
-        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
-    ) -> ApiKeyPrincipal:
-        full_key = _key_or_error(*_presented_key(api_key, credentials))
-        return await authenticate_key(request, response, full_key, self.scope)
+    async def principal(self, request: Request, response: Response, full_key: str | None,
+                        token: str | None) -> ApiKeyPrincipal:
+        return await authenticate_key(request, response, _key_or_error(full_key, token),
+                                      self.scope)
 
 
-class RequirePrincipal:
+class RequirePrincipal(_RequireCredentials[Principal]):
     """Dependency: an API key carrying ``scope``, or an account (see ``account_principal``)."""
 
-    def __init__(self, scope: str | None) -> None:
-        self.scope = scope
-
-    async def __call__(
-        self,
-        request: Request,
-        response: Response,
-        api_key: str | None = Security(api_key_header),
-        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
-    ) -> Principal:
-        full_key, token = _presented_key(api_key, credentials)
+    async def principal(self, request: Request, response: Response, full_key: str | None,
+                        token: str | None) -> Principal:
         if full_key is not None:
             return await authenticate_key(request, response, full_key, self.scope)
         if token is not None:

@@ -13,8 +13,8 @@ from starlette.responses import Response
 
 from ledger.daemons.gateway.edge import throttles
 from ledger.daemons.gateway.edge.access import RequireAccount
-from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal, account_body, token_body
-from ledger.daemons.gateway.routes.responses import json_response
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal, token_body
+from ledger.daemons.gateway.routes.responses import json_response, model_body
 from ledger.daemons.gateway.schemas.accounts import (
     AccountOut,
     LoginRequest,
@@ -100,7 +100,7 @@ async def me(request: Request,
              account: AccountPrincipal = Depends(require_account)) -> Response:
     """The logged-in account."""
     gateway: Gateway = request.app.state.gateway
-    return json_response(account_body(await gateway.auth.get_account(account.account_id)))
+    return json_response(model_body(await gateway.auth.get_account(account.account_id)))
 
 
 @router.patch("/me/name", response_model=AccountOut,
@@ -110,7 +110,7 @@ async def rename(request: Request, body: RenameRequest,
     """Change the account's display name."""
     gateway: Gateway = request.app.state.gateway
     renamed = await gateway.auth.rename_account(account.account_id, body.name)
-    return json_response(account_body(renamed))
+    return json_response(model_body(renamed))
 
 
 @router.post("/me/password", response_model=TokenResponse,

@@ -14,11 +14,9 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from ledger import bus
-from ledger.core.api_keys import ApiKeyRow
-from ledger.core.projects import Project
 from ledger.daemons.gateway.edge.access import RequireAccount, account_projects, owned_project
 from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
-from ledger.daemons.gateway.routes.responses import json_response
+from ledger.daemons.gateway.routes.responses import json_response, model_body
 from ledger.daemons.gateway.schemas.accounts import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -51,40 +49,12 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def project_body(project: Project) -> dict[str, Any]:
-    """A project as the REST API shows it."""
-    return {
-        "id": project.id, "account_id": project.account_id, "name": project.name,
-        "slug": project.slug, "environment": project.environment,
-        "retention_days": project.retention_days, "daily_quota": project.daily_quota,
-        "rate_limit_minute": project.rate_limit_minute,
-        "rate_limit_hour": project.rate_limit_hour,
-        "created_at": project.created_at.isoformat(),
-        "updated_at": project.updated_at.isoformat(),
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def key_body(key: ApiKeyRow) -> dict[str, Any]:
-    """An API key as the REST API shows it (never its secret)."""
-    return {
-        "id": key.id, "key_id": key.key_id, "project_id": key.project_id, "name": key.name,
-        "key_prefix": key.key_prefix, "scopes": list(key.scopes), "status": key.status,
-        "rate_limit_minute": key.rate_limit_minute, "rate_limit_hour": key.rate_limit_hour,
-        "created_at": key.created_at.isoformat(), "last_used_at": _iso(key.last_used_at),
-        "revoked_at": _iso(key.revoked_at),
-    }
-
-
 @router.get("/projects", response_model=ProjectList, responses=RESPONSES)
 async def list_projects(request: Request,
                         account: AccountPrincipal = Depends(require_account)) -> Response:
     """The account's projects."""
     projects = await account_projects(request.app.state.gateway, account.account_id)
-    return json_response({"projects": [project_body(p) for p in projects]})
+    return json_response({"projects": [model_body(p) for p in projects]})
 
 
 @router.post("/projects", status_code=201, response_model=ProjectOut,
@@ -96,7 +66,7 @@ async def create_project(request: Request, body: ProjectCreate,
     created = await gateway.auth.create_project(account.account_id, body.name,
                                                 slug=body.slug or "",
                                                 environment=body.environment)
-    return json_response(project_body(created), 201)
+    return json_response(model_body(created), 201)
 
 
 @router.get("/projects/{ref}", response_model=ProjectOut, responses=RESPONSES)
@@ -104,7 +74,7 @@ async def get_project(request: Request, ref: str,
                       account: AccountPrincipal = Depends(require_account)) -> Response:
     """One of the account's projects, by slug (or id)."""
     project = await owned_project(request.app.state.gateway, account, ref)
-    return json_response(project_body(project))
+    return json_response(model_body(project))
 
 
 @router.patch("/projects/{ref}", response_model=ProjectOut, responses=RESPONSES)
@@ -115,7 +85,7 @@ async def update_project(request: Request, ref: str, body: ProjectPatch,
     project = await owned_project(gateway, account, ref)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     updated = await gateway.auth.update_project(project.id, **changes)
-    return json_response(project_body(updated))
+    return json_response(model_body(updated))
 
 
 @router.get("/projects/{ref}/quota", response_model=QuotaOut, responses=RESPONSES)
@@ -150,7 +120,7 @@ async def create_key(request: Request, ref: str, body: ApiKeyCreate,
         rate_limit_hour=body.rate_limit_hour)
     return json_response({"key_id": created.key.key_id, "full_key": created.full_key,
                           "key_prefix": created.key.key_prefix, "warning": KEY_WARNING,
-                          "key": key_body(created.key)}, 201)
+                          "key": model_body(created.key)}, 201)
 
 
 @router.get("/projects/{ref}/api-keys", response_model=ApiKeyList, responses=RESPONSES)
@@ -160,7 +130,7 @@ async def list_keys(request: Request, ref: str,
     gateway: Gateway = request.app.state.gateway
     project = await owned_project(gateway, account, ref)
     found = await gateway.auth.list_api_keys(project.id)
-    return json_response({"api_keys": [key_body(k) for k in found]})
+    return json_response({"api_keys": [model_body(k) for k in found]})
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut,
@@ -170,4 +140,4 @@ async def revoke_key(request: Request, key_id: str,
     """Revoke a key of one of the account's projects; it stops working within a second."""
     gateway: Gateway = request.app.state.gateway
     revoked = await gateway.auth.revoke_api_key(key_id, account_id=account.account_id)
-    return json_response(key_body(revoked))
+    return json_response(model_body(revoked))

@@ -28,7 +28,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from ledger.core.api_keys import KeyIdentity
 from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal, authenticate_account
 from ledger.daemons.gateway.edge.rate_limits import RateLimitState, over_limit_error
-from ledger.daemons.gateway.schemas.ingest import ErrorResponse
+from ledger.daemons.gateway.schemas.ingest import error_doc
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import AuthenticationError, PermissionDeniedError
 
@@ -187,14 +187,10 @@ class RequirePrincipal(_RequireCredentials[Principal]):
         raise AuthenticationError(MISSING)
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorResponse, "description": description}
-
-
 #: OpenAPI ``responses`` of any route behind a key (spread into the route's ``responses``).
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _error("Missing, malformed, unknown or revoked credentials"),
-    403: _error("The key lacks the scope this route needs"),
-    429: _error("Over the key's rate limit (see Retry-After and X-RateLimit-*)"),
-    503: _error("A daemon the gateway needs is unavailable; retry after Retry-After"),
+    401: error_doc("Missing, malformed, unknown or revoked credentials"),
+    403: error_doc("The key lacks the scope this route needs"),
+    429: error_doc("Over the key's rate limit (see Retry-After and X-RateLimit-*)"),
+    503: error_doc("A daemon the gateway needs is unavailable; retry after Retry-After"),
 }

@@ -24,7 +24,7 @@ from ledger.daemons.gateway.schemas.accounts import (
     RenameRequest,
     TokenResponse,
 )
-from ledger.daemons.gateway.schemas.ingest import ErrorResponse
+from ledger.daemons.gateway.schemas.ingest import error_doc
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import AuthenticationError
 
@@ -32,13 +32,9 @@ router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
 require_account = RequireAccount()
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorResponse, "description": description}
-
-
 _ACCOUNT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _error("Missing, expired or logged-out access token"),
-    403: _error("An API key was sent: these routes need an account"),
+    401: error_doc("Missing, expired or logged-out access token"),
+    403: error_doc("An API key was sent: these routes need an account"),
 }
 
 
@@ -47,8 +43,8 @@ async def _start_session(gateway: Gateway, account_id: str) -> dict[str, Any]:
 
 
 @router.post("/register", status_code=201, response_model=TokenResponse,
-             responses={400: _error("Invalid email or too short a password"),
-                        409: _error("An account with this email exists")})
+             responses={400: error_doc("Invalid email or too short a password"),
+                        409: error_doc("An account with this email exists")})
 async def register(request: Request, body: RegisterRequest) -> Response:
     """Create an account and log it in."""
     gateway: Gateway = request.app.state.gateway
@@ -57,8 +53,9 @@ async def register(request: Request, body: RegisterRequest) -> Response:
 
 
 @router.post("/login", response_model=TokenResponse,
-             responses={401: _error("Wrong email or password"),
-                        429: _error("Too many failed logins for this email or from this address")})
+             responses={401: error_doc("Wrong email or password"),
+                        429: error_doc("Too many failed logins for this email or from"
+                                       " this address")})
 async def login(request: Request, body: LoginRequest) -> Response:
     """Exchange email and password for an access token (15 min) and a refresh token (7 days).
 
@@ -78,7 +75,7 @@ async def login(request: Request, body: LoginRequest) -> Response:
 
 
 @router.post("/refresh", response_model=TokenResponse,
-             responses={401: _error("Unknown, expired, revoked or already used refresh token")})
+             responses={401: error_doc("Unknown, expired, revoked or already used refresh token")})
 async def refresh(request: Request, body: RefreshRequest) -> Response:
     """Exchange a refresh token for new tokens. Each refresh token works once."""
     gateway: Gateway = request.app.state.gateway
@@ -87,7 +84,7 @@ async def refresh(request: Request, body: RefreshRequest) -> Response:
 
 
 @router.post("/logout", status_code=204, response_class=Response,
-             responses={401: _error("Unknown refresh token")})
+             responses={401: error_doc("Unknown refresh token")})
 async def logout(request: Request, body: RefreshRequest) -> Response:
     """End the session of this refresh token; its access tokens stop working at once."""
     gateway: Gateway = request.app.state.gateway
@@ -104,7 +101,7 @@ async def me(request: Request,
 
 
 @router.patch("/me/name", response_model=AccountOut,
-              responses={400: _error("Name too long"), **_ACCOUNT_RESPONSES})
+              responses={400: error_doc("Name too long"), **_ACCOUNT_RESPONSES})
 async def rename(request: Request, body: RenameRequest,
                  account: AccountPrincipal = Depends(require_account)) -> Response:
     """Change the account's display name."""
@@ -114,8 +111,8 @@ async def rename(request: Request, body: RenameRequest,
 
 
 @router.post("/me/password", response_model=TokenResponse,
-             responses={400: _error("New password too short"),
-                        401: _error("Current password wrong, or no valid access token"),
+             responses={400: error_doc("New password too short"),
+                        401: error_doc("Current password wrong, or no valid access token"),
                         403: _ACCOUNT_RESPONSES[403]})
 async def change_password(request: Request, body: PasswordChangeRequest,
                           account: AccountPrincipal = Depends(require_account)) -> Response:

@@ -28,7 +28,7 @@ from ledger.daemons.gateway.schemas.accounts import (
     ProjectPatch,
     QuotaOut,
 )
-from ledger.daemons.gateway.schemas.ingest import ErrorResponse
+from ledger.daemons.gateway.schemas.ingest import error_doc
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import UnavailableError
 
@@ -37,15 +37,11 @@ require_account = RequireAccount()
 KEY_WARNING = "Store this key now: it is shown only once and cannot be recovered."
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorResponse, "description": description}
-
-
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _error("A field is invalid"),
-    401: _error("Missing, expired or logged-out access token"),
-    403: _error("An API key was sent: these routes need an account"),
-    404: _error("Not found among the account's projects"),
+    400: error_doc("A field is invalid"),
+    401: error_doc("Missing, expired or logged-out access token"),
+    403: error_doc("An API key was sent: these routes need an account"),
+    404: error_doc("Not found among the account's projects"),
 }
 
 
@@ -58,7 +54,7 @@ async def list_projects(request: Request,
 
 
 @router.post("/projects", status_code=201, response_model=ProjectOut,
-             responses={**RESPONSES, 409: _error("The slug is taken")})
+             responses={**RESPONSES, 409: error_doc("The slug is taken")})
 async def create_project(request: Request, body: ProjectCreate,
                          account: AccountPrincipal = Depends(require_account)) -> Response:
     """Create a project owned by the account."""
@@ -134,7 +130,7 @@ async def list_keys(request: Request, ref: str,
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut,
-               responses={**RESPONSES, 404: _error("No such key among the account's projects")})
+               responses={**RESPONSES, 404: error_doc("No such key among the account's projects")})
 async def revoke_key(request: Request, key_id: str,
                      account: AccountPrincipal = Depends(require_account)) -> Response:
     """Revoke a key of one of the account's projects; it stops working within a second."""

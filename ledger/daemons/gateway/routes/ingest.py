@@ -170,7 +170,7 @@ async def _lean_batch(request: Request) -> Response:
     return await _batch(request, await require_key(request, "ingest"))
 
 
-#: POST paths served ahead of FastAPI's stack (see the module docstring and ``app.HotPaths``);
+#: POST paths served ahead of FastAPI's stack (see the module docstring and ``edge/hot_paths.py``);
 #: the FastAPI routes above run the same code and document them.
 LEAN_ROUTES = (
     Route("/api/v1/ingest/single", _lean_single, methods=["POST"], include_in_schema=False),

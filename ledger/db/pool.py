@@ -89,7 +89,7 @@ def connect(url: str, *, dict_rows: bool = False) -> psycopg.Connection[object]:
             " (is it running? is the URL right?)"
         ) from exc
     use_ledger_json(conn)
-    return conn  # type: ignore[return-value]
+    return conn
 
 
 def with_database(url: str, database: str) -> str:

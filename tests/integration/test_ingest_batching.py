@@ -21,6 +21,7 @@ from ledger import bus
 from ledger.config import Settings
 from ledger.core import accounts, api_keys, projects
 from ledger.core.projects import ProjectDefaults
+from ledger.core.rpc_models import IngestRequest
 from ledger.daemons import auth as auth_daemon
 from ledger.daemons import ingest as ingest_daemon
 from ledger.daemons.gateway.app import create_app
@@ -205,8 +206,9 @@ async def test_a_full_queue_refuses_only_the_request_that_crosses_it(env: Env) -
 
 async def test_a_lone_request_is_sent_at_once(env: Env) -> None:
     batcher = env.batcher
-    submitted = asyncio.ensure_future(batcher.submit(
-        request(env.project_id, log(1))))
+    submitted = asyncio.ensure_future(batcher.submit(IngestRequest(
+        project_id=env.project_id, shape="single", body=orjson.dumps(log(1)), retention_days=90,
+        daily_quota=0)))
     await asyncio.sleep(0)  # submit ran up to its await: the call must already be on its way
     assert batcher.calls_made == 1 and batcher.requests_sent == 1
     assert (await submitted).accepted == 1

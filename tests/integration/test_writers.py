@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 from ledger import bus
 from ledger.cli.main import app
 from ledger.config import Settings
-from ledger.daemons.ingest.backlog import dead_letters, queue_status, replay_dead_letters
-from ledger.daemons.ingest.queue import Queue
 from ledger.daemons.ingest.writer import Streams, Writer
 from ledger.db.pool import async_pool
+from ledger.queue.backlog import dead_letters, queue_status, replay_dead_letters
+from ledger.queue.client import Queue
 from ledger.rpc.clients import Client
 from tests.ingest_support import (
     count_logs,

@@ -66,7 +66,8 @@ def _entry(project_id: str, data: dict[str, Any]) -> tuple[EntryBuilder, bytes]:
 
 
 async def _newest(redis: aioredis.Redis, stream: str) -> str:
-    [(stream_id, _)] = await redis.xrevrange(stream, count=1)
+    newest: Any = await redis.xrevrange(stream, count=1)
+    [(stream_id, _)] = newest
     return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
 
 

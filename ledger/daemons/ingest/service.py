@@ -4,7 +4,7 @@ The gateway hands over the decompressed body untouched; the rules of DESIGN §3 
 per log (``ledger.core.events``). A body-level problem is ``InvalidInputError``; invalid items
 of a batch are reported by index while the valid ones are queued. Queueing is all or nothing:
 the queue-depth and daily-quota checks, the stream entry, the counters and the notifications
-are one Lua script (``queue.Queue.enqueue``).
+are one Lua script (``ledger.queue.client.Queue.enqueue``).
 """
 
 from __future__ import annotations

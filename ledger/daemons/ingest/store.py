@@ -2,7 +2,7 @@
 
 Two ways in, same result:
 
-- fast: binary ``COPY`` straight into ``logs`` of the tuples ingest encoded (``rows.py``). It
+- fast: binary ``COPY`` straight into ``logs`` of the tuples ingest encoded (``ledger.queue.rows``). It
   is all or nothing, so when it succeeds every row is new and every error counts for its group.
 - de-duplicating, when the fast way hits the primary key (a re-delivered entry, a client
   retry with the same ``log_id``): ``COPY`` into a temporary staging table, then

@@ -2,8 +2,9 @@
 
 Two ways in, same result:
 
-- fast: binary ``COPY`` straight into ``logs`` of the tuples ingest encoded (``ledger.queue.rows``). It
-  is all or nothing, so when it succeeds every row is new and every error counts for its group.
+- fast: binary ``COPY`` straight into ``logs`` of the tuples ingest encoded
+  (``ledger.queue.rows``). It is all or nothing, so when it succeeds every row is new and every
+  error counts for its group.
 - de-duplicating, when the fast way hits the primary key (a re-delivered entry, a client
   retry with the same ``log_id``): ``COPY`` into a temporary staging table, then
   ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`` — only the rows actually inserted

@@ -14,6 +14,7 @@ and the notification (already JSON) into its slots.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,22 +66,29 @@ class Script:
         Raises:
             ValueError: a key or argument is missing or unknown (a bug of the caller).
         """
-        if keys.keys() != {name for name, _ in self.keys}:
-            raise ValueError(f"{self.name}: keys {sorted(keys)} are not "
-                             f"{sorted(name for name, _ in self.keys)}")
-        if args.keys() != {arg.name for arg in self.args}:
-            raise ValueError(f"{self.name}: arguments {sorted(args)} are not "
-                             f"{sorted(arg.name for arg in self.args)}")
+        key_names, arg_names, lists = self._layout
+        if keys.keys() != key_names.keys():
+            raise ValueError(f"{self.name}: keys {sorted(keys)} are not {sorted(key_names)}")
+        if args.keys() != arg_names.keys():
+            raise ValueError(f"{self.name}: arguments {sorted(args)} are not {sorted(arg_names)}")
         argv: list[Any] = []
-        for arg in self.args:
-            value = args[arg.name]
-            if arg.many:
+        for name in arg_names:
+            value = args[name]
+            if name in lists:
                 items: Sequence[Any] = value
                 argv.append(len(items))
                 argv.extend(items)
             else:
                 argv.append(value)
-        return [keys[name] for name, _ in self.keys], argv
+        return [keys[name] for name in key_names], argv
+
+    @functools.cached_property
+    def _layout(self) -> tuple[dict[str, None], dict[str, None], frozenset[str]]:
+        """Key names and argument names in order (dicts: ordered, with set-like keys views),
+        and the arguments that are lists; worked out once per script, not once per call."""
+        return (dict.fromkeys(name for name, _ in self.keys),
+                dict.fromkeys(arg.name for arg in self.args),
+                frozenset(arg.name for arg in self.args if arg.many))
 
 
 def _envelope() -> tuple[bytes, bytes, bytes]:

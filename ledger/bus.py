@@ -9,6 +9,8 @@ notifications, tail) are ``ledger.queue.names``, the one place they are defined.
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 # The ingest queue's names live with its wire format; re-exported so that ``bus.<name>`` keeps
 # working for the live feeds and the query daemon.
@@ -67,15 +69,20 @@ def job_lock(job: str) -> str:
 # -- client -------------------------------------------------------------------------------------
 
 
-def client(url: str, *, decode: bool = False) -> aioredis.Redis:
-    """One client per daemon: created at start, closed with ``aclose()`` at shutdown."""
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=decode,
-        health_check_interval=30,
-        socket_connect_timeout=5,
-        retry_on_timeout=True,
-    )
+def client(url: str, *, decode: bool = False, resend: bool = True) -> aioredis.Redis:
+    """One client per daemon: created at start, closed with ``aclose()`` at shutdown.
+
+    Args:
+        resend: whether a command whose reply was lost (connection dropped, timeout) is sent
+            again. Never for scripts that count (the enqueue: quota, depth, notifications):
+            the first run may have happened, and a second would count twice.
+    """
+    if resend:
+        return aioredis.Redis.from_url(url, decode_responses=decode, health_check_interval=30,
+                                       socket_connect_timeout=5, retry_on_timeout=True)
+    return aioredis.Redis.from_url(url, decode_responses=decode, health_check_interval=30,
+                                   socket_connect_timeout=5, retry_on_timeout=False,
+                                   retry=Retry(NoBackoff(), 0))
 
 
 # -- query (appended by the query work) ---------------------------------------------------------

@@ -34,17 +34,16 @@ async def test_a_lost_enqueue_reply_is_a_503_and_the_logs_are_counted_once(
     project = str(uuid.uuid4())
     await aredis.script_load(ENQUEUE.lua)  # else the lost reply could be NOSCRIPT's
     body = {"logs": [log(i, log_id=str(uuid.uuid4())) for i in range(5)]}
-    async with LossyProxy(target.hostname or "127.0.0.1", target.port or 6379,
-                          b"EVALSHA") as proxy:
-        async with running_ingest(settings, redis_url=_through(str(settings.redis_url),
-                                                               proxy.port),
-                                  ingest_writers=0) as (_, client):
-            with pytest.raises(UnavailableError):
-                await send(client, project, body, daily_quota=1000)
-            assert proxy.dropped == 1
-            # The client's retry: the same logs again, answered this time.
-            response = await send(client, project, body, daily_quota=1000)
-            assert response.accepted == 5
+    proxy = LossyProxy(target.hostname or "127.0.0.1", target.port or 6379, b"EVALSHA")
+    async with proxy, running_ingest(
+            settings, redis_url=_through(str(settings.redis_url), proxy.port),
+            ingest_writers=0) as (_, client):
+        with pytest.raises(UnavailableError):
+            await send(client, project, body, daily_quota=1000)
+        assert proxy.dropped == 1
+        # The client's retry: the same logs again, answered this time.
+        response = await send(client, project, body, daily_quota=1000)
+        assert response.accepted == 5
     day = datetime.now(UTC).strftime("%Y%m%d")
     # Two requests reached Redis (the lost one and the retry), each run exactly once.
     assert proxy.forwarded == 2

@@ -58,6 +58,8 @@ ROUTER_MODULES: tuple[str, ...] = (
 )
 
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0
+#: gRPC deadline of a read; the query daemon's statement timeout is below it.
+QUERY_DEADLINE_SECONDS = 5.0
 # FastAPI's built-in OpenTelemetry looks up its providers on every request (~4% of the hot
 # path, measured) and would log exception texts; Ledger exposes its own /metrics instead.
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False,
@@ -125,7 +127,11 @@ async def _open_gateway(
     redis = bus.client(str(settings.redis_url))
     auth = AuthClient(settings.auth_addr, token)
     ingest = IngestClient(settings.ingest_addr, token)
-    query = QueryClient(settings.query_addr, token)
+    # Reads fail fast on a hung query daemon: a shorter deadline than the other daemons', and
+    # after a few calls without an answer the breaker refuses at once (503) until a probe
+    # gets through.
+    query = QueryClient(settings.query_addr, token, timeout=QUERY_DEADLINE_SECONDS,
+                        guard=CircuitBreaker("query", failure_threshold=3))
     keys = KeyValidator(redis, auth, KeyCache(settings.gateway_key_cache_seconds), breaker,
                         metrics, failure_limit=auth_failure_limit)
     gateway = Gateway(

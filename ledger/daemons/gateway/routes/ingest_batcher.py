@@ -15,6 +15,7 @@ its error, which ``submit`` returns or raises for that request only.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections import deque
 
@@ -101,7 +102,7 @@ class IngestBatcher:
             for _, future in batch:
                 if not future.done():
                     # One instance per waiter: each request raises (and decorates) its own.
-                    future.set_exception(type(exc)(exc.message, retry_after=exc.retry_after))
+                    future.set_exception(copy.copy(exc))
             return
         except BaseException as exc:
             for _, future in batch:

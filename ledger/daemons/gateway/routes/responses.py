@@ -3,7 +3,10 @@
 - ``LedgerError`` → its ``http_status`` and message (``Retry-After`` when it carries one).
   5xx answers say only the class's generic message: what failed inside stays in the log.
 - ``RequestValidationError`` (query/path/header parameters) → 422 with a readable sentence.
-- Redis connection errors and timeouts → 503, like any unavailable dependency.
+- Redis unreachable, slow, out of memory (``noeviction``), loading, read-only or failing over
+  → 503, like any unavailable dependency.
+- Every 503 carries ``Retry-After`` and names what is unavailable ("Redis", "the query
+  daemon"), never its address.
 - Anything else → 500 ``{"detail": "internal error"}``, logged once with its traceback, by
   ``InternalErrorMiddleware`` (Starlette's own handler would re-raise it after answering).
 
@@ -22,6 +25,14 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import Request
@@ -82,6 +93,8 @@ async def ledger_error_handler(request: Request, exc: Exception) -> Response:
     retry_after = exc.retry_after
     if retry_after is None and isinstance(exc, QueueFullError):
         retry_after = QUEUE_FULL_RETRY_SECONDS
+    if retry_after is None and exc.http_status == 503:
+        retry_after = UNAVAILABLE_RETRY_SECONDS
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     status = exc.http_status
@@ -90,14 +103,24 @@ async def ledger_error_handler(request: Request, exc: Exception) -> Response:
         logger.warning("%s %s -> %d: %s", request.method, request.url.path, status, exc.message)
         detail = (type(exc).__doc__ or "internal error").strip() if status != 500 \
             else "internal error"
+        if isinstance(exc, UnavailableError) and exc.service:
+            detail = f"{exc.service} is unavailable; try again in {retry_after} s"
         return error_response(status, detail, headers)
     return error_response(status, exc.message, headers)
 
 
+#: Errors by which Redis says "not now" rather than "your command is wrong".
+REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OutOfMemoryError, BusyLoadingError,
+                     ReadOnlyError, MasterDownError, TryAgainError, ClusterDownError)
+#: Retry-After of a 503 that did not say when.
+UNAVAILABLE_RETRY_SECONDS = 5
+
+
 async def redis_error_handler(request: Request, exc: Exception) -> Response:
-    """Redis down or slow is a 503 like any other unavailable dependency, not a 500."""
+    """Redis down, slow or out of memory is a 503 like any other unavailable dependency."""
     logger.warning("%s %s: Redis failed: %s", request.method, request.url.path, exc)
-    return await ledger_error_handler(request, UnavailableError(retry_after=5))
+    return await ledger_error_handler(request, UnavailableError(
+        retry_after=UNAVAILABLE_RETRY_SECONDS, service="Redis"))
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> str:
@@ -157,6 +180,6 @@ def install(app: FastAPI) -> None:
     """Register the handlers and the 500 middleware on ``app``."""
     app.add_exception_handler(LedgerError, ledger_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(RedisConnectionError, redis_error_handler)
-    app.add_exception_handler(RedisTimeoutError, redis_error_handler)
+    for error in REDIS_UNAVAILABLE:
+        app.add_exception_handler(error, redis_error_handler)
     app.add_middleware(InternalErrorMiddleware)

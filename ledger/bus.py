@@ -11,6 +11,9 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # The ingest queue's names live with its wire format; re-exported so that ``bus.<name>`` keeps
 # working for the live feeds and the query daemon.
@@ -64,6 +67,26 @@ KEY_REVOKED_CHANNEL = "ledger:api-keys:revoked"
 def job_lock(job: str) -> str:
     """Held (SET NX EX) by the one analytics copy that runs ``job`` this time."""
     return f"ledger:analytics:lock:{job}"
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+#: Error prefixes by which Redis says "not now" rather than "this command is wrong". A script's
+#: error carries the prefix of the command that failed inside it ("-OOM command not allowed").
+_NOT_NOW = ("OOM", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY ",
+            "NOREPLICAS")
+
+
+def unavailable(exc: RedisError) -> bool:
+    """Whether ``exc`` means Redis cannot serve now (down, slow, full, failing over): a 503."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return True
+    if not isinstance(exc, ResponseError):
+        return False
+    text = str(exc)
+    inner = text.split(": -", 1)[1] if text.startswith("Error running script") and ": -" in text \
+        else text
+    return inner.startswith(_NOT_NOW)
 
 
 # -- client -------------------------------------------------------------------------------------

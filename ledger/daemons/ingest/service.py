@@ -226,7 +226,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             elif isinstance(outcome, redis.exceptions.RedisError):
                 errors.append(_redis_error(outcome))
             elif isinstance(outcome, Exception):
-                raise outcome  # not a Redis answer: a bug, the interceptor logs it
+                # Not a Redis answer: a bug. Only this request fails; the others were queued.
+                logger.error("ingest: enqueue of a coalesced request failed: %r", outcome)
+                errors.append(LedgerError("internal error"))
             else:
                 errors.append(None)
                 await self._after_enqueue(project_id, prepared, before, outcome[1])

@@ -25,20 +25,12 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from redis.exceptions import (
-    BusyLoadingError,
-    ClusterDownError,
-    MasterDownError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledger import bus
 from ledger.errors import InvalidInputError, LedgerError, QueueFullError, UnavailableError
 from ledger.queue.limits import QUEUE_FULL_RETRY_SECONDS
 
@@ -109,15 +101,18 @@ async def ledger_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(status, exc.message, headers)
 
 
-#: Errors by which Redis says "not now" rather than "your command is wrong".
-REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OutOfMemoryError, BusyLoadingError,
-                     ReadOnlyError, MasterDownError, TryAgainError, ClusterDownError)
 #: Retry-After of a 503 that did not say when.
 UNAVAILABLE_RETRY_SECONDS = 5
 
 
 async def redis_error_handler(request: Request, exc: Exception) -> Response:
-    """Redis down, slow or out of memory is a 503 like any other unavailable dependency."""
+    """Redis down, slow or out of memory is a 503 like any other unavailable dependency.
+
+    Any other Redis error is a bug (a wrong command): re-raised, it becomes the logged 500.
+    """
+    assert isinstance(exc, RedisError)
+    if not bus.unavailable(exc):
+        raise exc
     logger.warning("%s %s: Redis failed: %s", request.method, request.url.path, exc)
     return await ledger_error_handler(request, UnavailableError(
         retry_after=UNAVAILABLE_RETRY_SECONDS, service="Redis"))
@@ -180,6 +175,5 @@ def install(app: FastAPI) -> None:
     """Register the handlers and the 500 middleware on ``app``."""
     app.add_exception_handler(LedgerError, ledger_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    for error in REDIS_UNAVAILABLE:
-        app.add_exception_handler(error, redis_error_handler)
+    app.add_exception_handler(RedisError, redis_error_handler)
     app.add_middleware(InternalErrorMiddleware)

@@ -62,6 +62,7 @@ LINGER_SECONDS = 30.0
 #: The tail-watchers key lives this long; the gateway refreshes it at a third of that.
 TAIL_WATCH_TTL_SECONDS = 15
 _READY_TIMEOUT_SECONDS = 5.0
+CLOSING_REASON = "the gateway is shutting down; reconnect to another or in a second"
 #: Pauses between retries of a failed background Redis step (doubling up to the maximum).
 _RETRY_FIRST_SECONDS = 0.1
 _RETRY_MAX_SECONDS = 5.0
@@ -86,6 +87,7 @@ class Subscription:
         # A bare future rather than an asyncio.Event: this is the per-client cost of fan-out.
         self._waiter: asyncio.Future[None] | None = None
         self.closed = False
+        self.close_reason = ""
 
     @property
     def project_ids(self) -> list[str]:
@@ -135,8 +137,10 @@ class Subscription:
         marker.dropped[project_id] = dropped
         self._wake()
 
-    def close(self) -> None:
+    def close(self, reason: str = "") -> None:
+        """End the client's stream: its next batch is its last (``reason`` says why)."""
         self.closed = True
+        self.close_reason = reason
         self._wake()
 
     async def start(self, resume: dict[str, StreamKey]) -> list[Item]:
@@ -341,6 +345,7 @@ class Hub:
         self._reaper: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self.subscriptions: set[Subscription] = set()
+        self.closing = False  # no new subscription once the gateway is stopping
 
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._read_pubsub(), name="live-pubsub")
@@ -352,9 +357,14 @@ class Hub:
             sub.offer_heartbeat()
 
     def close_subscriptions(self) -> None:
-        """End every subscription: their streams return (the gateway is shutting down)."""
+        """End every subscription and refuse new ones: the gateway is shutting down.
+
+        Refusing matters: clients reconnect at once, and a stream opened during the HTTP
+        server's grace period would hold the shutdown until that period ran out.
+        """
+        self.closing = True
         for sub in list(self.subscriptions):
-            sub.close()
+            sub.close(CLOSING_REASON)
 
     async def stop(self) -> None:
         """End every SSE stream (they return), drop the subscriptions, close the connection."""
@@ -385,8 +395,11 @@ class Hub:
         """A subscription to ``feed`` of the projects in ``filters``, live once entered.
 
         Raises:
-            UnavailableError: Redis did not confirm the subscription in time.
+            UnavailableError: Redis did not confirm the subscription in time, or the gateway
+                is shutting down.
         """
+        if self.closing:
+            raise UnavailableError(CLOSING_REASON, retry_after=1, service="the gateway")
         sub = Subscription(self, feed, filters, queue_size or self.queue_size)
         topics: list[Topic] = []
         self.subscriptions.add(sub)

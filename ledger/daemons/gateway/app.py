@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 from ledger import __version__, bus
 from ledger.config import Settings, masked
 from ledger.daemons.gateway.edge import hot_paths
+from ledger.daemons.gateway.edge.body_limit import BodyLimitMiddleware
 from ledger.daemons.gateway.edge.breaker import CircuitBreaker
 from ledger.daemons.gateway.edge.key_cache import FAILURE_LIMIT, KeyCache, KeyValidator
 from ledger.daemons.gateway.edge.rate_limits import RateLimiter
@@ -108,8 +109,9 @@ def create_app(
         doc_models.extend(getattr(module, "DOC_MODELS", ()))
     app.openapi = _openapi(app, doc_models)  # type: ignore[method-assign]
     responses.install(app)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
     lean = [route for module in modules for route in getattr(module, "LEAN_ROUTES", ())]
+    app.add_middleware(BodyLimitMiddleware, own_caps=[route.path for route in lean])
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
     hot_paths.install(app, lean)  # after the concerns above: the lean routes get them all
     return app
 

@@ -105,11 +105,11 @@ async def main(seconds: float, rounds: int) -> None:
         finally:
             for server in servers.values():
                 server.stop()
-    print(f"{'shape':40} {'everysec logs/s':>16} {'always logs/s':>14} {'cost':>7}")  # noqa: T201
+    print(f"{'shape':40} {'everysec logs/s':>16} {'always logs/s':>14} {'cost':>7}")
     for shape in results["everysec"]:
         fast = sum(results["everysec"][shape]) / rounds
         slow = sum(results["always"][shape]) / rounds
-        print(f"{shape:40} {fast:16,.0f} {slow:14,.0f} {1 - slow / fast:7.1%}")  # noqa: T201
+        print(f"{shape:40} {fast:16,.0f} {slow:14,.0f} {1 - slow / fast:7.1%}")
 
 
 if __name__ == "__main__":

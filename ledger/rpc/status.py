@@ -85,6 +85,10 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, target: str) -> LedgerError:
     if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return UnavailableError(f"the {target} daemon is unavailable ({exc.code().name.lower()})",
                                 service=f"the {target} daemon")
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # No Ledger code: gRPC itself refused the call (the daemon's concurrent-call cap).
+        return UnavailableError(f"the {target} daemon is at its limit of concurrent calls",
+                                retry_after=1, service=f"the {target} daemon")
     if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
         return UnavailableError(
             f"the {target} daemon refused the internal token: LEDGER_INTERNAL_TOKEN must be the"

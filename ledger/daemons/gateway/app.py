@@ -50,6 +50,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "ledger.daemons.gateway.health",
     "ledger.daemons.gateway.metrics",
     "ledger.daemons.gateway.ingest_routes",
+    "ledger.daemons.gateway.routes.otlp",
     "ledger.daemons.gateway.live",
     "ledger.daemons.gateway.live_prefs",
     "ledger.daemons.gateway.routes_accounts",

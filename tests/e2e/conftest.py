@@ -40,7 +40,7 @@ class RunningStack:
                              row_factory=dict_row) as conn:
             while True:
                 rows = conn.execute(
-                    f"SELECT * FROM logs WHERE project_id = %s AND ({where})"  # noqa: S608
+                    f"SELECT * FROM logs WHERE project_id = %s AND ({where})"
                     " ORDER BY timestamp, id", (self.project_id, *params)).fetchall()
                 if len(rows) >= count or time.monotonic() > deadline:
                     return rows

@@ -56,7 +56,7 @@ def test_the_official_sdk_stores_levels_exceptions_endpoints_and_resource_fields
                     attributes={"user.id": 42, "cart": ["a", "b"]})
     logger.emit(severity_text="WARN", body=f"{marker} text only")
     try:
-        {}["missing"]  # noqa: B018
+        {}["missing"]
     except KeyError as exc:
         logger.emit(severity_number=SeverityNumber.ERROR, body=f"{marker} checkout failed",
                     exception=exc)

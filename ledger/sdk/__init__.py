@@ -15,7 +15,7 @@ from ledger.sdk.asgi import LedgerMiddleware
 from ledger.sdk.client import Ledger
 from ledger.sdk.excepthook import install_excepthook
 from ledger.sdk.logging_handler import LedgerHandler
-from ledger.sdk.wsgi import LedgerWSGIMiddleware
+from ledger.sdk.wsgi import LedgerWSGIMiddleware, capture_flask_exceptions
 
 __all__ = ["Ledger", "LedgerHandler", "LedgerMiddleware", "LedgerWSGIMiddleware",
-           "install_excepthook"]
+           "capture_flask_exceptions", "install_excepthook"]

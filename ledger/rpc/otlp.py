@@ -71,18 +71,14 @@ def decode_logs_request(body: bytes) -> list[OtlpResource]:
             resource.scopes.append(OtlpScope(
                 name=scope.name, version=scope.version,
                 attributes=_attributes(scope.attributes),
+                # Positional, in OtlpRecord's field order: the hot loop of a 1 000-record export.
                 records=[OtlpRecord(
-                    time_unix_nano=record.time_unix_nano,
-                    observed_time_unix_nano=record.observed_time_unix_nano,
-                    severity_number=record.severity_number,
-                    severity_text=record.severity_text,
-                    body=_value(record.body) if record.HasField("body") else None,
-                    attributes=_attributes(record.attributes),
-                    trace_id=record.trace_id.hex(),
-                    span_id=record.span_id.hex(),
-                    flags=record.flags,
-                    event_name=record.event_name,
-                    dropped_attributes_count=record.dropped_attributes_count,
+                    record.time_unix_nano, record.observed_time_unix_nano,
+                    record.severity_number, record.severity_text,
+                    _value(record.body),  # an unset body reads as an empty AnyValue: None
+                    {pair.key: _value(pair.value) for pair in record.attributes},
+                    record.trace_id.hex(), record.span_id.hex(), record.flags,
+                    record.event_name, record.dropped_attributes_count,
                 ) for record in scope_logs.log_records],
             ))
         resources.append(resource)

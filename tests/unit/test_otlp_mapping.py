@@ -25,7 +25,7 @@ def _one(record: otlp.OtlpRecord, resource: dict[str, Any] | None = None,
 
 def _valid(record: dict[str, Any]) -> dict[str, Any]:
     """The record as §3 validation leaves it (what ingest would store)."""
-    return events.validate_log(record, now=datetime.now(UTC), retention_days=90)
+    return events.validate_log(record, now=datetime.now(UTC), retention_days=36_500)
 
 
 @pytest.mark.parametrize(("number", "level"), [
@@ -107,7 +107,8 @@ def test_resource_fields_map_and_everything_else_is_kept() -> None:
         "1.2.3", "prod", "python", "1.45.2")
     attrs = out["attributes"]
     assert attrs["service.name"] == "mine"  # the record's own attribute wins over the resource
-    assert attrs["otel"]["resource"] == resource
+    assert attrs["otel"]["resource"] == {"deployment.environment": "old",
+                                         "k8s.pod.name": "shop-7"}  # the rest became fields
     assert attrs["otel"]["scope"] == {"name": "lib", "version": "2", "attributes": {"a": 1}}
     assert attrs["otel"]["attributes"] == {"otel": "clash"}  # a reserved name, moved not lost
     assert (attrs["otel"]["severity_text"], attrs["otel"]["event_name"], attrs["otel"]["flags"],
@@ -143,14 +144,17 @@ def test_ids_of_the_wrong_size_are_kept_aside_and_zero_ids_mean_no_trace() -> No
 
 def test_time_falls_back_to_observed_then_received() -> None:
     ns = 1_700_000_000_123_456_789
-    assert _one(otlp.OtlpRecord(time_unix_nano=ns))["timestamp"] == \
-        "2023-11-14T22:13:20.123456+00:00"
+    stored = datetime(2023, 11, 14, 22, 13, 20, 123457, tzinfo=UTC)  # to the microsecond
+    with_time = _one(otlp.OtlpRecord(time_unix_nano=ns))
+    assert _valid(with_time)["timestamp"] == stored
     observed = _one(otlp.OtlpRecord(observed_time_unix_nano=ns))
-    assert observed["timestamp"] == "2023-11-14T22:13:20.123456+00:00"
+    assert _valid(observed)["timestamp"] == stored
     assert observed["attributes"]["otel"]["time"] == "observed"
     received = _one(otlp.OtlpRecord())
-    assert datetime.fromisoformat(received["timestamp"]).timestamp() == pytest.approx(
-        NOW_NS / 1e9, abs=1e-5)
+    assert received["timestamp"] == pytest.approx(NOW_NS / 1e9, abs=1e-6)
+    far = _one(otlp.OtlpRecord(time_unix_nano=(1 << 64) - 1))
+    with pytest.raises(events.InvalidLog, match=r"future|out of range"):
+        _valid(far)
 
 
 def test_log_ids_depend_on_content_and_position_only() -> None:

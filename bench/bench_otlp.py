@@ -31,11 +31,28 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest import Connection, Target, drained, one_log, own_stack, percentile
+
+
+def daemon_cpu() -> dict[str, float]:
+    """CPU seconds used so far by each daemon of the stack (children of this process)."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            cmdline = child.cmdline()
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        name = cmdline[-1] if "serve" in cmdline else child.name()
+        out[name] = out.get(name, 0.0) + times.user + times.system
+    return out
 
 
 def load() -> str:
@@ -69,9 +86,10 @@ def otlp_body(count: int, offset: int) -> bytes:
 
 async def send_all(target: Target, path: str, headers: dict[str, str], bodies: list[bytes],
                    per_request: int, total: int, senders: int, ok: int,
-                   count_rows: Callable[[], Awaitable[int]]) -> dict[str, float]:
+                   count_rows: Callable[[], Awaitable[int]]) -> dict[str, Any]:
     pending = total // per_request
     rows_before = await count_rows()
+    cpu_before = daemon_cpu()
     pool = await target.connections(senders)
     started = time.perf_counter()
 
@@ -98,8 +116,11 @@ async def send_all(target: Target, path: str, headers: dict[str, str], bodies: l
     await drained(target, 0.05)
     stored_at = time.perf_counter()
     sent = (total // per_request) * per_request
-    return {"accepted": sent / (accepted_at - started), "stored": sent / (stored_at - started),
-            "rows": await count_rows() - rows_before, "sent": sent}
+    cpu = {name: (used - cpu_before.get(name, 0.0)) / sent * 1e6
+           for name, used in daemon_cpu().items() if name in ("gateway", "ingest", "auth")}
+    return {"cpu_us_per_log": cpu, "accepted": sent / (accepted_at - started),
+            "stored": sent / (stored_at - started), "rows": await count_rows() - rows_before,
+            "sent": sent}
 
 
 def sdk_overhead(url: str, key: str, calls: int) -> list[tuple[str, str]]:
@@ -163,7 +184,8 @@ async def run(args: argparse.Namespace, url: str, key: str,
             rows.append((f"round {round_no + 1} {name}",
                          f"accepted {result['accepted']:,.0f} logs/s, stored"
                          f" {result['stored']:,.0f} logs/s ({result['sent']:,.0f} logs,"
-                         f" {load()})"))
+                         f" {load()}); CPU µs/log: " + ", ".join(
+                             f"{k} {v:.1f}" for k, v in sorted(result["cpu_us_per_log"].items()))))
         ratio = figures["OTLP protobuf"]["stored"] / figures["native batch"]["stored"]
         ratios.append(ratio)
         rows.append((f"round {round_no + 1} OTLP / native (stored)", f"{ratio:.2f} x"))

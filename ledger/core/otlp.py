@@ -24,7 +24,9 @@ Mapping (what a user of an OpenTelemetry SDK or Collector expects):
   or ``service.name`` are not repeated there).
 - trace and span ids kept (hex); a time of 0 takes the observed time, then the time received.
 - Every attribute that no mapping consumed stays in ``attributes`` under its own key; the
-  resource, the scope and the OTLP-only fields go under ``attributes.otel`` (nothing dropped).
+  resource, the scope and the OTLP-only fields go under ``attributes.otel`` (nothing dropped;
+  the severity number and text only when the level does not already say them, e.g. TRACE,
+  INFO3 or ``NOTICE``).
 
 A mapping that cannot be completed (a field over its §3 length, an environment of 30 chars, a
 trace id of the wrong size, an HTTP log without a route) leaves the record a plain log with its
@@ -78,6 +80,10 @@ _TEXT_LEVELS = (
     ("warn", "warning"), ("err", "error"), ("fatal", "critical"), ("crit", "critical"),
     ("alert", "critical"), ("emerg", "critical"), ("panic", "critical"),
 )
+#: Severity numbers and texts that the level alone says (DEBUG, INFO, WARN, ERROR, FATAL).
+_PLAIN_NUMBERS = frozenset((5, 9, 13, 17, 21))
+_PLAIN_TEXTS = {"debug": ("DEBUG",), "info": ("INFO",), "warning": ("WARN", "WARNING"),
+                "error": ("ERROR",), "critical": ("FATAL", "CRITICAL")}
 _METHOD_KEYS = ("http.request.method", "http.method")
 _STATUS_KEYS = ("http.response.status_code", "http.status_code")
 #: Duration attributes and the factor that turns each into milliseconds.
@@ -562,9 +568,11 @@ def _map_record(record: OtlpRecord, resource: _ResourceContext, scope: dict[str,
         else:
             otel["span_id"] = record.span_id
 
-    if record.severity_text:
+    # The severity is kept when the level does not already say it (TRACE vs DEBUG, INFO3,
+    # "NOTICE"...): the usual INFO/9 of every record would double the size of its attributes.
+    if record.severity_text and record.severity_text.upper() not in _PLAIN_TEXTS[out["level"]]:
         otel["severity_text"] = record.severity_text
-    if record.severity_number:
+    if record.severity_number and record.severity_number not in _PLAIN_NUMBERS:
         otel["severity_number"] = record.severity_number
     if record.event_name:
         otel["event_name"] = record.event_name

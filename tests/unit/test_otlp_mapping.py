@@ -99,7 +99,7 @@ def test_resource_fields_map_and_everything_else_is_kept() -> None:
                 "telemetry.sdk.language": "python", "telemetry.sdk.version": "1.45.2",
                 "k8s.pod.name": "shop-7"}
     scope = otlp.OtlpScope(name="lib", version="2", attributes={"a": 1})
-    out = _one(otlp.OtlpRecord(severity_number=9, body="hi", severity_text="INFO",
+    out = _one(otlp.OtlpRecord(severity_number=10, body="hi", severity_text="NOTICE",
                                event_name="cart.added", flags=1, dropped_attributes_count=2,
                                attributes={"service.name": "mine", "otel": "clash"}),
                resource, scope)
@@ -112,8 +112,20 @@ def test_resource_fields_map_and_everything_else_is_kept() -> None:
     assert attrs["otel"]["scope"] == {"name": "lib", "version": "2", "attributes": {"a": 1}}
     assert attrs["otel"]["attributes"] == {"otel": "clash"}  # a reserved name, moved not lost
     assert (attrs["otel"]["severity_text"], attrs["otel"]["event_name"], attrs["otel"]["flags"],
-            attrs["otel"]["dropped_attributes_count"]) == ("INFO", "cart.added", 1, 2)
+            attrs["otel"]["dropped_attributes_count"]) == ("NOTICE", "cart.added", 1, 2)
+    assert attrs["otel"]["severity_number"] == 10
     _valid(out)
+
+
+def test_a_severity_the_level_already_says_is_not_repeated() -> None:
+    plain = _one(otlp.OtlpRecord(time_unix_nano=NOW_NS, severity_number=13,
+                                 severity_text="WARN", body="x"))
+    assert plain["level"] == "warning"
+    assert "attributes" not in plain  # nothing left to keep: no otel namespace at all
+    trace = _one(otlp.OtlpRecord(time_unix_nano=NOW_NS, severity_number=1,
+                                 severity_text="TRACE", body="x"))
+    assert trace["attributes"]["otel"] == {"severity_text": "TRACE", "severity_number": 1}
+    _valid(trace)
 
 
 def test_fields_that_would_not_fit_are_left_in_the_resource_not_refused() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from ledger.config import Settings
 from ledger.errors import AuthenticationError
 from ledger.proto import auth_pb2 as pb
-from ledger.rpc.clients import Client
+from ledger.rpc.auth_client import AuthClient
 from tests.stack import LEDGER, Stack
 
 pytestmark = pytest.mark.e2e
@@ -23,10 +22,10 @@ async def test_serve_auth_create_validate_revoke_then_sigterm(
 ) -> None:
     with Stack(settings, tmp_path / "stack") as stack:
         stack.start("auth")
-        client = Client("auth", f"127.0.0.1:{stack.ports['auth']}",
-                        str(stack.settings.internal_token))
+        client = AuthClient(f"127.0.0.1:{stack.ports['auth']}",
+                            str(stack.settings.internal_token))
         try:
-            auth = client.auth
+            auth = client.stub
             owner = (await client.call(auth.RegisterAccount, pb.RegisterAccountRequest(
                 email="e2e@example.com", password="password1"))).account
             project = (await client.call(auth.CreateProject, pb.CreateProjectRequest(
@@ -43,9 +42,8 @@ async def test_serve_auth_create_validate_revoke_then_sigterm(
         finally:
             await client.close()
 
-        started = time.monotonic()
+        # SIGTERM: the daemon exits by itself, cleanly (``stop`` fails if it has to be killed).
         assert stack.stop("auth") == 0, stack.daemons["auth"].log_tail()
-        assert time.monotonic() - started < 5.0
 
 
 def test_serve_auth_refuses_to_start_with_one_clear_line(

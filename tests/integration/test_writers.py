@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 from ledger import bus
 from ledger.cli.main import app
 from ledger.config import Settings
-from ledger.daemons.ingest.backlog import dead_letters, queue_status, replay_dead_letters
-from ledger.daemons.ingest.queue import Queue
 from ledger.daemons.ingest.writer import Streams, Writer
 from ledger.db.pool import async_pool
-from ledger.rpc.clients import Client
+from ledger.queue.backlog import dead_letters, queue_status, replay_dead_letters
+from ledger.queue.client import Queue
+from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import (
     count_logs,
     error_log,
@@ -32,10 +32,11 @@ from tests.ingest_support import (
     send,
     stored,
 )
+from tests.waiting import wait_until
 
 
 @pytest.fixture
-async def paused(settings: Settings) -> AsyncIterator[Client]:
+async def paused(settings: Settings) -> AsyncIterator[IngestClient]:
     """An ingest daemon whose queue only fills: the tests drive writers themselves."""
     async with running_ingest(settings, ingest_writers=0) as (_, client):
         yield client
@@ -110,15 +111,12 @@ async def test_poison_log_is_isolated_dead_lettered_and_replayed(
 
 
 async def _dead(aredis: aioredis.Redis, project: str) -> list[Any]:
-    for _ in range(100):
-        found = await dead_letters(aredis, project)
-        if found:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError("no dead letter")
+    found: list[Any] = await wait_until(lambda: dead_letters(aredis, project),
+                                        "a dead letter was recorded")
+    return found
 
 
-async def test_status_cli_shows_depth_and_lag(settings: Settings, paused: Client) -> None:
+async def test_status_cli_shows_depth_and_lag(settings: Settings, paused: IngestClient) -> None:
     project = new_project()
     for _ in range(3):
         await send(paused, project, {"logs": [log(i) for i in range(10)]})
@@ -129,7 +127,7 @@ async def test_status_cli_shows_depth_and_lag(settings: Settings, paused: Client
 
 
 async def test_dead_writers_entries_are_reclaimed(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, pool: AsyncConnectionPool
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     project = new_project()
     stream = bus.queue_stream(project)
@@ -156,7 +154,7 @@ async def test_dead_writers_entries_are_reclaimed(
 
 
 async def test_entry_delivered_too_often_is_dead_lettered(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, pool: AsyncConnectionPool
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     project = new_project()
     stream = bus.queue_stream(project)
@@ -177,7 +175,7 @@ async def test_entry_delivered_too_often_is_dead_lettered(
 
 
 async def test_unreadable_entry_is_dead_lettered_and_not_replayed(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, pool: AsyncConnectionPool
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     project = new_project()
     await send(paused, project, {"logs": [log(i) for i in range(4)]})
@@ -196,7 +194,7 @@ async def test_unreadable_entry_is_dead_lettered_and_not_replayed(
 
 
 async def test_restarted_writer_takes_back_its_own_pending_entries(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, pool: AsyncConnectionPool
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     project = new_project()
     await send(paused, project, {"logs": [log(i) for i in range(20)]})
@@ -209,7 +207,7 @@ async def test_restarted_writer_takes_back_its_own_pending_entries(
 
 
 async def test_busy_project_does_not_starve_a_small_one(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, pool: AsyncConnectionPool
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     url = str(settings.logs_database_url)
     busy, small = new_project(), new_project()
@@ -225,7 +223,7 @@ async def test_busy_project_does_not_starve_a_small_one(
 
 
 async def test_postgres_away_keeps_entries_and_writer_alive(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, pool: AsyncConnectionPool
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     project = new_project()
     await send(paused, project, {"logs": [log(i) for i in range(30)]})
@@ -238,14 +236,22 @@ async def test_postgres_away_keeps_entries_and_writer_alive(
     stopping = asyncio.Event()
     down = Writer("w-down", aredis, Queue(aredis), gone, Streams(aredis), max_attempts=5,
                   stopping=stopping)
+    failures: list[BaseException] = []
+    note_failure = down._note_failure
+
+    def counted(exc: BaseException) -> None:
+        failures.append(exc)
+        note_failure(exc)
+
+    down._note_failure = counted  # type: ignore[method-assign]
     task = asyncio.create_task(down.run())
     stream = bus.queue_stream(project)
-    for _ in range(100):  # until it holds the entry and has failed at least once
+
+    async def holding_and_retried() -> bool:
         pending = await aredis.xpending(stream, bus.WRITER_GROUP)
-        if pending["pending"] and down._failing_since is not None:
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)  # a few retries with backoff
+        return bool(pending["pending"]) and len(failures) >= 3
+
+    await wait_until(holding_and_retried, "the writer holds the entry and retried with backoff")
     assert not task.done()
     assert int(await aredis.get(bus.queue_depth(project))) == 30
     assert (await aredis.xpending(stream, bus.WRITER_GROUP))["pending"] == 1
@@ -262,7 +268,8 @@ async def test_postgres_away_keeps_entries_and_writer_alive(
 
 
 async def test_writer_recovers_when_postgres_drops_its_connections(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, caplog: pytest.LogCaptureFixture
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # What a PostgreSQL restart does to the writers' pool, which checks no connection per
     # checkout (ingest's): every idle connection is dead.

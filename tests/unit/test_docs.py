@@ -49,3 +49,15 @@ def test_readme_sdk_quick_starts_name_what_the_sdk_exports() -> None:
                         "capture_flask_exceptions"}
     assert imported <= set(ledger.sdk.__all__)
     assert "/v1/logs" in section
+
+
+def test_readme_architecture_names_every_gateway_room_and_rpc_client() -> None:
+    section = (ROOT / "README.md").read_text().split("## Architecture", 1)[1]
+    gateway = ROOT / "ledger" / "daemons" / "gateway"
+    for room in sorted(p for p in gateway.iterdir() if (p / "__init__.py").exists()):
+        assert f"{room.name}/" in section, f"README architecture does not mention {room.name}/"
+        for module in sorted(room.glob("*.py")):
+            if module.stem != "__init__":
+                assert module.stem in section, f"README does not mention {room.name}/{module.name}"
+    for client in sorted((ROOT / "ledger" / "rpc").glob("*_client.py")):
+        assert client.stem in section, f"README does not mention rpc/{client.name}"

@@ -18,19 +18,24 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ledger.core import otlp
 from ledger.core.events import InvalidBody, parse_json_body
-from ledger.daemons.gateway.bodies import read_body
-from ledger.daemons.gateway.deps import AUTH_RESPONSES, ApiKeyPrincipal, RequireKey, require_key
-from ledger.daemons.gateway.errors import UnsupportedMediaTypeError
-from ledger.daemons.gateway.schemas import ErrorResponse
+from ledger.core.rpc_models import IngestRequest, IngestResult
+from ledger.daemons.gateway.edge.principal import (
+    AUTH_RESPONSES,
+    ApiKeyPrincipal,
+    RequireKey,
+    require_key,
+)
+from ledger.daemons.gateway.routes.bodies import read_body
+from ledger.daemons.gateway.routes.responses import UnsupportedMediaTypeError
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
+from ledger.daemons.gateway.schemas.otlp import OtlpExportLogsResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import PayloadTooLargeError
-from ledger.proto import ingest_pb2
 from ledger.rpc.otlp import decode_logs_request, encode_logs_response
 
 router = APIRouter()
@@ -43,27 +48,6 @@ COALESCE_MAX_BYTES = 64 * 1024
 MAX_REASONS = 5
 
 require_ingest = RequireKey("ingest")
-
-
-class OtlpPartialSuccess(BaseModel):
-    """What was refused, when something was (OTLP ``ExportLogsPartialSuccess``)."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    rejected_log_records: str = Field(
-        ..., alias="rejectedLogRecords",
-        description="How many records were refused (an int64, as a decimal string).")
-    error_message: str = Field(..., alias="errorMessage",
-                               description="Why: the first refused records and their reasons.")
-
-
-class OtlpExportLogsResponse(BaseModel):
-    """OTLP ``ExportLogsServiceResponse``; JSON for a JSON request, protobuf otherwise."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    partial_success: OtlpPartialSuccess | None = Field(
-        None, alias="partialSuccess", description="Absent when every record was accepted.")
 
 
 def _media(request: Request) -> str:
@@ -89,7 +73,7 @@ def _decode(media: str, body: bytes) -> list[otlp.OtlpResource]:
     return otlp.decode_json(parsed)
 
 
-def _reasons(response: ingest_pb2.IngestLogsResponse, paths: list[str]) -> str:
+def _reasons(response: IngestResult, paths: list[str]) -> str:
     if not response.rejected:
         return ""
     parts = []
@@ -128,13 +112,13 @@ async def _export(request: Request, principal: ApiKeyPrincipal) -> Response:
     records = otlp.to_records(resources, received_ns=time.time_ns())
     native = orjson.dumps({"logs": records})
     identity = principal.identity
-    request_pb = ingest_pb2.IngestLogsRequest(
-        project_id=identity.project_id, shape=ingest_pb2.INGEST_SHAPE_BATCH, body=native,
+    forwarded = IngestRequest(
+        project_id=identity.project_id, shape="batch", body=native,
         retention_days=identity.retention_days, daily_quota=identity.daily_quota)
     if len(native) <= COALESCE_MAX_BYTES:
-        response = await gateway.batcher.submit(request_pb)
+        response = await gateway.batcher.submit(forwarded)
     else:
-        response = await gateway.ingest.call(gateway.ingest.ingest.IngestLogs, request_pb)
+        response = await gateway.ingest.ingest_logs(forwarded)
     gateway.metrics.count_logs(response.accepted, response.rejected)
     return _answer(media, response.rejected, _reasons(response, otlp.record_paths(resources)),
                    headers)
@@ -183,5 +167,5 @@ async def _lean_export(request: Request) -> Response:
     return await _export(request, await require_key(request, "ingest"))
 
 
-#: Served ahead of FastAPI's stack like the native ingest routes (``app.HotPaths``).
+#: Served ahead of FastAPI's stack like the native ingest routes (``edge/hot_paths.py``).
 LEAN_ROUTES = (Route("/v1/logs", _lean_export, methods=["POST"], include_in_schema=False),)

@@ -1,0 +1,340 @@
+"""Live routes (DESIGN §5, §7): ``GET /notifications/stream`` and ``GET /logs/tail`` over SSE.
+
+Each stream is::
+
+    retry: 2000
+    id: <cursor>            event: connected            data: {"projects": [...], ...}
+    id: <cursor>            event: error_notification   data: {<the log>}      (or ``log``)
+                            event: skipped              data: {"count": 3, "reason": ...}
+                            event: heartbeat            data: {"time": ...}    (every 15 s)
+
+The cursor is the stream id of the last event sent (one project) or ``<project>:<id>,…`` (many),
+and ``connected`` carries the starting one, so a client that reconnects with ``Last-Event-ID``
+(header, or the ``last_event_id`` parameter) misses nothing the capped stream still holds. An
+API key follows its own project; an account follows its projects, as its notification
+preferences say. Everything is set up before the answer starts, so a bad cursor, an unknown
+project or Redis being down are ordinary 4xx/503 answers, not a stream cut short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request
+from redis.exceptions import RedisError
+from starlette.background import BackgroundTask
+from starlette.responses import StreamingResponse
+
+from ledger.core.events import LEVELS, LOG_TYPES
+from ledger.daemons.gateway.edge.access import not_found
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
+from ledger.daemons.gateway.edge.principal import (
+    AUTH_RESPONSES,
+    ApiKeyPrincipal,
+    Principal,
+    RequirePrincipal,
+)
+from ledger.daemons.gateway.live.events import (
+    NOTIFICATIONS,
+    TAIL,
+    Event,
+    EventFilter,
+    Feed,
+    Item,
+    Skipped,
+    StreamKey,
+    format_cursor,
+    parse_cursor,
+)
+from ledger.daemons.gateway.live.hub import Hub, Subscription
+from ledger.daemons.gateway.live.preferences import account_preferences
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
+from ledger.daemons.gateway.state import Gateway, get_gateway
+from ledger.errors import InvalidInputError, RateLimitedError
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 15.0
+RECONNECT_MS = 2000
+#: Events written per chunk when many are waiting (fewer, larger writes under a burst).
+_BATCH = 200
+
+router = APIRouter(prefix="/api/v1", tags=["live"])
+
+
+# -- the hub's life with the gateway --------------------------------------------------------
+
+
+@dataclass
+class Live:
+    """The gateway's live state: its hub and who holds how many streams."""
+
+    hub: Hub
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+    max_streams: int = 20  # per API key or account (LEDGER_GATEWAY_MAX_LIVE_STREAMS)
+    streams: Counter[str] | None = None
+
+    @contextlib.contextmanager
+    def claim(self, owner: str) -> Iterator[None]:
+        """Count one stream of ``owner``; refuse when it already holds ``max_streams``."""
+        streams = self.streams if self.streams is not None else Counter()
+        self.streams = streams
+        if streams[owner] >= self.max_streams:
+            raise RateLimitedError(
+                f"too many live streams open for this {owner.split(':', 1)[0]}"
+                f" ({self.max_streams} per gateway): close one and retry", retry_after=5)
+        streams[owner] += 1
+        try:
+            yield
+        finally:
+            streams[owner] -= 1
+            if streams[owner] <= 0:
+                del streams[owner]
+
+
+@contextlib.asynccontextmanager
+async def open_live(gateway: Gateway) -> AsyncIterator[Live]:
+    """Start the hub for the gateway's life; end every stream when the gateway starts closing."""
+    hub = Hub(gateway.redis)
+    await hub.start()
+    gateway.tasks.append(asyncio.create_task(hub.wait(), name="gateway-live-pubsub"))
+
+    async def end_streams_on_close() -> None:
+        await gateway.closing.wait()
+        hub.close_subscriptions()
+
+    live = Live(hub, max_streams=gateway.settings.gateway_max_live_streams)
+    helpers = [asyncio.create_task(end_streams_on_close(), name="gateway-live-closer"),
+               asyncio.create_task(_beat(live), name="gateway-live-heartbeat")]
+    try:
+        yield live
+    finally:
+        for task in helpers:
+            task.cancel()
+        for task in helpers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await hub.stop()
+
+
+async def _beat(live: Live) -> None:
+    """A heartbeat to every client every ``heartbeat_seconds``: one timer for all of them."""
+    last = time.monotonic()
+    while True:
+        # Short sleeps so that a changed interval (tests) applies at once.
+        await asyncio.sleep(min(live.heartbeat_seconds, 1.0))
+        if time.monotonic() - last >= live.heartbeat_seconds:
+            last = time.monotonic()
+            live.hub.heartbeat()
+
+
+def get_live(request: Request) -> Live:
+    live: Live = request.app.state.live
+    return live
+
+
+# -- parameters -----------------------------------------------------------------------------
+
+
+def _choices(raw: str | None, allowed: tuple[str, ...], name: str) -> frozenset[str] | None:
+    if raw is None or not raw.strip():
+        return None
+    values = frozenset(v.strip().lower() for v in raw.split(",") if v.strip())
+    unknown = sorted(values - set(allowed))
+    if unknown:
+        raise InvalidInputError(f"unknown {name} {', '.join(unknown)}: use any of"
+                                f" {', '.join(allowed)} (comma-separated)")
+    return values
+
+
+async def _targets(gateway: Gateway, principal: Principal, project: str | None,
+                   wanted: EventFilter) -> dict[str, EventFilter]:
+    """The projects this caller follows, each with its filter (404 for another's project)."""
+    if isinstance(principal, ApiKeyPrincipal):
+        identity = principal.identity
+        if project and project not in (identity.project_id, identity.project_slug):
+            raise not_found(project)
+        return {identity.project_id: wanted}
+    return await _account_targets(gateway, principal, project, wanted)
+
+
+async def _account_targets(gateway: Gateway, principal: AccountPrincipal, project: str | None,
+                           wanted: EventFilter) -> dict[str, EventFilter]:
+    """An account's projects, narrowed by its notification preferences (DESIGN §5)."""
+    prefs = await account_preferences(gateway, principal.account_id)
+    if project:
+        prefs = [p for p in prefs if project in (p.project_id, p.project_slug)]
+        if not prefs:
+            raise not_found(project)
+    targets: dict[str, EventFilter] = {}
+    for pref in prefs:
+        if not pref.enabled:
+            continue
+        levels = frozenset(pref.levels)
+        if wanted.levels is not None:
+            levels &= wanted.levels
+        log_types = None if pref.log_types is None else frozenset(pref.log_types)
+        if wanted.log_types is not None:
+            log_types = wanted.log_types if log_types is None else log_types & wanted.log_types
+        targets[pref.project_id] = EventFilter(levels, log_types)
+    return targets
+
+
+def _owner(principal: Principal) -> str:
+    if isinstance(principal, ApiKeyPrincipal):
+        return f"API key:{principal.identity.key_id}"
+    return f"account:{principal.account_id}"
+
+
+# -- SSE encoding ---------------------------------------------------------------------------
+
+
+def _frame(event: str, data: bytes, event_id: str | None = None) -> bytes:
+    head = f"id: {event_id}\nevent: {event}\n" if event_id is not None else f"event: {event}\n"
+    # orjson never writes a raw newline, so one data line always holds the whole JSON.
+    return head.encode() + b"data: " + data + b"\n\n"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _encode(feed: Feed, items: list[Item], positions: dict[str, StreamKey]) -> bytes:
+    chunks = []
+    one_project = len(positions) == 1
+    for item in items:
+        if isinstance(item, Event):
+            positions[item.project_id] = item.key
+            if one_project:
+                # The same bytes for every one-project client: encode once per event.
+                if not item.frame:
+                    item.frame = _frame(feed.event, item.payload, item.id)
+                chunks.append(item.frame)
+            else:
+                chunks.append(_frame(feed.event, item.payload, format_cursor(positions)))
+        elif isinstance(item, Skipped):
+            chunks.append(_frame("skipped", item.payload()))
+        else:
+            chunks.append(_frame("heartbeat", orjson.dumps({"time": _now()})))
+    return b"".join(chunks)
+
+
+async def _open_stream(request: Request, feed: Feed, principal: Principal, project: str | None,
+                       levels: str | None, log_types: str | None,
+                       last_event_id: str | None) -> StreamingResponse:
+    gateway = get_gateway(request)
+    live = get_live(request)
+    wanted = EventFilter(_choices(levels, LEVELS, "level"),
+                         _choices(log_types, LOG_TYPES, "log_type"))
+    targets = await _targets(gateway, principal, project, wanted)
+    resume = parse_cursor(last_event_id, targets)
+    stack = contextlib.AsyncExitStack()
+    try:
+        stack.enter_context(live.claim(_owner(principal)))
+        sub = await stack.enter_async_context(live.hub.subscribe(feed, targets))
+        replay = await sub.start(resume)
+    except BaseException:
+        await stack.aclose()
+        raise
+    hello = orjson.dumps({"projects": sorted(targets), "feed": feed.name,
+                          "resumed": bool(resume), "heartbeat_seconds": live.heartbeat_seconds,
+                          "time": _now()})
+    first = (f"retry: {RECONNECT_MS}\n".encode()
+             + _frame("connected", hello, format_cursor(dict(sub.watermark_at_start))))
+    body = _events(sub, feed, first, replay, stack)
+    return StreamingResponse(
+        body, media_type="text/event-stream", background=BackgroundTask(stack.aclose),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _events(sub: Subscription, feed: Feed, first: bytes, replay: list[Item],
+                  stack: contextlib.AsyncExitStack) -> AsyncIterator[bytes]:
+    positions = dict(sub.watermark_at_start)
+    try:
+        yield first
+        for start in range(0, len(replay), _BATCH):
+            yield _encode(feed, replay[start:start + _BATCH], positions)
+        while not sub.closed:
+            items = await sub.next_batch(limit=_BATCH)
+            if items:
+                yield _encode(feed, items, positions)
+    except (RedisError, OSError) as exc:
+        # A catch-up read failed: end the stream; the client resumes from its last id.
+        logger.warning("live: ending a %s stream, Redis failed while catching up: %s",
+                       feed.name, exc)
+    finally:
+        await stack.aclose()
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+_SSE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A Server-Sent Events stream (see the route's description).",
+          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+    400: {"model": ErrorResponse, "description": "Bad level, log_type or Last-Event-ID"},
+    404: {"model": ErrorResponse, "description": "No such project among the caller's"},
+    **AUTH_RESPONSES,
+}
+
+_PROJECT = Query(None, description="Project id or slug. Implied by an API key; an account"
+                                   " follows all its projects when left out.")
+_LEVEL = Query(None, description="Only these levels (comma-separated).")
+_LOG_TYPE = Query(None, description="Only these log types (comma-separated).")
+_CURSOR_PARAM = Query(None, description="Resume after this event id, for clients that cannot"
+                                        " send the Last-Event-ID header.")
+_CURSOR_HEADER = Header(None, alias="Last-Event-ID",
+                        description="Resume after this event id (sent back by SSE clients).")
+
+
+@router.get("/notifications/stream", summary="Live errors (SSE)", response_class=StreamingResponse,
+            responses=_SSE_DOC)
+async def notifications_stream(
+    request: Request,
+    principal: Principal = Depends(RequirePrincipal("read")),
+    project_id: str | None = _PROJECT,
+    level: str | None = _LEVEL,
+    log_type: str | None = _LOG_TYPE,
+    last_event_id: str | None = _CURSOR_PARAM,
+    last_event_id_header: str | None = _CURSOR_HEADER,
+) -> StreamingResponse:
+    """Each new error (an `exception` log, or level `error`/`critical`) as it is ingested.
+
+    Events: `connected` (once), `error_notification` (data: the log: `id`, `project_id`,
+    `timestamp`, `level`, `log_type`, `message`, `error_type`, `error_message`,
+    `error_fingerprint`, `stack_trace`, `attributes`, `environment`, `release`), `skipped`
+    (`count` events this client will not get, and why) and `heartbeat` every 15 s.
+    Reconnect with `Last-Event-ID` to receive what was missed (the newest 1 000 are kept).
+    """
+    return await _open_stream(request, NOTIFICATIONS, principal, project_id, level, log_type,
+                              last_event_id_header or last_event_id)
+
+
+@router.get("/logs/tail", summary="Live logs of a project (SSE)", response_class=StreamingResponse,
+            responses=_SSE_DOC)
+async def logs_tail(
+    request: Request,
+    principal: Principal = Depends(RequirePrincipal("read")),
+    project_id: str | None = _PROJECT,
+    level: str | None = _LEVEL,
+    log_type: str | None = _LOG_TYPE,
+    last_event_id: str | None = _CURSOR_PARAM,
+    last_event_id_header: str | None = _CURSOR_HEADER,
+) -> StreamingResponse:
+    """Every new log of the project, of any level, as it is ingested (`event: log`).
+
+    Same events and resume rules as `/notifications/stream`; the newest 2 000 logs are kept
+    for resuming, and only while someone follows the tail. An account must name `project_id`.
+    """
+    if not isinstance(principal, ApiKeyPrincipal) and not project_id:
+        raise InvalidInputError("name the project to follow: ?project_id=<id or slug>")
+    return await _open_stream(request, TAIL, principal, project_id, level, log_type,
+                              last_event_id_header or last_event_id)

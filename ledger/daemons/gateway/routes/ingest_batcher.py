@@ -1,0 +1,125 @@
+"""Coalesces concurrent ingest requests into one ``IngestLogsMany`` call ("natural batching").
+
+A gRPC call costs both daemons far more CPU than the few logs of a single-log request: under
+load, most of the work would be the calls themselves. So the gateway keeps at most
+``max_in_flight`` ingest calls open; a request that finds one free is sent at once, alone (no
+added latency when lightly loaded), and requests that arrive while the calls are busy wait and
+leave together with the next call. The busier the gateway, the bigger the calls; nobody waits
+on a timer.
+
+Each request keeps its own answer: ingest validates and queues every request of a call on its
+own (one Redis round trip for all of them) and returns one result per request, its response or
+its error, which ``submit`` returns or raises for that request only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from ledger.core.rpc_models import IngestRequest, IngestResult
+from ledger.errors import LedgerError
+from ledger.rpc.ingest_client import IngestClient
+
+logger = logging.getLogger(__name__)
+
+#: Requests per call: enough to absorb any burst one gateway process can parse meanwhile.
+MAX_ITEMS = 256
+#: Bytes of request bodies per call (well under gRPC's 64 MiB message cap).
+MAX_BYTES = 4 * 1024 * 1024
+MAX_IN_FLIGHT = 1
+
+_Waiting = tuple[IngestRequest, "asyncio.Future[IngestResult]"]
+
+
+class IngestBatcher:
+    """Sends ingest requests through ``client``, several per call while calls are busy.
+
+    Args:
+        client: the gateway's gRPC client to the ingest daemon.
+        max_items / max_bytes: the most requests, and request body bytes, of one call.
+        max_in_flight: calls open at once; more requests wait for one of them to finish.
+    """
+
+    def __init__(self, client: IngestClient, *, max_items: int = MAX_ITEMS,
+                 max_bytes: int = MAX_BYTES, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+        self._client = client
+        self._max_items = max_items
+        self._max_bytes = max_bytes
+        self._max_in_flight = max_in_flight
+        self._waiting: deque[_Waiting] = deque()
+        self._calls: set[asyncio.Task[None]] = set()
+        #: Calls made and requests they carried (for tests and the bench).
+        self.calls_made = 0
+        self.requests_sent = 0
+
+    async def submit(self, request: IngestRequest) -> IngestResult:
+        """What ingest answered to ``request``.
+
+        Raises:
+            LedgerError: the error ingest gave for this request (invalid body, quota used up,
+                queue full, ...), or ``UnavailableError`` when the call itself failed.
+        """
+        future: asyncio.Future[IngestResult] = (
+            asyncio.get_running_loop().create_future())
+        self._waiting.append((request, future))
+        if len(self._calls) < self._max_in_flight:
+            self._send_next()
+        return await future
+
+    def _send_next(self) -> None:
+        """Start one call with the requests waiting longest (up to the caps)."""
+        batch: list[_Waiting] = []
+        size = 0
+        while self._waiting and len(batch) < self._max_items:
+            request, future = self._waiting[0]
+            if batch and size + len(request.body) > self._max_bytes:
+                break
+            self._waiting.popleft()
+            if future.done():  # its HTTP request was cancelled while it waited
+                continue
+            batch.append((request, future))
+            size += len(request.body)
+        if not batch:
+            return
+        self.calls_made += 1
+        self.requests_sent += len(batch)
+        call = asyncio.create_task(self._call(batch), name="gateway-ingest-call")
+        self._calls.add(call)
+        call.add_done_callback(self._call_done)
+
+    def _call_done(self, call: asyncio.Task[None]) -> None:
+        self._calls.discard(call)
+        if self._waiting:
+            self._send_next()
+
+    async def _call(self, batch: list[_Waiting]) -> None:
+        try:
+            results = await self._client.ingest_logs_many([request for request, _ in batch])
+        except LedgerError as exc:
+            for _, future in batch:
+                if not future.done():
+                    # One instance per waiter: each request raises (and decorates) its own.
+                    future.set_exception(type(exc)(exc.message, retry_after=exc.retry_after))
+            return
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(LedgerError("internal error"))
+            if not isinstance(exc, Exception):
+                raise
+            logger.exception("gateway: a coalesced ingest call failed")
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, LedgerError):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def close(self) -> None:
+        """Wait for the calls in flight (their requests are being answered)."""
+        while self._calls:
+            await asyncio.gather(*self._calls, return_exceptions=True)

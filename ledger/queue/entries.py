@@ -1,0 +1,132 @@
+"""Queue entries: one request's logs encoded for the stream, and read back by the writers.
+
+Fields of an entry: ``n`` (logs in it), ``rows`` (their binary COPY tuples, back to back, see
+``rows.py``), ``ends`` (where each tuple ends: little-endian uint32s), ``months`` (the months
+their timestamps fall in, for partitions), ``errors`` (a few fields of each error event, for
+the error groups) and ``fp`` (fingerprint → components). The writer's normal path sends
+``rows`` to PostgreSQL as they are; ``ends`` lets it split a batch to isolate a bad log.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import orjson
+
+from ledger.core.error_groups import title
+from ledger.queue import rows as rows_codec
+
+NOTIFICATION_FIELDS: tuple[str, ...] = (
+    "id", "project_id", "timestamp", "level", "log_type", "message", "error_type",
+    "error_message", "error_fingerprint", "stack_trace", "attributes", "environment", "release",
+)
+
+@dataclass
+class EntryBuilder:
+    """Collects the enriched records of one request into the fields of one queue entry."""
+
+    project_id: str
+    rows: list[bytes] = field(default_factory=list)
+    errors: list[list[Any]] = field(default_factory=list)
+    components: dict[str, Any] = field(default_factory=dict)
+    months: set[tuple[int, int]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._project = rows_codec.project_bytes(self.project_id)
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Encode one record (from ``events.enrich``)."""
+        index = len(self.rows)
+        self.rows.append(rows_codec.encode_row(record, self._project))
+        timestamp = record["timestamp"]
+        self.months.add((timestamp.year, timestamp.month))
+        fingerprint = record["error_fingerprint"]
+        if fingerprint is not None:
+            self.errors.append([
+                index, record["id"], timestamp.isoformat(), record["level"],
+                record["log_type"], title(record), record["error_type"], record["release"],
+                fingerprint, record["fingerprint_version"]])
+            self.components[fingerprint] = record.get("fingerprint_components") or {}
+
+    def fields(self) -> dict[str, bytes]:
+        """The stream entry's fields."""
+        ends, at = [], 0
+        for row in self.rows:
+            at += len(row)
+            ends.append(at)
+        return {
+            "n": str(len(self.rows)).encode(),
+            "rows": b"".join(self.rows),
+            "ends": struct.pack(f"<{len(ends)}I", *ends),
+            "months": ",".join(f"{y:04d}-{m:02d}" for y, m in sorted(self.months)).encode(),
+            "errors": orjson.dumps(self.errors),
+            "fp": orjson.dumps(self.components),
+        }
+
+
+@dataclass
+class Entry:
+    """One queue entry as a writer got it."""
+
+    project_id: str
+    entry_id: str
+    n: int
+    blob: bytes = b""
+    ends: list[int] = field(default_factory=list)
+    months: set[date] = field(default_factory=set)
+    #: ``[index, id, timestamp, level, log_type, title, error_type, release, fingerprint,
+    #: version]`` per error event.
+    errors: list[list[Any]] = field(default_factory=list)
+    components: dict[str, Any] = field(default_factory=dict)
+    #: Why the entry cannot be decoded (it then goes to the dead letters whole).
+    broken: str | None = None
+    #: Times Redis delivered it (1 when read new; more after reclaims and restarts).
+    deliveries: int = 1
+
+    def row(self, index: int) -> bytes:
+        """The binary COPY tuple of one log."""
+        return self.blob[self.ends[index - 1] if index else 0: self.ends[index]]
+
+    def rows(self, start: int, stop: int) -> bytes:
+        """The tuples of logs ``start`` to ``stop - 1``, back to back."""
+        return self.blob[self.ends[start - 1] if start else 0: self.ends[stop - 1]]
+
+
+def as_text(value: bytes | str) -> str:
+    """Redis answers bytes (or str): text either way."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _field(fields: Mapping[Any, Any], name: str) -> Any:
+    return fields.get(name.encode(), fields.get(name))
+
+
+def decode_entry(project_id: str, entry_id: bytes | str, fields: Mapping[Any, Any]) -> Entry:
+    """An ``Entry`` from XREADGROUP/XCLAIM output; never raises (a bad one is ``broken``)."""
+    eid = as_text(entry_id)
+    entry = Entry(project_id, eid, 0)
+    try:
+        entry.n = int(_field(fields, "n"))
+        entry.blob = bytes(_field(fields, "rows"))
+        raw_ends = bytes(_field(fields, "ends"))
+        entry.ends = list(struct.unpack(f"<{len(raw_ends) // 4}I", raw_ends))
+        months = as_text(_field(fields, "months") or b"")
+        entry.months = {date(int(m[:4]), int(m[5:7]), 1) for m in months.split(",") if m}
+        entry.errors = orjson.loads(_field(fields, "errors") or b"[]")
+        entry.components = orjson.loads(_field(fields, "fp") or b"{}")
+    except (TypeError, ValueError, struct.error) as exc:  # JSONDecodeError is a ValueError
+        entry.broken = f"unreadable queue entry ({type(exc).__name__}: {exc})"
+        return entry
+    if (len(entry.ends) != entry.n or (entry.ends and entry.ends[-1] != len(entry.blob))
+            or type(entry.errors) is not list or type(entry.components) is not dict):
+        entry.broken = "unreadable queue entry (its fields do not agree)"
+    return entry
+
+
+def notification(record: Mapping[str, Any]) -> bytes:
+    """The JSON that live clients get for one log (error notifications and the tail)."""
+    return orjson.dumps({k: record.get(k) for k in NOTIFICATION_FIELDS})

@@ -34,6 +34,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -47,6 +48,7 @@ __all__ = [
     "dsn",
     "event_to_record",
     "key_from_auth_header",
+    "key_from_dsn",
     "parse_envelope",
     "parse_event",
     "render_stack_trace",
@@ -118,6 +120,14 @@ def dsn(full_key: str, host: str, dsn_id: int, scheme: str = "http") -> str:
     base32 and underscores) match the ``\\w+`` the JavaScript SDK's DSN regex asks for.
     """
     return f"{scheme}://{full_key}@{host}/{dsn_id}"
+
+
+def key_from_dsn(value: str) -> str | None:
+    """The public key (user part) of a DSN, e.g. an envelope header's ``dsn``."""
+    try:
+        return urlsplit(value.strip()).username or None
+    except ValueError:
+        return None
 
 
 def key_from_auth_header(value: str) -> str | None:
@@ -453,7 +463,7 @@ def event_to_record(event: Mapping[str, Any], *, event_id: str,
     timestamp = event.get("timestamp")
     if timestamp is None or isinstance(timestamp, (dict, list, bool)):
         timestamp = (received_at or datetime.now(UTC)).isoformat()
-    sdk = event.get("sdk") if isinstance(event.get("sdk"), dict) else {}
+    sdk: Mapping[str, Any] = event["sdk"] if isinstance(event.get("sdk"), dict) else {}
     trace_id, span_id = _trace_ids(event)
     message = message_of(event)
     record: dict[str, Any] = {

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from ledger import bus
+from ledger.core import sentry
 from ledger.daemons.gateway.access import RequireAccount, account_projects, owned_project
 from ledger.daemons.gateway.account_schemas import (
     ApiKeyCreate,
@@ -59,6 +60,7 @@ def project_body(project: auth_pb2.Project) -> dict[str, Any]:
         "rate_limit_minute": project.rate_limit_minute,
         "rate_limit_hour": project.rate_limit_hour,
         "created_at": project.created_at or None, "updated_at": project.updated_at or None,
+        "dsn_id": project.dsn_id,
     }
 
 
@@ -150,7 +152,9 @@ async def create_key(request: Request, ref: str, body: ApiKeyCreate,
                                           rate_limit_hour=body.rate_limit_hour or 0))
     return json_response({"key_id": created.key.key_id, "full_key": created.full_key,
                           "key_prefix": created.key.key_prefix, "warning": KEY_WARNING,
-                          "key": key_body(created.key)}, 201)
+                          "key": key_body(created.key),
+                          "dsn": sentry.dsn(created.full_key, request.url.netloc,
+                                            project.dsn_id, request.url.scheme)}, 201)
 
 
 @router.get("/projects/{ref}/api-keys", response_model=ApiKeyList, responses=RESPONSES)

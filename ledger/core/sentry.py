@@ -38,7 +38,12 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ledger.core.events import MAX_ATTRIBUTES_BYTES, TEXT_LIMITS, parse_json_body
+from ledger.core.events import (
+    MAX_ATTRIBUTES_BYTES,
+    MAX_BATCH_ITEMS,
+    TEXT_LIMITS,
+    parse_json_body,
+)
 from ledger.errors import InvalidInputError
 
 __all__ = [
@@ -57,7 +62,8 @@ __all__ = [
 #: Item types whose payload is an error event (Sentry's ``event``; ``security`` reports and the
 #: like are ignored).
 EVENT_ITEM_TYPES = frozenset(("event",))
-MAX_ITEMS = 100
+#: Items per envelope (SDKs send one event each; as many as a native batch holds).
+MAX_ITEMS = MAX_BATCH_ITEMS
 MAX_EXCEPTIONS = 25
 MAX_FRAMES = 250
 MAX_CONTEXT_LINES = 5

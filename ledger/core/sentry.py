@@ -277,21 +277,28 @@ def _context_lines(value: Any) -> list[str] | None:
 
 
 def _frame(raw: Any) -> dict[str, Any] | None:
-    if not isinstance(raw, dict):
+    if type(raw) is not dict:
         return None
     frame: dict[str, Any] = {}
-    for key in _FRAME_TEXT_KEYS:
-        text = _str(raw.get(key))
-        if text is not None:
-            frame[key] = text[:1024]
+    get = raw.get
+    for key in _FRAME_TEXT_KEYS:  # the hot loop of a conversion: plain strings go straight
+        value = get(key)
+        if value is None:
+            continue
+        if type(value) is not str:
+            value = _str(value)
+            if value is None:
+                continue
+        frame[key] = value if len(value) <= 1024 else value[:1024]
     for key in ("lineno", "colno"):
-        number = raw.get(key)
+        number = get(key)
         if type(number) is int:
             frame[key] = number
-    if isinstance(raw.get("in_app"), bool):
-        frame["in_app"] = raw["in_app"]
+    in_app = get("in_app")
+    if type(in_app) is bool:
+        frame["in_app"] = in_app
     for key in ("pre_context", "post_context"):
-        lines = _context_lines(raw.get(key))
+        lines = _context_lines(get(key))
         if lines is not None:
             frame[key] = lines
     return frame

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger import __version__, bus
@@ -132,19 +132,35 @@ class HotPaths:
 
     def __init__(self, app: ASGIApp, routes: list[Route], metrics: Metrics) -> None:
         self.app = app
-        self.routes = {route.path: route for route in routes}
+        self.routes = {route.path: route for route in routes if not route.param_convertors}
+        # Routes with path parameters (the Sentry ones: /api/<number>/envelope/) are matched
+        # after the exact paths, and only for paths that can be theirs.
+        self.patterns = [route for route in routes if route.param_convertors]
         self.lean = MetricsMiddleware(errors.InternalErrorMiddleware(self._serve), metrics)
 
+    def _route(self, scope: Scope) -> Route | None:
+        path: str = scope["path"]
+        route = self.routes.get(path)
+        if route is not None or not self.patterns or path.startswith("/api/v1/"):
+            return route
+        for pattern in self.patterns:
+            match, child = pattern.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                return pattern
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] == "http" and scope["method"] == "POST"
-                and scope["path"] in self.routes):
-            await self.lean(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "POST":
+            route = self._route(scope)
+            if route is not None:
+                scope["route"] = route  # the metrics label, as the router sets it
+                await self.lean(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes[scope["path"]]
-        scope["route"] = route  # the metrics label, as the router sets it
+        route: Route = scope["route"]
         request = Request(scope, receive)
         try:
             response: Response = await route.endpoint(request)

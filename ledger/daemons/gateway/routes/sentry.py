@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from ledger.core import sentry
 from ledger.daemons.gateway.bodies import read_body
@@ -204,3 +205,21 @@ async def _legacy_store(request: Request, project: int) -> Response:
     gateway.metrics.count_sentry_item("event")
     event_id = sentry.event_id_of(event)
     return await _store(request, principal, [("the event", event_id, event)], event_id)
+
+
+async def _lean_envelope(request: Request) -> Response:
+    return await _answer(request, _envelope(request, request.path_params["project"]))
+
+
+async def _lean_store(request: Request) -> Response:
+    return await _answer(request, _legacy_store(request, request.path_params["project"]))
+
+
+#: Served ahead of FastAPI's stack (``app.HotPaths``) like the native ingest routes: envelopes
+#: are the Sentry SDKs' hot path. The FastAPI routes above document them in /openapi.json.
+LEAN_ROUTES = tuple(
+    Route(path, endpoint, methods=["POST"], include_in_schema=False)
+    for path, endpoint in (("/api/{project:int}/envelope/", _lean_envelope),
+                           ("/api/{project:int}/envelope", _lean_envelope),
+                           ("/api/{project:int}/store/", _lean_store),
+                           ("/api/{project:int}/store", _lean_store)))

@@ -31,6 +31,8 @@ from typing import Any
 import orjson
 from bench_ingest import Connection, Target, drained, fixed_rate, own_stack, percentile
 
+from ledger.core import sentry
+
 FRAMES = 30
 
 
@@ -78,7 +80,8 @@ async def settings_of(target: Target) -> dict[str, Any]:
 
 
 async def throughput(target: Target, path: str, bodies: list[bytes], connections: int,
-                     count_rows: Callable[[], Awaitable[int]] | None) -> dict[str, float]:
+                     count_rows: Callable[[], Awaitable[int]] | None,
+                     ok: int = 200) -> dict[str, float]:
     rows_before = await count_rows() if count_rows else 0
     pool = await target.connections(connections)
     pending = list(reversed(bodies))
@@ -91,7 +94,7 @@ async def throughput(target: Target, path: str, bodies: list[bytes], connections
             body = pending.pop()
             while True:
                 status, _, answer = await conn.request("POST", path, target.headers, body)
-                if status == 200:
+                if status == ok:
                     break
                 if status in (429, 503):
                     refused += 1
@@ -124,6 +127,11 @@ async def run(args: argparse.Namespace, url: str, key: str,
     bodies = [envelope(sentry_event(i)) for i in range(args.events)]
     load_before = os.getloadavg()
     result = await throughput(target, path, bodies, args.connections, count_rows)
+    # The same events as native logs, one per request: what the Sentry path costs on top.
+    native = [orjson.dumps(sentry.event_to_record(event, event_id=uuid.uuid4().hex))
+              for event in (sentry_event(i) for i in range(args.events))]
+    reference = await throughput(target, "/api/v1/ingest/single", native, args.connections,
+                                 count_rows, ok=202)
     # Latency at a fixed rate: the same body re-sent is stored once (same event id, same
     # timestamp), so this phase measures the accept path without growing the table.
     latencies, errors, achieved = await fixed_rate(target, path, envelope(sample), args.rate,
@@ -135,6 +143,10 @@ async def run(args: argparse.Namespace, url: str, key: str,
                      f" {result['refused']:.0f} refused+retried)"),
         ("stored", f"{result['stored_per_s']:,.0f} events/s"
                    + (f" (rows added: {result['rows']:,.0f})" if "rows" in result else "")),
+        ("same events, native single", f"{reference['stored_per_s']:,.0f} logs/s stored ="
+                                       f" Sentry path at"
+                                       f" {result['stored_per_s'] / reference['stored_per_s']:.2f}"
+                                       " x native"),
         (f"accept @ {args.rate:.0f}/s", f"p50 {percentile(latencies, 50):.2f} ms,"
                                         f" p99 {percentile(latencies, 99):.2f} ms,"
                                         f" max {max(latencies):.1f} ms (achieved"

@@ -130,8 +130,8 @@ async def run(args: argparse.Namespace, url: str, key: str,
     # The same events as native logs, one per request: what the Sentry path costs on top.
     native = [orjson.dumps(sentry.event_to_record(event, event_id=uuid.uuid4().hex))
               for event in (sentry_event(i) for i in range(args.events))]
-    reference = await throughput(target, "/api/v1/ingest/single", native, args.connections,
-                                 count_rows, ok=202)
+    reference = await throughput(Target.from_url(url, key), "/api/v1/ingest/single", native,
+                                 args.connections, count_rows, ok=202)
     # Latency at a fixed rate: the same body re-sent is stored once (same event id, same
     # timestamp), so this phase measures the accept path without growing the table.
     latencies, errors, achieved = await fixed_rate(target, path, envelope(sample), args.rate,

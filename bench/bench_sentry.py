@@ -68,6 +68,61 @@ def envelope(event: dict[str, Any]) -> bytes:
                        orjson.dumps({"type": "event", "length": len(payload)}), payload, b""])
 
 
+def _kind(cmdline: bytes) -> str:
+    words = cmdline.split(b"\0")
+    if b"serve" in words and words.index(b"serve") + 1 < len(words):
+        return words[words.index(b"serve") + 1].decode()
+    name = Path(words[0].decode(errors="replace")).name if words else "?"
+    return "postgres" if name.startswith("postgres") else name.split(":")[0] or "?"
+
+
+def stack_cpu_seconds(workdir: Path | None) -> dict[str, float] | None:
+    """CPU seconds used so far by the stack this bench started (not by the load generator),
+    by kind of process (``gateway``, ``ingest``, ``auth``, ``postgres``, ``redis-server``).
+
+    The stack is every descendant of this process plus every process whose command line names
+    ``workdir`` (the embedded PostgreSQL's postmaster detaches) and their descendants. On a
+    shared machine CPU time per event is a steadier figure than events per second.
+    """
+    if workdir is None:
+        return None
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    kinds: dict[int, str] = {}
+    roots = {os.getpid()}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        pid = int(entry)
+        parents[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])
+        kinds[pid] = _kind(cmdline)
+        if str(workdir).encode() in cmdline:
+            roots.add(pid)
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo.extend(children.get(pid, ()))
+    seen.discard(os.getpid())
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid in seen:
+        out[kinds[pid]] = out.get(kinds[pid], 0.0) + ticks[pid] / tick
+    return out
+
+
 async def settings_of(target: Target) -> dict[str, Any]:
     conn = await Connection.open(target.host, target.port)
     try:
@@ -115,7 +170,8 @@ async def throughput(target: Target, path: str, bodies: list[bytes], connections
 
 
 async def run(args: argparse.Namespace, url: str, key: str,
-              count_rows: Callable[[], Awaitable[int]] | None) -> None:
+              count_rows: Callable[[], Awaitable[int]] | None,
+              workdir: Path | None = None) -> None:
     target = Target.from_url(url, key)
     target.headers = {"Content-Type": "application/x-sentry-envelope",
                       "X-Sentry-Auth": f"Sentry sentry_version=7, sentry_key={key}",
@@ -126,7 +182,9 @@ async def run(args: argparse.Namespace, url: str, key: str,
     event_bytes = len(orjson.dumps(sample))
     bodies = [envelope(sentry_event(i)) for i in range(args.events)]
     load_before = os.getloadavg()
+    cpu_before = stack_cpu_seconds(workdir)
     result = await throughput(target, path, bodies, args.connections, count_rows)
+    cpu_after = stack_cpu_seconds(workdir)
     # The same events as native logs, one per request: what the Sentry path costs on top.
     native = [orjson.dumps(sentry.event_to_record(event, event_id=uuid.uuid4().hex))
               for event in (sentry_event(i) for i in range(args.events))]
@@ -136,6 +194,17 @@ async def run(args: argparse.Namespace, url: str, key: str,
     # timestamp), so this phase measures the accept path without growing the table.
     latencies, errors, achieved = await fixed_rate(target, path, envelope(sample), args.rate,
                                                    args.seconds, args.connections)
+    cpu_rows: list[tuple[str, str]] = []
+    if cpu_before is not None and cpu_after is not None:
+        used = {kind: cpu_after[kind] - cpu_before.get(kind, 0.0) for kind in cpu_after}
+        per_event = sum(used.values()) / len(bodies)
+        cpus = os.cpu_count() or 1
+        cpu_rows.append(("stack CPU per event",
+                         f"{per_event * 1e6:,.0f} µs = {cpus / per_event:,.0f} events/s if the"
+                         f" stack had all {cpus} CPUs to itself"))
+        cpu_rows.append(("  of which", ", ".join(
+            f"{kind} {seconds / len(bodies) * 1e6:,.0f} µs"
+            for kind, seconds in sorted(used.items(), key=lambda kv: -kv[1]) if seconds > 0)))
     rows = [
         ("event size", f"{event_bytes:,} bytes JSON, {FRAMES} frames, chained exception"),
         ("accepted", f"{result['accepted_per_s']:,.0f} events/s ({result['events']:,.0f}"
@@ -143,6 +212,7 @@ async def run(args: argparse.Namespace, url: str, key: str,
                      f" {result['refused']:.0f} refused+retried)"),
         ("stored", f"{result['stored_per_s']:,.0f} events/s"
                    + (f" (rows added: {result['rows']:,.0f})" if "rows" in result else "")),
+        *cpu_rows,
         ("same events, native single", f"{reference['stored_per_s']:,.0f} logs/s stored ="
                                        f" Sentry path at"
                                        f" {result['stored_per_s'] / reference['stored_per_s']:.2f}"
@@ -182,7 +252,7 @@ def main() -> None:
     async def self_contained() -> None:
         with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
             async with own_stack(Path(tmp)) as (url, key, count_rows):
-                await run(args, url, key, count_rows)
+                await run(args, url, key, count_rows, Path(tmp))
 
     uvloop.run(self_contained())
 

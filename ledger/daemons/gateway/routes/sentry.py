@@ -27,10 +27,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ledger.core import sentry
-from ledger.daemons.gateway.bodies import read_body
-from ledger.daemons.gateway.deps import ApiKeyPrincipal, authenticate_key
-from ledger.daemons.gateway.errors import error_response, json_response, ledger_error_handler
-from ledger.daemons.gateway.schemas import ErrorResponse
+from ledger.core.rpc_models import IngestRequest, IngestResult
+from ledger.daemons.gateway.edge.principal import ApiKeyPrincipal, authenticate_key
+from ledger.daemons.gateway.routes.bodies import read_body
+from ledger.daemons.gateway.routes.responses import (
+    error_response,
+    json_response,
+    ledger_error_handler,
+)
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import (
     AuthenticationError,
@@ -39,7 +44,6 @@ from ledger.errors import (
     QueueFullError,
     RateLimitedError,
 )
-from ledger.proto import ingest_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -104,16 +108,16 @@ async def _authenticate(request: Request, project: int,
 
 
 async def _ingest(gateway: Gateway, principal: ApiKeyPrincipal,
-                  records: list[dict[str, Any]]) -> ingest_pb2.IngestLogsResponse:
+                  records: list[dict[str, Any]]) -> IngestResult:
     identity = principal.identity
     body = orjson.dumps({"logs": records})
-    request_pb = ingest_pb2.IngestLogsRequest(
-        project_id=identity.project_id, shape=ingest_pb2.INGEST_SHAPE_BATCH, body=body,
+    forwarded = IngestRequest(
+        project_id=identity.project_id, shape="batch", body=body,
         retention_days=identity.retention_days, daily_quota=identity.daily_quota)
     if len(body) <= COALESCE_MAX_BYTES:
-        response = await gateway.batcher.submit(request_pb)
+        response = await gateway.batcher.submit(forwarded)
     else:
-        response = await gateway.ingest.call(gateway.ingest.ingest.IngestLogs, request_pb)
+        response = await gateway.ingest.ingest_logs(forwarded)
     gateway.metrics.count_logs(response.accepted, response.rejected)
     return response
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledger.daemons.gateway.breaker import BreakerState
+from ledger.daemons.gateway.edge.breaker import BreakerState
 
 UNMATCHED = "<unmatched>"  # one label for every unknown path: scanners cannot explode the series
 #: Sentry envelope item types counted by name; any other type is counted as ``other``.

@@ -272,11 +272,13 @@ def _values(container: Any) -> list[Any]:
     return container if isinstance(container, list) else []
 
 
-def _context_lines(value: Any) -> list[str] | None:
+def _context_lines(value: Any, *, nearest_last: bool) -> list[str] | None:
+    """The ``MAX_CONTEXT_LINES`` lines nearest the frame's line: the end of ``pre_context``
+    (``nearest_last``), the start of ``post_context``."""
     if not isinstance(value, list):
         return None
-    lines = [line if isinstance(line, str) else str(line) for line in value]
-    return [line[:MAX_VALUE_CHARS] for line in lines[-MAX_CONTEXT_LINES:]]
+    kept = value[-MAX_CONTEXT_LINES:] if nearest_last else value[:MAX_CONTEXT_LINES]
+    return [(line if isinstance(line, str) else str(line))[:MAX_VALUE_CHARS] for line in kept]
 
 
 def _frame(raw: Any) -> dict[str, Any] | None:
@@ -298,7 +300,7 @@ def _frame(raw: Any) -> dict[str, Any] | None:
             if kind is bool:
                 frame[key] = value
         elif key in _FRAME_CONTEXT:
-            lines = _context_lines(value)
+            lines = _context_lines(value, nearest_last=key == "pre_context")
             if lines is not None:
                 frame[key] = lines
     return frame

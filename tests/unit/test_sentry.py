@@ -30,7 +30,8 @@ def python_event(**extra: Any) -> dict[str, Any]:
             {"type": "KeyError", "value": "'price'", "stacktrace": {"frames": [
                 frame("get", "/app/cache.py", 12, module="cache",
                       context_line="    return self.data[key]",
-                      pre_context=["a", "b", "c", "d", "e", "f", "g"], post_context=["h"],
+                      pre_context=["a", "b", "c", "d", "e", "f", "g"],
+                      post_context=["h", "i", "j", "k", "l", "m"],
                       vars={"secret": "x"})]}},
             {"type": "PriceError", "value": "no price", "module": "shop.pricing",
              "mechanism": {"type": "chained", "source": "__cause__"},
@@ -158,7 +159,8 @@ def test_the_exceptions_field_is_sentry_shaped_oldest_first_frames_caller_first(
     assert first == {"function": "get", "abs_path": "/app/cache.py", "filename": "cache.py",
                      "module": "cache", "lineno": 12, "in_app": True,
                      "context_line": "    return self.data[key]",
-                     "pre_context": ["c", "d", "e", "f", "g"], "post_context": ["h"]}
+                     "pre_context": ["c", "d", "e", "f", "g"],
+                     "post_context": ["h", "i", "j", "k", "l"]}
 
 
 def test_python_stack_trace_reads_like_a_python_traceback() -> None:

@@ -57,6 +57,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "ledger.daemons.gateway.routes.projects",
     "ledger.daemons.gateway.routes.logs",
     "ledger.daemons.gateway.routes.errors",
+    "ledger.daemons.gateway.routes.sentry",
 )
 
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0
@@ -111,7 +112,7 @@ def create_app(
     app.openapi = _openapi(app, doc_models)  # type: ignore[method-assign]
     responses.install(app)
     lean = [route for module in modules for route in getattr(module, "LEAN_ROUTES", ())]
-    app.add_middleware(BodyLimitMiddleware, own_caps=[route.path for route in lean])
+    app.add_middleware(BodyLimitMiddleware, own_caps=lean)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
     hot_paths.install(app, lean)  # after the concerns above: the lean routes get them all
     return app

@@ -9,9 +9,10 @@ it arrives and refused (413) as soon as it passes the cap.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Sequence
 
 import orjson
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import PayloadTooLargeError
@@ -21,16 +22,17 @@ DEFAULT_MAX_BYTES = 64 * 1024
 
 
 class BodyLimitMiddleware:
-    """Refuses request bodies over ``max_bytes`` (413), except on ``own_caps`` paths."""
+    """Refuses request bodies over ``max_bytes`` (413), except on the paths of ``own_caps``
+    (routes that read and cap their bodies themselves; path parameters match as they do)."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 own_caps: Collection[str] = ()) -> None:
+                 own_caps: Sequence[Route] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.own_caps = frozenset(own_caps)
+        self._own_caps = [route.path_regex for route in own_caps]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.own_caps:
+        if scope["type"] != "http" or any(p.match(scope["path"]) for p in self._own_caps):
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from ledger.daemons.gateway.edge.body_limit import DEFAULT_MAX_BYTES
+from ledger.daemons.gateway.edge.body_limit import DEFAULT_MAX_BYTES, BodyLimitMiddleware
 from tests.integration.test_gateway import MAX_BODY, Env, log
 from tests.integration.test_gateway import env as env  # the in-process gateway fixture
 
@@ -49,3 +54,22 @@ async def test_the_ingest_routes_keep_their_own_larger_cap(env: Env) -> None:
     assert DEFAULT_MAX_BYTES < len(body) < MAX_BODY
     response = await env.post("/api/v1/ingest/batch", body)
     assert response.status_code == 202, response.text
+
+
+async def test_routes_that_cap_their_own_bodies_are_matched_by_their_path_pattern() -> None:
+    """Lean routes with path parameters (Sentry's ``/api/{project:int}/envelope/``) keep
+    their own cap; a path next to them does not."""
+
+    async def echo(request: Request) -> Response:
+        return Response(str(len(await request.body())))
+
+    envelope = Route("/api/{project:int}/envelope/", echo, methods=["POST"])
+    app = BodyLimitMiddleware(Starlette(routes=[envelope, Route("/api/other", echo,
+                                                                methods=["POST"])]),
+                              own_caps=[envelope])
+    body = b"x" * OVER
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://gateway") as http:
+        own = await http.post("/api/42/envelope/", content=body)
+        assert (own.status_code, own.text) == (200, str(OVER))
+        assert (await http.post("/api/other", content=body)).status_code == 413

@@ -7,7 +7,9 @@
 
 Malformed keys are refused locally. Revoked key ids arrive over pub/sub and leave the memory
 cache at once; when that subscription drops, the memory cache is cleared (a revocation may
-have been missed). Repeated failures from one client address are throttled.
+have been missed). A revocation generation guards the race where an identity read from Redis
+or auth just before a revocation would land in memory just after its drop: a lookup that
+spans a revocation is answered but not cached. Repeated failures from one client address are throttled.
 """
 
 from __future__ import annotations
@@ -106,6 +108,11 @@ class KeyValidator:
         self.failure_limit = failure_limit
         self.failure_window_seconds = failure_window_seconds
         self.subscribed = asyncio.Event()
+        # Bumped by every revocation (and every lost subscription): an identity looked up
+        # before a bump may belong to a key revoked meanwhile, so it is not cached.
+        self.generation = 0
+        #: Called with each revoked key id (the live streams of that key end).
+        self.revocation_listeners: list[Callable[[str], None]] = []
 
     async def validate(self, full_key: str, client: str) -> KeyIdentity:
         """The identity of ``full_key``, presented by ``client`` (its address).
@@ -124,12 +131,14 @@ class KeyValidator:
             return identity
         self.metrics.key_lookup("memory", False)
         parse_key(full_key)  # malformed: 401 here, no Redis, no RPC
+        generation = self.generation
         await self._check_throttle(client)
         identity = await cached_identity(self.redis, full_key)
         self.metrics.key_lookup("redis", identity is not None)
         if identity is None:
             identity = await self._ask_auth(full_key, client)
-        self.cache.put(digest, identity)
+        if self.generation == generation:
+            self.cache.put(digest, identity)
         return identity
 
     async def _ask_auth(self, full_key: str, client: str) -> KeyIdentity:
@@ -181,17 +190,22 @@ class KeyValidator:
             try:
                 await pubsub.subscribe(bus.KEY_REVOKED_CHANNEL)
                 self.cache.clear()  # anything revoked while we were not listening goes too
+                self.generation += 1
                 self.subscribed.set()
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
                     data = message["data"]
                     key_id = data.decode() if isinstance(data, bytes) else str(data)
+                    self.generation += 1
                     dropped = self.cache.drop_key_id(key_id)
                     logger.debug("key %s revoked; dropped %d cached entries", key_id, dropped)
+                    for listener in self.revocation_listeners:
+                        listener(key_id)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 self.subscribed.clear()
                 self.cache.clear()
+                self.generation += 1
                 logger.warning("lost the key revocation channel (%s); resubscribing", exc)
                 await asyncio.sleep(RESUBSCRIBE_SECONDS)
             finally:

@@ -57,6 +57,7 @@ from ledger.daemons.gateway.live.events import (
 )
 from ledger.daemons.gateway.live.hub import Hub, Subscription
 from ledger.daemons.gateway.live.preferences import account_preferences
+from ledger.daemons.gateway.live.revocations import StreamCredentials
 from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway, get_gateway
 from ledger.errors import InvalidInputError, RateLimitedError
@@ -79,6 +80,7 @@ class Live:
     """The gateway's live state: its hub and who holds how many streams."""
 
     hub: Hub
+    credentials: StreamCredentials
     heartbeat_seconds: float = HEARTBEAT_SECONDS
     max_streams: int = 20  # per API key or account (LEDGER_GATEWAY_MAX_LIVE_STREAMS)
     streams: Counter[str] | None = None
@@ -112,12 +114,16 @@ async def open_live(gateway: Gateway) -> AsyncIterator[Live]:
         await gateway.closing.wait()
         hub.close_subscriptions()
 
-    live = Live(hub, max_streams=gateway.settings.gateway_max_live_streams)
+    credentials = StreamCredentials(gateway.redis)
+    gateway.keys.revocation_listeners.append(credentials.key_revoked)
+    live = Live(hub, credentials, max_streams=gateway.settings.gateway_max_live_streams)
     helpers = [asyncio.create_task(end_streams_on_close(), name="gateway-live-closer"),
-               asyncio.create_task(_beat(live), name="gateway-live-heartbeat")]
+               asyncio.create_task(_beat(live), name="gateway-live-heartbeat"),
+               asyncio.create_task(credentials.run(), name="gateway-live-credentials")]
     try:
         yield live
     finally:
+        gateway.keys.revocation_listeners.remove(credentials.key_revoked)
         for task in helpers:
             task.cancel()
         for task in helpers:
@@ -241,6 +247,7 @@ async def _open_stream(request: Request, feed: Feed, principal: Principal, proje
     try:
         stack.enter_context(live.claim(_owner(principal)))
         sub = await stack.enter_async_context(live.hub.subscribe(feed, targets))
+        stack.enter_context(live.credentials.watch(principal, sub))
         replay = await sub.start(resume)
     except BaseException:
         await stack.aclose()

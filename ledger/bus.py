@@ -84,9 +84,13 @@ def rate_counter(key_id: str, window: str, bucket: int) -> str:
     return f"ledger:{{key:{key_id}}}:rl:{window}:{bucket}"
 
 
-def auth_failures(client: str) -> str:
-    """Failed key checks from one client address (throttling guessers)."""
-    return f"ledger:auth-failures:{client}"
+def auth_failures(client: str, key_id: str) -> str:
+    """Failed checks of one key id from one client address (throttling guessers).
+
+    Per key id, so that one address guessing (or a proxy relaying guesses) cannot lock the
+    other keys used from that address out.
+    """
+    return f"ledger:auth-failures:{client}:{key_id}"
 
 
 # Revoked key ids are published here; every gateway drops its in-process copy.

@@ -1,4 +1,5 @@
-"""Server interceptors: the internal token on every call (unary and streaming alike), and\nLedgerError -> status."""
+"""Server interceptors: the internal token on every call (unary and streaming alike), and
+LedgerError -> status."""
 
 from __future__ import annotations
 

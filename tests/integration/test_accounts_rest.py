@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -124,6 +125,21 @@ async def test_failed_logins_are_throttled_per_email_and_address(rest: Rest) -> 
                                      json={"email": other, "password": "the right password"})
     assert "too many failed logins" in detail(refused, 429)
     assert 0 < int(refused.headers["Retry-After"]) <= 60
+
+
+async def test_concurrent_guesses_cannot_pass_the_throttle_together(rest: Rest) -> None:
+    victim = f"rush-{uuid.uuid4().hex[:6]}@example.com"
+    await rest.register(victim, password="the right password")
+    guesses = [{"email": victim, "password": f"wrong guess {i}"} for i in range(15)]
+    guesses.insert(7, {"email": victim, "password": "the right password"})
+    async with client_at(rest, "203.0.113.8") as guesser:
+        answers = await asyncio.gather(*(guesser.post("/api/v1/accounts/login", json=body)
+                                         for body in guesses))
+    statuses = [answer.status_code for answer in answers]
+    # Each attempt reserved its try before bcrypt: only the limit's worth were checked.
+    checked = statuses.count(401) + statuses.count(200)
+    assert checked == throttles.EMAIL_FAILURE_LIMIT, statuses
+    assert statuses.count(429) == len(guesses) - throttles.EMAIL_FAILURE_LIMIT, statuses
 
 
 async def test_refresh_rotates_and_reuse_closes_the_session(rest: Rest) -> None:

@@ -330,7 +330,7 @@ async def _ends(lines: AsyncIterator[str]) -> list[str]:
 
 
 async def test_a_revoked_key_ends_its_open_streams(env: Env) -> None:
-    auth, created = await account(env, "revoker@example.com", ("gamma",))
+    auth, _ = await account(env, "revoker@example.com", ("gamma",))
     key = env.keys["gamma"]
     tail, tail_lines = await _open_until_connected(env.http, "/api/v1/logs/tail",
                                                    {"X-API-Key": key})

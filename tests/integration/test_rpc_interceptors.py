@@ -15,7 +15,7 @@ import pytest
 from ledger.errors import NotFoundError
 from ledger.rpc.interceptors import TOKEN_KEY, InternalTokenInterceptor
 
-TOKEN = "s3cret-internal"  # noqa: S105 (a test token)
+TOKEN = "s3cret-internal"
 
 
 async def _unary_unary(request: bytes, context: Any) -> bytes:

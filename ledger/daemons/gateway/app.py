@@ -81,7 +81,7 @@ def create_app(
         settings: needs ``redis_url`` and ``internal_token``; daemon addresses from it.
         breaker: the circuit breaker around auth (tests pass one with a short cooldown).
         rate_windows: lengths in seconds of the "minute" and "hour" windows (tests shorten).
-        auth_failure_limit: refused key checks per client address before it is throttled.
+        auth_failure_limit: refused checks of one key id from one address before a 429.
     """
     metrics = Metrics()
     breaker = breaker or CircuitBreaker("auth")

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from ledger.daemons.gateway.edge import throttles
 from ledger.daemons.gateway.edge.access import RequireAccount
 from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal, token_body
+from ledger.daemons.gateway.edge.client_address import client_address
 from ledger.daemons.gateway.routes.responses import json_response, model_body
 from ledger.daemons.gateway.schemas.accounts import (
     AccountOut,
@@ -63,14 +64,16 @@ async def login(request: Request, body: LoginRequest) -> Response:
     refused with 429 and ``Retry-After`` until the window ends.
     """
     gateway: Gateway = request.app.state.gateway
-    client = request.client.host if request.client is not None else "unknown"
-    await throttles.check(gateway.redis, body.email, client)
+    client = client_address(request)
+    await throttles.reserve(gateway.redis, body.email, client)
     try:
         found = await gateway.auth.login_account(body.email, body.password)
     except AuthenticationError:
-        await throttles.record_failure(gateway.redis, body.email, client)
+        raise  # the reserved failure stays counted
+    except BaseException:
+        await throttles.released(gateway.redis, body.email, client)
         raise
-    await throttles.record_success(gateway.redis, body.email)
+    await throttles.succeeded(gateway.redis, body.email, client)
     return json_response(await _start_session(gateway, found.id))
 
 

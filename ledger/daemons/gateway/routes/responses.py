@@ -4,6 +4,7 @@
   5xx answers say only the class's generic message: what failed inside stays in the log.
 - ``RequestValidationError`` (query/path/header parameters) → 422 with a readable sentence.
 - Redis connection errors and timeouts → 503, like any unavailable dependency.
+- A NUL in the URL → 400 (``NulInUrlMiddleware``), before any route looks it up.
 - Anything else → 500 ``{"detail": "internal error"}``, logged once with its traceback, by
   ``InternalErrorMiddleware`` (Starlette's own handler would re-raise it after answering).
 
@@ -153,10 +154,32 @@ class InternalErrorMiddleware:
             await send({"type": "http.response.body", "body": body})
 
 
+class NulInUrlMiddleware:
+    """Answers 400 for a NUL (``%00``) in the path or the query string.
+
+    No route takes one (ids, slugs, filters), and PostgreSQL text cannot hold it: refusing it
+    once here keeps every lookup behind the gateway from failing on it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+                "\x00" in scope["path"] or b"%00" in scope["query_string"]):
+            where = "path" if "\x00" in scope["path"] else "query string"
+            response = error_response(
+                400, f"the {where} contains a NUL character (%00), which no parameter allows")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers and the 500 middleware on ``app``."""
     app.add_exception_handler(LedgerError, ledger_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(RedisConnectionError, redis_error_handler)
     app.add_exception_handler(RedisTimeoutError, redis_error_handler)
+    app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(InternalErrorMiddleware)

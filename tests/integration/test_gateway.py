@@ -144,7 +144,8 @@ async def test_health_answers_without_auth(env: Env) -> None:
 
 
 async def test_deep_health_checks_redis_both_databases_and_every_daemon(env: Env) -> None:
-    response = await env.http.get("/health/deep")
+    operator = {"X-Ledger-Internal-Token": str(env.settings.internal_token)}
+    response = await env.http.get("/health/deep", headers=operator)
     assert response.status_code == 503  # query is not running
     checks = response.json()["checks"]
     assert checks["redis"] == "ok"
@@ -157,7 +158,8 @@ async def test_deep_health_checks_redis_both_databases_and_every_daemon(env: Env
         query_listen=f"127.0.0.1:{query_port}"))
     try:
         deadline = time.monotonic() + 5  # the gateway's channel reconnects within its backoff
-        while (response := await env.http.get("/health/deep")).status_code != 200:
+        while (response := await env.http.get("/health/deep",
+                                              headers=operator)).status_code != 200:
             assert time.monotonic() < deadline, response.text
             await asyncio.sleep(0.1)
         body = response.json()

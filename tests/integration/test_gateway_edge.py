@@ -1,23 +1,32 @@
-"""Who is calling (issue 9, items 12 and 15): client addresses, key-failure throttles, the
-breaker's state, revocations racing the caches.
+"""Who is calling (issue 9, items 12, 14 and 15): client addresses, key-failure throttles,
+/health/deep, the breaker's state, revocations racing the caches.
 
 Over the gateway app of ``test_gateway`` (real auth and ingest daemons, real Redis).
 """
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+import time
+from typing import Any
 
-from ledger import bus
+import httpx
+import psycopg
+from psycopg import sql
+
+from ledger import __version__, bus
 from ledger.core import api_keys
+from ledger.daemons import auth as auth_daemon
 from ledger.daemons.gateway import create as create_gateway_daemon
 from ledger.daemons.gateway.app import create_app
+from ledger.daemons.gateway.edge.breaker import BreakerState
 from ledger.daemons.gateway.edge.client_address import forwarded_client
 from tests.integration.test_gateway import (
     CLIENT_IP,
     Env,
     assert_error,
     log,
+    start_daemon,
 )
 from tests.integration.test_gateway import env as env
 
@@ -92,3 +101,99 @@ async def test_the_http_server_does_not_rewrite_the_peer_from_x_forwarded_for(
         await daemon.stop()
     assert await env.redis.exists(bus.login_failures_client("127.0.0.1"))
     assert not await env.redis.exists(bus.login_failures_client("192.0.2.77"))
+
+
+# -- /health/deep and the breaker (item 14, 15) ----------------------------------------------
+
+
+async def test_deep_health_tells_the_public_only_the_status(env: Env) -> None:
+    for headers in ({}, {"X-Ledger-Internal-Token": "not the token"}):
+        response = await env.http.get("/health/deep", headers=headers)
+        assert response.status_code == 503  # query is not running
+        assert response.json() == {"status": "unavailable", "version": __version__}
+    operator = {"X-Ledger-Internal-Token": str(env.settings.internal_token)}
+    body = (await env.http.get("/health/deep", headers=operator)).json()
+    assert body["checks"]["query"].startswith("unavailable at 127.0.0.1:")
+    assert body["breakers"] == {"auth": "closed"}
+
+
+async def test_a_database_outage_is_the_databases_not_the_daemons(env: Env) -> None:
+    auth_db = psycopg.conninfo.conninfo_to_dict(str(env.settings.auth_database_url))["dbname"]
+    admin = await psycopg.AsyncConnection.connect(
+        str(env.settings.auth_database_url).rsplit("/", 1)[0] + "/postgres", autocommit=True)
+    operator = {"X-Ledger-Internal-Token": str(env.settings.internal_token)}
+    try:
+        # The auth database goes away: no new connection, every open one cut.
+        await admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(
+            sql.Identifier(auth_db)))
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = %s AND pid <> pg_backend_pid()", (auth_db,))
+        response = await env.http.get("/health/deep", headers=operator)
+        checks = response.json()["checks"]
+        assert response.status_code == 503
+        assert checks["auth"] == "ok", checks  # the daemon answered, within the budget
+        assert checks["auth.postgres"].startswith("error"), checks
+        assert checks["auth.redis"] == "ok" and checks["ingest"] == "ok", checks
+    finally:
+        await admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(
+            sql.Identifier(auth_db)))
+        await admin.close()
+
+
+async def test_the_breaker_closes_by_itself_once_auth_is_back(env: Env) -> None:
+    await env.daemons["auth"].stop()
+    never_seen = await env.new_key()
+    while env.gateway.keys.breaker.state is not BreakerState.OPEN:
+        assert_error(await env.post(SINGLE, log(), key=never_seen), 503)
+    operator = {"X-Ledger-Internal-Token": str(env.settings.internal_token)}
+    shown = (await env.http.get("/health/deep", headers=operator)).json()
+    assert shown["breakers"]["auth"] in ("open", "half_open")
+    port = int(env.settings.auth_addr.rsplit(":", 1)[1])
+    env.daemons["auth"] = await start_daemon(auth_daemon, env.settings.with_overrides(
+        auth_listen=f"127.0.0.1:{port}"))
+    # No request comes by: the gateway's own probe closes the circuit.
+    deadline = time.monotonic() + 15
+    while env.gateway.keys.breaker.state is not BreakerState.CLOSED:
+        assert time.monotonic() < deadline, "the breaker stayed open with auth back"
+        await asyncio.sleep(0.1)
+    assert (await env.post(SINGLE, log(), key=never_seen)).status_code == 202
+
+
+class _PausingAuth:
+    """The real auth client, held after its answer until the test releases it."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.answered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def validate_api_key(self, full_key: str, **kwargs: Any) -> Any:
+        identity = await self.real.validate_api_key(full_key, **kwargs)
+        self.answered.set()
+        await self.release.wait()
+        return identity
+
+
+async def test_a_revocation_during_a_lookup_is_not_undone_by_the_cache(env: Env) -> None:
+    keys = env.gateway.keys
+    key = await env.new_key()  # in no cache yet: its check goes to auth
+    paused = _PausingAuth(keys.auth)
+    keys.auth = paused  # type: ignore[assignment]
+    try:
+        first = asyncio.create_task(env.post(SINGLE, log(), key=key))
+        await asyncio.wait_for(paused.answered.wait(), 10)
+        # auth said "valid"; before the gateway caches it, the key is revoked everywhere.
+        generation = keys.generation
+        await api_keys.revoke_key(env.conn, env.redis, api_keys.parse_key(key)[0])
+        deadline = time.monotonic() + 10
+        while keys.generation == generation:  # the revocation reached this gateway
+            assert time.monotonic() < deadline, "the revocation never arrived"
+            await asyncio.sleep(0.02)
+        paused.release.set()
+        assert (await first).status_code == 202  # answered before the revocation
+    finally:
+        keys.auth = paused.real
+    assert_error(await env.post(SINGLE, log(), key=key), 401)

@@ -143,3 +143,8 @@ def login_failures_email(email_sha256: str) -> str:
 def login_failures_client(client: str) -> str:
     """Failed logins from one client address, whatever the emails tried."""
     return f"ledger:login-failures:client:{client}"
+
+
+def registrations_client(client: str) -> str:
+    """Registrations from one client address (each costs a bcrypt hash)."""
+    return f"ledger:registrations:client:{client}"

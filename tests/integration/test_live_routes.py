@@ -202,13 +202,33 @@ async def test_too_many_streams_of_one_key_are_refused_until_one_closes(env: Env
     assert "too many live streams" in response.json()["detail"]
     await first.aclose()
     deadline = time.monotonic() + 5
-    while env.live.streams and sum(env.live.streams.values()) > 1:
+    owner = f"API key:{api_keys.parse_key(env.keys['alpha'])[0]}"
+    while env.live.streams and env.live.streams[owner] > 1:
         assert time.monotonic() < deadline, "a closed stream must release its slot"
         await asyncio.sleep(0.02)
     third = env.source("/api/v1/notifications/stream").stream()
     await connected(third)
     await second.aclose()
     await third.aclose()
+
+
+async def test_more_keys_of_a_project_do_not_buy_more_streams(env: Env) -> None:
+    env.live.max_streams = 2
+    _, second_key = await api_keys.create_key(env.conn, env.project_ids["alpha"], "second")
+    first = env.source("/api/v1/logs/tail").stream()
+    second = EventSource(f"{env.url}/api/v1/logs/tail", headers={"X-API-Key": second_key},
+                         retry_seconds=0.05).stream()
+    await connected(first)
+    await connected(second)
+    _, third_key = await api_keys.create_key(env.conn, env.project_ids["alpha"], "third")
+    response = await env.http.get("/api/v1/logs/tail", headers={"X-API-Key": third_key})
+    assert response.status_code == 429
+    assert "too many live streams open for this project" in response.json()["detail"]
+    # Another project's key is not affected.
+    other = env.source("/api/v1/logs/tail", slug="beta").stream()
+    await connected(other)
+    for stream in (first, second, other):
+        await stream.aclose()
 
 
 async def test_heartbeats_keep_an_idle_stream_alive(env: Env) -> None:

@@ -23,6 +23,10 @@ EMAIL_FAILURE_LIMIT = 10
 # address from spraying guesses over many accounts.
 CLIENT_FAILURE_LIMIT = 50
 FAILURE_WINDOW_SECONDS = 15 * 60
+# Each registration costs a bcrypt hash and an account row: a person registers a handful of
+# accounts at most, a script thousands.
+REGISTRATION_LIMIT = 10
+REGISTRATION_WINDOW_SECONDS = 10 * 60
 
 
 def _email_key(email: str) -> str:
@@ -45,16 +49,30 @@ return 0
 """
 
 
-async def _reserve(redis: aioredis.Redis, name: str, limit: int) -> int:
-    answer = await redis.eval(_RESERVE, 1, name, limit, FAILURE_WINDOW_SECONDS)
+async def _reserve(redis: aioredis.Redis, name: str, limit: int,
+                   window: int = FAILURE_WINDOW_SECONDS) -> int:
+    answer = await redis.eval(_RESERVE, 1, name, limit, window)
     return int(answer)
 
 
-def _refusal(wait: int) -> RateLimitedError:
+def _refusal(wait: int, what: str = "failed logins",
+             window: int = FAILURE_WINDOW_SECONDS) -> RateLimitedError:
     # wait < 0 only if the counter lost its TTL: wait a whole window.
-    seconds = wait if wait > 0 else FAILURE_WINDOW_SECONDS
-    return RateLimitedError(f"too many failed logins: try again in {seconds} seconds",
+    seconds = wait if wait > 0 else window
+    return RateLimitedError(f"too many {what}: try again in {seconds} seconds",
                             retry_after=seconds)
+
+
+async def reserve_registration(redis: aioredis.Redis, client: str) -> None:
+    """Count one registration from ``client``; refuse past ``REGISTRATION_LIMIT`` a window.
+
+    Raises:
+        RateLimitedError: too many registrations from this address (429, ``Retry-After``).
+    """
+    wait = await _reserve(redis, bus.registrations_client(client), REGISTRATION_LIMIT,
+                          REGISTRATION_WINDOW_SECONDS)
+    if wait:
+        raise _refusal(wait, "registrations from this address", REGISTRATION_WINDOW_SECONDS)
 
 
 async def reserve(redis: aioredis.Redis, email: str, client: str) -> None:

@@ -45,10 +45,12 @@ async def _start_session(gateway: Gateway, account_id: str) -> dict[str, Any]:
 
 @router.post("/register", status_code=201, response_model=TokenResponse,
              responses={400: error_doc("Invalid email or too short a password"),
-                        409: error_doc("An account with this email exists")})
+                        409: error_doc("An account with this email exists"),
+                        429: error_doc("Too many registrations from this address")})
 async def register(request: Request, body: RegisterRequest) -> Response:
-    """Create an account and log it in."""
+    """Create an account and log it in. At most 10 registrations per address in 10 minutes."""
     gateway: Gateway = request.app.state.gateway
+    await throttles.reserve_registration(gateway.redis, client_address(request))
     created = await gateway.auth.register_account(body.email, body.password, body.name)
     return json_response(await _start_session(gateway, created.id), 201)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -154,6 +156,32 @@ class InternalErrorMiddleware:
             await send({"type": "http.response.body", "body": body})
 
 
+def _documented_methods(app: Any, path: str) -> set[str]:
+    """Every method the OpenAPI document lists for a path matching ``path``."""
+    methods: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {method.upper() for method in operations}
+    return methods
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors (404, 405, ...) as ``{"detail": ...}``; a 405's ``Allow`` lists
+    every method of the path.
+
+    Starlette answers a 405 from the first route whose path matches, with that route's
+    methods only: ``GET /projects`` said ``Allow: GET`` although ``POST`` works too.
+    """
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        methods = _documented_methods(request.app, request.url.path)
+        if methods:
+            headers["Allow"] = ", ".join(sorted(methods))
+    return error_response(exc.status_code, str(exc.detail), headers or None)
+
+
 class NulInUrlMiddleware:
     """Answers 400 for a NUL (``%00``) in the path or the query string.
 
@@ -179,6 +207,7 @@ def install(app: FastAPI) -> None:
     """Register the handlers and the 500 middleware on ``app``."""
     app.add_exception_handler(LedgerError, ledger_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RedisConnectionError, redis_error_handler)
     app.add_exception_handler(RedisTimeoutError, redis_error_handler)
     app.add_middleware(NulInUrlMiddleware)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import urllib.parse
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -195,12 +196,22 @@ class NulInUrlMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (
                 "\x00" in scope["path"] or b"%00" in scope["query_string"]):
-            where = "path" if "\x00" in scope["path"] else "query string"
-            response = error_response(
-                400, f"the {where} contains a NUL character (%00), which no parameter allows")
+            response = error_response(400, f"{_where_nul(scope)} contains a NUL character"
+                                           " (%00), which no parameter allows")
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _where_nul(scope: Scope) -> str:
+    """Which part of the URL holds the NUL: the path, or the query parameter, by name."""
+    if "\x00" in scope["path"]:
+        return "the path"
+    query = scope["query_string"].decode("latin-1")
+    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        if "\x00" in value or "\x00" in name:
+            return f"query parameter {name.replace(chr(0), '')[:100]!r}"
+    return "the query string"
 
 
 def install(app: FastAPI) -> None:

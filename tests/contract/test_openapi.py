@@ -76,9 +76,10 @@ def _document() -> dict[str, Any]:
     return create_app(Settings(redis_url="redis://unused", internal_token="unused")).openapi()
 
 
-# OTLP's protobuf bodies are bytes like any binary body: sent as generated (random bytes
-# are malformed protobuf, which must be a documented 4xx).
-schemathesis.serializer.alias("application/x-protobuf", "application/octet-stream")
+# OTLP's protobuf bodies and Sentry's envelopes are bytes like any binary body: sent as
+# generated (random bytes are a malformed body, which must be a documented 4xx).
+schemathesis.serializer.alias(["application/x-protobuf", "application/x-sentry-envelope"],
+                              "application/octet-stream")
 
 #: Positive and negative cases, the coverage phase (boundary values, missing fields, methods
 #: the document does not list) and a few fuzzed ones, all from one seed.

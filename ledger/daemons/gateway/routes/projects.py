@@ -106,7 +106,8 @@ async def get_quota(request: Request, ref: str,
 
 
 @router.post("/projects/{ref}/api-keys", status_code=201, response_model=ApiKeyCreated,
-             responses=RESPONSES)
+             responses={**RESPONSES,
+                        409: error_doc("The project has 100 active keys: revoke one first")})
 async def create_key(request: Request, ref: str, body: ApiKeyCreate,
                      account: AccountPrincipal = Depends(require_account)) -> Response:
     """Create an API key for the project; the full key is in this answer only."""

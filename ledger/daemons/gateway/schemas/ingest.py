@@ -173,6 +173,10 @@ class HealthResponse(BaseModel):
 class DeepHealthResponse(BaseModel):
     status: str = Field(..., description="`ok`, or `unavailable` when any check failed.")
     version: str
-    checks: dict[str, str] = Field(
-        ..., description="`ok` or what is wrong, per dependency: `redis`, each daemon, and"
-                         " each daemon's own checks as `<daemon>.<check>`.")
+    checks: dict[str, str] | None = Field(
+        None, description="Operators only (`X-Ledger-Internal-Token`): `ok` or what is wrong,"
+                          " per dependency: `redis`, each daemon (`ok` when it answers), and"
+                          " each daemon's own checks as `<daemon>.<check>`.")
+    breakers: dict[str, str] | None = Field(
+        None, description="Operators only: each circuit breaker's state (`closed`, `open`,"
+                          " `half_open`), e.g. `auth`.")

@@ -139,3 +139,11 @@ def login_failures_email(email_sha256: str) -> str:
 def login_failures_client(client: str) -> str:
     """Failed logins from one client address, whatever the emails tried."""
     return f"ledger:login-failures:client:{client}"
+
+
+# -- browser view stream tickets -----------------------------------------------------------------
+
+
+def stream_ticket_used(account_id: str, nonce: str) -> str:
+    """Exists once a stream ticket has opened a stream: a ticket is good for one stream only."""
+    return f"ledger:{{acct:{account_id}}}:stream-ticket-used:{nonce}"

@@ -37,6 +37,7 @@ from starlette.responses import StreamingResponse
 from ledger.core.events import LEVELS, LOG_TYPES
 from ledger.daemons.gateway.access import not_found
 from ledger.daemons.gateway.deps import AUTH_RESPONSES, ApiKeyPrincipal, Principal, RequirePrincipal
+from ledger.daemons.gateway.edge.stream_tickets import StreamPrincipal, TicketPrincipal
 from ledger.daemons.gateway.hub import Hub, Subscription
 from ledger.daemons.gateway.live_events import (
     NOTIFICATIONS,
@@ -294,7 +295,7 @@ _CURSOR_HEADER = Header(None, alias="Last-Event-ID",
             responses=_SSE_DOC)
 async def notifications_stream(
     request: Request,
-    principal: Principal = Depends(RequirePrincipal("read")),
+    principal: Principal = Depends(StreamPrincipal()),
     project_id: str | None = _PROJECT,
     level: str | None = _LEVEL,
     log_type: str | None = _LOG_TYPE,
@@ -308,7 +309,10 @@ async def notifications_stream(
     `error_fingerprint`, `stack_trace`, `attributes`, `environment`, `release`), `skipped`
     (`count` events this client will not get, and why) and `heartbeat` every 15 s.
     Reconnect with `Last-Event-ID` to receive what was missed (the newest 1 000 are kept).
+    Browsers authenticate with `ticket` instead of a header (one project, one stream, 60 s).
     """
+    if isinstance(principal, TicketPrincipal):
+        project_id = principal.narrow(project_id)
     return await _open_stream(request, NOTIFICATIONS, principal, project_id, level, log_type,
                               last_event_id_header or last_event_id)
 

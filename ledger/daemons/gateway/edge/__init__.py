@@ -1,0 +1,1 @@
+"""Who is calling: principals, key cache, breaker, rate limits, throttles, sessions, tickets."""

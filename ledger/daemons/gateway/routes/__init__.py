@@ -1,0 +1,1 @@
+"""One module per resource of the REST API (and the browser view's pages)."""

@@ -87,8 +87,8 @@ class Web:
         email = f"{uuid.uuid4().hex[:10]}@example.com"
         slug = slug or f"shop-{uuid.uuid4().hex[:6]}"
         with httpx.Client(base_url=self.url, timeout=10) as http:
-            tokens = http.post("/api/v1/accounts/register",
-                               json={"email": email, "password": PASSWORD}).raise_for_status().json()
+            tokens = http.post("/api/v1/accounts/register", json={
+                "email": email, "password": PASSWORD}).raise_for_status().json()
             bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
             project = http.post("/api/v1/projects", headers=bearer,
                                 json={"name": slug.title(), "slug": slug}).raise_for_status().json()
@@ -113,6 +113,25 @@ class Web:
         answer = httpx.post(f"{url or self.url}/api/v1/ingest/single", json=body,
                             headers={"X-API-Key": user.key}, timeout=10)
         assert answer.status_code == 202, answer.text
+
+    def wait_for_group(self, user: User, timeout: float = 20.0) -> dict[str, Any]:
+        """The newest error group of the user's project, once the writers stored one."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.url, headers={"X-API-Key": user.key}) as http:
+            while time.monotonic() < deadline:
+                groups = http.get("/api/v1/error-groups").raise_for_status().json()
+                if groups["error_groups"]:
+                    return dict(groups["error_groups"][0])
+                time.sleep(0.1)
+        raise AssertionError("no error group was stored")
+
+    def wait_for_logs(self, user: User, count: int, timeout: float = 20.0) -> None:
+        """Until the writers stored ``count`` logs of the user's project."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.url, headers={"X-API-Key": user.key}) as http:
+            while http.get("/api/v1/logs").raise_for_status().json()["total"] < count:
+                assert time.monotonic() < deadline, f"fewer than {count} logs were stored"
+                time.sleep(0.1)
 
     def spare_gateway(self) -> SpareGateway:
         return SpareGateway(self.stack)

@@ -52,6 +52,11 @@ async function loadProjects() {
   return projects;
 }
 
+// The first page drawn and usable: what bench/bench_web.py reads as time to interactive.
+function markInteractive() {
+  if (!performance.getEntriesByName("ledger:interactive").length) performance.mark("ledger:interactive");
+}
+
 async function render() {
   const mine = ++generation;
   if (cleanup) { try { cleanup(); } catch { /* a page's own teardown */ } cleanup = null; }
@@ -63,6 +68,7 @@ async function render() {
       header(null, null);
       if (path !== "/signin") history.replaceState(null, "", `/signin?next=${encodeURIComponent(location.pathname + location.search)}`);
       signInPage(main, { next: params.get("next"), onSignedIn: (next) => { projects = null; navigate(next || "/", { replace: true }); } });
+      markInteractive();
       return;
     }
     const list = await loadProjects();
@@ -82,6 +88,7 @@ async function render() {
       const done = await page(main, { project, params, id: match[2], navigate, stale: () => mine !== generation });
       if (mine !== generation) { if (typeof done === "function") done(); return; }
       cleanup = typeof done === "function" ? done : null;
+      markInteractive();
       return;
     }
     header(null, null);

@@ -23,6 +23,13 @@ async function sparkData(project) {
   return { byPrint, partial: page.has_more };
 }
 
+// The title usually starts with the error type already ("KeyError: 'sku'"); never say it twice.
+function heading(group) {
+  const type = group.error_type || group.log_type;
+  if (group.title.startsWith(type)) return [h("strong", null, type), group.title.slice(type.length)];
+  return [h("strong", null, type), ": ", group.title];
+}
+
 function statusBadge(status) { return h("span", { class: `status status-${status}` }, status); }
 
 export async function errorsPage(main, { project, params, navigate, stale }) {
@@ -51,7 +58,7 @@ export async function errorsPage(main, { project, params, navigate, stale }) {
 
   const rows = page.error_groups.map((group) => h("li", null,
     h("a", { href: `/p/${project.slug}/errors/${group.id}`, class: "group", "data-row": "", "data-error": "1" },
-      h("span", { class: "title" }, level(group.level), " ", h("strong", null, group.error_type || group.log_type), " ", group.title),
+      h("span", { class: "title" }, level(group.level), " ", heading(group)),
       sparkline(hourly(spark.byPrint.get(group.fingerprint) || []), { label: `events per hour, last 24 h` }),
       h("span", { class: "count" }, group.event_count.toLocaleString()),
       h("span", { class: "seen" }, time(group.last_seen)),
@@ -75,10 +82,15 @@ const FRAME = /^\s*(File "|at |from |[\w./-]+\.(go|rb):\d+)|^\S+\.go:\d+|^\s+\S+
 
 export function stackTrace(text) {
   if (!text) return h("p", { class: "muted" }, "This event has no stack trace.");
+  let previousInApp = false;
   const lines = text.split("\n").map((line) => {
     const frame = FRAME.test(line);
     const inApp = frame && !NOT_IN_APP.test(line);
-    return h("span", { class: frame ? (inApp ? "line frame in-app" : "line frame") : "line" }, line, "\n");
+    // Python prints the frame's source line under it: it belongs to the same frame.
+    const source = !frame && previousInApp && /^\s{3,}\S/.test(line);
+    previousInApp = inApp;
+    const css = frame ? (inApp ? "line frame in-app" : "line frame") : source ? "line source in-app" : "line";
+    return h("span", { class: css }, line, "\n");
   });
   return h("pre", { class: "trace", tabindex: "0", "aria-label": "Stack trace; in-app frames are highlighted" }, lines);
 }
@@ -133,7 +145,7 @@ export async function groupPage(main, { project, id, stale }) {
     document.title = `${current.title} · Ledger`;
     clear(main,
       h("p", { class: "crumbs" }, h("a", { href: `/p/${project.slug}/errors` }, "Error groups"), " / "),
-      h("div", { class: "bar" }, h("h1", { class: "group-title" }, level(current.level), " ", current.error_type || current.log_type, ": ", current.title), statusBadge(current.status)),
+      h("div", { class: "bar" }, h("h1", { class: "group-title" }, level(current.level), " ", heading(current)), statusBadge(current.status)),
       h("div", { class: "facts" },
         h("span", null, h("strong", null, current.event_count.toLocaleString()), " events"),
         h("span", null, "first seen ", time(current.first_seen)),

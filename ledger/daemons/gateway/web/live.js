@@ -47,6 +47,7 @@ export class LiveStream {
       // until the replayed events move it on.
       if (!this.lastId) this.lastId = e.lastEventId;
       this.quietLimit = (hello.heartbeat_seconds || 15) * 3000;
+      if (!performance.getEntriesByName("ledger:live").length) performance.mark("ledger:live");
       this.onState("live", hello);
       this.watch();
     });

@@ -89,6 +89,15 @@ def provision(url: str) -> tuple[dict[str, Any], str, str]:
     return tokens, slug, key
 
 
+def wait_until(page: Any, expression: str, timeout: float = 60.0) -> None:
+    """Poll ``expression`` in the page (``wait_for_function`` evals, which the CSP forbids)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true within {timeout} s: {expression}")
+        time.sleep(0.02)
+
+
 def session_script(tokens: dict[str, Any]) -> str:
     """Puts a signed-in session in localStorage before the page's own scripts run."""
     session = {"access": tokens["access_token"],
@@ -114,8 +123,7 @@ def latency(browser: Any, url: str, tokens: dict[str, Any], slug: str, key: str,
                 "message": f"bench error {n}", "error_message": f"bench error {n}"},
             ).raise_for_status()
             time.sleep(gap)
-    page.wait_for_function(f"performance.getEntriesByName('ledger:rendered').length >= {errors}",
-                           timeout=60_000)
+    wait_until(page, f"performance.getEntriesByName('ledger:rendered').length >= {errors}")
     values = page.evaluate("""performance.getEntriesByName('ledger:rendered')
         .filter((m) => m.detail && m.detail.ingested)
         .map((m) => performance.timeOrigin + m.startTime - m.detail.ingested)""")
@@ -130,9 +138,9 @@ def cold_load(browser: Any, url: str, path: str, tokens: dict[str, Any] | None,
         context.add_init_script(session_script(tokens))
     page = context.new_page()
     page.goto(path)
-    page.wait_for_function("performance.getEntriesByName('ledger:interactive').length > 0")
+    wait_until(page, "performance.getEntriesByName('ledger:interactive').length > 0")
     if tokens:
-        page.wait_for_function("performance.getEntriesByName('ledger:live').length > 0")
+        wait_until(page, "performance.getEntriesByName('ledger:live').length > 0")
     figures = page.evaluate("""(() => {
         const nav = performance.getEntriesByType('navigation')[0];
         const files = performance.getEntriesByType('resource')

@@ -54,6 +54,9 @@ async def test_files_are_cached_for_a_year_under_their_version(rest: Rest) -> No
     again = await rest.http.get(f"/web/{version}/app.js",
                                 headers={"If-None-Match": answer.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
+    assert answer.headers["content-encoding"] == "gzip"  # httpx decodes it: compare below
+    plain = await rest.http.get(f"/web/{version}/app.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == answer.content
     old = await rest.http.get("/web/000000000000/app.css")
     assert old.status_code == 200 and old.headers["cache-control"] == "no-cache"
     assert (await rest.http.get(f"/web/{version}/../routes/web.py")).status_code == 404

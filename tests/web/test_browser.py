@@ -32,6 +32,32 @@ def test_sign_in_and_an_ingested_error_appears_live(page: Page, web: Web) -> Non
     assert page.problems == []  # type: ignore[attr-defined]
 
 
+def test_an_expired_access_token_is_refreshed_and_sign_out_ends_the_session(
+        page: Page, web: Web) -> None:
+    user = web.user()
+    sign_in(page, user)
+    before = page.evaluate("JSON.parse(localStorage.getItem('ledger.session'))")
+    # As if the 15 minutes had passed: the next call must refresh first.
+    page.evaluate("""() => {
+        const s = JSON.parse(localStorage.getItem('ledger.session'));
+        s.accessExpires = Date.now() - 1000;
+        localStorage.setItem('ledger.session', JSON.stringify(s));
+    }""")
+    page.get_by_role("link", name="Errors").click()
+    expect(page.get_by_role("heading", name="Error groups")).to_be_visible()
+    after = page.evaluate("JSON.parse(localStorage.getItem('ledger.session'))")
+    assert after["refresh"] != before["refresh"] and after["access"] != before["access"]
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in to Ledger")).to_be_visible()
+    assert page.evaluate("localStorage.getItem('ledger.session')") is None
+    refused = httpx.get(f"{web.url}/api/v1/projects",
+                        headers={"Authorization": f"Bearer {after['access']}"})
+    assert refused.status_code == 401  # the session ended on the server, not only in the page
+    page.goto(f"/p/{user.slug}/errors")
+    expect(page.get_by_role("heading", name="Sign in to Ledger")).to_be_visible()
+
+
 def test_the_page_reconnects_after_a_gateway_restart_and_shows_what_it_missed(
         page: Page, web: Web) -> None:
     user = web.user()

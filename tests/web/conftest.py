@@ -22,11 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+import redis
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
+from ledger import bus
 from ledger.config import Settings
 from ledger.embedded import free_port
+from tests.live_support import _NOTIFY as NOTIFY_SCRIPT
+from tests.live_support import make_log
 from tests.stack import LEDGER, Stack
 
 pytestmark = pytest.mark.e2e
@@ -133,6 +138,13 @@ class Web:
                 assert time.monotonic() < deadline, f"fewer than {count} logs were stored"
                 time.sleep(0.1)
 
+    def project(self, user: User, slug: str) -> None:
+        """One more project of the user's account."""
+        with httpx.Client(base_url=self.url, timeout=10) as http:
+            http.post("/api/v1/projects", json={"name": slug.title(), "slug": slug},
+                      headers={"Authorization": f"Bearer {user.tokens['access_token']}"}
+                      ).raise_for_status()
+
     def spare_gateway(self) -> SpareGateway:
         return SpareGateway(self.stack)
 
@@ -182,6 +194,23 @@ def page(browser: Browser, web: Web) -> Iterator[Page]:
     opened.problems = problems  # type: ignore[attr-defined]
     yield opened
     context.close()
+    assert problems == [], f"the page broke its Content-Security-Policy or threw: {problems}"
+
+
+def emit_errors(web: Web, user: User, count: int) -> None:
+    """``count`` error notifications written to Redis exactly as ingest writes them (the
+    capped stream and the channel), faster than ingesting that many over HTTP."""
+    project_id = str(user.project["id"])
+    client = redis.Redis.from_url(str(web.stack.settings.redis_url))
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for n in range(count):
+                data = make_log(project_id, message=f"flood {n}", error_message=f"flood {n}")
+                pipe.eval(NOTIFY_SCRIPT, 1, bus.notifications_stream(project_id),
+                          orjson.dumps(data), 1000, bus.notifications_channel(project_id))
+            pipe.execute()
+    finally:
+        client.close()
 
 
 def sign_in(page: Page, user: User) -> None:

@@ -9,7 +9,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from tests.stack import LEDGER
-from tests.web.conftest import Web, shot, sign_in
+from tests.web.conftest import Web, emit_errors, shot, sign_in
 
 
 def test_sign_in_and_an_ingested_error_appears_live(page: Page, web: Web) -> None:
@@ -29,7 +29,13 @@ def test_sign_in_and_an_ingested_error_appears_live(page: Page, web: Web) -> Non
     web.ingest(user, message)
     expect(page.locator(".event", has_text=message).first.locator(".count")).to_have_text("\u00d72")
     shot(page, "live")
-    assert page.problems == []  # type: ignore[attr-defined]
+
+    page.get_by_role("button", name="Pause").click()
+    web.ingest(user, "held while paused")
+    expect(page.get_by_role("button", name="Resume (1 new)")).to_be_visible()
+    assert page.get_by_text("held while paused").count() == 0
+    page.keyboard.press("p")  # the key does what the button does
+    expect(page.locator(".event", has_text="held while paused")).to_be_visible()
 
 
 def test_an_expired_access_token_is_refreshed_and_sign_out_ends_the_session(
@@ -86,6 +92,22 @@ def test_the_page_reconnects_after_a_gateway_restart_and_shows_what_it_missed(
     messages = page.locator(".event .msg").all_inner_texts()
     assert messages[:5] == ["after the restart", "missed while down 2", "missed while down 1",
                             "missed while down 0", "before the restart"]
+
+
+def test_events_lost_beyond_the_servers_buffer_are_announced(page: Page, web: Web) -> None:
+    user = web.user()
+    sign_in(page, user)
+    expect(page.locator(".pill[data-state=live]")).to_be_visible()
+    web.ingest(user, "the last one seen")
+    expect(page.get_by_text("the last one seen")).to_be_visible()
+    web.stack.kill("gateway")
+    # More errors than the capped stream keeps (about 1 000) arrive while the page is away.
+    emit_errors(web, user, 1500)
+    web.stack.start("gateway")
+    expect(page.locator(".notice-warn")).to_contain_text("lost", timeout=20_000)
+    expect(page.locator(".pill[data-state=live]")).to_be_visible()
+    expect(page.get_by_text("flood 1499")).to_be_visible()
+    shot(page, "live-skipped")
 
 
 def test_resolving_a_group_shows_in_ledger_errors_list(page: Page, web: Web) -> None:
@@ -182,8 +204,12 @@ def test_keyboard_and_a_phone_sized_screen(page: Page, web: Web) -> None:
     web.ingest(user, "just info", level="info", log_type="logger", error_type=None,
                error_message=None, stack_trace=None)
     web.wait_for_logs(user, 4)
+    web.project(user, f"{user.slug}-b")
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, user)
+    page.get_by_label("Project").select_option(f"{user.slug}-b")
+    page.wait_for_url(f"**/p/{user.slug}-b/live")
+    expect(page.get_by_text("No errors yet")).to_be_visible()
     page.goto(f"/p/{user.slug}/logs")
     expect(page.locator(".log")).to_have_count(4)
     page.keyboard.press("j")

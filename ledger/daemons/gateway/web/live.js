@@ -149,7 +149,8 @@ export async function livePage(main, { project, stale }) {
       if (state === "reconnecting" && info) status.title = `retrying in ${Math.round(info.wait / 100) / 10} s`;
     },
     onSkipped(info) {
-      notices.prepend(notice("warn", info.message || `${info.count ?? "Some"} events skipped`, ". ",
+      const text = info.message || `${info.count ?? "some"} events skipped`;
+      notices.prepend(notice("warn", text[0].toUpperCase() + text.slice(1), ". ",
         h("a", { href: `/p/${project.slug}/errors` }, "See the error groups")));
     },
     onSignedOut() { location.assign("/signin"); },

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from ledger.core.sessions import _secret
+from ledger.core.sessions import signing_secret
 from ledger.errors import AuthenticationError
 
 PREFIX = "lst1"
@@ -52,7 +52,7 @@ class Ticket:
 
 
 def _key(secret: str | None) -> bytes:
-    return hmac.new(_secret(secret), b"ledger stream ticket v1", hashlib.sha256).digest()
+    return hmac.new(signing_secret(secret), b"ledger stream ticket v1", hashlib.sha256).digest()
 
 
 def _b64(raw: bytes) -> str:

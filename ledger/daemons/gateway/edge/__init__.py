@@ -1,1 +1,1 @@
-"""Who is calling: principals, key cache, breaker, rate limits, throttles, sessions, tickets."""
+"""Who is calling: principals, API-key cache, breaker, rate limits, throttles, account sessions."""

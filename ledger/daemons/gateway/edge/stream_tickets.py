@@ -16,14 +16,14 @@ from redis.exceptions import RedisError
 
 from ledger import bus
 from ledger.core import sessions, stream_tickets
-from ledger.daemons.gateway.access import not_found
-from ledger.daemons.gateway.deps import (
+from ledger.daemons.gateway.edge.access import not_found
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
+from ledger.daemons.gateway.edge.principal import (
     Principal,
     RequirePrincipal,
     api_key_header,
     bearer,
 )
-from ledger.daemons.gateway.sessions import AccountPrincipal
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import AuthenticationError, UnavailableError
 

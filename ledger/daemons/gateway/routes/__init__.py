@@ -1,1 +1,1 @@
-"""One module per resource of the REST API (and the browser view's pages)."""
+"""The HTTP routes, one module per resource, and what they share (responses, bodies)."""

@@ -21,17 +21,16 @@ import mimetypes
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from ledger.core import stream_tickets
-from ledger.daemons.gateway.access import RequireAccount, owned_project
-from ledger.daemons.gateway.errors import json_response
-from ledger.daemons.gateway.schemas import ErrorResponse
-from ledger.daemons.gateway.sessions import AccountPrincipal
+from ledger.daemons.gateway.edge.access import RequireAccount, owned_project
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
+from ledger.daemons.gateway.routes.responses import json_response
+from ledger.daemons.gateway.schemas.ingest import error_doc
+from ledger.daemons.gateway.schemas.web import TicketRequest, TicketResponse
 from ledger.daemons.gateway.state import Gateway
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -141,30 +140,11 @@ async def static_file(request: Request, version: str, name: str) -> Response:
 # -- stream tickets ---------------------------------------------------------------------------
 
 
-class TicketRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    project_id: str = Field(max_length=100, description="The project to follow (id or slug).")
-
-
-class TicketResponse(BaseModel):
-    """A stream ticket: pass it as ``?ticket=`` to ``GET /api/v1/notifications/stream``."""
-
-    ticket: str
-    project_id: str
-    expires_in: int = Field(description="Seconds left to open a stream with it (60).")
-    expires_at: str
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorResponse, "description": description}
-
-
 @router.post("/api/v1/live/tickets", status_code=201, response_model=TicketResponse,
              tags=["live"],
-             responses={401: _error("Missing, expired or logged-out access token"),
-                        403: _error("An API key was sent: tickets are for accounts"),
-                        404: _error("Not found among the account's projects")})
+             responses={401: error_doc("Missing, expired or logged-out access token"),
+                        403: error_doc("An API key was sent: tickets are for accounts"),
+                        404: error_doc("Not found among the account's projects")})
 async def mint_ticket(request: Request, body: TicketRequest,
                       account: AccountPrincipal = Depends(require_account)) -> Response:
     """A ticket to open one live error stream of one project within 60 s (browsers' SSE).

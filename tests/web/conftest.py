@@ -48,7 +48,9 @@ def artifacts() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+# while it is started, which would break any later test that calls asyncio.run.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         pytest.fail(f"the browser tests need Chromium at {CHROMIUM}: install it with `{INSTALL}`"
@@ -57,7 +59,7 @@ def playwright() -> Iterator[Playwright]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                           args=["--no-sandbox", "--disable-gpu"])

@@ -15,11 +15,12 @@ function rows() { return [...document.querySelectorAll("main [data-row]")]; }
 
 function move(step, predicate = () => true) {
   const all = rows();
-  if (!all.length) return;
-  const at = all.indexOf(document.activeElement);
-  for (let i = 1; i <= all.length; i++) {
-    const next = all[(at + step * i + all.length * i) % all.length];
-    if (at === -1 && step < 0 && i === 1) { /* from nowhere, k starts at the bottom */ }
+  const n = all.length;
+  if (!n) return;
+  let at = all.indexOf(document.activeElement);
+  if (at === -1) at = step > 0 ? -1 : n; // from no row: j starts at the top, k at the bottom
+  for (let i = 1; i <= n; i++) {
+    const next = all[(((at + step * i) % n) + n) % n];
     if (predicate(next)) { next.focus(); next.scrollIntoView({ block: "nearest" }); return; }
   }
 }

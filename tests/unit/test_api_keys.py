@@ -65,7 +65,7 @@ def test_scopes_are_normalised(given: list[str] | None, expected: tuple[str, ...
 
 
 def test_unknown_scope_is_refused_naming_the_valid_ones() -> None:
-    with pytest.raises(InvalidInputError, match=r"'admin'.*ingest and/or read"):
+    with pytest.raises(InvalidInputError, match=r"'admin'.*ingest, read, triage"):
         api_keys.normalize_scopes(["ingest", "admin"])
 
 

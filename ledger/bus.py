@@ -111,3 +111,11 @@ def login_failures_client(client: str) -> str:
 def registrations_client(client: str) -> str:
     """Registrations from one client address (each costs a bcrypt hash)."""
     return f"ledger:registrations:client:{client}"
+
+
+# -- browser view stream tickets -----------------------------------------------------------------
+
+
+def stream_ticket_used(account_id: str, nonce: str) -> str:
+    """Exists once a stream ticket has opened a stream: a ticket is good for one stream only."""
+    return f"ledger:{{acct:{account_id}}}:stream-ticket-used:{nonce}"

@@ -139,3 +139,19 @@ def login_failures_email(email_sha256: str) -> str:
 def login_failures_client(client: str) -> str:
     """Failed logins from one client address, whatever the emails tried."""
     return f"ledger:login-failures:client:{client}"
+
+
+# -- alerts (appended by the alerts work) -------------------------------------------------------
+
+#: Consumer group of the alerts daemons on every project's notifications stream.
+ALERTS_GROUP = "alerts"
+
+
+def alert_frequency(project_id: str, rule_id: str, fingerprint: str) -> str:
+    """Newest event ids of one group under one group_frequency rule (scored by ingest time)."""
+    return f"ledger:{{p:{project_id}}}:alerts:freq:{rule_id}:{fingerprint}"
+
+
+def alerts_lock(job: str) -> str:
+    """Held (SET NX EX) by the one alerts copy that runs ``job`` this interval."""
+    return f"ledger:alerts:lock:{job}"

@@ -27,8 +27,8 @@ from ledger.errors import UnavailableError
 
 logger = logging.getLogger(__name__)
 
-DAEMON_ORDER = ("auth", "ingest", "query", "analytics", "gateway")
-GRPC_DAEMONS = ("auth", "ingest", "query")
+DAEMON_ORDER = ("auth", "ingest", "query", "analytics", "alerts", "gateway")
+GRPC_DAEMONS = ("auth", "ingest", "query", "alerts")
 MAX_BACKOFF_SECONDS = 30.0
 
 

@@ -44,6 +44,7 @@ from ledger.daemons.gateway.ratelimit import RateLimiter
 from ledger.daemons.gateway.schemas import ErrorResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import LedgerError, UnavailableError
+from ledger.rpc.alerts_client import AlertsClient
 from ledger.rpc.clients import Client
 
 ROUTER_MODULES: tuple[str, ...] = (
@@ -56,6 +57,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "ledger.daemons.gateway.routes_projects",
     "ledger.daemons.gateway.routes_logs",
     "ledger.daemons.gateway.routes_errors",
+    "ledger.daemons.gateway.routes.alerts",
 )
 
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0
@@ -168,12 +170,13 @@ async def _open_gateway(
     auth = Client("auth", settings.auth_addr, token)
     ingest = Client("ingest", settings.ingest_addr, token)
     query = Client("query", settings.query_addr, token)
+    alerts = AlertsClient(settings.alerts_addr, token)
     keys = KeyValidator(redis, auth, KeyCache(settings.gateway_key_cache_seconds), breaker,
                         metrics, failure_limit=auth_failure_limit)
     gateway = Gateway(
         settings=settings, redis=redis, auth=auth, ingest=ingest, query=query, keys=keys,
         limiter=RateLimiter(redis, minute_seconds=rate_windows[0], hour_seconds=rate_windows[1]),
-        metrics=metrics, batcher=IngestBatcher(ingest))
+        metrics=metrics, batcher=IngestBatcher(ingest), alerts=alerts)
     try:
         try:
             await redis.ping()
@@ -197,6 +200,7 @@ async def _open_gateway(
         await gateway.batcher.close()
         for client in (auth, ingest, query):
             await client.close()
+        await alerts.close()
         await redis.aclose()
 
 

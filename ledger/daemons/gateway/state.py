@@ -17,6 +17,7 @@ from ledger.daemons.gateway.batcher import IngestBatcher
 from ledger.daemons.gateway.keys import KeyValidator
 from ledger.daemons.gateway.metrics import Metrics
 from ledger.daemons.gateway.ratelimit import RateLimiter
+from ledger.rpc.alerts_client import AlertsClient
 from ledger.rpc.clients import Client
 
 
@@ -26,7 +27,7 @@ class Gateway:
 
     Attributes:
         redis: the one Redis client (bytes responses).
-        auth / ingest / query: one gRPC client per daemon.
+        auth / ingest / query / alerts: one gRPC client per daemon.
         batcher: sends ingest requests over ``ingest``, coalescing concurrent ones.
         closing: set when shutdown begins, so that long-lived streams (SSE) can end and let
             in-flight requests finish.
@@ -42,6 +43,7 @@ class Gateway:
     limiter: RateLimiter
     metrics: Metrics
     batcher: IngestBatcher
+    alerts: AlertsClient | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 

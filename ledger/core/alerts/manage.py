@@ -32,7 +32,7 @@ async def create_channel(conn: psycopg.AsyncConnection[Any], project_id: str,
     return out
 
 
-def test_alert(channel: Channel) -> dict[str, Any]:
+def sample_alert(channel: Channel) -> dict[str, Any]:
     """What ``channels test`` sends: a real message, marked as a test."""
     now = datetime.now(UTC).isoformat()
     return {
@@ -49,7 +49,7 @@ async def test_channel(conn: psycopg.AsyncConnection[Any], project_id: str,
                        ref: str) -> dict[str, Any]:
     """Send a test message now; what the receiver answered (never raises for its failure)."""
     channel = await channels.get(conn, project_id, ref)
-    alert = test_alert(channel)
+    alert = sample_alert(channel)
     outcome = await senders.send(channel, alert, str(alert["alert_id"]))
     return {"channel": channel.name, "ok": outcome.ok, "status_code": outcome.status_code,
             "error": outcome.error, "answer": outcome.answer, "duration_ms": outcome.duration_ms}

@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -127,6 +128,9 @@ class SmtpReceiver:
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
         receiver = self
+        # aiosmtpd itself still sets its deprecated Session.login_data on every login.
+        warnings.filterwarnings("ignore", message="Session.login_data is deprecated",
+                                category=DeprecationWarning)
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any,  # noqa: N802

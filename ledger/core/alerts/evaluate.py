@@ -409,9 +409,17 @@ async def record(conn: psycopg.AsyncConnection[Any], firing: Firing, *, now: dat
     idempotency key) is already recorded. A snoozed rule or group records the alert, sends
     nothing.
     """
-    if not await _claim_cooldown(conn, firing, now):
+    # The rule as it is now: a snooze, a channel change or a removal since the evaluator
+    # loaded its rules takes effect at once.
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT channel_ids, snoozed_until FROM alert_rules"
+                          " WHERE id = %s AND enabled", (firing.rule.id,))
+        current = await cur.fetchone()
+    if current is None or not await _claim_cooldown(conn, firing, now):
         return None
-    snoozed = firing.rule.snoozed(now) or await _group_snoozed(conn, firing, now)
+    channel_ids = [str(c) for c in current[0]]
+    snoozed = ((current[1] is not None and current[1] > now)
+               or await _group_snoozed(conn, firing, now))
     alert_id = str(uuid.uuid4())
     body = payload(alert_id, firing, now)
     async with conn.cursor() as cur:
@@ -430,5 +438,5 @@ async def record(conn: psycopg.AsyncConnection[Any], firing: Firing, *, now: dat
                 "INSERT INTO alert_deliveries (id, alert_id, channel_id, next_attempt_at,"
                 " expires_at) SELECT gen_random_uuid(), %s, c.id, %s, %s"
                 " FROM alert_channels AS c WHERE c.id = ANY(%s::uuid[])",
-                (alert_id, now, now + expires_after, firing.rule.channel_ids))
+                (alert_id, now, now + expires_after, channel_ids))
     return alert_id

@@ -59,7 +59,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with receiver._lock:
@@ -73,7 +73,7 @@ class WebhookReceiver:
                 self.end_headers()
                 self.wfile.write(answer)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         ThreadingHTTPServer.allow_reuse_address = True
@@ -133,7 +133,7 @@ class SmtpReceiver:
                                 category=DeprecationWarning)
 
         class Handler:
-            async def handle_DATA(self, server: Any, session: Any,  # noqa: N802
+            async def handle_DATA(self, server: Any, session: Any,
                                   envelope: Any) -> str:
                 parsed = message_from_bytes(envelope.content, policy=policy.default)
                 assert isinstance(parsed, EmailMessage)

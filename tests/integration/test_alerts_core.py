@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 import redis.asyncio as aioredis
@@ -349,3 +350,38 @@ async def test_rules_and_channels_refuse_bad_input_and_store_nothing(
     assert updated.cooldown_seconds == 60 and updated.filters == {"environment": ["prod"]}
     with pytest.raises(InvalidInputError, match="kind cannot change"):
         await rules.update(conn, P, "a", {"kind": "regression"})
+
+
+async def test_notifications_a_killed_reader_left_are_taken_over_and_counted_once(
+        conn: psycopg.AsyncConnection[Any], aredis: aioredis.Redis,
+        receiver: WebhookReceiver, logs_db_url: str) -> None:
+    from psycopg_pool import AsyncConnectionPool
+
+    from ledger import bus
+    from ledger.daemons.alerts.evaluator import Evaluator
+
+    hook = await webhook(conn, receiver)
+    await add_rule(conn, hook, kind="new_group")
+    pool = AsyncConnectionPool(logs_db_url, open=False, kwargs={"autocommit": True})
+    await pool.open()
+    try:
+        def evaluator(idle: float) -> Evaluator:
+            return Evaluator(pool, aredis, refresh_seconds=0, claim_idle_seconds=idle,
+                             give_up_seconds=3600, on_fired=lambda: None)
+
+        crashed, survivor = evaluator(3600), evaluator(0)
+        await crashed.refresh_rules(force=True)
+        stream = bus.notifications_stream(P)
+        for fingerprint in ("k1", "k2"):
+            await aredis.xadd(stream, {"data": orjson.dumps(note(fingerprint).event)})
+        # The first reader takes both entries and dies before evaluating them.
+        taken = await aredis.xreadgroup(bus.ALERTS_GROUP, crashed.consumer, {stream: ">"})
+        assert len(taken[0][1]) == 2
+        assert await survivor.step(block_ms=10) == 2
+        # Evaluated and acknowledged, but suppose the ack was lost: a replay adds nothing.
+        entries = (await aredis.xrange(stream))
+        assert await survivor._process(P, entries) == 2
+        assert len(await history.list_alerts(conn, [P])) == 2
+        assert (await aredis.xpending(stream, bus.ALERTS_GROUP))["pending"] == 0
+    finally:
+        await pool.close()

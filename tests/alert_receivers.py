@@ -32,6 +32,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.perf_counter() when it arrived (for bench/bench_alerts.py)
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -62,9 +63,10 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                at = time.perf_counter()
                 with receiver._lock:
                     receiver.requests.append(Received(
-                        self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body, at))
                     status = receiver.status
                 answer = orjson.dumps({"received": True})
                 self.send_response(status)

@@ -34,6 +34,8 @@ from ledger.rpc.server import bind, create_server
 logger = logging.getLogger(__name__)
 
 GRACE_SECONDS = 1.5
+#: How often the daemon logs what it evaluated and sent (operators, and bench/bench_alerts.py).
+STATS_EVERY_SECONDS = 10.0
 
 
 class AlertsDaemon:
@@ -79,6 +81,7 @@ class AlertsDaemon:
         self._tasks = [
             asyncio.create_task(self.evaluator.run(self._stopping), name="alerts-events"),
             asyncio.create_task(self._periodic(), name="alerts-periodic"),
+            asyncio.create_task(self._stats(), name="alerts-stats"),
             *(asyncio.create_task(s.run(self._stopping), name=f"alerts-sender-{i}")
               for i, s in enumerate(self.senders)),
         ]
@@ -121,6 +124,25 @@ class AlertsDaemon:
                 logger.exception("alerts: periodic rules failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)
+
+    async def _stats(self) -> None:
+        """One log line per period with the work done in it (nothing when idle)."""
+        assert self.evaluator is not None
+        last = (0, 0, 0, 0)
+        started = time.monotonic()
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), STATS_EVERY_SECONDS)
+            now = (self.evaluator.rules_evaluated, self.periodic_evaluated,
+                   self.evaluator.alerts_fired, sum(s.sent for s in self.senders))
+            elapsed, started = time.monotonic() - started, time.monotonic()
+            if now != last:
+                events, periodic, fired, sent = (a - b for a, b in zip(now, last, strict=True))
+                logger.info("alerts: %d rule evaluations (%d on events, %d periodic) in %.1f s"
+                            " = %.0f/s; %d alerts fired, %d deliveries sent", events + periodic,
+                            events, periodic, elapsed, (events + periodic) / elapsed, fired,
+                            sent)
+            last = now
 
     async def wait(self) -> None:
         """Return when a loop died (raising its error) or once ``stop`` ran."""

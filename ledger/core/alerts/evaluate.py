@@ -170,23 +170,38 @@ async def _regressions(conn: psycopg.AsyncConnection[Any], project_id: str,
         return {row[0]: row[1] for row in await cur.fetchall()}
 
 
-async def _frequency(redis: aioredis.Redis, rule: Rule, fingerprint: str,
-                     note: Notification) -> int:
-    """Add the event to the rule's window for its group; the events now in the window."""
-    assert rule.threshold is not None and rule.window_minutes is not None
-    key = bus.alert_frequency(rule.project_id, rule.id, fingerprint)
-    received = note.received_at.timestamp()
-    keep = int(rule.threshold)
-    pipe = redis.pipeline(transaction=True)
-    # Member = the log id: a replayed notification is counted once.
-    pipe.zadd(key, {str(note.event.get("id") or note.entry_id): received})
-    pipe.zremrangebyscore(key, "-inf", f"({received - rule.window_minutes * 60}")
-    # Only "are there N within the window" matters: the N newest are enough to tell.
-    pipe.zremrangebyrank(key, 0, -(keep + 1))
-    pipe.zcard(key)
-    pipe.expire(key, rule.window_minutes * 60 + 60)
-    results = await pipe.execute()
-    return int(results[3])
+async def _frequencies(redis: aioredis.Redis,
+                       batches: Mapping[tuple[Rule, str], list[Notification]],
+                       ) -> dict[tuple[Rule, str], list[tuple[Notification, int]]]:
+    """Add each group's events to its rule's window, in one round trip for the whole batch.
+
+    Returns, per (rule, fingerprint), each newly counted event with the number of the group's
+    events in the window once it was added. Members are log ids, so a replayed notification is
+    not counted twice; only the ``threshold`` newest are kept, as "are there N" is the question.
+    """
+    pipe = redis.pipeline(transaction=False)
+    plans: list[tuple[tuple[Rule, str], list[Notification]]] = []
+    for (rule, fp), notes in batches.items():
+        assert rule.threshold is not None and rule.window_minutes is not None
+        window = rule.window_minutes * 60
+        newest = max(n.received_at.timestamp() for n in notes)
+        cutoff = newest - window
+        inside = [n for n in notes if n.received_at.timestamp() >= cutoff]
+        key = bus.alert_frequency(rule.project_id, rule.id, fp)
+        pipe.zremrangebyscore(key, "-inf", f"({cutoff}")
+        pipe.zcard(key)
+        pipe.zadd(key, {str(n.event.get("id") or n.entry_id): n.received_at.timestamp()
+                        for n in inside}, nx=True)  # never empty: the newest is inside
+        pipe.zremrangebyrank(key, 0, -(int(rule.threshold) + 1))
+        pipe.expire(key, window + 60)
+        plans.append(((rule, fp), inside))
+    results = await pipe.execute() if plans else []
+    out: dict[tuple[Rule, str], list[tuple[Notification, int]]] = {}
+    for i, (subject, inside) in enumerate(plans):
+        before, added = int(results[5 * i + 1]), int(results[5 * i + 2])
+        fresh = inside[len(inside) - added:] if added else []
+        out[subject] = [(n, before + k + 1) for k, n in enumerate(fresh)]
+    return out
 
 
 async def evaluate_events(conn: psycopg.AsyncConnection[Any], redis: aioredis.Redis,
@@ -215,6 +230,7 @@ async def evaluate_events(conn: psycopg.AsyncConnection[Any], redis: aioredis.Re
         at = _event_time(note.event, note.received_at)
         first_time[fp] = min(first_time.get(fp, at), at)
     firings: list[Firing] = []
+    counted: dict[tuple[Rule, str], list[Notification]] = {}
     for note in notes:
         fp, event = str(note.fingerprint), note.event
         row = groups.get(fp)
@@ -223,9 +239,16 @@ async def evaluate_events(conn: psycopg.AsyncConnection[Any], redis: aioredis.Re
             if note.received_at < rule.created_at or not rule.accepts(event):
                 continue
             stats.rules_evaluated += 1
-            firing = await _event_firing(redis, rule, note, fp, row, new, first_time, undone)
+            if rule.kind == "group_frequency":
+                counted.setdefault((rule, fp), []).append(note)
+                continue
+            firing = _group_firing(rule, note, fp, row, new, first_time, undone)
             if firing is not None:
                 firings.append(firing)
+    for (rule, fp), events in (await _frequencies(redis, counted)).items():
+        for note, count in events:
+            if count >= int(rule.threshold or 0):
+                firings.append(_frequency_firing(rule, note, fp, groups.get(fp), count))
     for firing in firings:
         alert_id = await record(conn, firing, now=now, expires_after=expires_after)
         if alert_id is not None:
@@ -233,48 +256,55 @@ async def evaluate_events(conn: psycopg.AsyncConnection[Any], redis: aioredis.Re
     return stats
 
 
-async def _event_firing(redis: aioredis.Redis, rule: Rule, note: Notification, fp: str,
-                        row: Mapping[str, Any] | None, new: set[str],
-                        first_time: Mapping[str, datetime],
-                        undone: Mapping[str, datetime]) -> Firing | None:
+def _fire(rule: Rule, note: Notification, fp: str, row: Mapping[str, Any] | None, key: str,
+          headline: str, text: str, counts: dict[str, Any] | None = None) -> Firing:
     event = note.event
-    group = _group_view(fp, row, event)
-    title = str(group["title"] or fp)
+    return Firing(rule, fp, key, headline, text, group=_group_view(fp, row, event),
+                  counts=counts, event=_sample(event), environment=event.get("environment"),
+                  release=event.get("release"))
 
-    def fire(key: str, headline: str, text: str,
-             counts: dict[str, Any] | None = None) -> Firing:
-        return Firing(rule, fp, key, headline, text, group=group, counts=counts,
-                      event=_sample(event), environment=event.get("environment"),
-                      release=event.get("release"))
 
+def _title(fp: str, row: Mapping[str, Any] | None, event: Mapping[str, Any]) -> str:
+    return str(_group_view(fp, row, event)["title"] or fp)
+
+
+def _group_firing(rule: Rule, note: Notification, fp: str, row: Mapping[str, Any] | None,
+                  new: set[str], first_time: Mapping[str, datetime],
+                  undone: Mapping[str, datetime]) -> Firing | None:
+    """new_group and regression: decided from the group's state, no counting."""
+    event = note.event
+    title = _title(fp, row, event)
     if rule.kind == "new_group":
         if fp not in new or (row is not None
                              and row["first_seen"] < first_time[fp] - NEW_GROUP_SLACK):
             return None
-        return fire(f"{rule.id}:new:{fp}", f"New error: {title}",
-                    f"A new error group appeared: {title}")
-    if rule.kind == "regression":
-        if row is None:
-            return None
-        at = _event_time(event, note.received_at)
-        if row["status"] == "resolved" and reopens(row, event, at):
-            resolved_at = row["resolved_at"]
-        elif row["status"] == "unresolved" and fp in undone:
-            resolved_at = undone[fp]
-        else:
-            return None
-        stamp = resolved_at.isoformat() if resolved_at else "never"
-        return fire(f"{rule.id}:regression:{fp}:{stamp}", f"Regression: {title}",
-                    f"A resolved error is back (release {event.get('release') or 'unknown'})"
-                    f": {title}")
-    count = await _frequency(redis, rule, fp, note)
-    threshold = int(rule.threshold or 0)
-    if count < threshold:
+        return _fire(rule, note, fp, row, f"{rule.id}:new:{fp}", f"New error: {title}",
+                     f"A new error group appeared: {title}")
+    if row is None:
         return None
+    at = _event_time(event, note.received_at)
+    if row["status"] == "resolved" and reopens(row, event, at):
+        resolved_at = row["resolved_at"]
+    elif row["status"] == "unresolved" and fp in undone:
+        resolved_at = undone[fp]
+    else:
+        return None
+    stamp = resolved_at.isoformat() if resolved_at else "never"
+    return _fire(rule, note, fp, row, f"{rule.id}:regression:{fp}:{stamp}",
+                 f"Regression: {title}",
+                 f"A resolved error is back (release {event.get('release') or 'unknown'})"
+                 f": {title}")
+
+
+def _frequency_firing(rule: Rule, note: Notification, fp: str,
+                      row: Mapping[str, Any] | None, count: int) -> Firing:
+    title = _title(fp, row, note.event)
+    threshold = int(rule.threshold or 0)
     counts = {"events": count, "threshold": threshold, "window_minutes": rule.window_minutes}
-    return fire(f"{rule.id}:frequency:{fp}:{note.entry_id}", f"Spiking error: {title}",
-                f"{count} events in {rule.window_minutes} min (threshold {threshold}): {title}",
-                counts)
+    return _fire(rule, note, fp, row, f"{rule.id}:frequency:{fp}:{note.entry_id}",
+                 f"Spiking error: {title}",
+                 f"{count} events in {rule.window_minutes} min (threshold {threshold}): {title}",
+                 counts)
 
 
 # -- periodic -----------------------------------------------------------------------------------

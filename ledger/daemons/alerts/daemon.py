@@ -62,7 +62,7 @@ class AlertsDaemon:
         assert settings.logs_database_url and settings.redis_url
         await require_schema(settings.logs_database_url, "logs")
         self.pool = async_pool(settings.logs_database_url, name="alerts-logs",
-                               min_size=2, max_size=4 + settings.alerts_senders)
+                               min_size=2, max_size=5 + settings.alerts_senders)
         await open_pool(self.pool, settings.logs_database_url)
         self.redis = bus.client(settings.redis_url)
         self.evaluator = Evaluator(

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 READ_COUNT = 200
 BLOCK_MS = 1000
+PARALLEL_PROJECTS = 3
 
 
 def consumer_name() -> str:
@@ -109,11 +110,20 @@ class Evaluator:
         streams: Any = {bus.notifications_stream(p): ("0" if pending else ">") for p in watched}
         replies: Any = await self.redis.xreadgroup(bus.ALERTS_GROUP, self.consumer, streams,
                                               count=READ_COUNT, block=None if pending else block_ms)
+        work = []
         for stream, entries in replies or []:
             name = stream.decode() if isinstance(stream, bytes) else stream
-            project_id = name.split("{p:", 1)[1].split("}", 1)[0]
-            done += await self._process(project_id, entries)
-        return done
+            work.append((name.split("{p:", 1)[1].split("}", 1)[0], entries))
+        # Projects are independent (one transaction each): a few at a time, so that one busy
+        # project's round trips do not hold up the others.
+        limit = asyncio.Semaphore(PARALLEL_PROJECTS)
+
+        async def one(project_id: str, entries: list[Any]) -> int:
+            async with limit:
+                return await self._process(project_id, entries)
+
+        counts = await asyncio.gather(*(one(p, e) for p, e in work))
+        return done + sum(counts)
 
     async def _take_over(self, project_id: str) -> int:
         stream = bus.notifications_stream(project_id)

@@ -115,22 +115,26 @@ def error(kind: str, message: str) -> dict[str, Any]:
 
 
 async def latency(url: str, key: str, receiver: WebhookReceiver, groups: int,
-                  gap: float) -> list[float]:
-    sent: dict[str, float] = {}
+                  gap: float) -> tuple[list[float], list[float]]:
+    """Send → received, and send → recorded in the outbox (the alert's ``fired_at``), in ms."""
+    sent: dict[str, tuple[float, float]] = {}
     async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=30) as http:
         for n in range(groups):
             kind = f"BenchError{n}x{secrets.token_hex(3)}"
-            sent[kind] = time.perf_counter()
+            sent[kind] = (time.perf_counter(), time.time())
             answer = await http.post("/api/v1/ingest/single", json=error(kind, "first"))
             answer.raise_for_status()
             await asyncio.sleep(gap)
     await asyncio.to_thread(receiver.wait_for, groups, 60.0)
-    out = []
+    total, fired = [], []
     for got in receiver.received():
-        kind = (got.json().get("sample_event") or {}).get("error_type")
+        body = got.json()
+        kind = (body.get("sample_event") or {}).get("error_type")
         if kind in sent:
-            out.append((got.at - sent[kind]) * 1000)
-    return out
+            total.append((got.at - sent[kind][0]) * 1000)
+            fired_at = datetime.fromisoformat(body["fired_at"]).timestamp()
+            fired.append((fired_at - sent[kind][1]) * 1000)
+    return total, fired
 
 
 RULE_MIX: list[dict[str, Any]] = [
@@ -228,11 +232,14 @@ async def main_async(args: argparse.Namespace) -> None:
                 stack.start("auth", "ingest", "alerts", "gateway")
                 if args.groups:
                     print(f"1. ingest → webhook, {args.groups} new groups, load {load()}")
-                    ms = await latency(stack.url, setup.full_key, receiver, args.groups,
-                                       args.gap)
+                    ms, fired = await latency(stack.url, setup.full_key, receiver,
+                                              args.groups, args.gap)
                     print(f"   received {len(ms)}/{args.groups}: p50 {percentile(ms, 50):.0f} ms,"
                           f" p99 {percentile(ms, 99):.0f} ms, max {max(ms):.0f} ms;"
                           f" load {load()}")
+                    print(f"   of which send → alert recorded: p50 {percentile(fired, 50):.0f}"
+                          f" ms, p99 {percentile(fired, 99):.0f} ms")
+                    receiver.requests.clear()
                 if args.projects:
                     print(f"2. {args.projects * args.rules_per_project} rules over"
                           f" {args.projects} projects, {args.rate} logs/s for {args.seconds} s,"

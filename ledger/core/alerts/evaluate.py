@@ -223,7 +223,8 @@ async def evaluate_events(conn: psycopg.AsyncConnection[Any], redis: aioredis.Re
         return stats
     groups = await _groups(conn, project_id, fingerprints)
     earliest = min(n.received_at for n in notes)
-    undone = await _regressions(conn, project_id, fingerprints, earliest - REGRESSION_MATCH)
+    undone = (await _regressions(conn, project_id, fingerprints, earliest - REGRESSION_MATCH)
+              if any(r.kind == "regression" for r in event_rules) else {})
     first_time: dict[str, datetime] = {}
     for note in notes:
         fp = str(note.fingerprint)

@@ -96,8 +96,13 @@ def email_message(channel: Channel, alert: dict[str, Any]) -> EmailMessage:
     return message
 
 
-async def send(channel: Channel, alert: dict[str, Any], idempotency_key: str) -> Outcome:
-    """Deliver ``alert`` to ``channel`` once; the outcome says what the receiver answered."""
+async def send(channel: Channel, alert: dict[str, Any], idempotency_key: str, *,
+               http: httpx.AsyncClient | None = None) -> Outcome:
+    """Deliver ``alert`` to ``channel`` once; the outcome says what the receiver answered.
+
+    ``http``: a client to reuse (the daemon's senders keep one, with its open connections);
+    without it, one is made for this call.
+    """
     started = time.perf_counter()
     if channel.kind == "email":
         try:
@@ -114,13 +119,21 @@ async def send(channel: Channel, alert: dict[str, Any], idempotency_key: str) ->
                    SIGNATURE_HEADER: signature(str(channel.secret), body)}
     headers |= {"Idempotency-Key": idempotency_key, "User-Agent": "ledger-alerts"}
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as http:
+        if http is None:
+            async with new_http_client() as own:
+                response = await own.post(channel.config["url"], content=body, headers=headers)
+        else:
             response = await http.post(channel.config["url"], content=body, headers=headers)
     except httpx.HTTPError as exc:
         return Outcome(False, None, _describe(exc), "", _ms(started))
     ok = 200 <= response.status_code < 300
     error = None if ok else f"the receiver answered HTTP {response.status_code}"
     return Outcome(ok, response.status_code, error, response.text[:ANSWER_CHARS], _ms(started))
+
+
+def new_http_client() -> httpx.AsyncClient:
+    """The client webhooks are sent with: bounded time, never following redirects."""
+    return httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False)
 
 
 def _ms(started: float) -> float:

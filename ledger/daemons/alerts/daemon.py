@@ -61,8 +61,10 @@ class AlertsDaemon:
         settings.require("logs_database_url", "redis_url", "internal_token")
         assert settings.logs_database_url and settings.redis_url
         await require_schema(settings.logs_database_url, "logs")
+        # No check per checkout (a round trip each): every loop retries a failed step, and a
+        # connection that died with a PostgreSQL restart is dropped when it fails.
         self.pool = async_pool(settings.logs_database_url, name="alerts-logs",
-                               min_size=2, max_size=5 + settings.alerts_senders)
+                               min_size=2, max_size=5 + settings.alerts_senders, check=False)
         await open_pool(self.pool, settings.logs_database_url)
         self.redis = bus.client(settings.redis_url)
         self.evaluator = Evaluator(

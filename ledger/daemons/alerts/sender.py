@@ -7,6 +7,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from ledger.core.alerts import outbox, senders
@@ -31,8 +32,17 @@ class Sender:
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
         self.sent = 0
+        self.http: httpx.AsyncClient | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
+        async with senders.new_http_client() as http:
+            self.http = http
+            try:
+                await self._loop(stopping)
+            finally:
+                self.http = None
+
+    async def _loop(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
                 handled = await self.step()
@@ -57,7 +67,7 @@ class Sender:
                 outcome = Outcome(False, None, "the channel was removed", "", 0.0)
             else:
                 outcome = await senders.send(delivery.channel, delivery.payload,
-                                             delivery.idempotency_key)
+                                             delivery.idempotency_key, http=self.http)
             async with self.pool.connection() as conn:
                 status = await outbox.finish(
                     conn, delivery, outcome, now=datetime.now(UTC),

@@ -197,11 +197,44 @@ async def evaluations(stack: Stack, settings: Any, receiver: WebhookReceiver, pr
     text = log.read_text(errors="replace")[offset:]
     periods = [(int(m[1]), int(m[2]), int(m[3]), float(m[4])) for m in STATS.finditer(text)]
     busy = [p for p in periods if p[0] > 0]
+    drained = await drain(stack, keys, project_ids, str(settings.redis_url))
     return {"logs_sent": sent, "ingest_logs_per_s": sent / elapsed, "caught_up_s": behind,
+            "drain": drained,
             "periods": periods,
             "evaluations_per_s_peak": max((p[0] / p[3] for p in busy), default=0.0),
             "evaluations_per_s_mean": (sum(p[0] for p in busy) / sum(p[3] for p in busy))
             if busy else 0.0}
+
+
+async def drain(stack: Stack, keys: list[str], project_ids: list[str],
+                redis_url: str) -> dict[str, float]:
+    """Capacity: errors queued while the daemon is stopped, then the time it takes to catch up.
+
+    Each project's notification stream keeps about 1 000 entries, so 500 per project are sent.
+    """
+    stack.stop("alerts")
+    per_project = 500
+    async with httpx.AsyncClient(base_url=stack.url, timeout=60,
+                                 limits=httpx.Limits(max_connections=16)) as http:
+        async def fill(key: str) -> None:
+            for chunk in range(per_project // 100):
+                logs = [error(f"E{(chunk * 100 + j) % 20}", "boom") for j in range(100)]
+                answer = await http.post("/api/v1/ingest/batch", json={"logs": logs},
+                                         headers={"X-API-Key": key})
+                answer.raise_for_status()
+
+        await asyncio.gather(*(fill(k) for k in keys))
+    log = stack.daemons["alerts"].log
+    offset = log.stat().st_size
+    started = time.perf_counter()
+    stack.start("alerts")
+    await asyncio.to_thread(catch_up, redis_url, project_ids)
+    seconds = time.perf_counter() - started  # from the daemon's start: its boot is included
+    await asyncio.sleep(12)
+    text = log.read_text(errors="replace")[offset:]
+    on_events = sum(int(m[2]) for m in STATS.finditer(text))
+    return {"notifications": per_project * len(keys), "seconds": seconds,
+            "event_evaluations": on_events, "evaluations_per_s": on_events / seconds}
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -252,6 +285,11 @@ async def main_async(args: argparse.Namespace) -> None:
                           f" {got['evaluations_per_s_peak']:.0f}/s best period; load {load()}")
                     print(f"   daemon periods (evaluations, on events, periodic, seconds):"
                           f" {got['periods']}")
+                    d = got["drain"]
+                    print(f"3. capacity: {d['notifications']:.0f} notifications queued while the"
+                          f" daemon was stopped, drained in {d['seconds']:.1f} s (start"
+                          f" included): {d['event_evaluations']:.0f} rule evaluations ="
+                          f" {d['evaluations_per_s']:.0f}/s; load {load()}")
         finally:
             receiver.stop()
             redis.stop()

@@ -385,3 +385,40 @@ async def test_notifications_a_killed_reader_left_are_taken_over_and_counted_onc
         assert (await aredis.xpending(stream, bus.ALERTS_GROUP))["pending"] == 0
     finally:
         await pool.close()
+
+
+async def test_a_deleted_stream_gets_its_group_back(
+        conn: psycopg.AsyncConnection[Any], aredis: aioredis.Redis,
+        receiver: WebhookReceiver, logs_db_url: str) -> None:
+    import asyncio
+
+    from psycopg_pool import AsyncConnectionPool
+
+    from ledger import bus
+    from ledger.daemons.alerts.evaluator import Evaluator
+
+    hook = await webhook(conn, receiver)
+    await add_rule(conn, hook, kind="new_group")
+    pool = AsyncConnectionPool(logs_db_url, open=False, kwargs={"autocommit": True})
+    await pool.open()
+    stopping = asyncio.Event()
+    evaluator = Evaluator(pool, aredis, refresh_seconds=60, claim_idle_seconds=60,
+                          give_up_seconds=3600, on_fired=lambda: None)
+    task = asyncio.create_task(evaluator.run(stopping))
+    try:
+        stream = bus.notifications_stream(P)
+        for _ in range(100):
+            if await aredis.exists(stream):
+                break
+            await asyncio.sleep(0.05)
+        await aredis.delete(stream)  # e.g. an operator's cleanup: the group goes with it
+        await aredis.xadd(stream, {"data": orjson.dumps(note("after").event)})
+        for _ in range(200):
+            if await history.list_alerts(conn, [P]):
+                break
+            await asyncio.sleep(0.05)
+        assert [a["subject"] for a in await history.list_alerts(conn, [P])] == ["after"]
+    finally:
+        stopping.set()
+        await task
+        await pool.close()

@@ -92,6 +92,15 @@ class Evaluator:
         while not stopping.is_set():
             try:
                 await self.step()
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    logger.exception("alerts: evaluation failed; retrying in 1 s")
+                    await asyncio.sleep(1.0)
+                    continue
+                # A stream (with its group) was deleted under us: make the groups again.
+                logger.warning("alerts: a notification stream lost its group; recreating")
+                self._grouped.clear()
+                self._loaded_at = 0.0
             except Exception:  # the loop boundary: log, pause, go on
                 logger.exception("alerts: evaluation failed; retrying in 1 s")
                 await asyncio.sleep(1.0)

@@ -291,3 +291,41 @@ def test_two_alerts_daemons_send_each_alert_once(stack: Stack, receiver: Webhook
         second.terminate()
         second.wait(15)
         assert os.path.exists(tmp_path / "alerts-2.log")
+
+
+def test_frequency_and_regression_through_the_writers(stack: Stack,
+                                                      receiver: WebhookReceiver) -> None:
+    with httpx.Client(base_url=stack.url, timeout=30) as http:
+        project = Project(http, receiver)
+        for body in ({"name": "spike", "kind": "group_frequency", "threshold": 3,
+                      "window_minutes": 5, "channels": ["hook"]},
+                     {"name": "back", "kind": "regression", "channels": ["hook"]}):
+            assert project.post("alert-rules", body).status_code == 201
+        project.error("key 101", error_type="SpikeError")
+        project.error("key 102", error_type="SpikeError")  # the same group: 2 events, no spike
+        project.error("barrier one", error_type="BarrierError")
+        got = receiver.wait_for(2)
+        assert [r.json()["rule"]["name"] for r in got] == ["new errors", "new errors"]
+        project.error("key 103", error_type="SpikeError")  # the third event: a spike
+        got = receiver.wait_for(3)
+        assert len(got) == 3 and got[2].json()["rule"]["name"] == "spike"
+        assert got[2].json()["counts"]["events"] == 3
+
+        keyed = {"X-API-Key": project.key}
+        groups = poll(lambda: [g for g in http.get("/api/v1/error-groups", headers=keyed)
+                               .json()["error_groups"] if g["error_type"] == "SpikeError"
+                               and g["event_count"] == 3])
+        assert groups, "the writers did not store the group"
+        resolved = http.patch(f"/api/v1/error-groups/{groups[0]['id']}/status",
+                              headers=project.bearer,
+                              json={"status": "resolved", "resolved_in_release": "2.0"})
+        assert resolved.status_code == 200, resolved.text
+        project.error("key 104", error_type="SpikeError", release="1.5")  # older: stays resolved
+        project.error("barrier two", error_type="OtherBarrierError")
+        got = receiver.wait_for(4)
+        assert [r.json()["rule"]["name"] for r in got][3:] == ["new errors"]
+        project.error("key 105", error_type="SpikeError", release="2.1")
+        got = receiver.wait_for(5)
+        assert len(got) == 5 and got[4].json()["rule"]["name"] == "back"
+        assert got[4].json()["release"] == "2.1"
+        assert all(r.signed_by(project.secret) for r in got)

@@ -16,17 +16,14 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-import grpc
-import redis.asyncio as aioredis
-from psycopg_pool import AsyncConnectionPool
-
 from ledger import bus
 from ledger.config import Settings
 from ledger.core.alerts import evaluate
 from ledger.daemons.alerts.evaluator import Evaluator
 from ledger.daemons.alerts.sender import Sender
 from ledger.daemons.alerts.servicer import AlertsServicer
-from ledger.daemons.checks import postgres_health, redis_health, require_schema
+from ledger.daemons.base import GrpcDaemon
+from ledger.daemons.checks import require_schema
 from ledger.db.pool import async_pool, open_pool
 from ledger.proto import alerts_pb2_grpc
 from ledger.rpc.server import bind, create_server
@@ -38,20 +35,17 @@ GRACE_SECONDS = 1.5
 STATS_EVERY_SECONDS = 10.0
 
 
-class AlertsDaemon:
+class AlertsDaemon(GrpcDaemon):
     """Serves ``AlertsService`` on ``LEDGER_ALERTS_LISTEN`` and runs the alert loops."""
 
     name = "alerts"
+    stop_grace_seconds = GRACE_SECONDS
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.port = 0
-        self.pool: AsyncConnectionPool | None = None
-        self.redis: aioredis.Redis | None = None
+        super().__init__(settings)
         self.evaluator: Evaluator | None = None
         self.senders: list[Sender] = []
         self.periodic_evaluated = 0
-        self._server: grpc.aio.Server | None = None
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -63,21 +57,21 @@ class AlertsDaemon:
         await require_schema(settings.logs_database_url, "logs")
         # No check per checkout (a round trip each): every loop retries a failed step, and a
         # connection that died with a PostgreSQL restart is dropped when it fails.
-        self.pool = async_pool(settings.logs_database_url, name="alerts-logs",
-                               min_size=2, max_size=5 + settings.alerts_senders, check=False)
-        await open_pool(self.pool, settings.logs_database_url)
-        self.redis = bus.client(settings.redis_url)
+        pool = async_pool(settings.logs_database_url, name="alerts-logs",
+                          min_size=2, max_size=5 + settings.alerts_senders, check=False)
+        self._pool = pool
+        await open_pool(pool, settings.logs_database_url)
+        self._redis = bus.client(settings.redis_url)
         self.evaluator = Evaluator(
-            self.pool, self.redis, refresh_seconds=settings.alerts_rules_refresh_seconds,
+            pool, self._redis, refresh_seconds=settings.alerts_rules_refresh_seconds,
             claim_idle_seconds=settings.alerts_claim_idle_seconds,
             give_up_seconds=settings.alerts_give_up_seconds, on_fired=self._wakeup.set)
-        self.senders = [Sender(self.pool, self._wakeup,
+        self.senders = [Sender(pool, self._wakeup,
                                retry_base_seconds=settings.alerts_retry_base_seconds,
                                retry_max_seconds=settings.alerts_retry_max_seconds)
                         for _ in range(settings.alerts_senders)]
         self._server = create_server("alerts", settings.internal_token, self._health)
-        alerts_pb2_grpc.add_AlertsServiceServicer_to_server(AlertsServicer(self.pool),
-                                                            self._server)
+        alerts_pb2_grpc.add_AlertsServiceServicer_to_server(AlertsServicer(pool), self._server)
         self.port = bind(self._server, settings.alerts_listen, "alerts")
         await self._server.start()
         self._tasks = [
@@ -89,15 +83,12 @@ class AlertsDaemon:
         ]
         logger.info("alerts: serving on port %d with %d senders", self.port, len(self.senders))
 
-    async def _health(self) -> dict[str, str]:
-        return {"postgres": await postgres_health(self.pool),
-                "redis": await redis_health(self.redis)}
-
     async def run_periodic_once(self) -> int:
         """Count error_rate and no_logs rules now (if this copy holds the interval's lock)."""
-        assert self.pool is not None and self.redis is not None and self.evaluator is not None
+        assert self._pool is not None and self._redis is not None
+        assert self.evaluator is not None
         interval = self.settings.alerts_interval_seconds
-        lock = await self.redis.set(bus.alerts_lock("periodic"), str(time.time()), nx=True,
+        lock = await self._redis.set(bus.alerts_lock("periodic"), str(time.time()), nx=True,
                                     px=max(1, int(interval * 900)))
         if not lock:
             return 0
@@ -107,7 +98,7 @@ class AlertsDaemon:
             wanted = [r for r in project_rules if r.kind in ("error_rate", "no_logs")]
             if not wanted:
                 continue
-            async with self.pool.connection() as conn, conn.transaction():
+            async with self._pool.connection() as conn, conn.transaction():
                 stats = await evaluate.evaluate_periodic(
                     conn, wanted, now=datetime.now(UTC), interval_seconds=interval,
                     expires_after=timedelta(seconds=self.settings.alerts_give_up_seconds))
@@ -161,14 +152,11 @@ class AlertsDaemon:
     async def stop(self) -> None:
         """Stop the loops (an unfinished batch stays pending for the next reader), then close."""
         self._stopping.set()
-        if self._server is not None:
-            await self._server.stop(GRACE_SECONDS)
+        await self._stop_server()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.pool is not None:
-            await self.pool.close()
-        if self.redis is not None:
-            await self.redis.aclose()
+        await self._close_clients()
+        self._stopped.set()

@@ -1,1 +1,1 @@
-"""The gateway's routes, one module per resource."""
+"""The HTTP routes, one module per resource, and what they share (responses, bodies)."""

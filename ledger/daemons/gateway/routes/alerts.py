@@ -12,10 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from starlette.responses import Response
 
-from ledger.daemons.gateway.access import RequireAccount, account_projects, owned_project
-from ledger.daemons.gateway.errors import json_response
-from ledger.daemons.gateway.schemas import ErrorResponse
-from ledger.daemons.gateway.sessions import AccountPrincipal
+from ledger.daemons.gateway.edge.access import RequireAccount, account_projects, owned_project
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
+from ledger.daemons.gateway.routes.responses import json_response
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import InvalidInputError, UnavailableError
 from ledger.rpc.alerts_client import AlertsClient

@@ -27,6 +27,7 @@ from ledger import bus
 from ledger.core.alerts import evaluate, rules
 from ledger.core.alerts.evaluate import Notification
 from ledger.core.alerts.rules import Rule
+from ledger.queue.names import notifications_stream
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Evaluator:
         if project_id in self._grouped:
             return
         try:
-            await self.redis.xgroup_create(bus.notifications_stream(project_id),
+            await self.redis.xgroup_create(notifications_stream(project_id),
                                            bus.ALERTS_GROUP, id="0", mkstream=True)
         except redis.exceptions.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
@@ -116,7 +117,7 @@ class Evaluator:
             self._claimed_at = time.monotonic()
             for project_id in list(watched):
                 done += await self._take_over(project_id)
-        streams: Any = {bus.notifications_stream(p): ("0" if pending else ">") for p in watched}
+        streams: Any = {notifications_stream(p): ("0" if pending else ">") for p in watched}
         replies: Any = await self.redis.xreadgroup(bus.ALERTS_GROUP, self.consumer, streams,
                                               count=READ_COUNT, block=None if pending else block_ms)
         work = []
@@ -135,7 +136,7 @@ class Evaluator:
         return done + sum(counts)
 
     async def _take_over(self, project_id: str) -> int:
-        stream = bus.notifications_stream(project_id)
+        stream = notifications_stream(project_id)
         reply = await self.redis.xautoclaim(stream, bus.ALERTS_GROUP, self.consumer,
                                             min_idle_time=self.claim_idle_ms, start_id="0-0",
                                             count=READ_COUNT)
@@ -143,7 +144,7 @@ class Evaluator:
         return await self._process(project_id, entries) if entries else 0
 
     async def _process(self, project_id: str, entries: list[Any]) -> int:
-        stream = bus.notifications_stream(project_id)
+        stream = notifications_stream(project_id)
         ids = [entry_id for entry_id, _ in entries]
         notes = []
         for entry_id, entry in entries:

@@ -58,6 +58,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "ledger.daemons.gateway.routes.logs",
     "ledger.daemons.gateway.routes.errors",
     "ledger.daemons.gateway.routes.alerts",
+    "ledger.daemons.gateway.routes.sentry",
 )
 
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0

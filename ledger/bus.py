@@ -119,3 +119,19 @@ def registrations_client(client: str) -> str:
 def stream_ticket_used(account_id: str, nonce: str) -> str:
     """Exists once a stream ticket has opened a stream: a ticket is good for one stream only."""
     return f"ledger:{{acct:{account_id}}}:stream-ticket-used:{nonce}"
+
+
+# -- alerts (appended by the alerts work) -------------------------------------------------------
+
+#: Consumer group of the alerts daemons on every project's notifications stream.
+ALERTS_GROUP = "alerts"
+
+
+def alert_frequency(project_id: str, rule_id: str, fingerprint: str) -> str:
+    """Newest event ids of one group under one group_frequency rule (scored by ingest time)."""
+    return f"ledger:{{p:{project_id}}}:alerts:freq:{rule_id}:{fingerprint}"
+
+
+def alerts_lock(job: str) -> str:
+    """Held (SET NX EX) by the one alerts copy that runs ``job`` this interval."""
+    return f"ledger:alerts:lock:{job}"

@@ -194,6 +194,25 @@ VARIABLES: tuple[Variable, ...] = (
              "Where the gateway reaches the query daemon."),
     Variable("LEDGER_ANALYTICS_INTERVAL_SECONDS", "analytics_interval_seconds", 60.0, _float,
              "How often the analytics daemon runs its jobs."),
+    Variable("LEDGER_ALERTS_LISTEN", "alerts_listen", "127.0.0.1:50054", _addr,
+             "Address the alerts daemon's gRPC server binds."),
+    Variable("LEDGER_ALERTS_ADDR", "alerts_addr", "127.0.0.1:50054", _addr,
+             "Where the gateway reaches the alerts daemon."),
+    Variable("LEDGER_ALERTS_INTERVAL_SECONDS", "alerts_interval_seconds", 30.0, _float,
+             "How often error_rate and no_logs rules are counted from the logs."),
+    Variable("LEDGER_ALERTS_RULES_REFRESH_SECONDS", "alerts_rules_refresh_seconds", 2.0, _float,
+             "How soon a new or changed alert rule is picked up by the evaluator."),
+    Variable("LEDGER_ALERTS_SENDERS", "alerts_senders", 4, lambda n, r: _int(n, r, 0),
+             "Delivery tasks per alerts daemon (0: this copy only evaluates)."),
+    Variable("LEDGER_ALERTS_RETRY_BASE_SECONDS", "alerts_retry_base_seconds", 10.0, _float,
+             "First delay before a failed delivery is retried; it doubles on each failure."),
+    Variable("LEDGER_ALERTS_RETRY_MAX_SECONDS", "alerts_retry_max_seconds", 900.0, _float,
+             "Longest delay between two delivery attempts."),
+    Variable("LEDGER_ALERTS_GIVE_UP_SECONDS", "alerts_give_up_seconds", 86_400.0, _float,
+             "How long a delivery is retried before it is marked failed (24 h)."),
+    Variable("LEDGER_ALERTS_CLAIM_IDLE_SECONDS", "alerts_claim_idle_seconds", 30.0, _float,
+             "Notifications a stopped evaluator read but did not finish are taken over after"
+             " this long."),
 )
 
 # Short spellings that DESIGN.md uses; the long form wins when both are set.
@@ -235,6 +254,15 @@ class Settings:
     query_listen: str = "127.0.0.1:50053"
     query_addr: str = "127.0.0.1:50053"
     analytics_interval_seconds: float = 60.0
+    alerts_listen: str = "127.0.0.1:50054"
+    alerts_addr: str = "127.0.0.1:50054"
+    alerts_interval_seconds: float = 30.0
+    alerts_rules_refresh_seconds: float = 2.0
+    alerts_senders: int = 4
+    alerts_retry_base_seconds: float = 10.0
+    alerts_retry_max_seconds: float = 900.0
+    alerts_give_up_seconds: float = 86_400.0
+    alerts_claim_idle_seconds: float = 30.0
     unknown: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod

@@ -15,6 +15,7 @@ import typer
 from ledger import __version__
 from ledger.cli import (
     accounts,
+    alerts,
     db,
     errors,
     keys,
@@ -99,6 +100,7 @@ app.add_typer(partitions.app, name="partitions")
 app.add_typer(queue.app, name="queue")
 app.command("logs")(logs.logs_command)
 app.add_typer(errors.app, name="errors")
+app.add_typer(alerts.app, name="alerts")
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ from ledger.daemons.gateway.routes.metrics import Metrics, MetricsMiddleware
 from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import UnavailableError
+from ledger.rpc.alerts_client import AlertsClient
 from ledger.rpc.auth_client import AuthClient
 from ledger.rpc.ingest_client import IngestClient
 from ledger.rpc.query_client import QueryClient
@@ -62,6 +63,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "ledger.daemons.gateway.routes.logs",
     "ledger.daemons.gateway.routes.errors",
     "ledger.daemons.gateway.routes.web",
+    "ledger.daemons.gateway.routes.alerts",
     "ledger.daemons.gateway.routes.sentry",
 )
 
@@ -134,12 +136,13 @@ async def _open_gateway(
     auth = AuthClient(settings.auth_addr, token)
     ingest = IngestClient(settings.ingest_addr, token)
     query = QueryClient(settings.query_addr, token)
+    alerts = AlertsClient(settings.alerts_addr, token)
     keys = KeyValidator(redis, auth, KeyCache(settings.gateway_key_cache_seconds), breaker,
                         metrics, failure_limit=auth_failure_limit)
     gateway = Gateway(
         settings=settings, redis=redis, auth=auth, ingest=ingest, query=query, keys=keys,
         limiter=RateLimiter(redis, minute_seconds=rate_windows[0], hour_seconds=rate_windows[1]),
-        metrics=metrics, batcher=IngestBatcher(ingest))
+        metrics=metrics, batcher=IngestBatcher(ingest), alerts=alerts)
     try:
         try:
             await redis.ping()
@@ -165,6 +168,7 @@ async def _open_gateway(
         await gateway.batcher.close()
         for client in (auth, ingest, query):
             await client.close()
+        await alerts.close()
         await redis.aclose()
 
 

@@ -132,6 +132,8 @@ def explain(components: Mapping[str, Any], version: int | None = None) -> str:
     method = components.get("method")
     suffix = f" (fingerprint v{version})" if version is not None else ""
     error_type = components.get("error_type")
+    if method == "stacktrace" and isinstance(components.get("exceptions"), list):
+        return _explain_chain(components["exceptions"], error_type, suffix)
     if method == "stacktrace":
         frames = [str(f) for f in components.get("frames") or []]
         where = " → ".join(frames) if frames else "the same frames"
@@ -144,10 +146,34 @@ def explain(components: Mapping[str, Any], version: int | None = None) -> str:
                 f" {components.get('message', '')!s}{suffix}.")
     if method == "message":
         return f"Same normalised message: {components.get('message', '')!s}{suffix}."
+    if method == "client" and components.get("rule"):
+        rule = components["rule"]
+        return (f"The project's fingerprint rule {rule.get('matcher', '')!s} →"
+                f" {', '.join(str(p) for p in components.get('client') or [])}"
+                f" (rules revision {rule.get('revision', '?')!s}){suffix}.")
     if method == "client":
         client = ", ".join(str(p) for p in components.get("client") or [])
         return f"The client sent the fingerprint [{client}]{suffix}."
     return f"Same fingerprint{suffix}."
+
+
+def _explain_chain(chain: list[Any], error_type: Any, suffix: str) -> str:
+    parts = []
+    for exc in chain:
+        if not isinstance(exc, dict):
+            continue
+        name = exc.get("type") or "an exception"
+        if exc.get("minified"):
+            parts.append(f"{name} with message {exc.get('message', '')!s} (minified frames)")
+            continue
+        frames = " → ".join(str(f) for f in exc.get("frames") or []) or "no frames"
+        kind = "" if exc.get("in_app") else " (no in-app frame found)"
+        members = exc.get("members") or []
+        extra = f", with {len(members)} sorted members" if members else ""
+        parts.append(f"{name} through {frames}{kind}{extra}")
+    what = f"{error_type} raised" if error_type else "raised"
+    return (f"Same exception chain: {what}; " + "; then ".join(parts)
+            + f"; line numbers and directories ignored{suffix}.")
 
 
 def _group_dict(row: dict[str, Any]) -> dict[str, Any]:

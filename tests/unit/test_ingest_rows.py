@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ledger.core import events
+from ledger.core.fingerprints import FINGERPRINT_VERSION
 from ledger.daemons.ingest import rows
 from ledger.daemons.ingest.entries import EntryBuilder, decode_entry, title
 
@@ -36,7 +37,7 @@ def test_a_full_record_survives_encode_and_decode() -> None:
         if isinstance(want, datetime):
             want = want.isoformat()
         assert decoded[name] == want, name
-    assert decoded["fingerprint_version"] == 1 and decoded["error_fingerprint"]
+    assert decoded["fingerprint_version"] == FINGERPRINT_VERSION and decoded["error_fingerprint"]
 
 
 def test_nulls_and_empty_values() -> None:

@@ -131,9 +131,11 @@ _MESSAGE_RE = re.compile(
   | (?P<hash>{_L}(?:[0-9A-Fa-f]{{64}}|[0-9A-Fa-f]{{40}}|[0-9A-Fa-f]{{32}}){_R})
   | (?P<ip>(?<![\w:.]){_IPV6}(?![\w:])|\b{_IPV4}\b)
   | (?P<mac>{_L}[0-9A-Fa-f]{{2}}(?:[:-][0-9A-Fa-f]{{2}}){{5}}{_R})
+  | (?P<pod>(?<=-)(?=[a-z-]{{0,16}}\d)[a-z0-9]{{6,10}}-[a-z0-9]{{5}}(?![\w-]))
   | (?P<duration>(?<![\w.])\d+(?:\.\d+)?\ ?(?:{_DURATION_UNITS})\b)
   | (?P<hex>\b0[xX][0-9A-Fa-f]+\b
       | {_L}(?=[0-9A-Fa-f]*\d)(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{{8,}}{_R})
+  | (?P<mixed>{_L}(?:[A-Za-z]+\d+[A-Za-z]+\d|\d+[A-Za-z]+\d+[A-Za-z])[A-Za-z0-9]*{_R})
   | (?P<quoted>(?<!\w)(?:'[^'\n]{{65,}}'|"[^"\n]{{65,}}"|`[^`\n]{{65,}}`)(?!\w))
   | (?P<num>\d+(?:\.\d+)?)
     )
@@ -150,6 +152,11 @@ _PLACEHOLDERS = {
     "mac": "<mac>",
     "duration": "<duration>",
     "hex": "<hex>",
+    # Letters and digits alternating (`x2k8p`, `7f9c4d`: pod and container name suffixes,
+    # short ids); `sha256`, `utf8` or `http2` alternate once and stay.
+    "mixed": "<id>",
+    # The generated tail of a Kubernetes pod name: `billing-7f9c4d8b6-x2k8p` → `billing-<pod>`.
+    "pod": "<pod>",
     # Long quoted values are payloads (SQL, JSON, user input) that differ on every event; short
     # ones usually name what failed (a key, a table, a column) and so distinguish errors.
     "quoted": "'<str>'",
@@ -231,6 +238,10 @@ def _looks_minified(frames: Sequence[Frame]) -> bool:
 def _signature(exc: ParsedException, type_override: str | None = None,
                value_override: str | None = None) -> dict[str, Any]:
     type_ = short_type(type_override or exc.type)
+    if type_ is None and exc.kind == "go" and exc.value:
+        # A printed Go panic has no type, only its value: "runtime error: index out of range
+        # [5] with length 3" and "... nil pointer dereference" at the same frames are two bugs.
+        type_ = "panic: " + normalize_message(exc.value)[:120]
     in_app = [f for f in exc.frames if f.in_app]
     chosen = (in_app or exc.frames)[-MAX_FRAMES:]
     sig: dict[str, Any]

@@ -294,8 +294,8 @@ def go_in_app(package: str, path: str) -> bool:
         or "/pkg/mod/" in path
         or "/vendor/" in path
         or "/src/runtime/" in path
-        or "@v" in path and _GO_VERSIONED.search(path) is not None
-        or "@v" in package and _GO_VERSIONED.search(package) is not None
+        or ("@v" in path and _GO_VERSIONED.search(path) is not None)
+        or ("@v" in package and _GO_VERSIONED.search(package) is not None)
     )
 
 

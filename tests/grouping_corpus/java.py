@@ -13,7 +13,8 @@ SQL [n/a]; constraint [users_email_key]; request {id}
 \tat com.acme.users.UserService.{func}(UserService.java:{l1})
 \tat com.acme.users.UserService$$SpringCGLIB$$0.{func}(<generated>)
 \tat com.acme.users.UserController.{caller}(UserController.java:{l2})
-\tat java.base/jdk.internal.reflect.DirectMethodHandleAccessor.invoke(DirectMethodHandleAccessor.java:103)
+\tat java.base/jdk.internal.reflect.DirectMethodHandleAccessor.invoke\
+(DirectMethodHandleAccessor.java:103)
 \tat org.apache.catalina.core.ApplicationFilterChain.doFilter(ApplicationFilterChain.java:166)
 \tat java.base/java.lang.Thread.run(Thread.java:{t})
 Caused by: org.hibernate.exception.ConstraintViolationException: could not execute statement

@@ -35,8 +35,9 @@ from ledger.errors import AuthenticationError, InvalidInputError, NotFoundError
 logger = logging.getLogger(__name__)
 
 PREFIX = "ledger"
-SCOPES: tuple[str, ...] = ("ingest", "read")
-DEFAULT_SCOPES: tuple[str, ...] = SCOPES
+#: ``triage`` (DESIGN §4): change an error group's status, merge groups, edit fingerprint rules.
+SCOPES: tuple[str, ...] = ("ingest", "read", "triage")
+DEFAULT_SCOPES: tuple[str, ...] = ("ingest", "read")
 KEY_ID_CHARS = 12
 SECRET_BYTES = 32
 CACHE_TTL_SECONDS = 300
@@ -174,16 +175,16 @@ def key_digest(full_key: str) -> str:
 
 
 def normalize_scopes(scopes: Iterable[str] | None) -> tuple[str, ...]:
-    """Validated scopes in canonical order; None or empty means every scope.
+    """Validated scopes in canonical order; None or empty means the default (ingest and read).
 
     Raises:
-        InvalidInputError: a scope other than ``ingest`` or ``read``.
+        InvalidInputError: a scope other than ``ingest``, ``read`` or ``triage``.
     """
     wanted = {s.strip().lower() for s in scopes or ()}
     unknown = sorted(wanted - set(SCOPES))
     if unknown:
         raise InvalidInputError(
-            f"unknown scope {', '.join(map(repr, unknown))}: use {' and/or '.join(SCOPES)}")
+            f"unknown scope {', '.join(map(repr, unknown))}: use {', '.join(SCOPES)}")
     return tuple(s for s in SCOPES if s in wanted) or DEFAULT_SCOPES
 
 

@@ -37,7 +37,7 @@ PARAMS = ("status", "sort", "search", "limit", "offset")
 _COLUMNS = sql.SQL(
     "id, project_id, fingerprint, fingerprint_version, components, title, error_type, level,"
     " log_type, first_seen, last_seen, event_count, status, resolved_in_release, resolved_at,"
-    " last_release, sample_log_id, updated_at"
+    " last_release, sample_log_id, updated_at, merged_into"
 )
 
 
@@ -87,7 +87,8 @@ def parse_group_query(params: Mapping[str, str], *, project_id: str) -> GroupQue
 
 
 def _where(query: GroupQuery) -> tuple[sql.Composed, list[Any]]:
-    clauses: list[sql.Composable] = [sql.SQL("project_id = %s")]
+    # A group merged into another is shown through the one that survives.
+    clauses: list[sql.Composable] = [sql.SQL("project_id = %s AND merged_into IS NULL")]
     args: list[Any] = [query.project_id]
     if query.statuses:
         clauses.append(sql.SQL("status = ANY(%s)"))

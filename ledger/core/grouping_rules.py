@@ -26,7 +26,7 @@ Pure functions, no I/O (storage: ``ledger.core.grouping_store``).
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,6 +177,8 @@ class GroupingConfig:
     revision: int = 0
     rules: tuple[FingerprintRule, ...] = ()
     in_app: InAppRules = field(default_factory=InAppRules)
+    #: Active merges: fingerprint of a merged-away group → fingerprint of the surviving one.
+    merges: Mapping[str, str] = field(default_factory=dict)
 
     def fingerprint(
         self,
@@ -212,6 +214,11 @@ class GroupingConfig:
                                          "revision": self.revision}
         if in_app is not None:
             result.components["grouping_revision"] = self.revision
+        target = self.merges.get(result.hash)
+        if target is not None:
+            # The group was merged: its later events go to the surviving group.
+            return Fingerprint(target, result.version, result.method,
+                               {**result.components, "merged_from": result.hash})
         return result
 
 

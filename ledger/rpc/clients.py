@@ -11,7 +11,14 @@ from typing import Any, TypeVar
 import grpc
 
 from ledger.errors import LedgerError
-from ledger.proto import auth_pb2_grpc, health_pb2, health_pb2_grpc, ingest_pb2_grpc, query_pb2_grpc
+from ledger.proto import (
+    auth_pb2_grpc,
+    grouping_pb2_grpc,
+    health_pb2,
+    health_pb2_grpc,
+    ingest_pb2_grpc,
+    query_pb2_grpc,
+)
 from ledger.rpc.interceptors import TOKEN_KEY
 from ledger.rpc.status import from_rpc_error
 
@@ -41,6 +48,7 @@ class Client:
         self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
         self.ingest = ingest_pb2_grpc.IngestServiceStub(self.channel)
         self.query = query_pb2_grpc.QueryServiceStub(self.channel)
+        self.grouping = grouping_pb2_grpc.GroupingServiceStub(self.channel)
 
     async def call(
         self,

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from ledger.config import Settings
 from ledger.core.connections import connect_redis
 from ledger.daemons.checks import postgres_health, redis_health
+from ledger.daemons.ingest.grouping import GroupingCache
 from ledger.daemons.ingest.queue import Queue
 from ledger.daemons.ingest.service import IngestServicer
 from ledger.daemons.ingest.writer import Streams, Writer
@@ -81,12 +82,12 @@ class IngestDaemon:
             # check per checkout (a round trip per batch): writers retry a failed batch, and
             # drop the pool's dead connections when one fails (``Writer.handle``).
             self._pool = async_pool(url, name="ingest-logs", min_size=1,
-                                    max_size=max(2, settings.ingest_writers + 1), check=False)
+                                    max_size=max(2, settings.ingest_writers + 2), check=False)
             await self._pool.open(wait=False)
             self._streams = Streams(self._redis)
             queue = Queue(self._redis, on_new_project=self._streams.project_queued)
             ingest_pb2_grpc.add_IngestServiceServicer_to_server(
-                IngestServicer(settings, queue), server)
+                IngestServicer(settings, queue, GroupingCache(self._pool)), server)
             self.port = bind(server, settings.ingest_listen, self.name)
             await server.start()
         except BaseException:

@@ -16,7 +16,6 @@ from psycopg.rows import dict_row
 
 from ledger import bus
 from ledger.config import Settings
-from ledger.core.fingerprints import FINGERPRINT_VERSION
 from ledger.daemons.ingest import IngestDaemon
 from ledger.errors import InvalidInputError, QueueFullError, RateLimitedError
 from ledger.proto import ingest_pb2

@@ -87,7 +87,8 @@ class IngestDaemon:
             self._streams = Streams(self._redis)
             queue = Queue(self._redis, on_new_project=self._streams.project_queued)
             ingest_pb2_grpc.add_IngestServiceServicer_to_server(
-                IngestServicer(settings, queue, GroupingCache(self._pool)), server)
+                IngestServicer(settings, queue, GroupingCache(
+                    self._pool, ttl=settings.ingest_grouping_cache_seconds)), server)
             self.port = bind(server, settings.ingest_listen, self.name)
             await server.start()
         except BaseException:

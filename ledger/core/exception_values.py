@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from ledger.core import frames as fr
-from ledger.core.frames import Frame, InAppRules
+from ledger.core.frames import InAppRules, RawFrame
 from ledger.core.stacktraces import ParsedException
 
 __all__ = [
@@ -65,6 +65,8 @@ class ShapeError(ValueError):
 
 
 def _clean(text: str) -> str:
+    if text.isascii():  # the usual case, checked in C: only NUL can be wrong
+        return text.replace("\x00", "") if "\x00" in text else text
     if "\x00" in text:
         text = text.replace("\x00", "")
     # Lone surrogates (from a `\ud800` escape) cannot be stored by PostgreSQL.
@@ -76,7 +78,9 @@ def _text(value: Any, where: str, limit: int) -> str | None:
         return None
     if type(value) is not str:
         raise ShapeError(where, f"{where} must be a string")
-    return _clean(value[: limit * 2])[:limit]
+    if len(value) > limit:
+        value = value[: limit * 2]
+    return _clean(value)[:limit]
 
 
 def _int(value: Any, where: str) -> int | None:
@@ -208,29 +212,31 @@ def validate_exceptions(value: Any) -> list[dict[str, Any]] | None:
 
 
 def _chain_frame(frame: dict[str, Any], platform: str | None,
-                 in_app_rules: InAppRules | None) -> tuple[Frame, str]:
+                 in_app_rules: InAppRules | None) -> RawFrame:
     path = frame.get("abs_path") or frame.get("filename") or ""
     module = frame.get("module") or ""
     function = frame.get("function") or ""
     kind = fr.kind_of(path, module, frame.get("platform") or platform)
     if kind == "go" and not module and function:
         module, function = fr.split_go_function(function)
-    name, func = fr.frame_identity(kind, path=path, module=module, function=function)
-    decided = in_app_rules.decide(name, path) if in_app_rules else None
-    if decided is None:
-        sdk = frame.get("in_app")
-        decided = sdk if type(sdk) is bool else fr.default_in_app(kind, path, module)
-    return Frame(name, func, decided), kind
+    sdk = frame.get("in_app")
+    raw = RawFrame(kind, path, module, function,
+                   sdk if type(sdk) is bool else fr.default_in_app(kind, path, module))
+    if in_app_rules is not None:
+        decided = in_app_rules.decide(raw.frame().module, path)
+        if decided is not None:
+            raw = raw.with_in_app(decided)
+    return raw
 
 
 def _one(value: dict[str, Any], platform: str | None,
          in_app_rules: InAppRules | None) -> ParsedException:
-    frames: list[Frame] = []
+    frames: list[RawFrame] = []
     kinds: dict[str, int] = {}
-    for raw in (value.get("stacktrace") or {}).get("frames") or ():
-        frame, kind = _chain_frame(raw, platform, in_app_rules)
+    for item in (value.get("stacktrace") or {}).get("frames") or ():
+        frame = _chain_frame(item, platform, in_app_rules)
         frames.append(frame)
-        kinds[kind] = kinds.get(kind, 0) + 1
+        kinds[frame.kind] = kinds.get(frame.kind, 0) + 1
     kind = max(kinds, key=lambda k: kinds[k]) if kinds else "other"
     return ParsedException(value.get("type"), value.get("value"), frames, kind)
 

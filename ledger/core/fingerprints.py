@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 
 from ledger.core.exception_values import to_chain
-from ledger.core.frames import Frame, InAppRules
+from ledger.core.frames import Frame, InAppRules, RawFrame
 from ledger.core.stacktraces import ParsedException, parse_exceptions
 
 __all__ = [
@@ -242,8 +242,8 @@ def _signature(exc: ParsedException, type_override: str | None = None,
         # A printed Go panic has no type, only its value: "runtime error: index out of range
         # [5] with length 3" and "... nil pointer dereference" at the same frames are two bugs.
         type_ = "panic: " + normalize_message(exc.value)[:120]
-    in_app = [f for f in exc.frames if f.in_app]
-    chosen = (in_app or exc.frames)[-MAX_FRAMES:]
+    in_app = [f for f in exc.raw if f.in_app]
+    chosen = [f.frame() for f in (in_app or exc.raw)[-MAX_FRAMES:]]
     sig: dict[str, Any]
     if exc.kind == "js" and _looks_minified(chosen):
         value = value_override if value_override is not None else exc.value
@@ -260,7 +260,7 @@ def _signature(exc: ParsedException, type_override: str | None = None,
 
 
 def _has_frames(chain: Sequence[ParsedException]) -> bool:
-    return any(e.frames or e.members for e in chain)
+    return any(e.raw or e.members for e in chain)
 
 
 def exception_chain(*, stack_trace: str | None, exceptions: list[dict[str, Any]] | None,
@@ -275,7 +275,7 @@ def exception_chain(*, stack_trace: str | None, exceptions: list[dict[str, Any]]
         chain = parse_exceptions(stack_trace)
         if in_app_rules is not None:
             for exc in _walk(chain):
-                exc.frames = [_apply(in_app_rules, f) for f in exc.frames]
+                exc.raw = [_apply(in_app_rules, f) for f in exc.raw]
         return chain
     return []
 
@@ -287,10 +287,9 @@ def _walk(chain: Iterable[ParsedException]) -> Iterable[ParsedException]:
             yield from _walk(member)
 
 
-def _apply(rules: InAppRules, frame: Frame) -> Frame:
-    decided = rules.decide(frame.module, frame.module)
-    return frame if decided is None or decided == frame.in_app else Frame(
-        frame.module, frame.function, decided)
+def _apply(rules: InAppRules, raw: RawFrame) -> RawFrame:
+    decided = rules.decide(raw.frame().module, raw.path or raw.module)
+    return raw if decided is None or decided == raw.in_app else raw.with_in_app(decided)
 
 
 def _default(

@@ -56,6 +56,34 @@ class Frame:
 
 
 @dataclass(frozen=True, slots=True)
+class RawFrame:
+    """A frame as parsed, before its identity is computed.
+
+    The identity (``frame()``) costs a few microseconds (module paths, bundle hashes, volatile
+    names) and only the innermost in-app frames contribute to a fingerprint, so it is computed
+    only for the frames that are used.
+    """
+
+    kind: str  # python, js, jvm, go, ruby, other (see kind_of) or eval
+    path: str
+    module: str
+    function: str
+    in_app: bool
+
+    def frame(self) -> Frame:
+        """The frame's identity and in-app flag."""
+        if self.kind == "eval":
+            return Frame("<eval>", js_function(self.function), False)
+        module, function = frame_identity(self.kind, path=self.path, module=self.module,
+                                          function=self.function)
+        return Frame(module, function, self.in_app)
+
+    def with_in_app(self, in_app: bool) -> RawFrame:
+        """The same frame with another in-app flag."""
+        return RawFrame(self.kind, self.path, self.module, self.function, in_app)
+
+
+@dataclass(frozen=True, slots=True)
 class InAppRules:
     """A project's in-app setting: prefixes of modules, classes or paths.
 
@@ -117,6 +145,7 @@ _GENERIC_DIRS = frozenset((
 _SOURCE_EXTENSIONS = (".py", ".pyc", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".mts",
                       ".cts", ".rb", ".go", ".java", ".kt", ".scala", ".groovy", ".cs", ".php",
                       ".erb", ".vue", ".svelte", ".coffee")
+_SOURCE_EXTENSION_SET = frozenset(_SOURCE_EXTENSIONS)
 _BUNDLE_SUFFIXES = (".chunk", ".bundle", ".min", ".esm", ".prod", ".production")
 _BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -174,11 +203,9 @@ def module_path(path: str) -> str:
     if not parts:
         return stable_name(path)
     name = parts[-1]
-    lowered = name.lower()
-    for ext in _SOURCE_EXTENSIONS:
-        if lowered.endswith(ext):
-            name = name[: -len(ext)]
-            break
+    stem, dot, extension = name.rpartition(".")
+    if dot and stem and f".{extension.lower()}" in _SOURCE_EXTENSION_SET:
+        name = stem
     name = _strip_bundle_hash(name) if name else name
     parent = parts[-2] if len(parts) >= 2 else ""
     if (parent.lower() in _GENERIC_DIRS or _is_volatile_dir(parent)

@@ -14,12 +14,13 @@ over the whole text; a 48 KB adversarial trace made it backtrack for 14 s.)
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ledger.core import frames as fr
-from ledger.core.frames import Frame
+from ledger.core.frames import Frame, RawFrame
 
 __all__ = ["MAX_LINE_CHARS", "ParsedException", "parse_exceptions"]
 
@@ -37,7 +38,8 @@ class ParsedException:
         type: The exception type as printed (``KeyError``, ``java.lang.IllegalStateException``),
             or None when the trace does not say.
         value: Its message, when printed.
-        frames: Outermost first, the crashing frame last.
+        raw: The frames as parsed, outermost first, the crashing frame last (``frames`` gives
+            their identities).
         kind: ``python``, ``js``, ``jvm``, ``go``, ``ruby`` or ``other``.
         members: For an exception group, each member's own chain (in the order printed, which
             is completion order; the fingerprint sorts them).
@@ -45,9 +47,14 @@ class ParsedException:
 
     type: str | None
     value: str | None
-    frames: list[Frame]
+    raw: list[RawFrame]
     kind: str
     members: list[list[ParsedException]] = field(default_factory=list)
+
+    @property
+    def frames(self) -> list[Frame]:
+        """Every frame's identity, outermost first."""
+        return [r.frame() for r in self.raw]
 
 
 def _lines(trace: str) -> list[str]:
@@ -77,7 +84,7 @@ class _PythonChain:
 
     def __init__(self, member: bool) -> None:
         self.done: list[ParsedException] = []
-        self.frames: list[Frame] = []
+        self.frames: list[RawFrame] = []
         self.type: str | None = None
         self.value: str | None = None
         self.started = member  # a member may print its exception line without a traceback
@@ -110,7 +117,7 @@ class _PythonChain:
             self.type, self.value = parsed
 
 
-def _python_frame(text: str) -> Frame | None:
+def _python_frame(text: str) -> RawFrame | None:
     # `File "/srv/app/billing.py", line 12, in charge`
     end = text.find('"', 6)
     if end < 0:
@@ -120,7 +127,7 @@ def _python_frame(text: str) -> Frame | None:
     if at < 0:
         return None
     func = text[at + 5:].strip().partition(" ")[0]
-    return Frame(fr.module_path(path), fr.stable_name(func), fr.python_in_app(path))
+    return RawFrame("python", path, "", func, fr.python_in_app(path))
 
 
 def _parse_python(trace: str) -> list[ParsedException]:
@@ -186,7 +193,7 @@ def _strip_position(loc: str) -> str:
 _JVM_HIDDEN = re.compile(r"/0x[0-9a-fA-F]+")
 
 
-def _jvm_frame(full: str) -> Frame:
+def _jvm_frame(full: str) -> RawFrame:
     # `java.base/java.lang.Thread.run` (Java 9+ module) and `app//com.acme.Foo.bar` (class loader
     # name): the prefix says where the class was loaded from, not which code it is.
     if "/0x" in full:
@@ -196,20 +203,21 @@ def _jvm_frame(full: str) -> Frame:
     cls, _, method = full.rpartition(".")
     cls = cls or full
     in_app = fr.jvm_in_app(cls) and not module_prefix.startswith(("java.", "jdk."))
-    return Frame(fr.stable_name(cls), fr.stable_name(method), in_app)
+    return RawFrame("jvm", "", cls, method, in_app)
 
 
-def _js_frame(func: str, loc: str) -> Frame:
+def _js_frame(func: str, loc: str) -> RawFrame:
     file = _strip_position(loc.strip())
     if file.startswith("eval at "):
-        return Frame("<eval>", fr.js_function(func), False)
+        return RawFrame("eval", "", "", func, False)
     in_app = fr.js_in_app(file)
     if file.startswith("file://"):
         file = file[7:]
-    return Frame(fr.module_path(file), fr.stable_name(fr.js_function(func)), in_app)
+    return RawFrame("js", file, "", func, in_app)
 
 
-def _at_frame(rest: str) -> tuple[Frame, str]:
+@functools.lru_cache(maxsize=8192)  # framework frames recur in every trace
+def _at_frame(rest: str) -> tuple[RawFrame, str]:
     """A frame from the text after ``at ``, and its kind (``jvm`` or ``js``)."""
     rest = rest.strip()
     paren = rest.find("(")
@@ -219,6 +227,10 @@ def _at_frame(rest: str) -> tuple[Frame, str]:
         # have no space before the parenthesis; V8 always has one.
         return _jvm_frame(rest[:paren]), "jvm"
     if rest.endswith(")"):
+        # Usually the line holds one "(": the one that opens the location.
+        opening = rest.rfind(" (")
+        if opening > 0 and rest.find("(") == opening + 1 and rest.find(")") == len(rest) - 1:
+            return _js_frame(rest[:opening].rstrip(), rest[opening + 2: -1]), "js"
         depth = 0
         for index in range(len(rest) - 1, -1, -1):  # the "(" matching the final ")"
             char = rest[index]
@@ -238,7 +250,7 @@ def _at_frame(rest: str) -> tuple[Frame, str]:
 class _Section:
     type: str | None = None
     value: str | None = None
-    frames: list[Frame] = field(default_factory=list)  # innermost first, as printed
+    frames: list[RawFrame] = field(default_factory=list)  # innermost first, as printed
     more: int = 0
     kind: str = "jvm"
 
@@ -297,7 +309,7 @@ def _parse_at(trace: str) -> list[ParsedException]:
     # of the enclosing trace). Each stack is rebuilt whole, then the chain is reversed: oldest
     # (the root cause) first, the raised exception last.
     chain: list[ParsedException] = []
-    enclosing: list[Frame] = []
+    enclosing: list[RawFrame] = []
     for section in sections:
         if not section.frames and not section.more and section.type is None:
             continue
@@ -331,7 +343,7 @@ def _go_file(line: str) -> str | None:
 
 
 def _parse_go(trace: str) -> list[ParsedException]:
-    frames: list[Frame] = []
+    frames: list[RawFrame] = []
     func: str | None = None
     lines = _lines(trace)
     # `debug.Stack()` output starts at "goroutine N"; a trace cut before it is read whole.
@@ -356,8 +368,8 @@ def _parse_go(trace: str) -> list[ParsedException]:
             path = _go_file(line)
             if path is not None and func is not None:
                 package, function = fr.split_go_function(func)
-                frames.append(Frame(fr.stable_name(package), fr.stable_name(function),
-                                    fr.go_in_app(package, path)))
+                frames.append(RawFrame("go", path, package, function,
+                                       fr.go_in_app(package, path)))
             func = None
         else:
             func = _go_function(line)
@@ -371,7 +383,7 @@ def _parse_go(trace: str) -> list[ParsedException]:
 _RUBY_TYPE = re.compile(r"\(([A-Z][\w]*(?:::[A-Z]\w*)*)\)")
 
 
-def _ruby_line(text: str) -> tuple[Frame, str] | None:
+def _ruby_line(text: str) -> tuple[RawFrame, str] | None:
     """A frame from ``path:12:in `label'`` and what follows the label."""
     if text.startswith("from "):
         text = text[5:].lstrip()
@@ -385,13 +397,12 @@ def _ruby_line(text: str) -> tuple[Frame, str] | None:
     if end < 0:
         return None
     label = text[at + 5:end]
-    frame = Frame(fr.module_path(path), fr.stable_name(fr.ruby_function(label)),
-                  fr.ruby_in_app(path))
+    frame = RawFrame("ruby", path, "", label, fr.ruby_in_app(path))
     return frame, text[end + 1:]
 
 
 def _parse_ruby(trace: str) -> list[ParsedException]:
-    frames: list[Frame] = []
+    frames: list[RawFrame] = []
     type_: str | None = None
     value: str | None = None
     for line in _lines(trace):
@@ -416,7 +427,7 @@ _GECKO_NAMED = ("global code", "eval code", "module code")
 
 
 def _parse_gecko(trace: str) -> list[ParsedException]:
-    frames: list[Frame] = []
+    frames: list[RawFrame] = []
     for line in _lines(trace):
         text = line.strip()
         at = text.find("@")
@@ -445,7 +456,7 @@ _PARSERS: tuple[tuple[Callable[[str], bool], Callable[[str], list[ParsedExceptio
 
 
 def _has_frames(chain: list[ParsedException]) -> bool:
-    return any(e.frames or (e.members and any(_has_frames(m) for m in e.members))
+    return any(e.raw or (e.members and any(_has_frames(m) for m in e.members))
                for e in chain)
 
 

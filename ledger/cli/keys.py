@@ -37,7 +37,8 @@ def create_command(
     name: str = typer.Option("", "--name", "-n", help="A label, e.g. where the key is used."),
     scope: list[str] = typer.Option(
         [], "--scope", "-s",
-        help="ingest or read; repeat for both (the default). Ship applications with ingest."),
+        help="ingest, read or triage (error groups, merges, fingerprint rules); repeat for"
+        " several (default: ingest and read). Ship applications with ingest."),
     rate_limit_minute: int | None = typer.Option(
         None, "--rate-limit-minute", min=0, help="Own requests/minute (default: the project's)."),
     rate_limit_hour: int | None = typer.Option(

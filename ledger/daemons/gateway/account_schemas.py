@@ -100,8 +100,9 @@ class QuotaOut(BaseModel):
 class ApiKeyCreate(_Body):
     name: str = Field("", max_length=200)
     scopes: list[str] = Field(default_factory=lambda: ["ingest", "read"],
-                              json_schema_extra={"items": {"enum": ["ingest", "read"]}},
-                              description="An application should ship an ingest-only key.")
+                              json_schema_extra={"items": {"enum": ["ingest", "read", "triage"]}},
+                              description="An application should ship an ingest-only key;"
+                              " triage changes error groups, merges and fingerprint rules.")
     rate_limit_minute: int | None = Field(None, ge=1)
     rate_limit_hour: int | None = Field(None, ge=1)
 

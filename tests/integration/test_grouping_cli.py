@@ -89,5 +89,5 @@ async def test_merge_unmerge_and_the_history_in_show(cli: tuple[Cli, str]) -> No
     assert "(5 events left)" in out
     shown = await env.ok("errors", "show", a["id"])
     assert ", unmerged " in shown
-    code, line = await env.fails("errors", "unmerge", a["id"], b["id"])
+    _, line = await env.fails("errors", "unmerge", a["id"], b["id"])
     assert "is not merged into" in line

@@ -1,9 +1,11 @@
 """Each project's grouping setting (rules, in-app, merges) for ingest, cached briefly.
 
 Read from the logs database at most once per project every ``ttl`` seconds, so a change made
-through the API applies to new events within that time. The read is bounded by
-``timeout``: when PostgreSQL is slow or down, ingest goes on with the last setting it read
-(or the default) rather than waiting — accepting logs must not depend on the database.
+through the API applies to new events within that time. The read is bounded: when PostgreSQL
+is slow or down, ingest goes on with the last setting it read rather than waiting — accepting
+logs must not depend on the database. A project whose setting was never read waits longer
+(``first_timeout``), because the default in its place would group its events without the
+project's rules; a failed read is retried after ``RETRY_SECONDS``, not after the whole ``ttl``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TTL_SECONDS = 5.0
 DEFAULT_TIMEOUT_SECONDS = 0.5
+DEFAULT_FIRST_TIMEOUT_SECONDS = 3.0
+RETRY_SECONDS = 1.0
 #: Projects remembered at once; the least recently loaded ones are forgotten first.
 MAX_PROJECTS = 10_000
 
@@ -30,10 +34,13 @@ class GroupingCache:
     """``await cache.get(project_id)`` → the project's ``GroupingConfig``."""
 
     def __init__(self, pool: AsyncConnectionPool | None, *, ttl: float = DEFAULT_TTL_SECONDS,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS,
+                 first_timeout: float = DEFAULT_FIRST_TIMEOUT_SECONDS) -> None:
         self._pool = pool
         self._ttl = ttl
         self._timeout = timeout
+        self._first_timeout = first_timeout
+        # project → (monotonic time after which it is read again, setting)
         self._entries: dict[str, tuple[float, GroupingConfig]] = {}
         self._loading: dict[str, asyncio.Task[GroupingConfig]] = {}
 
@@ -41,7 +48,7 @@ class GroupingCache:
         """The project's setting, from the cache when it is fresh."""
         entry = self._entries.get(project_id)
         now = time.monotonic()
-        if entry is not None and now - entry[0] < self._ttl:
+        if entry is not None and now < entry[0]:
             return entry[1]
         if self._pool is None:
             return DEFAULT_GROUPING
@@ -65,8 +72,9 @@ class GroupingCache:
     async def _load(self, project_id: str) -> GroupingConfig:
         assert self._pool is not None
         previous = self._entries.get(project_id)
+        ttl = self._ttl
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self._timeout if previous else self._first_timeout):
                 async with self._pool.connection() as conn:
                     config = await grouping_store.load_config(conn, project_id)
         except Exception as exc:  # a loop boundary: ingest goes on with what it knows
@@ -74,7 +82,8 @@ class GroupingCache:
                            project_id, exc or type(exc).__name__,
                            "the last one read" if previous else "the default")
             config = previous[1] if previous else DEFAULT_GROUPING
+            ttl = min(ttl, RETRY_SECONDS)
         if len(self._entries) >= MAX_PROJECTS and project_id not in self._entries:
             self._entries.pop(next(iter(self._entries)))
-        self._entries[project_id] = (time.monotonic(), config)
+        self._entries[project_id] = (time.monotonic() + ttl, config)
         return config

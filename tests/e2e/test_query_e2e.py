@@ -126,7 +126,7 @@ def test_logs_and_errors_read_back_through_every_daemon(stack: Stack) -> None:
         top = groups["error_groups"][0]
         assert top["event_count"] == 3 and top["error_type"] == "KeyError"
         detail = http.get(f"/api/v1/error-groups/{top['id']}", headers=headers).json()
-        assert "cart.py" in detail["why_grouped"] and "line numbers ignored" in detail[
+        assert "shop/cart:total" in detail["why_grouped"] and "line numbers" in detail[
             "why_grouped"]
         assert detail["sample_log"]["error_type"] == "KeyError"
         events = http.get("/api/v1/logs", headers=headers,

@@ -108,25 +108,31 @@ def _context(value: Any, where: str, keep_last: bool) -> list[str] | None:
     return [_text(line, where, _MAX_FRAME_TEXT) or "" for line in lines]
 
 
+_FRAME_KINDS = {**dict.fromkeys(_FRAME_TEXT, "text"), "lineno": "int", "colno": "int",
+                "in_app": "bool", "pre_context": "pre", "post_context": "post"}
+
+
 def _frame(value: Any, where: str) -> dict[str, Any]:
     if type(value) is not dict:
         raise ShapeError(where, f"{where} must be an object")
     out: dict[str, Any] = {}
-    for key in _FRAME_TEXT:
-        text = _text(value.get(key), f"{where}.{key}", _MAX_FRAME_TEXT)
-        if text is not None:
-            out[key] = text
-    for key in ("lineno", "colno"):
-        number = _int(value.get(key), f"{where}.{key}")
-        if number is not None:
-            out[key] = number
-    in_app = _bool(value.get("in_app"), f"{where}.in_app")
-    if in_app is not None:
-        out["in_app"] = in_app
-    for key, keep_last in (("pre_context", True), ("post_context", False)):
-        context = _context(value.get(key), f"{where}.{key}", keep_last)
-        if context is not None:
-            out[key] = context
+    # Over the keys the frame has (SDKs send half of them), not over every known key.
+    for key, item in value.items():
+        kind = _FRAME_KINDS.get(key)
+        if kind is None or item is None:
+            continue  # vars, data, instruction_addr …: not kept
+        if kind == "text":
+            if type(item) is str and len(item) <= _MAX_FRAME_TEXT and item.isascii() \
+                    and "\x00" not in item:
+                out[key] = item  # the usual case, without a call
+            else:
+                out[key] = _text(item, f"{where}.{key}", _MAX_FRAME_TEXT)
+        elif kind == "int":
+            out[key] = _int(item, f"{where}.{key}")
+        elif kind == "bool":
+            out[key] = _bool(item, f"{where}.{key}")
+        else:
+            out[key] = _context(item, f"{where}.{key}", keep_last=kind == "pre")
     return out
 
 

@@ -16,8 +16,7 @@ from ledger.daemons.checks import require_schema
 from ledger.db import partitions
 from ledger.db.pool import async_pool, open_pool
 from ledger.errors import LedgerError
-from ledger.proto import auth_pb2
-from ledger.rpc.clients import Client
+from ledger.rpc.auth_client import AuthClient
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ class AnalyticsDaemon(LoopDaemon):
         self.pool: AsyncConnectionPool = async_pool(str(settings.logs_database_url),
                                                     name="analytics-logs", max_size=2)
         self.redis: aioredis.Redis = bus.client(str(settings.redis_url))
-        self.auth = Client("auth", settings.auth_addr, str(settings.internal_token))
+        self.auth = AuthClient(settings.auth_addr, str(settings.internal_token))
 
     async def start(self) -> None:
         await open_pool(self.pool, str(self.settings.logs_database_url))
@@ -60,14 +59,13 @@ class AnalyticsDaemon(LoopDaemon):
     async def prune(self) -> list[str]:
         """Drop partitions older than the longest retention of any project."""
         try:
-            reply = await self.auth.call(self.auth.auth.ListProjects,
-                                         auth_pb2.ListProjectsRequest())
+            projects = await self.auth.list_projects()
         except LedgerError as exc:
             # Never guess a retention: without the projects, keep everything until next time.
             logger.warning("retention unknown (%s); not pruning now", exc.message)
             await self.redis.delete(bus.job_lock("partitions-prune"))
             return []
-        retention = max([p.retention_days for p in reply.projects]
+        retention = max([p.retention_days for p in projects]
                         + [self.settings.auth_retention_days])
         async with self.pool.connection() as conn:
             names = await partitions.existing_names(conn)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledger.daemons.gateway.breaker import BreakerState
+from ledger.daemons.gateway.edge.breaker import BreakerState
 
 UNMATCHED = "<unmatched>"  # one label for every unknown path: scanners cannot explode the series
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

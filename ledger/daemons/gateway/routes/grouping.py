@@ -12,9 +12,10 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from ledger.daemons.gateway.access import readable_project, readable_project_ids
-from ledger.daemons.gateway.deps import ApiKeyPrincipal, Principal, RequirePrincipal
-from ledger.daemons.gateway.grouping_schemas import (
+from ledger.daemons.gateway.edge.access import readable_project, readable_project_ids
+from ledger.daemons.gateway.edge.principal import ApiKeyPrincipal, Principal, RequirePrincipal
+from ledger.daemons.gateway.routes.logs import READ_RESPONSES, json_bytes
+from ledger.daemons.gateway.schemas.grouping import (
     GroupingSettings,
     InAppBody,
     MergeBody,
@@ -23,10 +24,8 @@ from ledger.daemons.gateway.grouping_schemas import (
     RuleTestResult,
     UnmergeBody,
 )
-from ledger.daemons.gateway.query_schemas import ErrorGroupDetail
-from ledger.daemons.gateway.routes_logs import READ_RESPONSES, json_bytes
+from ledger.daemons.gateway.schemas.queries import ErrorGroupDetail
 from ledger.daemons.gateway.state import Gateway
-from ledger.proto import grouping_pb2
 
 router = APIRouter(prefix="/api/v1", tags=["grouping"])
 require_read = RequirePrincipal("read")
@@ -51,10 +50,7 @@ async def get_grouping(request: Request, project: str,
                        principal: Principal = Depends(require_read)) -> Response:
     """Fingerprint rules, in-app include/exclude, the revision and its history."""
     gateway, project_id = await _project(request, principal, project)
-    found = await gateway.query.call(
-        gateway.query.grouping.GetGroupingSettings,
-        grouping_pb2.GetGroupingSettingsRequest(project_id=project_id))
-    return json_bytes(found.settings_json, principal)
+    return json_bytes(await gateway.query.get_grouping_settings(project_id), principal)
 
 
 @router.post("/projects/{project}/fingerprint-rules", summary="Add a fingerprint rule",
@@ -63,13 +59,10 @@ async def add_rule(request: Request, project: str, body: RuleBody,
                    principal: Principal = Depends(require_triage)) -> Response:
     """Add ``matcher:value … -> fingerprint`` (applied at ingest to new events)."""
     gateway, project_id = await _project(request, principal, project)
-    found = await gateway.query.call(
-        gateway.query.grouping.AddFingerprintRule,
-        grouping_pb2.AddFingerprintRuleRequest(
-            project_id=project_id, rule=body.rule,
-            position=body.position if body.position is not None else -1,
-            actor=_actor(principal)))
-    return json_bytes(found.settings_json, principal, status=201)
+    found = await gateway.query.add_fingerprint_rule(project_id, body.rule,
+                                                     position=body.position,
+                                                     actor=_actor(principal))
+    return json_bytes(found, principal, status=201)
 
 
 @router.delete("/projects/{project}/fingerprint-rules/{index}",
@@ -79,11 +72,9 @@ async def remove_rule(request: Request, project: str, index: int,
                       principal: Principal = Depends(require_triage)) -> Response:
     """Remove the rule at ``index`` (as listed by GET …/grouping)."""
     gateway, project_id = await _project(request, principal, project)
-    found = await gateway.query.call(
-        gateway.query.grouping.RemoveFingerprintRule,
-        grouping_pb2.RemoveFingerprintRuleRequest(project_id=project_id, index=index,
-                                                  actor=_actor(principal)))
-    return json_bytes(found.settings_json, principal)
+    found = await gateway.query.remove_fingerprint_rule(project_id, index,
+                                                        actor=_actor(principal))
+    return json_bytes(found, principal)
 
 
 @router.put("/projects/{project}/in-app", summary="Set the in-app include/exclude prefixes",
@@ -92,11 +83,9 @@ async def set_in_app(request: Request, project: str, body: InAppBody,
                      principal: Principal = Depends(require_triage)) -> Response:
     """Which modules, classes or paths are the project's own code (exclude wins)."""
     gateway, project_id = await _project(request, principal, project)
-    found = await gateway.query.call(
-        gateway.query.grouping.SetInAppRules,
-        grouping_pb2.SetInAppRulesRequest(project_id=project_id, include=body.include,
-                                          exclude=body.exclude, actor=_actor(principal)))
-    return json_bytes(found.settings_json, principal)
+    found = await gateway.query.set_in_app_rules(project_id, body.include, body.exclude,
+                                                 actor=_actor(principal))
+    return json_bytes(found, principal)
 
 
 @router.post("/projects/{project}/fingerprint-rules/test",
@@ -106,12 +95,9 @@ async def test_rules(request: Request, project: str, body: RuleTestBody,
                      principal: Principal = Depends(require_read)) -> Response:
     """What fingerprint ``event`` would get (with ``rules`` instead of the stored ones)."""
     gateway, project_id = await _project(request, principal, project)
-    found = await gateway.query.call(
-        gateway.query.grouping.TestFingerprintRules,
-        grouping_pb2.TestFingerprintRulesRequest(
-            project_id=project_id, event_json=orjson.dumps(body.event),
-            rules=body.rules or [], use_rules=body.rules is not None))
-    return json_bytes(found.result_json, principal)
+    found = await gateway.query.test_fingerprint_rules(project_id, orjson.dumps(body.event),
+                                                       body.rules)
+    return json_bytes(found, principal)
 
 
 @router.post("/error-groups/{group_id:uuid}/merge", summary="Merge error groups into this one",
@@ -121,12 +107,9 @@ async def merge_groups(request: Request, group_id: uuid.UUID, body: MergeBody,
     """Merge ``group_ids`` into the group: counts move, later events come here too."""
     gateway: Gateway = request.app.state.gateway
     project_ids = await readable_project_ids(gateway, principal)
-    found = await gateway.query.call(
-        gateway.query.grouping.MergeErrorGroups,
-        grouping_pb2.MergeErrorGroupsRequest(
-            project_ids=project_ids, target_group_id=str(group_id),
-            source_group_ids=body.group_ids, actor=_actor(principal)))
-    return json_bytes(found.group_json, principal)
+    found = await gateway.query.merge_error_groups(project_ids, str(group_id), body.group_ids,
+                                                   actor=_actor(principal))
+    return json_bytes(found, principal)
 
 
 @router.post("/error-groups/{group_id:uuid}/unmerge",
@@ -137,9 +120,6 @@ async def unmerge_group(request: Request, group_id: uuid.UUID, body: UnmergeBody
     """Undo a merge: the moved count goes back, later events go to their own group again."""
     gateway: Gateway = request.app.state.gateway
     project_ids = await readable_project_ids(gateway, principal)
-    found = await gateway.query.call(
-        gateway.query.grouping.UnmergeErrorGroup,
-        grouping_pb2.UnmergeErrorGroupRequest(
-            project_ids=project_ids, target_group_id=str(group_id),
-            source_group_id=body.group_id, actor=_actor(principal)))
-    return json_bytes(found.group_json, principal)
+    found = await gateway.query.unmerge_error_group(project_ids, str(group_id), body.group_id,
+                                                    actor=_actor(principal))
+    return json_bytes(found, principal)

@@ -1,9 +1,10 @@
 """One error groups the same whichever way it arrives (issue 11): as Sentry-shaped structured
-frames, as an OpenTelemetry exception (qualified type + printed trace), as a native log with a
-text trace, or as a Python logging record — and two different errors stay apart in each form.
+frames, as an OpenTelemetry exception (an OTLP/JSON log record through ``ledger.core.otlp``),
+as a native log with a text trace, through Ledger's Python SDK (``Ledger.exception_record``),
+or as a Python logging record — and two different errors stay apart in each form.
 
 The structured form is made by the real ``sentry_sdk`` (``event_from_exception``) from a real
-chained exception; the text forms by ``traceback``/``logging`` from the same exception.
+chained exception; the text forms by ``traceback``/``logging``/the SDK from the same exception.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pytest
 import sentry_sdk
 from sentry_sdk.utils import event_from_exception
 
-from ledger.core import events
+from ledger.core import events, otlp
+from ledger.sdk.client import Ledger
 from tests.grouping_corpus import app_errors
 from tests.grouping_corpus.model import render
 
@@ -60,13 +62,26 @@ def _forms(exc: BaseException) -> dict[str, dict[str, Any]]:
     finally:
         logger.removeHandler(handler)
     values = _sentry_values(exc)
+    otlp_body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+        "timeUnixNano": str(int(NOW.timestamp() * 1e9)), "severityNumber": 17,
+        "body": {"stringValue": "charge failed"},
+        "attributes": [
+            {"key": "exception.type",
+             "value": {"stringValue": f"{type(exc).__module__}.{type(exc).__qualname__}"}},
+            {"key": "exception.message", "value": {"stringValue": str(exc)}},
+            {"key": "exception.stacktrace", "value": {"stringValue": text}}]}]}]}]}
+    [otlp_record] = otlp.to_records(otlp.decode_json(otlp_body),
+                                    received_ns=int(NOW.timestamp() * 1e9))
+    sdk_record = Ledger.exception_record(exc)
     return {
         "sentry": _record(error_type=values[-1]["type"], error_message=values[-1]["value"],
                           exceptions=values, platform="python",
                           stack_trace=text),  # a rendering next to the frames changes nothing
         "sentry-frames-only": _record(exceptions=values, platform="python"),
-        "otlp": _record(error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-                        error_message=str(exc), stack_trace=text),
+        "otlp-shape": _record(error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+                              error_message=str(exc), stack_trace=text),
+        "otlp": _record(**{k: v for k, v in otlp_record.items() if k != "timestamp"}),
+        "sdk": _record(**sdk_record),
         "native": _record(error_type=type(exc).__name__, error_message=str(exc),
                           stack_trace=text),
         "logging": _record(log_type="logger", message="charge failed",

@@ -56,8 +56,9 @@ async def test_a_big_request_is_prepared_while_the_event_loop_runs(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     # Observable without a clock: the test runs on the daemon's event loop, so it can only see
     # the big request's preparation unfinished if the loop ran while it was being prepared
-    # (prepared on the loop, it would be finished before the test gets to look). A small
-    # request sent meanwhile is answered and queued before the big one.
+    # (prepared on the loop, it would be finished before the test gets to look). Which of a
+    # small request sent meanwhile and the big one is queued first is left open: under load it
+    # is a race (the worker thread and the loop share the GIL).
     project = str(uuid.uuid4())
     trace = "TypeError: boom\n" + "".join(
         f"    at handler{i} (/srv/app/src/file{i}.js:{i}:17)\n" for i in range(900))
@@ -82,13 +83,12 @@ async def test_a_big_request_is_prepared_while_the_event_loop_runs(
         while not started.is_set():
             await asyncio.sleep(0.001)
         assert not finished.is_set()  # the loop is running while the big request is prepared
-        await send(client, project, {"logs": [log(1)]})
-        small_done_first = not finished.is_set()
-        await big_task
-    assert small_done_first
+        small = await send(client, project, {"logs": [log(1)]})
+        assert small.accepted == 1
+        assert (await big_task).accepted == 200
     redis = bus.client(settings.redis_url or "")
     try:
         entries = await redis.xrange(bus.queue_stream(project))
     finally:
         await redis.aclose()
-    assert [int(fields[b"n"]) for _, fields in entries] == [1, 200]
+    assert sorted(int(fields[b"n"]) for _, fields in entries) == [1, 200]

@@ -47,9 +47,13 @@ def rate_counter(key_id: str, window: str, bucket: int) -> str:
     return f"ledger:{{key:{key_id}}}:rl:{window}:{bucket}"
 
 
-def auth_failures(client: str) -> str:
-    """Failed key checks from one client address (throttling guessers)."""
-    return f"ledger:auth-failures:{client}"
+def auth_failures(client: str, key_id: str) -> str:
+    """Failed checks of one key id from one client address (throttling guessers).
+
+    Per key id, so that one address guessing (or a proxy relaying guesses) cannot lock the
+    other keys used from that address out.
+    """
+    return f"ledger:auth-failures:{client}:{key_id}"
 
 
 # Revoked key ids are published here; every gateway drops its in-process copy.
@@ -102,3 +106,8 @@ def login_failures_email(email_sha256: str) -> str:
 def login_failures_client(client: str) -> str:
     """Failed logins from one client address, whatever the emails tried."""
     return f"ledger:login-failures:client:{client}"
+
+
+def registrations_client(client: str) -> str:
+    """Registrations from one client address (each costs a bcrypt hash)."""
+    return f"ledger:registrations:client:{client}"

@@ -9,6 +9,7 @@ Precedence is flag, then environment, then default: the CLI applies flags with `
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import re
@@ -94,6 +95,19 @@ def _choice(*choices: str) -> Callable[[str, str], str]:
     return parse
 
 
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    networks = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name} must be comma-separated addresses or networks"
+                              f" (e.g. 10.0.0.5,192.168.0.0/16), got {entry!r}") from None
+    return tuple(networks)
+
+
 def _text(name: str, raw: str) -> str:
     return raw
 
@@ -145,7 +159,11 @@ VARIABLES: tuple[Variable, ...] = (
              "How long a gateway keeps a validated API key in memory."),
     Variable("LEDGER_GATEWAY_MAX_LIVE_STREAMS", "gateway_max_live_streams", 20,
              lambda n, r: _int(n, r, 1),
-             "Live (SSE) streams one API key or account may hold open on one gateway."),
+             "Live (SSE) streams one API key, project or account may hold open on one gateway."),
+    Variable("LEDGER_GATEWAY_TRUSTED_PROXIES", "gateway_trusted_proxies", (), _networks,
+             "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For"
+             " names the client; unset: none, the socket's peer is the client (throttles"
+             " count failures per client address)."),
     Variable("LEDGER_AUTH_LISTEN", "auth_listen", "127.0.0.1:50051", _addr,
              "Address the auth daemon's gRPC server binds."),
     Variable("LEDGER_AUTH_ADDR", "auth_addr", "127.0.0.1:50051", _addr,
@@ -205,6 +223,7 @@ class Settings:
     gateway_max_body_bytes: int = 10 * 1024 * 1024
     gateway_key_cache_seconds: float = 30.0
     gateway_max_live_streams: int = 20
+    gateway_trusted_proxies: tuple[str, ...] = ()
     auth_listen: str = "127.0.0.1:50051"
     auth_addr: str = "127.0.0.1:50051"
     auth_rate_limit_minute: int = 1000
@@ -252,7 +271,9 @@ class Settings:
         env: dict[str, str] = {}
         for var in VARIABLES:
             value = getattr(self, var.attr)
-            if value is not None:
+            if isinstance(value, tuple):
+                env[var.env] = ",".join(value)
+            elif value is not None:
                 env[var.env] = str(value)
         return env
 

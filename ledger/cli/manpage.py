@@ -66,7 +66,7 @@ def render() -> str:
                         ".RE"]
     out.append(".SH ENVIRONMENT")
     for var in VARIABLES:
-        default = "" if var.default is None else f" Default: {var.default}."
+        default = "" if var.default in (None, ()) else f" Default: {var.default}."
         out += [".TP", f"\\fB{var.env}\\fR", _esc(var.doc + default)]
     out += [
         ".SH EXIT STATUS",

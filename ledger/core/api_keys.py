@@ -30,15 +30,18 @@ from psycopg.rows import dict_row
 
 from ledger import bus
 from ledger.core.events import uuid7
-from ledger.errors import AuthenticationError, InvalidInputError, NotFoundError
+from ledger.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "ledger"
-#: ``triage`` (DESIGN §4): change an error group's status, merge groups, edit fingerprint rules.
+# triage changes an error group's status (DESIGN §4); never given unless asked for.
 SCOPES: tuple[str, ...] = ("ingest", "read", "triage")
 DEFAULT_SCOPES: tuple[str, ...] = ("ingest", "read")
 KEY_ID_CHARS = 12
+# Far more than any project needs (one per app and environment); bounds what an account can
+# make the gateway's caches and its live streams hold.
+MAX_ACTIVE_KEYS_PER_PROJECT = 100
 SECRET_BYTES = 32
 CACHE_TTL_SECONDS = 300
 EMERGENCY_TTL_SECONDS = 600
@@ -92,6 +95,8 @@ class KeyIdentity:
     rate_limit_hour: int
     daily_quota: int
     retention_days: int
+    #: The project's numeric id in Sentry DSNs (``projects.dsn_id``).
+    project_dsn_id: int = 0
 
     def to_json(self) -> bytes:
         """Serialise for a cache entry."""
@@ -100,7 +105,7 @@ class KeyIdentity:
             "project_slug": self.project_slug, "project_name": self.project_name,
             "scopes": list(self.scopes), "rate_limit_minute": self.rate_limit_minute,
             "rate_limit_hour": self.rate_limit_hour, "daily_quota": self.daily_quota,
-            "retention_days": self.retention_days,
+            "retention_days": self.retention_days, "project_dsn_id": self.project_dsn_id,
         })
 
     @classmethod
@@ -115,6 +120,7 @@ class KeyIdentity:
                 rate_limit_minute=int(raw["rate_limit_minute"]),
                 rate_limit_hour=int(raw["rate_limit_hour"]),
                 daily_quota=int(raw["daily_quota"]), retention_days=int(raw["retention_days"]),
+                project_dsn_id=int(raw["project_dsn_id"]),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"not a cached key identity: {exc}") from exc
@@ -175,7 +181,7 @@ def key_digest(full_key: str) -> str:
 
 
 def normalize_scopes(scopes: Iterable[str] | None) -> tuple[str, ...]:
-    """Validated scopes in canonical order; None or empty means the default (ingest and read).
+    """Validated scopes in canonical order; None or empty means the default ones.
 
     Raises:
         InvalidInputError: a scope other than ``ingest``, ``read`` or ``triage``.
@@ -184,7 +190,7 @@ def normalize_scopes(scopes: Iterable[str] | None) -> tuple[str, ...]:
     unknown = sorted(wanted - set(SCOPES))
     if unknown:
         raise InvalidInputError(
-            f"unknown scope {', '.join(map(repr, unknown))}: use {', '.join(SCOPES)}")
+            f"unknown scope {', '.join(map(repr, unknown))}: use any of {', '.join(SCOPES)}")
     return tuple(s for s in SCOPES if s in wanted) or DEFAULT_SCOPES
 
 
@@ -233,6 +239,7 @@ async def create_key(
     Raises:
         NotFoundError: no such project.
         InvalidInputError: unknown scope, negative limit or a name over 200 characters.
+        ConflictError: the project has ``MAX_ACTIVE_KEYS_PER_PROJECT`` active keys already.
     """
     pid = _uuid(project_id, "project")
     canonical = normalize_scopes(scopes)
@@ -247,7 +254,8 @@ async def create_key(
     for _ in range(3):  # a 60-bit key id collides about never; retry rather than fail if it does
         key_id = new_key_id()
         try:
-            async with conn.cursor(row_factory=dict_row) as cur:
+            async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                await _check_room(cur, pid)
                 await cur.execute(
                     f"INSERT INTO api_keys (id, key_id, project_id, name, secret_hash, key_prefix,"
                     f" scopes, rate_limit_minute, rate_limit_hour)"
@@ -265,6 +273,21 @@ async def create_key(
         assert row is not None
         return _row(row), format_key(key_id, secret)
     raise RuntimeError("could not draw a unique API key id")  # pragma: no cover
+
+
+async def _check_room(cur: psycopg.AsyncCursor[Any], pid: uuid.UUID) -> None:
+    """Refuse a key past ``MAX_ACTIVE_KEYS_PER_PROJECT``; the project row is locked until the
+    insert commits, so concurrent creations cannot overshoot together."""
+    await cur.execute("SELECT (SELECT count(*) FROM api_keys WHERE project_id = p.id"
+                      " AND status = 'active') AS active FROM projects p WHERE p.id = %s"
+                      " FOR UPDATE", (pid,))
+    found = await cur.fetchone()
+    if found is None:
+        raise NotFoundError(f"no project with id {pid}: see `ledger projects list`")
+    if int(found["active"]) >= MAX_ACTIVE_KEYS_PER_PROJECT:
+        raise ConflictError(
+            f"this project already has {MAX_ACTIVE_KEYS_PER_PROJECT} active API keys, the most"
+            " it may have: revoke one it no longer needs first")
 
 
 async def list_keys(conn: Conn, project_id: str) -> list[ApiKeyRow]:
@@ -297,7 +320,8 @@ _IDENTITY_SQL = """
 SELECT k.id, k.secret_hash, k.scopes, k.status, k.last_used_at,
        coalesce(k.rate_limit_minute, p.rate_limit_minute) AS rate_limit_minute,
        coalesce(k.rate_limit_hour, p.rate_limit_hour) AS rate_limit_hour,
-       p.id AS project_id, p.slug, p.name AS project_name, p.daily_quota, p.retention_days
+       p.id AS project_id, p.slug, p.name AS project_name, p.daily_quota, p.retention_days,
+       p.dsn_id
 FROM api_keys k JOIN projects p ON p.id = k.project_id
 WHERE k.key_id = %s
 """
@@ -330,6 +354,7 @@ async def validate_key(conn: Conn, redis: aioredis.Redis, full_key: str) -> KeyI
         project_name=row["project_name"], scopes=tuple(row["scopes"]),
         rate_limit_minute=row["rate_limit_minute"], rate_limit_hour=row["rate_limit_hour"],
         daily_quota=row["daily_quota"], retention_days=row["retention_days"],
+        project_dsn_id=row["dsn_id"],
     )
     digest = key_digest(full_key)
     await _cache(redis, identity, digest)

@@ -318,13 +318,15 @@ ON CONFLICT (project_id, fingerprint) DO UPDATE SET
 """
 # DESIGN §6: a resolved group reopens on an event newer than the resolution whose release is
 # the resolved one or newer (or when either release is unknown); an older release does not.
+# "Newer" is by ingest time, both clocks being Ledger's: the client's timestamp would let a
+# client whose clock runs slow hide a regression (and one whose clock runs fast invent one).
 _REGRESS_GROUPS = """
 UPDATE error_groups AS g
 SET status = 'unresolved', resolved_at = NULL, resolved_in_release = NULL, updated_at = now()
 FROM jsonb_to_recordset(%s::jsonb) AS r(
-    project_id uuid, fingerprint text, release text, last_seen timestamptz)
+    project_id uuid, fingerprint text, release text, received_at timestamptz)
 WHERE g.status = 'resolved' AND g.project_id = r.project_id AND g.fingerprint = r.fingerprint
-  AND (g.resolved_at IS NULL OR r.last_seen > g.resolved_at)
+  AND (g.resolved_at IS NULL OR r.received_at > g.resolved_at)
   AND (r.release IS NULL OR g.resolved_in_release IS NULL
        OR ledger_release_cmp(r.release, g.resolved_in_release) >= 0)
 """
@@ -344,14 +346,20 @@ class ErrorEvent:
     release: str | None
     fingerprint: str
     version: int
+    #: When Ledger accepted it (the regression rule's clock); the client's ``timestamp`` may
+    #: be anything.
+    received_at: datetime
 
     @classmethod
     def from_entry(cls, project_id: uuid.UUID, fields: Sequence[Any]) -> ErrorEvent:
         """From an entry's ``errors`` item (its index first, then these fields in order)."""
         (_, log_id, timestamp, level, log_type, title, error_type, release, fingerprint,
-         version) = fields
-        return cls(project_id, uuid.UUID(log_id), datetime.fromisoformat(timestamp), level,
-                   log_type, title, error_type, release, fingerprint, int(version or 1))
+         version) = fields[:10]
+        when = datetime.fromisoformat(timestamp)
+        # An entry queued before ingested_at was carried: its client time is all there is.
+        received = datetime.fromisoformat(fields[10]) if len(fields) > 10 else when
+        return cls(project_id, uuid.UUID(log_id), when, level, log_type, title, error_type,
+                   release, fingerprint, int(version or 1), received)
 
 
 @dataclass
@@ -360,7 +368,8 @@ class _Group:
     first_seen: datetime
     components: Any
     count: int = 0
-    # Newest event per release: enough to decide a regression (the rule is monotone in time).
+    # Latest ingest time per release: enough to decide a regression (the rule is monotone
+    # in time).
     releases: dict[str | None, datetime] = field(default_factory=dict)
 
 
@@ -378,8 +387,8 @@ def aggregate_groups(events: Iterable[ErrorEvent],
         if event.timestamp >= group.latest.timestamp:
             group.latest = event
         seen = group.releases.get(event.release)
-        if seen is None or event.timestamp > seen:
-            group.releases[event.release] = event.timestamp
+        if seen is None or event.received_at > seen:
+            group.releases[event.release] = event.received_at
     return list(groups.values())
 
 
@@ -389,8 +398,8 @@ async def upsert_groups(conn: psycopg.AsyncConnection[Any], groups: Sequence[_Gr
         return
     regressions = [
         {"project_id": g.latest.project_id, "fingerprint": g.latest.fingerprint,
-         "release": release, "last_seen": seen}
-        for g in groups for release, seen in g.releases.items()
+         "release": release, "received_at": received}
+        for g in groups for release, received in g.releases.items()
     ]
     await conn.execute(_REGRESS_GROUPS, (orjson.dumps(regressions).decode(),))
     upserts = [

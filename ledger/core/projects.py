@@ -24,6 +24,10 @@ from ledger.errors import ConflictError, InvalidInputError, NotFoundError
 SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
 MAX_NAME = 200
 MAX_ENVIRONMENT = 20  # the longest `environment` a log may carry (DESIGN §3)
+# A century: longer would keep nothing more, and every read subtracts it from today's date.
+MAX_RETENTION_DAYS = 36_500
+MAX_INT4 = 2**31 - 1  # retention and rate limits are PostgreSQL integers
+MAX_INT8 = 2**63 - 1  # the daily quota is a bigint
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -43,6 +47,8 @@ class Project:
     rate_limit_hour: int
     created_at: datetime
     updated_at: datetime
+    #: Stable numeric id for Sentry DSNs, which accept only digits as the project segment.
+    dsn_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ class ProjectDefaults:
 
 
 _COLUMNS = ("id, account_id, name, slug, environment, retention_days, daily_quota,"
-            " rate_limit_minute, rate_limit_hour, created_at, updated_at")
+            " rate_limit_minute, rate_limit_hour, created_at, updated_at, dsn_id")
 
 
 def _row(r: dict[str, Any]) -> Project:
@@ -75,7 +81,7 @@ def _row(r: dict[str, Any]) -> Project:
         environment=r["environment"], retention_days=r["retention_days"],
         daily_quota=r["daily_quota"], rate_limit_minute=r["rate_limit_minute"],
         rate_limit_hour=r["rate_limit_hour"], created_at=r["created_at"],
-        updated_at=r["updated_at"],
+        updated_at=r["updated_at"], dsn_id=r["dsn_id"],
     )
 
 
@@ -119,8 +125,12 @@ def _check_limits(**limits: int | None) -> None:
             raise InvalidInputError(f"retention_days must be at least 1, got {value}")
         if value < 0:
             raise InvalidInputError(f"{name} must be 0 or more, got {value}")
-        if name != "daily_quota" and value > 2**31 - 1:
-            raise InvalidInputError(f"{name} is too large: at most {2**31 - 1}")
+        if name == "retention_days" and value > MAX_RETENTION_DAYS:
+            raise InvalidInputError(
+                f"retention_days is too large: at most {MAX_RETENTION_DAYS}, got {value}")
+        highest = MAX_INT8 if name == "daily_quota" else MAX_INT4
+        if value > highest:
+            raise InvalidInputError(f"{name} is too large: at most {highest}")
 
 
 def _as_uuid(value: str) -> uuid.UUID | None:

@@ -121,7 +121,7 @@ def decode_access_token(secret: str | None, token: str) -> AccessClaims:
             issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
         )
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError, OSError):  # e.g. exp past year 9999
         raise AuthenticationError(f"the access token is not valid: {_LOGIN_AGAIN}") from None
 
 

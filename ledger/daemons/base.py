@@ -145,5 +145,7 @@ class GrpcDaemon:
     async def _health(self) -> dict[str, str]:
         from ledger.daemons.checks import postgres_health, redis_health
 
-        return {"postgres": await postgres_health(self._pool),
-                "redis": await redis_health(self._redis)}
+        # Concurrently: the report must fit in one budget even when both are slow.
+        postgres, redis = await asyncio.gather(postgres_health(self._pool),
+                                               redis_health(self._redis))
+        return {"postgres": postgres, "redis": redis}

@@ -11,7 +11,10 @@ from psycopg_pool import AsyncConnectionPool
 from ledger.db import migrate
 from ledger.db.pool import connect
 
-HEALTH_TIMEOUT_SECONDS = 2.0
+# A daemon's whole report must arrive within the gateway's 2 s deadline for it
+# (routes/health.py), retries included: otherwise an outage of one dependency reads as the
+# daemon itself being unavailable.
+HEALTH_TIMEOUT_SECONDS = 1.0
 
 
 async def require_schema(url: str, database: migrate.Database) -> None:
@@ -29,15 +32,21 @@ async def postgres_health(pool: AsyncConnectionPool | None) -> str:
     if pool is None:
         return "not started"
     try:
-        try:
-            await _select_one(pool)
-        except psycopg.OperationalError:
-            # A pool that does not check connections (ingest's) may hand out one that died
-            # with a PostgreSQL restart; it is discarded now, and a second try gets a fresh one.
-            await _select_one(pool)
+        await asyncio.wait_for(_select_one_twice(pool), HEALTH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return f"error: no answer within {HEALTH_TIMEOUT_SECONDS:g} s"
     except Exception as exc:  # any failure is the answer, not an error
         return f"error: {type(exc).__name__}: {exc}"
     return "ok"
+
+
+async def _select_one_twice(pool: AsyncConnectionPool) -> None:
+    try:
+        await _select_one(pool)
+    except psycopg.OperationalError:
+        # A pool that does not check connections (ingest's) may hand out one that died
+        # with a PostgreSQL restart; it is discarded now, and a second try gets a fresh one.
+        await _select_one(pool)
 
 
 async def _select_one(pool: AsyncConnectionPool) -> None:
@@ -51,6 +60,8 @@ async def redis_health(redis: aioredis.Redis | None) -> str:
         return "not started"
     try:
         await asyncio.wait_for(redis.ping(), HEALTH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return f"error: no answer within {HEALTH_TIMEOUT_SECONDS:g} s"
     except Exception as exc:  # any failure is the answer, not an error
         return f"error: {type(exc).__name__}: {exc}"
     return "ok"

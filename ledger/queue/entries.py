@@ -49,7 +49,7 @@ class EntryBuilder:
             self.errors.append([
                 index, record["id"], timestamp.isoformat(), record["level"],
                 record["log_type"], title(record), record["error_type"], record["release"],
-                fingerprint, record["fingerprint_version"]])
+                fingerprint, record["fingerprint_version"], record["ingested_at"].isoformat()])
             self.components[fingerprint] = record.get("fingerprint_components") or {}
 
     def fields(self) -> dict[str, bytes]:
@@ -79,7 +79,8 @@ class Entry:
     ends: list[int] = field(default_factory=list)
     months: set[date] = field(default_factory=set)
     #: ``[index, id, timestamp, level, log_type, title, error_type, release, fingerprint,
-    #: version]`` per error event.
+    #: version, ingested_at]`` per error event (entries queued before ingested_at was added
+    #: have ten fields).
     errors: list[list[Any]] = field(default_factory=list)
     components: dict[str, Any] = field(default_factory=dict)
     #: Why the entry cannot be decoded (it then goes to the dead letters whole).

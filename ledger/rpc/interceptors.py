@@ -1,10 +1,11 @@
-"""Server interceptors: the internal token on every call, and LedgerError -> status."""
+"""Server interceptors: the internal token on every call (unary and streaming alike), and
+LedgerError -> status."""
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -17,33 +18,77 @@ logger = logging.getLogger(__name__)
 TOKEN_KEY = "x-ledger-internal-token"  # noqa: S105 (a header name, not a secret)
 
 
-def _wrap_unary(
-    handler: grpc.RpcMethodHandler[Any, Any], token: str, method: str
-) -> grpc.RpcMethodHandler[Any, Any]:
-    inner = handler.unary_unary
-    assert inner is not None
+def _token_ok(context: grpc.aio.ServicerContext[Any, Any], token: str) -> bool:
+    sent = dict(context.invocation_metadata() or ()).get(TOKEN_KEY, "")
+    return isinstance(sent, str) and hmac.compare_digest(sent.encode(), token.encode())
+
+
+async def _abort_for(exc: BaseException, context: grpc.aio.ServicerContext[Any, Any],
+                     method: str) -> None:
+    """Abort the call with the status ``exc`` maps to (re-raising an abort as it is)."""
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc
+    if isinstance(exc, LedgerError):
+        context.set_trailing_metadata(trailing_metadata(exc))
+        await context.abort(grpc_code(exc), exc.message)
+    # Loop boundary of one RPC: log it here, tell the caller nothing of the internals.
+    logger.error("%s failed", method, exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _wrap_unary_response(inner: Callable[..., Awaitable[Any]], token: str,
+                         method: str) -> Callable[..., Awaitable[Any]]:
+    """unary-unary and stream-unary: one answer, awaited."""
 
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        sent = dict(context.invocation_metadata() or ()).get(TOKEN_KEY, "")
-        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), token.encode()):
+        if not _token_ok(context, token):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong internal token")
         try:
-            return await inner(request, context)  # type: ignore[arg-type]
-        except LedgerError as exc:
-            context.set_trailing_metadata(trailing_metadata(exc))
-            await context.abort(grpc_code(exc), exc.message)
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            # Loop boundary of one RPC: log it here, tell the caller nothing of the internals.
-            logger.exception("%s failed", method)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            return await inner(request, context)
+        except Exception as exc:
+            await _abort_for(exc, context, method)
 
-    return grpc.unary_unary_rpc_method_handler(
-        call,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+    return call
+
+
+def _wrap_stream_response(inner: Callable[..., Any], token: str,
+                          method: str) -> Callable[..., AsyncIterator[Any]]:
+    """unary-stream and stream-stream: the token is checked before the first message."""
+
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any],
+                   ) -> AsyncIterator[Any]:
+        if not _token_ok(context, token):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong internal token")
+        try:
+            answer = inner(request, context)
+            if hasattr(answer, "__aiter__"):
+                async for message in answer:
+                    yield message
+            else:  # a coroutine that writes with context.write()
+                await answer
+        except Exception as exc:
+            await _abort_for(exc, context, method)
+
+    return call
+
+
+def _wrap(handler: grpc.RpcMethodHandler[Any, Any], token: str,
+          method: str) -> grpc.RpcMethodHandler[Any, Any]:
+    """``handler`` behind the token check and the error translation, whatever its kind."""
+    codecs: dict[str, Any] = {"request_deserializer": handler.request_deserializer,
+                              "response_serializer": handler.response_serializer}
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            _wrap_unary_response(handler.unary_unary, token, method), **codecs)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            _wrap_unary_response(handler.stream_unary, token, method), **codecs)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _wrap_stream_response(handler.unary_stream, token, method), **codecs)
+    assert handler.stream_stream is not None
+    return grpc.stream_stream_rpc_method_handler(
+        _wrap_stream_response(handler.stream_stream, token, method), **codecs)
 
 
 class InternalTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -60,6 +105,6 @@ class InternalTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        return _wrap_unary(handler, self._token, handler_call_details.method)
+        return _wrap(handler, self._token, handler_call_details.method)

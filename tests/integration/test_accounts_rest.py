@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ import pytest
 
 from ledger import bus
 from ledger.config import Settings
-from ledger.core import sessions
+from ledger.core import api_keys, sessions
 from ledger.daemons.gateway.edge import throttles
 from tests.restenv import Rest, detail, rest_stack
 
@@ -124,6 +125,50 @@ async def test_failed_logins_are_throttled_per_email_and_address(rest: Rest) -> 
                                      json={"email": other, "password": "the right password"})
     assert "too many failed logins" in detail(refused, 429)
     assert 0 < int(refused.headers["Retry-After"]) <= 60
+
+
+async def test_concurrent_guesses_cannot_pass_the_throttle_together(rest: Rest) -> None:
+    victim = f"rush-{uuid.uuid4().hex[:6]}@example.com"
+    await rest.register(victim, password="the right password")
+    guesses = [{"email": victim, "password": f"wrong guess {i}"} for i in range(15)]
+    guesses.insert(7, {"email": victim, "password": "the right password"})
+    async with client_at(rest, "203.0.113.8") as guesser:
+        answers = await asyncio.gather(*(guesser.post("/api/v1/accounts/login", json=body)
+                                         for body in guesses))
+    statuses = [answer.status_code for answer in answers]
+    # Each attempt reserved its try before bcrypt: only the limit's worth were checked.
+    checked = statuses.count(401) + statuses.count(200)
+    assert checked == throttles.EMAIL_FAILURE_LIMIT, statuses
+    assert statuses.count(429) == len(guesses) - throttles.EMAIL_FAILURE_LIMIT, statuses
+
+
+async def test_registrations_are_throttled_per_address(rest: Rest) -> None:
+    async with client_at(rest, "203.0.113.20") as script:
+        for i in range(throttles.REGISTRATION_LIMIT):
+            answer = await script.post("/api/v1/accounts/register", json={
+                "email": f"bulk{i}-{uuid.uuid4().hex[:6]}@example.com",
+                "password": "correct horse battery"})
+            assert answer.status_code == 201, answer.text
+        refused = await script.post("/api/v1/accounts/register", json={
+            "email": f"one-more-{uuid.uuid4().hex[:6]}@example.com",
+            "password": "correct horse battery"})
+        assert "too many registrations" in detail(refused, 429)
+        assert 0 < int(refused.headers["Retry-After"]) <= throttles.REGISTRATION_WINDOW_SECONDS
+    await rest.register()  # another address registers as usual
+
+
+async def test_a_project_holds_a_bounded_number_of_active_keys(
+        rest: Rest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api_keys, "MAX_ACTIVE_KEYS_PER_PROJECT", 3)
+    owner = await rest.account()  # it has one key
+    path = f"/api/v1/projects/{owner.project_id}/api-keys"
+    made = [await rest.key(owner, ["ingest"]) for _ in range(2)]
+    refused = await rest.http.post(path, json={}, headers=owner.bearer)
+    assert "revoke one" in detail(refused, 409)
+    revoked = await rest.http.delete(f"/api/v1/api-keys/{made[0].split('_')[1]}",
+                                     headers=owner.bearer)
+    assert revoked.status_code == 200, revoked.text
+    assert (await rest.http.post(path, json={}, headers=owner.bearer)).status_code == 201
 
 
 async def test_refresh_rotates_and_reuse_closes_the_session(rest: Rest) -> None:

@@ -145,7 +145,8 @@ async def test_health_answers_without_auth(env: Env) -> None:
 
 
 async def test_deep_health_checks_redis_both_databases_and_every_daemon(env: Env) -> None:
-    response = await env.http.get("/health/deep")
+    operator = {"X-Ledger-Internal-Token": str(env.settings.internal_token)}
+    response = await env.http.get("/health/deep", headers=operator)
     assert response.status_code == 503  # query is not running
     checks = response.json()["checks"]
     assert checks["redis"] == "ok"
@@ -158,7 +159,7 @@ async def test_deep_health_checks_redis_both_databases_and_every_daemon(env: Env
         query_listen=f"127.0.0.1:{query_port}"))
     try:
         async def deep_ok() -> httpx.Response | None:
-            response = await env.http.get("/health/deep")
+            response = await env.http.get("/health/deep", headers=operator)
             return response if response.status_code == 200 else None
 
         # The gateway's channel reconnects on its own, after its backoff.

@@ -9,6 +9,8 @@ import redis.asyncio as aioredis
 
 from ledger import bus
 from ledger.daemons.gateway.edge.rate_limits import RateLimiter, over_limit_error
+from ledger.embedded import free_port
+from ledger.errors import UnavailableError
 from tests.waiting import wait_until
 
 
@@ -75,3 +77,18 @@ async def test_zero_means_no_limit(aredis: aioredis.Redis) -> None:
         state = await limiter.hit("k", 0, 0)
     assert state.retry_after is None
     assert state.headers() == {}
+
+
+async def test_each_request_of_a_failed_group_gets_an_error_of_its_own() -> None:
+    # A Redis nobody listens on: the lone request and the group that waited behind it fail.
+    dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    limiter = RateLimiter(dead)
+    try:
+        answers = await asyncio.gather(*(limiter.hit("k1", 10, 100) for _ in range(6)),
+                                       return_exceptions=True)
+    finally:
+        await dead.aclose()
+    assert all(isinstance(answer, Exception) for answer in answers), answers
+    assert len({id(answer) for answer in answers}) == len(answers)
+    waited = [a for a in answers if isinstance(a, UnavailableError)]
+    assert len(waited) == 5 and all(a.http_status == 503 for a in waited)

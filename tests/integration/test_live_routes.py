@@ -201,12 +201,32 @@ async def test_too_many_streams_of_one_key_are_refused_until_one_closes(env: Env
     assert response.status_code == 429
     assert "too many live streams" in response.json()["detail"]
     await first.aclose()
-    await wait_until(lambda: not env.live.streams or sum(env.live.streams.values()) <= 1,
+    owner = f"API key:{api_keys.parse_key(env.keys['alpha'])[0]}"
+    await wait_until(lambda: not env.live.streams or env.live.streams[owner] <= 1,
                      "a closed stream released its slot")
     third = env.source("/api/v1/notifications/stream").stream()
     await connected(third)
     await second.aclose()
     await third.aclose()
+
+
+async def test_more_keys_of_a_project_do_not_buy_more_streams(env: Env) -> None:
+    env.live.max_streams = 2
+    _, second_key = await api_keys.create_key(env.conn, env.project_ids["alpha"], "second")
+    first = env.source("/api/v1/logs/tail").stream()
+    second = EventSource(f"{env.url}/api/v1/logs/tail", headers={"X-API-Key": second_key},
+                         retry_seconds=0.05).stream()
+    await connected(first)
+    await connected(second)
+    _, third_key = await api_keys.create_key(env.conn, env.project_ids["alpha"], "third")
+    response = await env.http.get("/api/v1/logs/tail", headers={"X-API-Key": third_key})
+    assert response.status_code == 429
+    assert "too many live streams open for this project" in response.json()["detail"]
+    # Another project's key is not affected.
+    other = env.source("/api/v1/logs/tail", slug="beta").stream()
+    await connected(other)
+    for stream in (first, second, other):
+        await stream.aclose()
 
 
 async def test_heartbeats_keep_an_idle_stream_alive(env: Env) -> None:
@@ -306,3 +326,65 @@ async def test_an_account_follows_its_projects_as_its_preferences_say(env: Env) 
     as_key = await env.http.get("/api/v1/notifications/preferences",
                                 headers={"X-API-Key": env.keys["alpha"]})
     assert as_key.status_code == 403
+
+
+async def _open_until_connected(http: httpx.AsyncClient, path: str,
+                                headers: dict[str, str]) -> tuple[Any, AsyncIterator[str]]:
+    """A raw SSE response (no reconnecting client) read up to its ``connected`` event."""
+    manager = http.stream("GET", path, headers=headers)
+    response = await manager.__aenter__()
+    assert response.status_code == 200
+    lines = response.aiter_lines()
+    async for line in lines:
+        if line == "event: connected":
+            break
+    return manager, lines
+
+
+async def _ends(lines: AsyncIterator[str]) -> list[str]:
+    """Every line left until the server ends the stream (bounded: a hung stream fails)."""
+
+    async def drain() -> list[str]:
+        return [line async for line in lines]
+
+    return await asyncio.wait_for(drain(), 10)
+
+
+async def test_a_revoked_key_ends_its_open_streams(env: Env) -> None:
+    auth, _ = await account(env, "revoker@example.com", ("gamma",))
+    key = env.keys["gamma"]
+    tail, tail_lines = await _open_until_connected(env.http, "/api/v1/logs/tail",
+                                                   {"X-API-Key": key})
+    notes, note_lines = await _open_until_connected(env.http, "/api/v1/notifications/stream",
+                                                    {"X-API-Key": key})
+    other, other_lines = await _open_until_connected(env.http, "/api/v1/notifications/stream",
+                                                     {"X-API-Key": env.keys["alpha"]})
+    revoked = await env.http.delete(f"/api/v1/api-keys/{key.split('_')[1]}", headers=auth)
+    assert revoked.status_code == 200, revoked.text
+    await _ends(tail_lines)
+    await _ends(note_lines)
+    # Another key's stream goes on: it still gets the next error.
+    await env.ingest("alpha", message="still here")
+    async for line in other_lines:
+        if "still here" in line:
+            break
+    for manager in (tail, notes, other):
+        await manager.__aexit__(None, None, None)
+    again = await env.http.get("/api/v1/logs/tail", headers={"X-API-Key": key})
+    assert again.status_code == 401
+
+
+async def test_logging_out_ends_the_sessions_streams(env: Env) -> None:
+    register = await env.http.post("/api/v1/accounts/register", json={
+        "email": "leaver@example.com", "password": "correct horse battery"})
+    tokens = register.json()
+    created = await env.http.post("/api/v1/projects", json={"name": "delta", "slug": "delta"},
+                                  headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert created.status_code == 201, created.text
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    stream, lines = await _open_until_connected(env.http, "/api/v1/notifications/stream", bearer)
+    out = await env.http.post("/api/v1/accounts/logout",
+                              json={"refresh_token": tokens["refresh_token"]})
+    assert out.status_code == 204, out.text
+    await _ends(lines)
+    await stream.__aexit__(None, None, None)

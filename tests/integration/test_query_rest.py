@@ -150,6 +150,7 @@ async def test_bad_parameters_of_error_routes(rest: Rest) -> None:
                                    headers=headers)
     assert "sort" in detail(response, 400)
     group = insert_group(rest.settings.logs_database_url or "", owner.project_id, "fp")
+    headers = key_headers(await rest.key(owner, ["read", "triage"]))
     response = await rest.http.patch(f"/api/v1/error-groups/{group['id']}/status",
                                      json={"status": "done"}, headers=headers)
     assert "status" in detail(response, 400)
@@ -161,6 +162,23 @@ async def test_bad_parameters_of_error_routes(rest: Rest) -> None:
                                      content=b"{not json", headers=headers)
     assert response.status_code == 422 and "detail" in response.json()
     assert (await rest.http.get("/api/v1/logs/not-a-uuid", headers=headers)).status_code == 404
+
+
+async def test_changing_a_groups_status_needs_the_triage_scope(rest: Rest) -> None:
+    owner = await rest.account()
+    group = insert_group(rest.settings.logs_database_url or "", owner.project_id, "fp-t")
+    path = f"/api/v1/error-groups/{group['id']}/status"
+    for scopes in (["read"], ["ingest", "read"], ["ingest"]):
+        reader = key_headers(await rest.key(owner, scopes))
+        response = await rest.http.patch(path, json={"status": "ignored"}, headers=reader)
+        assert "triage" in detail(response, 403)
+    assert (await get(rest, f"/api/v1/error-groups/{group['id']}", owner.key))["status"] \
+        == "unresolved"
+    triager = key_headers(await rest.key(owner, ["triage"]))
+    response = await rest.http.patch(path, json={"status": "ignored"}, headers=triager)
+    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    response = await rest.http.patch(path, json={"status": "unresolved"}, headers=owner.bearer)
+    assert response.status_code == 200, response.text  # an account may triage its projects
 
 
 async def test_error_groups_through_the_api(rest: Rest) -> None:
@@ -206,7 +224,9 @@ async def test_no_idor_with_keys_or_tokens_of_other_accounts(rest: Rest) -> None
                                      message="alice-private")])
     group = insert_group(url, alice.project_id, "fp-alice")
     attempts: list[tuple[str, str, dict[str, str]]] = []
-    for creds in (key_headers(mallory.key), mallory.bearer):
+    # Mallory's key may read and triage: only the project boundary stands in the way.
+    mallory_key = await rest.key(mallory, ["read", "triage"])
+    for creds in (key_headers(mallory_key), mallory.bearer):
         attempts += [
             ("GET", f"/api/v1/logs?project_id={alice.project_id}", creds),
             ("GET", f"/api/v1/logs?project_id={alice.project['slug']}", creds),

@@ -31,8 +31,13 @@ from redis.exceptions import RedisError
 from ledger import __version__, bus
 from ledger.config import Settings, masked
 from ledger.daemons.gateway.edge import hot_paths
-from ledger.daemons.gateway.edge.breaker import CircuitBreaker
-from ledger.daemons.gateway.edge.key_cache import FAILURE_LIMIT, KeyCache, KeyValidator
+from ledger.daemons.gateway.edge.breaker import CircuitBreaker, probe_when_due
+from ledger.daemons.gateway.edge.key_cache import (
+    AUTH_TIMEOUT_SECONDS,
+    FAILURE_LIMIT,
+    KeyCache,
+    KeyValidator,
+)
 from ledger.daemons.gateway.edge.rate_limits import RateLimiter
 from ledger.daemons.gateway.live.routes import open_live
 from ledger.daemons.gateway.routes import responses
@@ -57,6 +62,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "ledger.daemons.gateway.routes.logs",
     "ledger.daemons.gateway.routes.errors",
     "ledger.daemons.gateway.routes.grouping",
+    "ledger.daemons.gateway.routes.sentry",
 )
 
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0
@@ -83,7 +89,7 @@ def create_app(
         settings: needs ``redis_url`` and ``internal_token``; daemon addresses from it.
         breaker: the circuit breaker around auth (tests pass one with a short cooldown).
         rate_windows: lengths in seconds of the "minute" and "hour" windows (tests shorten).
-        auth_failure_limit: refused key checks per client address before it is throttled.
+        auth_failure_limit: refused checks of one key id from one address before a 429.
     """
     metrics = Metrics()
     breaker = breaker or CircuitBreaker("auth")
@@ -143,6 +149,8 @@ async def _open_gateway(
                 " is it running? is LEDGER_REDIS_URL right?") from exc
         gateway.tasks.append(asyncio.create_task(keys.listen_revocations(),
                                                  name="gateway-key-revocations"))
+        gateway.tasks.append(asyncio.create_task(
+            probe_when_due(breaker, lambda: _probe_auth(auth)), name="gateway-auth-probe"))
         try:
             await asyncio.wait_for(keys.subscribed.wait(), SUBSCRIBE_TIMEOUT_SECONDS)
         except TimeoutError:
@@ -158,6 +166,13 @@ async def _open_gateway(
         for client in (auth, ingest, query):
             await client.close()
         await redis.aclose()
+
+
+async def _probe_auth(auth: AuthClient) -> None:
+    """The breaker's probe: auth answers and can reach its database."""
+    answer = await auth.check_health(timeout=AUTH_TIMEOUT_SECONDS)
+    if not answer.healthy:
+        raise UnavailableError(f"auth answers but is unhealthy: {answer.checks}")
 
 
 def _openapi(app: FastAPI, doc_models: list[type[BaseModel]]) -> Callable[[], dict[str, Any]]:

@@ -78,6 +78,9 @@ class GatewayDaemon:
             self.port = int(sock.getsockname()[1])
             config = uvicorn.Config(
                 self.app, http="httptools", lifespan="off", access_log=False, log_config=None,
+                # Never rewrite the peer from X-Forwarded-For (uvicorn trusts 127.0.0.1 by
+                # default): edge/client_address.py decides, from LEDGER_GATEWAY_TRUSTED_PROXIES.
+                proxy_headers=False,
                 server_header=False, timeout_keep_alive=KEEP_ALIVE_SECONDS,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, backlog=2048)
             self._server = _Server(config)

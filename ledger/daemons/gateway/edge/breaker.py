@@ -6,16 +6,19 @@
 
 While OPEN no call goes to auth: the gateway serves keys from the emergency cache. After the
 cooldown exactly one caller is let through as the probe; its outcome closes or reopens the
-circuit. A probe whose caller vanished (cancelled request) is forgotten after
+circuit. The caller need not be a request: ``probe_when_due`` probes on a timer, so the
+circuit closes as soon as the dependency is back, not when some request happens to come by.
+A probe whose caller vanished (cancelled request) is forgotten after
 ``probe_timeout_seconds`` so that the breaker cannot stay half-open for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 logger = logging.getLogger(__name__)
 
@@ -97,3 +100,25 @@ class CircuitBreaker:
             self._state = BreakerState.OPEN
             self._opened_at = self._clock()
             self._probe_started_at = None
+
+
+PROBE_INTERVAL_SECONDS = 0.5
+
+
+async def probe_when_due(breaker: CircuitBreaker, probe: Callable[[], Awaitable[object]],
+                         interval_seconds: float = PROBE_INTERVAL_SECONDS) -> None:
+    """Run ``probe`` whenever the open breaker lets one through; runs until cancelled.
+
+    ``probe`` returning is a success, raising is a failure.
+    """
+    while True:
+        await asyncio.sleep(interval_seconds)
+        if breaker.state is BreakerState.CLOSED or not breaker.allow_request():
+            continue
+        try:
+            await probe()
+        except Exception as exc:  # the loop's boundary: a failed probe is an answer
+            logger.info("%s probe failed: %s", breaker.name, exc)
+            breaker.record_failure()
+        else:
+            breaker.record_success()

@@ -7,7 +7,10 @@
 
 Malformed keys are refused locally. Revoked key ids arrive over pub/sub and leave the memory
 cache at once; when that subscription drops, the memory cache is cleared (a revocation may
-have been missed). Repeated failures from one client address are throttled.
+have been missed). A revocation generation guards the race where an identity read from
+Redis or auth just before a revocation would land in memory just after its drop: a lookup
+that spans a revocation is answered but not cached. Repeated failures of one key id from one
+client address are throttled (``edge/client_address.py`` says what the address is).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from ledger.rpc.auth_client import AuthClient
 logger = logging.getLogger(__name__)
 
 AUTH_TIMEOUT_SECONDS = 3.0
-FAILURE_LIMIT = 20  # refused keys per client address per window before it is throttled
+FAILURE_LIMIT = 20  # refused checks per (client address, key id) per window before a 429
 FAILURE_WINDOW_SECONDS = 300
 RESUBSCRIBE_SECONDS = 1.0
 MAX_KEY_CHARS = 256  # well above any real key: longer ones are refused before being hashed
@@ -106,6 +109,11 @@ class KeyValidator:
         self.failure_limit = failure_limit
         self.failure_window_seconds = failure_window_seconds
         self.subscribed = asyncio.Event()
+        # Bumped by every revocation (and every lost subscription): an identity looked up
+        # before a bump may belong to a key revoked meanwhile, so it is not cached.
+        self.generation = 0
+        #: Called with each revoked key id (the live streams of that key end).
+        self.revocation_listeners: list[Callable[[str], None]] = []
 
     async def validate(self, full_key: str, client: str) -> KeyIdentity:
         """The identity of ``full_key``, presented by ``client`` (its address).
@@ -123,16 +131,20 @@ class KeyValidator:
             self.metrics.key_lookup("memory", True)
             return identity
         self.metrics.key_lookup("memory", False)
-        parse_key(full_key)  # malformed: 401 here, no Redis, no RPC
-        await self._check_throttle(client)
+        key_id, _ = parse_key(full_key)  # malformed: 401 here, no Redis, no RPC
+        generation = self.generation
+        # The Redis entry is named by the whole key's digest: only the key's holder finds it,
+        # so a valid key works whatever failures its address (or its id) has piled up.
         identity = await cached_identity(self.redis, full_key)
         self.metrics.key_lookup("redis", identity is not None)
         if identity is None:
-            identity = await self._ask_auth(full_key, client)
-        self.cache.put(digest, identity)
+            await self._check_throttle(client, key_id)
+            identity = await self._ask_auth(full_key, client, key_id)
+        if self.generation == generation:
+            self.cache.put(digest, identity)
         return identity
 
-    async def _ask_auth(self, full_key: str, client: str) -> KeyIdentity:
+    async def _ask_auth(self, full_key: str, client: str, key_id: str) -> KeyIdentity:
         if not self.breaker.allow_request():
             return await self._emergency(full_key)
         try:
@@ -143,7 +155,7 @@ class KeyValidator:
                 self.breaker.record_failure()
                 return await self._emergency(full_key)
             self.breaker.record_success()  # auth answered: the key is bad, not auth
-            await self._count_failure(client)
+            await self._count_failure(client, key_id)
             raise
         self.breaker.record_success()
         return identity
@@ -156,19 +168,19 @@ class KeyValidator:
                 " cache; retry shortly", retry_after=max(1, round(self.breaker.cooldown_seconds)))
         return identity
 
-    async def _check_throttle(self, client: str) -> None:
-        name = bus.auth_failures(client)
+    async def _check_throttle(self, client: str, key_id: str) -> None:
+        name = bus.auth_failures(client, key_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(name)
         pipe.ttl(name)
         count, ttl = await pipe.execute()
         if count is not None and int(count) >= self.failure_limit:
             raise RateLimitedError(
-                "too many failed API key checks from this address; check the key and retry"
-                " later", retry_after=max(1, int(ttl)))
+                "too many failed checks of this API key from this address; check the key and"
+                " retry later", retry_after=max(1, int(ttl)))
 
-    async def _count_failure(self, client: str) -> None:
-        name = bus.auth_failures(client)
+    async def _count_failure(self, client: str, key_id: str) -> None:
+        name = bus.auth_failures(client, key_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.incr(name)
         pipe.expire(name, self.failure_window_seconds)
@@ -181,17 +193,22 @@ class KeyValidator:
             try:
                 await pubsub.subscribe(bus.KEY_REVOKED_CHANNEL)
                 self.cache.clear()  # anything revoked while we were not listening goes too
+                self.generation += 1
                 self.subscribed.set()
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
                     data = message["data"]
                     key_id = data.decode() if isinstance(data, bytes) else str(data)
+                    self.generation += 1
                     dropped = self.cache.drop_key_id(key_id)
                     logger.debug("key %s revoked; dropped %d cached entries", key_id, dropped)
+                    for listener in self.revocation_listeners:
+                        listener(key_id)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 self.subscribed.clear()
                 self.cache.clear()
+                self.generation += 1
                 logger.warning("lost the key revocation channel (%s); resubscribing", exc)
                 await asyncio.sleep(RESUBSCRIBE_SECONDS)
             finally:

@@ -27,6 +27,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 
 from ledger.core.api_keys import KeyIdentity
 from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal, authenticate_account
+from ledger.daemons.gateway.edge.client_address import client_address
 from ledger.daemons.gateway.edge.rate_limits import RateLimitState, over_limit_error
 from ledger.daemons.gateway.schemas.ingest import error_doc
 from ledger.daemons.gateway.state import Gateway
@@ -75,10 +76,6 @@ async def account_principal(gateway: Gateway, token: str, scope: str | None) -> 
     return await authenticate_account(gateway, token)
 
 
-def _client_address(request: Request) -> str:
-    return request.client.host if request.client is not None else "unknown"
-
-
 async def authenticate_key(request: Request, response: Response | None, full_key: str,
                            scope: str | None) -> ApiKeyPrincipal:
     """Validate ``full_key``, check ``scope`` and count the request against the key's limits.
@@ -88,7 +85,7 @@ async def authenticate_key(request: Request, response: Response | None, full_key
         UnavailableError (503).
     """
     gateway: Gateway = request.app.state.gateway
-    identity = await gateway.keys.validate(full_key, _client_address(request))
+    identity = await gateway.keys.validate(full_key, client_address(request))
     if scope is not None and not identity.allows(scope):
         raise PermissionDeniedError(
             f"this API key lacks the {scope!r} scope: use a key created with that scope"

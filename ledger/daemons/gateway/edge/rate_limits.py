@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from ledger import bus
-from ledger.errors import RateLimitedError
+from ledger.errors import RateLimitedError, UnavailableError
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +148,10 @@ class RateLimiter:
     async def _count_group(self, key_id: str, waiting: list[asyncio.Future[_Counted]]) -> None:
         try:
             counts = await self._increment(key_id, len(waiting))
-        except Exception as exc:  # each waiting request raises it (a 503 at the edge)
+        except Exception as exc:  # each waiting request gets its own error (a 503 at the edge)
             for future in waiting:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(_own_error(exc))
         else:
             for future, counted in zip(waiting, counts, strict=True):
                 if not future.done():
@@ -176,6 +177,22 @@ class RateLimiter:
             args=[math.ceil(minute_left) + 1, math.ceil(hour_left) + 1, n])
         minute, hour = int(answer[0]) - n, int(answer[1]) - n
         return [_Counted(minute + j, hour + j, minute_left, hour_left) for j in range(1, n + 1)]
+
+
+def _own_error(exc: Exception) -> Exception:
+    """A fresh exception for one waiting request, caused by the group's ``exc``.
+
+    One instance raised in many tasks would collect every task's traceback and context in
+    turn; each request must fail with an error of its own.
+    """
+    own: Exception
+    if isinstance(exc, (RedisError, OSError)):
+        own = UnavailableError("Redis failed while counting this key's requests; retry shortly",
+                               retry_after=5)
+    else:
+        own = RuntimeError(f"counting this key's requests failed: {type(exc).__name__}")
+    own.__cause__ = exc
+    return own
 
 
 def over_limit_error(state: RateLimitState) -> RateLimitedError:

@@ -1,8 +1,10 @@
 """Throttle password guessing on ``POST /api/v1/accounts/login`` (DESIGN §5).
 
 Failures are counted in Redis per email (under its SHA-256) and per client address, in fixed
-windows that expire on their own. Over either limit the gateway answers 429 before asking auth,
-so a guesser cannot make the auth daemon spend bcrypt time either.
+windows that expire on their own. Each attempt reserves its failure before auth checks the
+password, atomically, and gives it back when the password was right: over either limit the
+gateway answers 429 before asking auth, so a guesser cannot make the auth daemon spend bcrypt
+time either, however many guesses it sends at once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ EMAIL_FAILURE_LIMIT = 10
 # address from spraying guesses over many accounts.
 CLIENT_FAILURE_LIMIT = 50
 FAILURE_WINDOW_SECONDS = 15 * 60
+# Each registration costs a bcrypt hash and an account row: a person registers a handful of
+# accounts at most, a script thousands.
+REGISTRATION_LIMIT = 10
+REGISTRATION_WINDOW_SECONDS = 10 * 60
 
 
 def _email_key(email: str) -> str:
@@ -28,48 +34,81 @@ def _email_key(email: str) -> str:
     return bus.login_failures_email(hashlib.sha256(email.strip().lower().encode()).hexdigest())
 
 
-def _keys(email: str, client: str) -> tuple[str, str]:
-    return _email_key(email), bus.login_failures_client(client)
+# KEYS: one counter.  ARGV: limit, window seconds.  Returns 0 when the attempt is reserved,
+# else the seconds left in the window. One key per script: safe on Redis Cluster.
+_RESERVE = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 1 then return -1 end
+  return ttl
+end
+return 0
+"""
 
 
-async def check(redis: aioredis.Redis, email: str, client: str) -> None:
-    """Refuse the login attempt if this email or this address failed too often recently.
+async def _reserve(redis: aioredis.Redis, name: str, limit: int,
+                   window: int = FAILURE_WINDOW_SECONDS) -> int:
+    answer = await redis.eval(_RESERVE, 1, name, limit, window)
+    return int(answer)
+
+
+def _refusal(wait: int, what: str = "failed logins",
+             window: int = FAILURE_WINDOW_SECONDS) -> RateLimitedError:
+    # wait < 0 only if the counter lost its TTL: wait a whole window.
+    seconds = wait if wait > 0 else window
+    return RateLimitedError(f"too many {what}: try again in {seconds} seconds",
+                            retry_after=seconds)
+
+
+async def reserve_registration(redis: aioredis.Redis, client: str) -> None:
+    """Count one registration from ``client``; refuse past ``REGISTRATION_LIMIT`` a window.
+
+    Raises:
+        RateLimitedError: too many registrations from this address (429, ``Retry-After``).
+    """
+    wait = await _reserve(redis, bus.registrations_client(client), REGISTRATION_LIMIT,
+                          REGISTRATION_WINDOW_SECONDS)
+    if wait:
+        raise _refusal(wait, "registrations from this address", REGISTRATION_WINDOW_SECONDS)
+
+
+async def reserve(redis: aioredis.Redis, email: str, client: str) -> None:
+    """Count this attempt as a failure of the email and of the address before checking it.
+
+    Reserved atomically (INCR, then compare), so that concurrent guesses cannot all pass a
+    check made before any of them failed: at most ``EMAIL_FAILURE_LIMIT`` passwords of one
+    email are ever checked per window. ``succeeded`` or ``released`` gives it back.
 
     Raises:
         RateLimitedError: over a limit (429, ``Retry-After`` = seconds until the window ends).
     """
-    email_key, client_key = _keys(email, client)
+    email_key = _email_key(email)
+    wait = await _reserve(redis, email_key, EMAIL_FAILURE_LIMIT)
+    if wait:
+        raise _refusal(wait)
+    wait = await _reserve(redis, bus.login_failures_client(client), CLIENT_FAILURE_LIMIT)
+    if wait:
+        await redis.decr(email_key)
+        raise _refusal(wait)
+
+
+async def released(redis: aioredis.Redis, email: str, client: str) -> None:
+    """Give a reservation back: the password was never judged (auth unavailable, bad input)."""
     pipe = redis.pipeline(transaction=False)
-    pipe.get(email_key)
-    pipe.ttl(email_key)
-    pipe.get(client_key)
-    pipe.ttl(client_key)
-    email_count, email_ttl, client_count, client_ttl = await pipe.execute()
-    waits = [_wait(ttl) for count, ttl, limit in ((email_count, email_ttl, EMAIL_FAILURE_LIMIT),
-                                                  (client_count, client_ttl,
-                                                   CLIENT_FAILURE_LIMIT))
-             if count is not None and int(count) >= limit]
-    if waits:
-        seconds = max(waits)
-        raise RateLimitedError(f"too many failed logins: try again in {seconds} seconds",
-                               retry_after=seconds)
-
-
-def _wait(ttl: int) -> int:
-    # ttl < 0 only if the key expired between GET and TTL (or lost its TTL): wait a window.
-    return max(1, int(ttl)) if int(ttl) > 0 else FAILURE_WINDOW_SECONDS
-
-
-async def record_failure(redis: aioredis.Redis, email: str, client: str) -> None:
-    """Count a wrong email or password against the email and the address."""
-    pipe = redis.pipeline(transaction=True)
-    for name in _keys(email, client):
-        # SET NX starts a window only once; INCR keeps its TTL, so windows do not slide.
-        pipe.set(name, 0, ex=FAILURE_WINDOW_SECONDS, nx=True)
-        pipe.incr(name)
+    pipe.decr(_email_key(email))
+    pipe.decr(bus.login_failures_client(client))
     await pipe.execute()
 
 
-async def record_success(redis: aioredis.Redis, email: str) -> None:
-    """Forget the email's failures (the address's stay: it may be guessing other emails)."""
-    await redis.delete(_email_key(email))
+async def succeeded(redis: aioredis.Redis, email: str, client: str) -> None:
+    """The password was right: forget the email's failures and give the address its try back.
+
+    The address's other failures stay: it may be guessing other emails.
+    """
+    pipe = redis.pipeline(transaction=False)
+    pipe.delete(_email_key(email))
+    pipe.decr(bus.login_failures_client(client))
+    await pipe.execute()

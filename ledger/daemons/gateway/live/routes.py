@@ -57,6 +57,7 @@ from ledger.daemons.gateway.live.events import (
 )
 from ledger.daemons.gateway.live.hub import Hub, Subscription
 from ledger.daemons.gateway.live.preferences import account_preferences
+from ledger.daemons.gateway.live.revocations import StreamCredentials
 from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway, get_gateway
 from ledger.errors import InvalidInputError, RateLimitedError
@@ -79,26 +80,30 @@ class Live:
     """The gateway's live state: its hub and who holds how many streams."""
 
     hub: Hub
+    credentials: StreamCredentials
     heartbeat_seconds: float = HEARTBEAT_SECONDS
-    max_streams: int = 20  # per API key or account (LEDGER_GATEWAY_MAX_LIVE_STREAMS)
+    max_streams: int = 20  # per API key, project or account (LEDGER_GATEWAY_MAX_LIVE_STREAMS)
     streams: Counter[str] | None = None
 
     @contextlib.contextmanager
-    def claim(self, owner: str) -> Iterator[None]:
-        """Count one stream of ``owner``; refuse when it already holds ``max_streams``."""
+    def claim(self, *owners: str) -> Iterator[None]:
+        """Count one stream of each of ``owners``; refuse when one holds ``max_streams``."""
         streams = self.streams if self.streams is not None else Counter()
         self.streams = streams
-        if streams[owner] >= self.max_streams:
-            raise RateLimitedError(
-                f"too many live streams open for this {owner.split(':', 1)[0]}"
-                f" ({self.max_streams} per gateway): close one and retry", retry_after=5)
-        streams[owner] += 1
+        for owner in owners:
+            if streams[owner] >= self.max_streams:
+                raise RateLimitedError(
+                    f"too many live streams open for this {owner.split(':', 1)[0]}"
+                    f" ({self.max_streams} per gateway): close one and retry", retry_after=5)
+        for owner in owners:
+            streams[owner] += 1
         try:
             yield
         finally:
-            streams[owner] -= 1
-            if streams[owner] <= 0:
-                del streams[owner]
+            for owner in owners:
+                streams[owner] -= 1
+                if streams[owner] <= 0:
+                    del streams[owner]
 
 
 @contextlib.asynccontextmanager
@@ -112,12 +117,16 @@ async def open_live(gateway: Gateway) -> AsyncIterator[Live]:
         await gateway.closing.wait()
         hub.close_subscriptions()
 
-    live = Live(hub, max_streams=gateway.settings.gateway_max_live_streams)
+    credentials = StreamCredentials(gateway.redis)
+    gateway.keys.revocation_listeners.append(credentials.key_revoked)
+    live = Live(hub, credentials, max_streams=gateway.settings.gateway_max_live_streams)
     helpers = [asyncio.create_task(end_streams_on_close(), name="gateway-live-closer"),
-               asyncio.create_task(_beat(live), name="gateway-live-heartbeat")]
+               asyncio.create_task(_beat(live), name="gateway-live-heartbeat"),
+               asyncio.create_task(credentials.run(), name="gateway-live-credentials")]
     try:
         yield live
     finally:
+        gateway.keys.revocation_listeners.remove(credentials.key_revoked)
         for task in helpers:
             task.cancel()
         for task in helpers:
@@ -189,10 +198,13 @@ async def _account_targets(gateway: Gateway, principal: AccountPrincipal, projec
     return targets
 
 
-def _owner(principal: Principal) -> str:
+def _owners(principal: Principal) -> tuple[str, ...]:
+    """Whose stream budget a stream spends: an account's, or a key's and its project's (so
+    that creating more keys does not buy more streams)."""
     if isinstance(principal, ApiKeyPrincipal):
-        return f"API key:{principal.identity.key_id}"
-    return f"account:{principal.account_id}"
+        return (f"API key:{principal.identity.key_id}",
+                f"project:{principal.identity.project_id}")
+    return (f"account:{principal.account_id}",)
 
 
 # -- SSE encoding ---------------------------------------------------------------------------
@@ -239,8 +251,9 @@ async def _open_stream(request: Request, feed: Feed, principal: Principal, proje
     resume = parse_cursor(last_event_id, targets)
     stack = contextlib.AsyncExitStack()
     try:
-        stack.enter_context(live.claim(_owner(principal)))
+        stack.enter_context(live.claim(*_owners(principal)))
         sub = await stack.enter_async_context(live.hub.subscribe(feed, targets))
+        stack.enter_context(live.credentials.watch(principal, sub))
         replay = await sub.start(resume)
     except BaseException:
         await stack.aclose()

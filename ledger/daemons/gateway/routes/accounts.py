@@ -14,6 +14,7 @@ from starlette.responses import Response
 from ledger.daemons.gateway.edge import throttles
 from ledger.daemons.gateway.edge.access import RequireAccount
 from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal, token_body
+from ledger.daemons.gateway.edge.client_address import client_address
 from ledger.daemons.gateway.routes.responses import json_response, model_body
 from ledger.daemons.gateway.schemas.accounts import (
     AccountOut,
@@ -44,10 +45,12 @@ async def _start_session(gateway: Gateway, account_id: str) -> dict[str, Any]:
 
 @router.post("/register", status_code=201, response_model=TokenResponse,
              responses={400: error_doc("Invalid email or too short a password"),
-                        409: error_doc("An account with this email exists")})
+                        409: error_doc("An account with this email exists"),
+                        429: error_doc("Too many registrations from this address")})
 async def register(request: Request, body: RegisterRequest) -> Response:
-    """Create an account and log it in."""
+    """Create an account and log it in. At most 10 registrations per address in 10 minutes."""
     gateway: Gateway = request.app.state.gateway
+    await throttles.reserve_registration(gateway.redis, client_address(request))
     created = await gateway.auth.register_account(body.email, body.password, body.name)
     return json_response(await _start_session(gateway, created.id), 201)
 
@@ -63,14 +66,16 @@ async def login(request: Request, body: LoginRequest) -> Response:
     refused with 429 and ``Retry-After`` until the window ends.
     """
     gateway: Gateway = request.app.state.gateway
-    client = request.client.host if request.client is not None else "unknown"
-    await throttles.check(gateway.redis, body.email, client)
+    client = client_address(request)
+    await throttles.reserve(gateway.redis, body.email, client)
     try:
         found = await gateway.auth.login_account(body.email, body.password)
     except AuthenticationError:
-        await throttles.record_failure(gateway.redis, body.email, client)
+        raise  # the reserved failure stays counted
+    except BaseException:
+        await throttles.released(gateway.redis, body.email, client)
         raise
-    await throttles.record_success(gateway.redis, body.email)
+    await throttles.succeeded(gateway.redis, body.email, client)
     return json_response(await _start_session(gateway, found.id))
 
 

@@ -23,8 +23,9 @@ from ledger.daemons.gateway.schemas.queries import (
 from ledger.daemons.gateway.state import Gateway
 
 router = APIRouter(prefix="/api/v1", tags=["errors"])
-# Triage (status) is part of working with errors: a key needs the read scope, like for reading.
 require_read = RequirePrincipal("read")
+# Changing a group's status is a decision, not a read (DESIGN §4): a key needs the triage scope.
+require_triage = RequirePrincipal("triage")
 
 
 @router.get(
@@ -81,7 +82,7 @@ async def get_group(request: Request, group_id: uuid.UUID,
     responses=READ_RESPONSES,
 )
 async def set_group_status(request: Request, group_id: uuid.UUID, change: StatusChange,
-                           principal: Principal = Depends(require_read)) -> Response:
+                           principal: Principal = Depends(require_triage)) -> Response:
     """Set ``status``; ``resolved`` stamps ``resolved_at`` and may carry ``resolved_in_release``."""
     gateway: Gateway = request.app.state.gateway
     project_ids = await readable_project_ids(gateway, principal)

@@ -134,8 +134,13 @@ _REQUEST_DOC: dict[str, Any] = {
             f" {otlp.MAX_RECORDS} log records; gzip with `Content-Encoding: gzip`."),
         "content": {
             PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+            # null is an empty list or object, as the protobuf JSON mapping reads it
+            # (core/otlp.py).
             JSON: {"schema": {"type": "object", "properties": {
-                "resourceLogs": {"type": "array", "items": {"type": "object"}}}}},
+                "resourceLogs": {"anyOf": [
+                    {"type": "array",
+                     "items": {"anyOf": [{"type": "object"}, {"type": "null"}]}},
+                    {"type": "null"}]}}}},
         },
     },
 }

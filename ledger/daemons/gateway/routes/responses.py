@@ -4,6 +4,7 @@
   5xx answers say only the class's generic message: what failed inside stays in the log.
 - ``RequestValidationError`` (query/path/header parameters) → 422 with a readable sentence.
 - Redis connection errors and timeouts → 503, like any unavailable dependency.
+- A NUL in the URL → 400 (``NulInUrlMiddleware``), before any route looks it up.
 - Anything else → 500 ``{"detail": "internal error"}``, logged once with its traceback, by
   ``InternalErrorMiddleware`` (Starlette's own handler would re-raise it after answering).
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+import urllib.parse
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -24,6 +27,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -153,10 +157,69 @@ class InternalErrorMiddleware:
             await send({"type": "http.response.body", "body": body})
 
 
+def _documented_methods(app: Any, path: str) -> set[str]:
+    """Every method the OpenAPI document lists for a path matching ``path``."""
+    methods: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {method.upper() for method in operations}
+    return methods
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors (404, 405, ...) as ``{"detail": ...}``; a 405's ``Allow`` lists
+    every method of the path.
+
+    Starlette answers a 405 from the first route whose path matches, with that route's
+    methods only: ``GET /projects`` said ``Allow: GET`` although ``POST`` works too.
+    """
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        methods = _documented_methods(request.app, request.url.path)
+        if methods:
+            headers["Allow"] = ", ".join(sorted(methods))
+    return error_response(exc.status_code, str(exc.detail), headers or None)
+
+
+class NulInUrlMiddleware:
+    """Answers 400 for a NUL (``%00``) in the path or the query string.
+
+    No route takes one (ids, slugs, filters), and PostgreSQL text cannot hold it: refusing it
+    once here keeps every lookup behind the gateway from failing on it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+                "\x00" in scope["path"] or b"%00" in scope["query_string"]):
+            response = error_response(400, f"{_where_nul(scope)} contains a NUL character"
+                                           " (%00), which no parameter allows")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _where_nul(scope: Scope) -> str:
+    """Which part of the URL holds the NUL: the path, or the query parameter, by name."""
+    if "\x00" in scope["path"]:
+        return "the path"
+    query = scope["query_string"].decode("latin-1")
+    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        if "\x00" in value or "\x00" in name:
+            return f"query parameter {name.replace(chr(0), '')[:100]!r}"
+    return "the query string"
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers and the 500 middleware on ``app``."""
     app.add_exception_handler(LedgerError, ledger_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RedisConnectionError, redis_error_handler)
     app.add_exception_handler(RedisTimeoutError, redis_error_handler)
+    app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(InternalErrorMiddleware)

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ledger.core.projects import MAX_INT4, MAX_INT8, MAX_RETENTION_DAYS
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000: refuse it here, naming the field, not as a 500 there.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (U+0000) characters")
+    return value
+
+
+#: A string a request may carry into the auth database.
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class _Body(BaseModel):
@@ -10,27 +25,27 @@ class _Body(BaseModel):
 
 
 class RegisterRequest(_Body):
-    email: str = Field(max_length=320, examples=["ada@example.com"])
-    password: str = Field(description="At least 8 characters (bcrypt reads at most 72 bytes).")
-    name: str = Field("", max_length=200)
+    email: Text = Field(max_length=320, examples=["ada@example.com"])
+    password: Text = Field(description="At least 8 characters (bcrypt reads at most 72 bytes).")
+    name: Text = Field("", max_length=200)
 
 
 class LoginRequest(_Body):
-    email: str = Field(max_length=320)
-    password: str
+    email: Text = Field(max_length=320)
+    password: Text
 
 
 class RefreshRequest(_Body):
-    refresh_token: str = Field(max_length=200)
+    refresh_token: Text = Field(max_length=200)
 
 
 class RenameRequest(_Body):
-    name: str = Field(max_length=200)
+    name: Text = Field(max_length=200)
 
 
 class PasswordChangeRequest(_Body):
-    current_password: str
-    new_password: str
+    current_password: Text
+    new_password: Text
 
 
 class AccountOut(BaseModel):
@@ -54,21 +69,21 @@ class TokenResponse(BaseModel):
 
 
 class ProjectCreate(_Body):
-    name: str = Field(min_length=1, max_length=200)
-    slug: str | None = Field(None, pattern="^[a-z0-9-]+$", max_length=64,
+    name: Text = Field(min_length=1, max_length=200)
+    slug: Text | None = Field(None, pattern="^[a-z0-9-]+$", max_length=64,
                              description="Derived from the name when omitted.")
-    environment: str = Field("production", max_length=20)
+    environment: Text = Field("production", max_length=20)
 
 
 class ProjectPatch(_Body):
     """Fields left out are unchanged."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    environment: str | None = Field(None, max_length=20)
-    retention_days: int | None = Field(None, ge=1)
-    daily_quota: int | None = Field(None, ge=0)
-    rate_limit_minute: int | None = Field(None, ge=0)
-    rate_limit_hour: int | None = Field(None, ge=0)
+    name: Text | None = Field(None, min_length=1, max_length=200)
+    environment: Text | None = Field(None, max_length=20)
+    retention_days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS)
+    daily_quota: int | None = Field(None, ge=0, le=MAX_INT8)
+    rate_limit_minute: int | None = Field(None, ge=0, le=MAX_INT4)
+    rate_limit_hour: int | None = Field(None, ge=0, le=MAX_INT4)
 
 
 class ProjectOut(BaseModel):
@@ -83,6 +98,7 @@ class ProjectOut(BaseModel):
     rate_limit_hour: int
     created_at: str | None
     updated_at: str | None
+    dsn_id: int = Field(description="The project's number in Sentry DSNs.")
 
 
 class ProjectList(BaseModel):
@@ -98,13 +114,13 @@ class QuotaOut(BaseModel):
 
 
 class ApiKeyCreate(_Body):
-    name: str = Field("", max_length=200)
-    scopes: list[str] = Field(default_factory=lambda: ["ingest", "read"],
+    name: Text = Field("", max_length=200)
+    scopes: list[Text] = Field(default_factory=lambda: ["ingest", "read"],
                               json_schema_extra={"items": {"enum": ["ingest", "read", "triage"]}},
                               description="An application should ship an ingest-only key;"
-                              " triage changes error groups, merges and fingerprint rules.")
-    rate_limit_minute: int | None = Field(None, ge=1)
-    rate_limit_hour: int | None = Field(None, ge=1)
+                                          " triage changes error groups' status.")
+    rate_limit_minute: int | None = Field(None, ge=1, le=MAX_INT4)
+    rate_limit_hour: int | None = Field(None, ge=1, le=MAX_INT4)
 
 
 class ApiKeyOut(BaseModel):
@@ -128,6 +144,7 @@ class ApiKeyCreated(BaseModel):
     key_prefix: str
     warning: str
     key: ApiKeyOut
+    dsn: str = Field(description="Sentry DSN with this key: `http://<key>@<host>/<dsn_id>`.")
 
 
 class ApiKeyList(BaseModel):

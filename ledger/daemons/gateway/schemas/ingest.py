@@ -163,6 +163,7 @@ class SettingsResponse(BaseModel):
     project_id: str
     project_name: str
     project_slug: str
+    project_dsn_id: int = Field(..., description="The project's number in Sentry DSNs.")
     scopes: list[str]
     rate_limit_minute: int = Field(..., description="Requests per minute for this key.")
     rate_limit_hour: int = Field(..., description="Requests per hour for this key.")
@@ -180,6 +181,10 @@ class HealthResponse(BaseModel):
 class DeepHealthResponse(BaseModel):
     status: str = Field(..., description="`ok`, or `unavailable` when any check failed.")
     version: str
-    checks: dict[str, str] = Field(
-        ..., description="`ok` or what is wrong, per dependency: `redis`, each daemon, and"
-                         " each daemon's own checks as `<daemon>.<check>`.")
+    checks: dict[str, str] | None = Field(
+        None, description="Operators only (`X-Ledger-Internal-Token`): `ok` or what is wrong,"
+                          " per dependency: `redis`, each daemon (`ok` when it answers), and"
+                          " each daemon's own checks as `<daemon>.<check>`.")
+    breakers: dict[str, str] | None = Field(
+        None, description="Operators only: each circuit breaker's state (`closed`, `open`,"
+                          " `half_open`), e.g. `auth`.")

@@ -51,7 +51,8 @@ def account(http: httpx.Client) -> tuple[dict[str, str], dict[str, Any], str]:
     slug = f"e2e-{uuid.uuid4().hex[:6]}"
     project = http.post("/api/v1/projects", headers=bearer, json={"name": "E2E", "slug": slug})
     assert project.status_code == 201, project.text
-    key = http.post(f"/api/v1/projects/{slug}/api-keys", headers=bearer, json={})
+    key = http.post(f"/api/v1/projects/{slug}/api-keys", headers=bearer,
+                    json={"scopes": ["ingest", "read", "triage"]})
     assert key.status_code == 201, key.text
     return bearer, project.json(), key.json()["full_key"]
 

@@ -65,7 +65,7 @@ async def add_rule(request: Request, project: str, body: RuleBody,
     return json_bytes(found, principal, status=201)
 
 
-@router.delete("/projects/{project}/fingerprint-rules/{index}",
+@router.delete("/projects/{project}/fingerprint-rules/{index:int}",
                summary="Remove a fingerprint rule", response_model=GroupingSettings,
                responses=READ_RESPONSES)
 async def remove_rule(request: Request, project: str, index: int,

@@ -109,7 +109,7 @@ def test_command(
         if rule:
             body["rules"] = rule
         result = client.request(
-            "POST", f"/api/v1/projects/{_project(client, project)}/fingerprint-rules/test",
+            "POST", f"/api/v1/projects/{_project(client, project)}/grouping/test",
             json=body)
         if json_output:
             print_json(result)

@@ -81,11 +81,12 @@ async def test_rules_need_triage_are_versioned_and_applied_at_ingest(
                                 headers=owner.bearer)
     assert "fingerprint rule error.type:ConnectionError" in shown.json()["why_grouped"]
 
-    tested = await rest.http.post(f"{rules}/test", headers={"X-API-Key": owner.key}, json={
+    tester = f"/api/v1/projects/{owner.project_id}/grouping/test"
+    tested = await rest.http.post(tester, headers={"X-API-Key": owner.key}, json={
         "event": {"level": "error", "message": "upstream timeout after 30s"}})
     assert tested.status_code == 200, tested.text
     assert tested.json()["rule"]["matcher"] == "message:*timeout*"  # stored normalised
-    instead = await rest.http.post(f"{rules}/test", headers={"X-API-Key": owner.key}, json={
+    instead = await rest.http.post(tester, headers={"X-API-Key": owner.key}, json={
         "event": {"level": "error", "message": "upstream timeout after 30s"}, "rules": []})
     assert instead.json()["rule"] is None and instead.json()["method"] == "message"
 

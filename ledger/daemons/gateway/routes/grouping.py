@@ -65,7 +65,7 @@ async def add_rule(request: Request, project: str, body: RuleBody,
     return json_bytes(found, principal, status=201)
 
 
-@router.delete("/projects/{project}/fingerprint-rules/{index:int}",
+@router.delete("/projects/{project}/fingerprint-rules/{index}",
                summary="Remove a fingerprint rule", response_model=GroupingSettings,
                responses=READ_RESPONSES)
 async def remove_rule(request: Request, project: str, index: int,
@@ -88,7 +88,7 @@ async def set_in_app(request: Request, project: str, body: InAppBody,
     return json_bytes(found, principal)
 
 
-@router.post("/projects/{project}/fingerprint-rules/test",
+@router.post("/projects/{project}/grouping/test",
              summary="Fingerprint an event with the project's rules",
              response_model=RuleTestResult, responses=READ_RESPONSES)
 async def test_rules(request: Request, project: str, body: RuleTestBody,

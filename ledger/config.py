@@ -188,6 +188,9 @@ VARIABLES: tuple[Variable, ...] = (
              " (alias LEDGER_QUEUE_MAX_DEPTH)."),
     Variable("LEDGER_INGEST_MAX_ATTEMPTS", "ingest_max_attempts", 5, lambda n, r: _int(n, r, 1),
              "Deliveries of one queue entry before a log that keeps failing is dead-lettered."),
+    Variable("LEDGER_INGEST_GROUPING_CACHE_SECONDS", "ingest_grouping_cache_seconds", 5.0,
+             _float, "How long ingest reuses a project's fingerprint rules, in-app setting and"
+             " merges before reading them again (a change applies within this time)."),
     Variable("LEDGER_QUERY_LISTEN", "query_listen", "127.0.0.1:50053", _addr,
              "Address the query daemon's gRPC server binds."),
     Variable("LEDGER_QUERY_ADDR", "query_addr", "127.0.0.1:50053", _addr,
@@ -251,6 +254,7 @@ class Settings:
     ingest_writers: int = 2
     queue_max_depth: int = 100_000
     ingest_max_attempts: int = 5
+    ingest_grouping_cache_seconds: float = 5.0
     query_listen: str = "127.0.0.1:50053"
     query_addr: str = "127.0.0.1:50053"
     analytics_interval_seconds: float = 60.0

@@ -64,6 +64,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "ledger.daemons.gateway.routes.errors",
     "ledger.daemons.gateway.routes.web",
     "ledger.daemons.gateway.routes.alerts",
+    "ledger.daemons.gateway.routes.grouping",
     "ledger.daemons.gateway.routes.sentry",
 )
 

@@ -139,3 +139,22 @@ def login_failures_email(email_sha256: str) -> str:
 def login_failures_client(client: str) -> str:
     """Failed logins from one client address, whatever the emails tried."""
     return f"ledger:login-failures:client:{client}"
+
+
+# -- analytics (appended by the analytics work) -------------------------------------------------
+
+# Set of "<project id>|<hours since the epoch>" that writers committed logs into: the rollup
+# job recomputes those hours (late logs included) and removes them.
+TOUCHED_HOURS = "ledger:analytics:touched-hours"
+# Newest runs of every analytics job (JSON, newest first, capped), for operators and tests.
+JOB_HISTORY = "ledger:analytics:history"
+
+
+def job_last_run(job: str) -> str:
+    """When ``job`` last succeeded (epoch seconds): copies share one schedule."""
+    return f"ledger:analytics:last-run:{job}"
+
+
+def metric_cache(project_id: str, name: str) -> str:
+    """A cached metric figure of a project (error rate, volume, top errors, usage)."""
+    return f"ledger:{{p:{project_id}}}:metrics:{name}"

@@ -15,6 +15,7 @@ import typer
 from ledger import __version__
 from ledger.cli import (
     accounts,
+    analytics,
     db,
     errors,
     keys,
@@ -97,6 +98,7 @@ app.add_typer(projects.app, name="projects")
 app.add_typer(keys.app, name="keys")
 app.add_typer(partitions.app, name="partitions")
 app.add_typer(queue.app, name="queue")
+app.add_typer(analytics.app, name="analytics")
 app.command("logs")(logs.logs_command)
 app.add_typer(errors.app, name="errors")
 

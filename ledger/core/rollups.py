@@ -128,7 +128,7 @@ async def recompute_hour(conn: psycopg.AsyncConnection[Any], start: datetime,
     async with conn.transaction():
         for statement in (_DELETE_AGGREGATED, _DELETE_BOTTLENECK, _INSERT_COUNTS,
                           _INSERT_ENDPOINTS):
-            await conn.execute(statement.format(scope=scope).encode(), params)
+            await conn.execute(statement.replace("{scope}", scope).encode(), params)
 
 
 # -- what the writers touched ----------------------------------------------------------------

@@ -1,0 +1,113 @@
+"""The analytics job runner: one run at a time, the lock released whatever the job raised,
+failures logged and retried at the next tick."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as aioredis
+from typer.testing import CliRunner
+
+from ledger import bus
+from ledger.cli.main import app
+from ledger.config import Settings
+from ledger.daemons.analytics import create
+from ledger.daemons.analytics.runner import Job, JobRunner, history
+from ledger.daemons.auth import create as create_auth
+from ledger.db import partitions
+from ledger.embedded import free_port
+
+
+async def test_lock_is_released_after_a_failing_job(aredis: aioredis.Redis) -> None:
+    runner = JobRunner(aredis, "copy-a")
+    job = Job("demo", 60)
+
+    async def boom() -> dict[str, object]:
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        await runner.run(job, boom, scheduled=True)
+    assert await aredis.get(bus.job_lock("demo")) is None
+    assert await runner.due(job)  # a failure is not a success: the next tick retries
+    runs = await history(aredis, "demo")
+    assert runs[0]["outcome"] == "failed" and "the database went away" in runs[0]["error"]
+
+
+async def test_a_held_lock_means_busy_and_a_recent_run_means_not_due(
+        aredis: aioredis.Redis) -> None:
+    a, b = JobRunner(aredis, "copy-a"), JobRunner(aredis, "copy-b")
+    job = Job("demo", 3600)
+    started = asyncio.Event()
+    release = asyncio.Event()
+    ran: list[str] = []
+
+    async def slow() -> dict[str, object]:
+        ran.append("a")
+        started.set()
+        await release.wait()
+        return {}
+
+    async def quick() -> dict[str, object]:
+        ran.append("b")
+        return {}
+
+    first = asyncio.create_task(a.run(job, slow, scheduled=True))
+    await started.wait()
+    assert (await b.run(job, quick, scheduled=True)).outcome == "busy"
+    release.set()
+    assert (await first).outcome == "ok"
+    assert (await b.run(job, quick, scheduled=True)).outcome == "not-due"
+    assert ran == ["a"]
+    assert await aredis.get(bus.job_lock("demo")) is None
+
+
+async def test_failing_prune_is_logged_and_retried_once_auth_is_back(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    settings = settings.with_overrides(auth_addr=f"127.0.0.1:{port}",
+                                       auth_listen=f"127.0.0.1:{port}")
+    daemon = create(settings)
+    await daemon.start()
+    auth = None
+    try:
+        with caplog.at_level(logging.ERROR):
+            await daemon.run_once()  # auth is not running: prune fails, the rest runs
+        assert "job prune failed" in caplog.text
+        runs = {r["job"]: r for r in reversed(await history(daemon.redis))}  # newest wins
+        assert runs["prune"]["outcome"] == "failed"
+        assert "retention unknown" in runs["prune"]["error"]
+        assert runs["partitions"]["outcome"] == "ok"
+        async with daemon.pool.connection() as conn:
+            assert partitions.partition_name(partitions.month_of(datetime.now(UTC))) in (
+                await partitions.existing_names(conn))
+
+        auth = create_auth(settings)
+        await auth.start()
+        assert daemon.auth is not None
+        await asyncio.wait_for(daemon.auth.channel.channel_ready(), 10)
+        await daemon.run_once()
+        runs = {r["job"]: r for r in reversed(await history(daemon.redis))}  # newest wins
+        assert runs["prune"]["outcome"] == "ok"
+        assert len(await history(daemon.redis, "partitions")) == 1  # hourly: not again
+    finally:
+        if auth is not None:
+            await auth.stop()
+        await daemon.stop()
+
+
+def test_cli_runs_a_job_and_refuses_an_unknown_one(settings: Settings) -> None:
+    runner = CliRunner()
+    env = settings.to_env()
+    done = runner.invoke(app, ["analytics", "run", "partitions", "--json"], env=env)
+    assert done.exit_code == 0, done.output
+    assert '"outcome": "ok"' in done.output
+    bad = runner.invoke(app, ["analytics", "run", "nonsense"], env=env)
+    assert bad.exit_code == 64 and "unknown job 'nonsense'" in bad.output
+    bad_hour = runner.invoke(app, ["analytics", "run", "rollup", "--hour", "yesterday"],
+                             env=env)
+    assert bad_hour.exit_code == 64 and "--hour" in bad_hour.output
+    listed = runner.invoke(app, ["analytics", "history", "--json"], env=env)
+    assert listed.exit_code == 0 and '"partitions"' in listed.output

@@ -56,6 +56,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "ledger.daemons.gateway.routes_projects",
     "ledger.daemons.gateway.routes_logs",
     "ledger.daemons.gateway.routes_errors",
+    "ledger.daemons.gateway.routes.metrics",
 )
 
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0

@@ -13,9 +13,10 @@ from psycopg_pool import AsyncConnectionPool
 from ledger import bus
 from ledger.config import Settings
 from ledger.daemons.checks import postgres_health, redis_health, require_schema
+from ledger.daemons.query.metrics_servicer import MetricsServicer
 from ledger.daemons.query.servicer import COUNT_GRACE_SECONDS, QueryServicer
 from ledger.db.pool import async_pool, open_pool
-from ledger.proto import query_pb2_grpc
+from ledger.proto import metrics_pb2_grpc, query_pb2_grpc
 from ledger.rpc.server import bind, create_server
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class QueryDaemon:
         self._servicer = QueryServicer(self._pool, self._redis, settings.auth_retention_days,
                                        self.count_grace_seconds)
         query_pb2_grpc.add_QueryServiceServicer_to_server(self._servicer, self._server)
+        metrics_pb2_grpc.add_MetricsServiceServicer_to_server(
+            MetricsServicer(self._pool, self._redis), self._server)
         self.port = bind(self._server, settings.query_listen, "query")
         await self._server.start()
         logger.info("query: serving on port %d", self.port)

@@ -25,6 +25,7 @@ from ledger.cli import (
     queue,
     serve,
     tail,
+    top,
     up,
 )
 
@@ -92,6 +93,7 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 app.command("serve")(serve.serve)
 app.command("up")(up.up)
 app.command("tail")(tail.tail)
+app.command("top")(top.top)
 app.add_typer(db.app, name="db")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(projects.app, name="projects")

@@ -62,7 +62,8 @@ FROM generate_series(1, %(rows)s) AS i
 
 
 def load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def clock(label: str, started: float) -> None:
@@ -85,8 +86,8 @@ async def database_part(server: str, rows: int, trim_rows: int) -> None:
                                                   partitions.month_of(now - timedelta(days=2)),
                                                   partitions.month_of(now)])
             started = time.perf_counter()
-            await conn.execute(_FILL, {"projects": projects, "nproj": 5, "start": HOUR, "rows": rows,
-                                       "span_ms": 3_600_000})
+            await conn.execute(_FILL, {"projects": projects, "nproj": 5, "start": HOUR,
+                                       "rows": rows, "span_ms": 3_600_000})
             await conn.execute("ANALYZE logs")
             clock(f"fill {rows:,}", started)
 

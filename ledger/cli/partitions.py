@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ledger.cli.context import load_settings
-from ledger.cli.output import console, handle_errors, print_json, success, table
+from ledger.cli.output import console, fail, handle_errors, print_json, success, table
 from ledger.config import Settings
 
 if TYPE_CHECKING:

@@ -96,7 +96,7 @@ def _buckets(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
 class _Fold:
     """Hourly rows folded into one figure (one dimension of one bucket)."""
 
-    __slots__ = ("count", "error_count", "min", "max", "weighted")
+    __slots__ = ("count", "error_count", "max", "min", "weighted")
 
     def __init__(self) -> None:
         self.count = 0
@@ -221,7 +221,7 @@ async def error_rate(conn: psycopg.AsyncConnection[Any], project_id: str,
           AND timestamp >= %s AND timestamp < %s
         GROUP BY 1
         """, (project_id, start, end))
-    found = {_floor(r[0], ERROR_RATE_BUCKET): (r[1], r[2])  # type: ignore[index]
+    found = {_floor(r[0], ERROR_RATE_BUCKET): (r[1], r[2])
              for r in await cur.fetchall()}
     return [{"timestamp": _iso(at), "error_count": found.get(at, (0, 0))[0],
              "critical_count": found.get(at, (0, 0))[1]}
@@ -242,7 +242,7 @@ async def log_volume(conn: psycopg.AsyncConnection[Any], project_id: str,
         GROUP BY 1, 2
         """, (project_id, start, end))
     found: dict[datetime, dict[str, int]] = {}
-    for at, level, n in await cur.fetchall():  # type: ignore[misc]
+    for at, level, n in await cur.fetchall():
         found.setdefault(at, {})[level] = int(n)
     return [{"timestamp": _iso(at), **{lv: found.get(at, {}).get(lv, 0) for lv in LEVELS}}
             for at in _buckets(start, end, HOUR)]
@@ -322,6 +322,6 @@ async def cached(conn_factory: Callable[[], Any], redis: aioredis.Redis, project
     """
     hit = await redis.get(bus.metric_cache(project_id, name))
     if hit is not None:
-        return bytes(hit), True
+        return hit if isinstance(hit, bytes) else hit.encode(), True
     async with conn_factory() as conn:
         return await refresh(conn, redis, project_id, name, now), False

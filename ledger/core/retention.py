@@ -9,7 +9,8 @@ auth database, the analytics daemon from the auth daemon) and act on the ``Plan`
 * a project whose retention is **shorter** is trimmed inside the partitions that remain, so one
   project's 365-day setting never keeps another's 7-day data.
 
-Rollups (``aggregated_metrics``, ``bottleneck_metrics``) are never pruned: they outlive the raw rows.
+Rollups (``aggregated_metrics``, ``bottleneck_metrics``) are never pruned: they outlive the raw
+rows.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
 from typing import Any
 
 import psycopg

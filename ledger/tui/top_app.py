@@ -3,7 +3,7 @@
 The app knows nothing of HTTP: it is given ``fetch``, an async callable returning one snapshot
 (the dict that ``ledger top --json`` prints), and calls it from one exclusive worker every
 ``refresh_seconds``; a failed fetch keeps the last figures on screen and says so in the status
-line. Laid out for 80×24: status, error-rate sparkline, volume by level, then two tables
+line. Laid out for 80x24: status, error-rate sparkline, volume by level, then two tables
 (top error groups with a trend, slowest routes by p95). ``/`` filters both tables, ``r``
 refreshes now, ``q`` quits.
 """

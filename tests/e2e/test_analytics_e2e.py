@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -89,4 +90,4 @@ def test_two_analytics_processes_run_each_job_exactly_once(
     for job in ("rollup", "caches"):
         spans = sorted((float(str(r["started_at"])), float(str(r["started_at"]))
                         + float(str(r["seconds"]))) for r in runs if r["job"] == job)
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), job
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), job

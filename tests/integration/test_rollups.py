@@ -1,4 +1,4 @@
-"""Hourly rollups equal a direct recount of the raw rows: hour boundaries, percentiles, late logs."""
+"""Hourly rollups equal a direct recount of the raw rows: hour edges, percentiles, late logs."""
 
 from __future__ import annotations
 

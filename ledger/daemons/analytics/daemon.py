@@ -13,6 +13,7 @@ A job that fails is logged with its cause and retried at the next tick; the daem
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,7 +81,7 @@ class AnalyticsDaemon(LoopDaemon):
         """One tick: every job that is due, each under its lock; failures are logged."""
         for job in self.jobs.values():
             try:
-                run = await self.runner.run(job, lambda name=job.name: self.work(name),
+                run = await self.runner.run(job, functools.partial(self.work, job.name),
                                             scheduled=True)
             except Exception:
                 logger.exception("analytics: job %s failed; retrying in %.0fs", job.name,
@@ -171,7 +172,7 @@ class AnalyticsDaemon(LoopDaemon):
                 "SELECT DISTINCT project_id FROM aggregated_metrics"
                 " WHERE metric_type = 'log_volume' AND bucket_start >= %s",
                 (now - timedelta(hours=25),))
-            projects = [str(r[0]) for r in await cur.fetchall()]  # type: ignore[index]
+            projects = [str(r[0]) for r in await cur.fetchall()]
             for project_id in projects:
                 for name in metrics.CACHED:
                     await metrics.refresh(conn, self.redis, project_id, name, now)

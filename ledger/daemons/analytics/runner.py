@@ -103,13 +103,13 @@ class JobRunner:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-            await self.redis.eval(_RELEASE, 1, key, token)  # type: ignore[no-untyped-call]
+            await self.redis.eval(_RELEASE, 1, key, token)
 
     async def _keep(self, key: str, token: str, ttl: int) -> None:
         """Extend the lock while the job runs, so a long job is never run twice."""
         while True:
             await asyncio.sleep(max(ttl / 3, 0.5))
-            await self.redis.eval(_EXTEND, 1, key, token, ttl * 1000)  # type: ignore[no-untyped-call]
+            await self.redis.eval(_EXTEND, 1, key, token, ttl * 1000)
 
     async def _record(self, run: JobRun) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

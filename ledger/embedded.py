@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import UnavailableError
+from ledger.lifeline import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +106,10 @@ class EmbeddedRedis:
             "--logfile", str(self.data_dir / "redis.log"),
             "--daemonize", "no",
         ]
+        # SIGTERM when we die: redis flushes its AOF and frees the port for the next start.
         self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True)
+                                      stderr=subprocess.DEVNULL, start_new_session=True,
+                                      preexec_fn=die_with_parent())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

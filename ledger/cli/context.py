@@ -34,8 +34,13 @@ def load_state(data_dir: Path) -> dict[str, Any]:
 
 def save_state(data_dir: Path, **values: Any) -> None:
     """Merge ``values`` into the state file (0600: it holds a key and the internal token)."""
+    replace_state(data_dir, load_state(data_dir) | {k: v for k, v in values.items()
+                                                    if v is not None})
+
+
+def replace_state(data_dir: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` as the whole state file, atomically."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    state = load_state(data_dir) | {k: v for k, v in values.items() if v is not None}
     path = state_path(data_dir)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2, default=str))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import secrets
@@ -12,7 +13,7 @@ from typing import IO, Any
 
 import typer
 
-from ledger.cli.context import load_state, save_state
+from ledger.cli.context import load_state, replace_state, save_state
 from ledger.cli.output import console, err_console, handle_errors
 from ledger.config import Settings
 from ledger.errors import ConfigError
@@ -69,8 +70,69 @@ class _Stop(Exception):
     pass
 
 
+# What ends the stack besides Ctrl-C: a service manager's SIGTERM, and the SIGHUP of a closed
+# terminal or a dropped SSH session.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def _raise_stop(signum: int, frame: Any) -> None:
+    # Only the first signal stops. `kill -TERM` of a `make up` process group delivers two (one
+    # from the group, one forwarded by make): a second one raised inside stop_all() would
+    # abandon the children half-stopped.
+    _ignore_stop_signals()
     raise _Stop
+
+
+def _ignore_stop_signals() -> None:
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop
+
+
+def _say_quietly(message: str) -> None:
+    """Print unless the terminal is gone (after SIGHUP a write to it fails with EIO)."""
+    with contextlib.suppress(OSError):
+        err_console.print(message)
+
+
+def _stop_stale(data: Path, state: dict[str, Any]) -> None:
+    """Stop the daemons and Redis of an earlier `ledger up` on ``data`` that did not stop.
+
+    Its supervisor is gone (we hold the data dir's lock), so anything still running under the
+    pids it recorded, and still looking like ours, is a leftover holding ports.
+    """
+    pids: dict[str, int] = {}
+    for name, pid in (state.get("daemons") or {}).items():
+        pids[f"the {name} daemon"] = int(pid)
+    if state.get("redis_pid"):
+        pids["the embedded Redis"] = int(state["redis_pid"])
+    for what, pid in pids.items():
+        if not _ours(pid, data if what == "the embedded Redis" else None):
+            continue
+        _report(f"{what} of an earlier `ledger up` on {data} is still running (pid {pid});"
+                " stopping it")
+        _terminate(pid)
+
+
+def _ours(pid: int, redis_dir: Path | None) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    words = [a.decode(errors="replace") for a in argv]
+    if redis_dir is not None:
+        return any("redis-server" in w for w in words) and str(redis_dir) in words
+    return "ledger" in words and "serve" in words
+
+
+def _terminate(pid: int, timeout: float = 10.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
 
 
 def _run(settings: Settings) -> None:
@@ -84,8 +146,9 @@ def _run(settings: Settings) -> None:
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
     supervisor: Supervisor | None = None
-    # SIGTERM (e.g. from a service manager) stops as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, _raise_stop)
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _raise_stop)
+    _stop_stale(data, state)
     try:
         if not (settings.auth_database_url and settings.logs_database_url):
             console.print("[dim]starting embedded PostgreSQL…[/dim]")
@@ -100,6 +163,7 @@ def _run(settings: Settings) -> None:
             port = int(state.get("redis_port") or 0)
             redis = EmbeddedRedis(data / "redis", port if port and _free(port) else 0)
             settings = settings.with_overrides(redis_url=redis.start())
+            save_state(data, redis_pid=redis.pid)
         settings = settings.with_overrides(
             internal_token=settings.internal_token or state.get("internal_token")
             or secrets.token_urlsafe(32),
@@ -121,7 +185,8 @@ def _run(settings: Settings) -> None:
             url=gateway_url, pid=os.getpid(),
         )
         names = built_daemons()
-        supervisor = Supervisor(settings, names, data, report=_report)
+        supervisor = Supervisor(settings, names, data, report=_report,
+                                on_spawn=lambda pids: save_state(data, daemons=pids))
         console.print(f"[dim]starting {', '.join(names)}…[/dim]")
         supervisor.start_all()
         account, project, new_key, password = _bootstrap(settings)
@@ -134,9 +199,9 @@ def _run(settings: Settings) -> None:
             supervisor.watch_once()
             time.sleep(0.5)
     except (KeyboardInterrupt, _Stop):
-        err_console.print("\n[dim]stopping…[/dim]")
+        _say_quietly("\n[dim]stopping…[/dim]")
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop
+        _ignore_stop_signals()
         if supervisor is not None:
             supervisor.stop_all()
         if redis is not None:
@@ -144,10 +209,14 @@ def _run(settings: Settings) -> None:
         if postgres is not None:
             postgres.stop()
         state = load_state(data)
-        state.pop("pid", None)
-        save_state(data, **state)
+        for stale in ("pid", "daemons", "redis_pid"):
+            state.pop(stale, None)
+        replace_state(data, state)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    err_console.print("[green]stopped[/green]; data kept in " + str(data))
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+    _say_quietly("[green]stopped[/green]; data kept in " + str(data))
+
 
 
 def _free(port: int) -> bool:

@@ -16,18 +16,21 @@ import redis.exceptions
 
 from ledger import bus
 from ledger.config import Settings, masked
+from ledger.db.pool import use_ledger_json
 from ledger.errors import UnavailableError
 
 
 async def connect_postgres(url: str) -> psycopg.AsyncConnection[Any]:
     """An autocommit connection, or ``UnavailableError`` that says what to check."""
     try:
-        return await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5)
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         text = str(exc).strip()
         reason = text.splitlines()[-1] if text else type(exc).__name__
         raise UnavailableError(f"cannot connect to PostgreSQL at {masked(url)}: {reason}"
                                " (is it running? is the URL right?)") from exc
+    use_ledger_json(conn)
+    return conn
 
 
 async def connect_redis(url: str) -> aioredis.Redis:

@@ -24,6 +24,7 @@ import httpx
 
 from ledger.config import Settings
 from ledger.errors import UnavailableError
+from ledger.lifeline import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class Child:
                 # Own process group: Ctrl-C in the terminal reaches only `ledger up`, which
                 # then stops the children in order instead of all at once.
                 start_new_session=True,
+                # ...and it dies with `ledger up`, even when that is SIGKILLed (no orphans).
+                preexec_fn=die_with_parent(),
             )
         self.started_at = time.monotonic()
 
@@ -130,18 +133,28 @@ class Supervisor:
     """Starts, watches and stops the daemons of one local stack."""
 
     def __init__(self, settings: Settings, names: Iterable[str], workdir: Path,
-                 report: Callable[[str], None]) -> None:
+                 report: Callable[[str], None],
+                 on_spawn: Callable[[dict[str, int]], None] | None = None) -> None:
         self.settings = settings
         self.workdir = workdir
         self.report = report
+        # Told every child's pid after each (re)start, so a later `ledger up` can find a stack
+        # that was not stopped cleanly.
+        self.on_spawn = on_spawn
         self.children = {n: Child(n, settings.data_dir / "logs" / f"{n}.log") for n in names}
         self._env = settings.child_environ()
 
     def start_all(self, timeout: float = 60.0) -> None:
         """Start every daemon in order; each must be healthy before the next starts."""
         for child in self.children.values():
-            child.spawn(self._env, self.workdir)
+            self._spawn(child)
             self._wait_healthy(child, timeout)
+
+    def _spawn(self, child: Child) -> None:
+        child.spawn(self._env, self.workdir)
+        if self.on_spawn is not None:
+            self.on_spawn({c.name: c.proc.pid for c in self.children.values()
+                           if c.proc is not None})
 
     def _wait_healthy(self, child: Child, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -175,7 +188,7 @@ class Supervisor:
             elif now >= child.next_start:
                 child.restarts += 1
                 child.next_start = 0.0
-                child.spawn(self._env, self.workdir)
+                self._spawn(child)
                 self.report(f"{child.name} restarted (restart #{child.restarts})")
 
     def stop_all(self, timeout: float = 20.0) -> None:

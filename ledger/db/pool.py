@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import orjson
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from ledger.config import masked
 from ledger.errors import UnavailableError
 
 logger = logging.getLogger(__name__)
+
+
+def read_json(data: bytes | str) -> Any:
+    """How every Ledger connection decodes json/jsonb: the same parser (orjson) as ingest.
+
+    jsonb keeps numbers as NUMERIC, so a float such as ``1e30`` comes back as a 31-digit
+    integer. The default loader turns that into a Python int that no JSON encoder of ours can
+    write back (64 bits at most), and every page holding the row would fail. orjson reads such
+    integers as floats: whatever ingest accepted can always be read back.
+    """
+    return orjson.loads(data)
+
+
+def use_ledger_json(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Install ``read_json`` for ``json`` and ``jsonb`` columns on ``conn``."""
+    set_json_loads(read_json, conn)
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    use_ledger_json(conn)
 
 
 def async_pool(url: str, *, name: str, min_size: int = 1, max_size: int = 8,
@@ -34,6 +57,7 @@ def async_pool(url: str, *, name: str, min_size: int = 1, max_size: int = 8,
         max_size=max_size,
         open=False,
         kwargs={"autocommit": True},
+        configure=_configure,
         timeout=10.0,
         # A restarted PostgreSQL leaves dead connections in the pool: check before handing out.
         check=AsyncConnectionPool.check_connection if check else None,
@@ -52,16 +76,20 @@ async def open_pool(pool: AsyncConnectionPool, url: str) -> None:
 def connect(url: str, *, dict_rows: bool = False) -> psycopg.Connection[object]:
     """A synchronous connection for the CLI and migrations, with an error fit for a user."""
     try:
+        conn: psycopg.Connection[Any]
         if dict_rows:
-            return psycopg.connect(url, autocommit=True, connect_timeout=5,
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=5,
                                    row_factory=dict_row)
-        return psycopg.connect(url, autocommit=True, connect_timeout=5)
+        else:
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise UnavailableError(
             f"cannot connect to PostgreSQL at {masked(url)}: {reason}"
             " (is it running? is the URL right?)"
         ) from exc
+    use_ledger_json(conn)
+    return conn
 
 
 def with_database(url: str, database: str) -> str:

@@ -286,3 +286,24 @@ async def test_writer_recovers_when_postgres_drops_its_connections(
         await stored(url, project, 7)
     finally:
         await unchecked.close()
+
+
+async def test_a_log_past_a_program_limit_is_dead_lettered_not_retried_forever(
+    settings: Settings, aredis: aioredis.Redis
+) -> None:
+    # SQLSTATE 54000 (program limit exceeded) is an OperationalError in psycopg, like an
+    # outage; it is caused by the row, so it must be isolated like any refused log.
+    import secrets
+
+    url = str(settings.logs_database_url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE INDEX logs_message_btree ON logs (message)")
+    project = new_project()
+    logs = [log(i) for i in range(20)]
+    logs[5] = log(5, message=secrets.token_hex(4000))  # 8 000 random chars: no compression
+    async with running_ingest(settings) as (_, client):
+        await send(client, project, {"logs": logs})
+        await stored(url, project, 19)
+        [letter] = await _dead(aredis, project)
+    assert "ProgramLimitExceeded" in letter.error and "index row" in letter.error
+    assert letter.log["message"] == logs[5]["message"]

@@ -586,7 +586,8 @@ def test_invalid_utf8_is_repaired() -> None:
 def test_lone_surrogate_escapes_are_repaired() -> None:
     body = b'{"timestamp": "2024-05-01T11:59:00Z", "level": "info", "message": "x\\ud800y"}'
     parsed = parse_json_body(body)
-    assert parsed["message"] == "x\ud800y"
+    # Replaced while parsing (one parser for every body), before the validators see it.
+    assert parsed["message"] == "x\ufffdy"
     assert valid(parsed)["message"] == "x\ufffdy"
 
 
@@ -823,3 +824,21 @@ def test_uuid7_counter_overflow_moves_to_the_next_millisecond(
     assert second > first
     assert second.int >> 80 == (first.int >> 80) + 1
     assert second.version == 7 and second.variant == uuid.RFC_4122
+
+
+# -- one parser, one rule for numbers ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("escape", [b"", b', "x": "\\ud800"'])
+def test_numbers_follow_one_rule_whatever_else_the_body_holds(escape: bytes) -> None:
+    body = b'{"n": 1e30, "big": 18446744073709551616, "ok": 18446744073709551615' + escape + b"}"
+    parsed = events.parse_json_body(body)
+    assert parsed["n"] == 1e30
+    assert parsed["big"] == 2.0**64 and type(parsed["big"]) is float
+    assert parsed["ok"] == 2**64 - 1 and type(parsed["ok"]) is int
+
+
+def test_lone_surrogate_escapes_become_replacement_characters_and_pairs_stay() -> None:
+    body = rb'{"a": "\ud800", "b": "\ud83d\ude00", "c": "\\ud800", "d": "x\udc00y\u0041"}'
+    parsed = events.parse_json_body(body)
+    assert parsed == {"a": "\ufffd", "b": "\U0001f600", "c": "\\ud800", "d": "x\ufffdyA"}

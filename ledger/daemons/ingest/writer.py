@@ -73,6 +73,16 @@ BACKOFF_MAX_SECONDS = 5.0
 #: Failures that say "a server is not there right now", not "this data is wrong".
 TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout,
              redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+#: SQLSTATE classes that say "this data is wrong": data exception (22), integrity constraint
+#: violation (23), program limit exceeded (54: an index row too large, a value too long for a
+#: btree). psycopg files class 54 under OperationalError, so without this the writer took it
+#: for an outage and retried the batch forever, holding back every project in it.
+DATA_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
+
+
+def caused_by_data(exc: BaseException) -> bool:
+    """Whether PostgreSQL refused ``exc``'s statement because of the rows it carried."""
+    return isinstance(exc, psycopg.Error) and (exc.sqlstate or "")[:2] in DATA_SQLSTATE_CLASSES
 
 
 class Streams:
@@ -460,7 +470,9 @@ class Writer:
                 await store.write(conn, [p.data() for p in pieces],
                                   [e for p in pieces for e in p.events], components)
             return []
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+        except psycopg.Error as exc:
+            if not caused_by_data(exc):
+                raise
             if (partition_retry and isinstance(exc, pg_errors.CheckViolation)
                     and "no partition" in str(exc)):
                 # A partition this process thought it had was dropped (retention): make it again.

@@ -27,6 +27,8 @@ LEVEL_STYLES = {"debug": "dim", "info": "green", "warning": "yellow", "error": "
 #: A poll reads at most this many pages; more new logs than that per poll are skipped (and said).
 MAX_FOLLOW_PAGES = 20
 FOLLOW_PAGE = 1000
+#: ``--patterns`` mines at most this many of the newest matching logs.
+PATTERN_SCAN_LOGS = 10_000
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -116,6 +118,33 @@ def new_logs(client: GatewayClient, params: dict[str, Any], since: str,
     return found
 
 
+def newest_logs(client: GatewayClient, params: dict[str, Any],
+                most: int) -> tuple[list[dict[str, Any]], bool]:
+    """Up to ``most`` of the newest matching logs (by cursor), and whether that was all."""
+    found: list[dict[str, Any]] = []
+    query = params | {"limit": FOLLOW_PAGE}
+    while len(found) < most:
+        page = client.get("/api/v1/logs", **query)
+        found.extend(page["logs"])
+        if not page["has_more"]:
+            return found[:most], len(found) <= most
+        query = query | {"cursor": page["next_cursor"]}
+    return found[:most], False
+
+
+def print_patterns(patterns: list[dict[str, Any]], examined: int, complete: bool,
+                   shown: int) -> None:
+    """Patterns as a table, most frequent first, with what share of the logs each is."""
+    table(None, ["count", "share", "levels", "last seen", "pattern"],
+          [[p["count"], f"{100 * p['count'] / max(examined, 1):.1f}%",
+            ", ".join(f"{level} {n}" for level, n in sorted(p["levels"].items())),
+            when(p["last_seen"]) if p["last_seen"] else "", p["template"]]
+           for p in patterns[:shown]])
+    scope = f"the newest {examined} matching logs" if not complete else f"{examined} logs"
+    more = f"; {len(patterns) - shown} more with --limit" if len(patterns) > shown else ""
+    console.print(f"[dim]{len(patterns)} patterns in {scope}{more}[/]", highlight=False)
+
+
 def follow(client: GatewayClient, params: dict[str, Any], first: dict[str, Any],
            interval: float, json_output: bool) -> None:
     """Print ``first`` then poll for newer logs every ``interval`` seconds until Ctrl-C."""
@@ -163,6 +192,9 @@ def logs_command(
                                      help="Keep polling and print new logs until Ctrl-C."),
     interval: float = typer.Option(2.0, "--interval", min=0.2,
                                    help="Seconds between polls with --follow."),
+    patterns: bool = typer.Option(False, "--patterns", help="Group the matching logs (the"
+                                  f" newest {PATTERN_SCAN_LOGS} at most) by message pattern,"
+                                  " with counts; --limit is then how many patterns."),
     json_output: bool = typer.Option(False, "--json", help="JSON (one object per line with"
                                      " --follow)."),
 ) -> None:
@@ -178,7 +210,13 @@ def logs_command(
                                end=end, level=level, log_type=log_type,
                                environment=environment, release=release,
                                fingerprint=fingerprint, search=search)
+        if patterns and (follow_logs or cursor):
+            raise InvalidInputError("--patterns reads the newest logs: leave out --follow and"
+                                    " --cursor")
         with GatewayClient(load_settings()) as client:
+            if patterns:
+                _show_patterns(client, params, limit, json_output)
+                return
             page = client.get("/api/v1/logs", **params, limit=limit, cursor=cursor)
             if follow_logs:
                 follow(client, params, page, interval, json_output)
@@ -186,3 +224,16 @@ def logs_command(
                 print_json(page)
             else:
                 print_page(page)
+
+
+def _show_patterns(client: GatewayClient, params: dict[str, Any], shown: int,
+                   json_output: bool) -> None:
+    from ledger.core.patterns import mine
+
+    rows, complete = newest_logs(client, params, PATTERN_SCAN_LOGS)
+    found = [p.to_dict() for p in mine(rows)]
+    if json_output:
+        print_json({"patterns": found[:shown], "patterns_total": len(found),
+                    "logs_examined": len(rows), "complete": complete})
+    else:
+        print_patterns(found, len(rows), complete, shown)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,33 @@ from tests.e2e.test_up import UpProcess
 pytestmark = pytest.mark.e2e
 
 READY = "Press Ctrl-C to stop"
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A folder outside pytest's own temporary root.
+
+    As root, the embedded PostgreSQL runs as the user ``pgserver``, which must traverse every
+    parent folder; each new pytest session resets ``/tmp/pytest-of-<user>`` to mode 0700, so a
+    stack under ``tmp_path`` breaks whenever another test run starts on the machine.
+    """
+    path = Path(tempfile.mkdtemp(prefix="ledger-faults-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def ups() -> Iterator[list[UpProcess]]:
+    """Every `ledger up` a test starts, killed and its pipe closed whatever the test did."""
+    started: list[UpProcess] = []
+    yield started
+    for up in started:
+        if up.proc.poll() is None:
+            up.proc.kill()
+            up.proc.wait(30)
+        if up.proc.stdout is not None:
+            up.proc.stdout.close()
 
 
 def _stack_pids(workdir: Path) -> dict[str, int]:
@@ -52,44 +82,44 @@ def _wait_all_gone(pids: dict[str, int], timeout: float = 30.0) -> dict[str, int
 
 
 def test_sigkill_of_the_supervisor_takes_the_stack_down_and_a_new_up_starts(
-        tmp_path: Path) -> None:
+        workdir: Path, ups: list[UpProcess]) -> None:
     port = free_port()
-    up = UpProcess(tmp_path, port)
+    up = UpProcess(workdir, port)
+    ups.append(up)
     up.read_until(READY, timeout=120)
-    pids = _stack_pids(tmp_path)
+    pids = _stack_pids(workdir)
     assert set(pids) >= {"auth", "ingest", "query", "gateway", "redis"}
     assert all(_alive(pid) for pid in pids.values())
 
     up.proc.kill()  # what the OOM killer does: no handler runs
     up.proc.wait(30)
-    assert up.proc.stdout is not None
-    up.proc.stdout.close()
     assert _wait_all_gone(pids) == {}
 
-    again = UpProcess(tmp_path, port)  # same data dir, same gateway port: nothing holds it
-    try:
-        banner = again.read_until(READY, timeout=120)
-        assert "is in use" not in banner
-    finally:
-        assert again.interrupt() == 0, again.output
+    again = UpProcess(workdir, port)  # same data dir, same gateway port: nothing holds it
+    ups.append(again)
+    banner = again.read_until(READY, timeout=120)
+    assert "is in use" not in banner
+    assert again.interrupt() == 0, again.output
 
 
-def test_sighup_stops_cleanly_and_a_stale_daemon_is_reported(tmp_path: Path) -> None:
+def test_sighup_stops_cleanly_and_a_stale_daemon_is_reported(
+        workdir: Path, ups: list[UpProcess]) -> None:
     # A leftover of an earlier run that was not stopped: recorded in the state file and still
     # running with a `ledger serve` command line.
     stale = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
                               "ledger", "serve", "ingest"])
     try:
-        data = tmp_path / ".ledger"
+        data = workdir / ".ledger"
         data.mkdir()
         (data / "state.json").write_text(json.dumps({"daemons": {"ingest": stale.pid}}))
-        up = UpProcess(tmp_path, free_port())
+        up = UpProcess(workdir, free_port())
+        ups.append(up)
         banner = up.read_until(READY, timeout=120)
         assert f"ingest daemon of an earlier `ledger up` on {data} is still running" \
                f" (pid {stale.pid})" in banner.replace("\n", " ")
         assert stale.wait(15) is not None
 
-        pids = _stack_pids(tmp_path)
+        pids = _stack_pids(workdir)
         up.proc.send_signal(signal.SIGHUP)  # the terminal was closed
         rest, _ = up.proc.communicate(timeout=60)
         output = up.output + rest.decode(errors="replace")
@@ -103,10 +133,12 @@ def test_sighup_stops_cleanly_and_a_stale_daemon_is_reported(tmp_path: Path) -> 
         stale.wait()
 
 
-def test_two_sigterms_during_the_stop_still_stop_every_child(tmp_path: Path) -> None:
-    up = UpProcess(tmp_path, free_port())
+def test_two_sigterms_during_the_stop_still_stop_every_child(
+        workdir: Path, ups: list[UpProcess]) -> None:
+    up = UpProcess(workdir, free_port())
+    ups.append(up)
     up.read_until(READY, timeout=120)
-    pids = _stack_pids(tmp_path)
+    pids = _stack_pids(workdir)
     up.proc.send_signal(signal.SIGTERM)
     up.read_until("stopping", timeout=30)
     up.proc.send_signal(signal.SIGTERM)  # GNU make forwards a second one

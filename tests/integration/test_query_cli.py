@@ -127,6 +127,28 @@ async def test_logs_filters_and_paging(cli: Cli) -> None:
     assert "2 of 2 matching logs" in out
 
 
+async def test_logs_patterns_turn_a_flood_into_one_line(cli: Cli) -> None:
+    now = datetime.now(UTC)
+    p = cli.project["id"]
+    insert_logs(cli.logs_db, [
+        log(p, now - timedelta(seconds=i), message=f"cache miss for user {i} after {i}ms")
+        for i in range(1, 1201)  # more than one page of the read API
+    ] + [log(p, now - timedelta(seconds=5, milliseconds=i), message="disk full",
+             level="error") for i in range(3)])
+    found = await cli.json("logs", "--patterns")
+    assert found["logs_examined"] == 1203 and found["complete"] is True
+    assert [(x["template"], x["count"]) for x in found["patterns"]] == [
+        ("cache miss for user <num> after <duration>", 1200), ("disk full", 3)]
+    assert found["patterns"][1]["levels"] == {"error": 3}
+    only_errors = await cli.json("logs", "--patterns", "--level", "error")
+    assert [x["count"] for x in only_errors["patterns"]] == [3]
+    out = await cli.ok("logs", "--patterns", "--limit", "1")
+    assert "cache miss for user <num> after <duration>" in out and "99.8%" in out
+    assert "2 patterns in 1203 logs; 1 more with --limit" in out
+    _, line = await cli.fails("logs", "--patterns", "--follow")
+    assert "--patterns reads the newest logs" in line
+
+
 async def test_errors_list_show_resolve_ignore_reopen(cli: Cli) -> None:
     now = datetime.now(UTC)
     [sample] = insert_logs(cli.logs_db, [log(

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner
@@ -19,6 +21,7 @@ from ledger.daemons.analytics.runner import Job, JobRunner, history
 from ledger.daemons.auth import create as create_auth
 from ledger.db import partitions
 from ledger.embedded import free_port
+from tests.logrows import insert_logs, log
 
 
 async def test_lock_is_released_after_a_failing_job(aredis: aioredis.Redis) -> None:
@@ -84,6 +87,18 @@ async def test_failing_prune_is_logged_and_retried_once_auth_is_back(
             assert partitions.partition_name(partitions.month_of(datetime.now(UTC))) in (
                 await partitions.existing_names(conn))
 
+        # A 7-day project with logs 10 days old beside a 90-day one: only the first is trimmed.
+        short, long = str(uuid.uuid4()), str(uuid.uuid4())
+        with psycopg.connect(str(settings.auth_database_url), autocommit=True) as conn:
+            for project, days in ((short, 7), (long, 90)):
+                conn.execute("INSERT INTO accounts (id, email, password_hash)"
+                             " VALUES (%s, %s, 'x')", (project, f"{project}@example.com"))
+                conn.execute("INSERT INTO projects (id, account_id, name, slug, retention_days)"
+                             " VALUES (%s, %s, %s, %s, %s)",
+                             (project, project, project[:8], project[:8], days))
+        old = datetime.now(UTC) - timedelta(days=10)
+        insert_logs(str(settings.logs_database_url),
+                    [log(p, old + timedelta(minutes=i)) for p in (short, long) for i in range(3)])
         auth = create_auth(settings)
         await auth.start()
         assert daemon.auth is not None
@@ -91,6 +106,10 @@ async def test_failing_prune_is_logged_and_retried_once_auth_is_back(
         await daemon.run_once()
         runs = {r["job"]: r for r in reversed(await history(daemon.redis))}  # newest wins
         assert runs["prune"]["outcome"] == "ok"
+        assert runs["prune"]["summary"]["trimmed"] == {short: 3}
+        with psycopg.connect(str(settings.logs_database_url)) as conn:
+            left = conn.execute("SELECT project_id::text, count(*) FROM logs GROUP BY 1").fetchall()
+        assert dict(left) == {long: 3}  # type: ignore[arg-type]
         assert len(await history(daemon.redis, "partitions")) == 1  # hourly: not again
     finally:
         if auth is not None:

@@ -1,9 +1,10 @@
 """``GET /api/v1/metrics/*``: rollups and cached dashboard figures of one project (DESIGN §5).
 
 The gateway checks who may read which project (an API key with ``read``: its own; an account:
-the projects it owns) and forwards the parameters as sent to the query daemon's
-``MetricsService``, which validates them once (a 400 names the parameter) and answers JSON
-that is passed through without decoding.
+the projects it owns). A cached dashboard figure is read straight from Redis; anything else,
+and a cache miss, goes with the parameters as sent to the query daemon's ``MetricsService``,
+which validates them once (a 400 names the parameter), computes, caches, and answers JSON that
+is passed through without decoding.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from ledger import bus
+from ledger.core.metrics import CACHED
 from ledger.daemons.gateway.access import owned_project, readable_project
 from ledger.daemons.gateway.deps import ApiKeyPrincipal, Principal, RequirePrincipal
 from ledger.daemons.gateway.routes_logs import READ_RESPONSES, json_bytes, query_params
@@ -52,6 +55,14 @@ async def _metric(request: Request, principal: Principal, name: str) -> Response
             quota = principal.identity.daily_quota
         else:
             quota = (await owned_project(gateway, principal, project.id)).daily_quota
+    if name in CACHED and set(params) <= {"project_id"}:
+        # A warm figure straight from Redis: one GET, no hop through the query daemon (which
+        # computes and caches it on a miss, and checks the parameters).
+        hit = await gateway.redis.get(bus.metric_cache(project.id, name))
+        if hit is not None:
+            response = json_bytes(hit if isinstance(hit, bytes) else hit.encode(), principal)
+            response.headers["X-Ledger-Cache"] = "hit"
+            return response
     # A stub is a few bound callables over the query daemon's one channel: cheap per request.
     stub = metrics_pb2_grpc.MetricsServiceStub(gateway.query.channel)
     answer = await gateway.query.call(stub.GetMetric, metrics_pb2.GetMetricRequest(

@@ -145,7 +145,9 @@ def login_failures_client(client: str) -> str:
 
 # Set of "<project id>|<hours since the epoch>" that writers committed logs into: the rollup
 # job recomputes those hours (late logs included) and removes them.
-TOUCHED_HOURS = "ledger:analytics:touched-hours"
+TOUCHED_HOURS = "ledger:{analytics}:touched-hours"
+# The pairs a rollup run has taken and not finished: put back by the next run if it died.
+TOUCHED_HOURS_TAKEN = "ledger:{analytics}:touched-hours:taken"
 # Newest runs of every analytics job (JSON, newest first, capped), for operators and tests.
 JOB_HISTORY = "ledger:analytics:history"
 

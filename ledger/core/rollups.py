@@ -148,14 +148,30 @@ async def mark_touched(redis: aioredis.Redis, project_id: str, epoch_hours: Iter
         await redis.sadd(bus.TOUCHED_HOURS, *members)
 
 
+# Take up to N pairs and keep them aside (one atomic step: a pair is always in one of the two).
+_TAKE = """
+local taken = redis.call('spop', KEYS[1], ARGV[1])
+if #taken > 0 then redis.call('sadd', KEYS[2], unpack(taken)) end
+return taken
+"""
+
+
+async def recover_touched(redis: aioredis.Redis) -> None:
+    """Put back what a run that died had taken. Call under the rollup job's lock only."""
+    if await redis.exists(bus.TOUCHED_HOURS_TAKEN):
+        await redis.sunionstore(bus.TOUCHED_HOURS, [bus.TOUCHED_HOURS, bus.TOUCHED_HOURS_TAKEN])
+        await redis.delete(bus.TOUCHED_HOURS_TAKEN)
+
+
 async def pop_touched(redis: aioredis.Redis, count: int = POP_BATCH,
                       ) -> dict[datetime, list[str]]:
     """Take up to ``count`` touched pairs, as project ids by hour start.
 
-    A pair marked again while it is being recomputed stays in the set for the next step, so
-    nothing written after the recompute's snapshot is missed.
+    They stay in a "taken" set until ``finish_touched``; a run that dies leaves them there
+    for ``recover_touched``. A pair marked again while it is being recomputed is in the
+    touched set anew, so nothing written after the recompute's snapshot is missed.
     """
-    raw = await redis.spop(bus.TOUCHED_HOURS, count)
+    raw = await redis.eval(_TAKE, 2, bus.TOUCHED_HOURS, bus.TOUCHED_HOURS_TAKEN, count)
     by_hour: dict[datetime, list[str]] = defaultdict(list)
     for item in raw or []:
         text = item.decode() if isinstance(item, bytes) else str(item)
@@ -165,9 +181,9 @@ async def pop_touched(redis: aioredis.Redis, count: int = POP_BATCH,
     return dict(by_hour)
 
 
-async def give_back(redis: aioredis.Redis, by_hour: dict[datetime, list[str]]) -> None:
-    """Put pairs back after a failed recompute, so the next step retries them."""
+async def finish_touched(redis: aioredis.Redis, by_hour: dict[datetime, list[str]]) -> None:
+    """The pairs' rollups are committed: forget them."""
     members = [_member(p, int(hour.timestamp()) // 3600)
                for hour, projects in by_hour.items() for p in projects]
     if members:
-        await redis.sadd(bus.TOUCHED_HOURS, *members)
+        await redis.srem(bus.TOUCHED_HOURS_TAKEN, *members)

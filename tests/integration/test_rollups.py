@@ -122,3 +122,20 @@ async def test_late_logs_through_the_writers_recompute_their_hours(
         assert_same(stored_rollups(url), recount(url))
         # Nothing left to do: every touched hour was taken.
         assert (await analytics.run_job("rollup")).summary == {"recomputed": 0}
+
+
+async def test_touched_hours_taken_by_a_run_that_died_are_recomputed_next_time(
+        settings: Settings, analytics: AnalyticsDaemon) -> None:
+    from ledger.core import rollups
+
+    url = str(settings.logs_database_url)
+    project = str(uuid.uuid4())
+    insert_logs(url, [row(project, BASE + timedelta(minutes=m)) for m in range(4)])
+    await rollups.mark_touched(analytics.redis, project, [int(BASE.timestamp()) // 3600])
+    taken = await rollups.pop_touched(analytics.redis)  # a run takes them, then dies
+    assert taken == {BASE: [project]}
+    assert stored_rollups(url) == {}
+    run = await analytics.run_job("rollup")
+    assert run.summary == {"recomputed": 1}
+    assert_same(stored_rollups(url), recount(url))
+    assert (await analytics.run_job("rollup")).summary == {"recomputed": 0}

@@ -150,17 +150,16 @@ class AnalyticsDaemon(LoopDaemon):
                 await rollups.recompute_hour(conn, hour)
             return {"hours": [rollups.hour_of(hour).isoformat()], "projects": "all"}
         pairs = 0
+        # Whatever a run that failed or died took is recomputed first (we hold the lock).
+        await rollups.recover_touched(self.redis)
         for _ in range(ROLLUP_BATCHES_PER_RUN):
             touched = await rollups.pop_touched(self.redis)
             if not touched:
                 break
-            try:
-                async with self.pool.connection() as conn:
-                    for start, projects in sorted(touched.items()):
-                        await rollups.recompute_hour(conn, start, projects)
-            except BaseException:
-                await rollups.give_back(self.redis, touched)
-                raise
+            async with self.pool.connection() as conn:
+                for start, projects in sorted(touched.items()):
+                    await rollups.recompute_hour(conn, start, projects)
+            await rollups.finish_touched(self.redis, touched)
             pairs += sum(len(p) for p in touched.values())
         return {"recomputed": pairs}
 

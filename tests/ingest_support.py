@@ -19,7 +19,7 @@ from ledger import bus
 from ledger.config import Settings
 from ledger.daemons.ingest import IngestDaemon, create
 from ledger.proto import ingest_pb2
-from ledger.rpc.clients import Client
+from ledger.rpc.ingest_client import IngestClient
 
 SINGLE = ingest_pb2.INGEST_SHAPE_SINGLE
 BATCH = ingest_pb2.INGEST_SHAPE_BATCH
@@ -27,11 +27,11 @@ BATCH = ingest_pb2.INGEST_SHAPE_BATCH
 
 @contextlib.asynccontextmanager
 async def running_ingest(settings: Settings, **overrides: Any,
-                         ) -> AsyncIterator[tuple[IngestDaemon, Client]]:
+                         ) -> AsyncIterator[tuple[IngestDaemon, IngestClient]]:
     """An ingest daemon on port 0 (with ``overrides`` of its settings) and a client to it."""
     daemon = create(settings.with_overrides(**overrides))
     await daemon.start()
-    client = Client("ingest", f"127.0.0.1:{daemon.port}", str(settings.internal_token))
+    client = IngestClient(f"127.0.0.1:{daemon.port}", str(settings.internal_token))
     try:
         yield daemon, client
     finally:
@@ -54,10 +54,10 @@ def error_log(i: int = 0, **fields: Any) -> dict[str, Any]:
                       "error_message": f"missing key user_{i}"} | fields))
 
 
-async def send(client: Client, project_id: str, body: Any, *, shape: int = BATCH,
+async def send(client: IngestClient, project_id: str, body: Any, *, shape: int = BATCH,
                retention_days: int = 90, daily_quota: int = 0) -> ingest_pb2.IngestLogsResponse:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return await client.call(client.ingest.IngestLogs, ingest_pb2.IngestLogsRequest(
+    return await client.call(client.stub.IngestLogs, ingest_pb2.IngestLogsRequest(
         project_id=project_id, shape=shape, body=raw, retention_days=retention_days,
         daily_quota=daily_quota))
 

@@ -63,11 +63,7 @@ def parse_group_query(params: Mapping[str, str], *, project_id: str) -> GroupQue
     Returns:
         The validated query.
     """
-    unknown = sorted(set(params) - set(PARAMS) - {"project_id"})
-    if unknown:
-        raise InvalidInputError(
-            f"unknown query parameter {unknown[0]!r}; known: project_id, {', '.join(PARAMS)}"
-        )
+    log_search.check_known_params(params, PARAMS)
     statuses = log_search.choices_param(params, "status", STATUSES)
     sort = (params.get("sort") or "last_seen").strip()
     if sort not in SORTS:

@@ -25,7 +25,7 @@ import base64
 import binascii
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -130,6 +130,19 @@ def int_param(params: Mapping[str, str], name: str, default: int, low: int, high
     if not low <= value <= high:
         raise InvalidInputError(f"{name} must be between {low} and {high}, got {value}{hint}")
     return value
+
+
+def check_known_params(params: Mapping[str, str], known: Sequence[str]) -> None:
+    """Refuse a parameter outside ``known`` (and ``project_id``), naming it and the known ones.
+
+    Raises:
+        InvalidInputError: the first unknown parameter, alphabetically.
+    """
+    unknown = sorted(set(params) - set(known) - {"project_id"})
+    if unknown:
+        raise InvalidInputError(
+            f"unknown query parameter {unknown[0]!r}; known: project_id, {', '.join(known)}"
+        )
 
 
 def choices_param(params: Mapping[str, str], name: str,
@@ -262,11 +275,7 @@ def parse_log_query(
     Returns:
         The validated query.
     """
-    unknown = sorted(set(params) - set(PARAMS) - {"project_id"})
-    if unknown:
-        raise InvalidInputError(
-            f"unknown query parameter {unknown[0]!r}; known: project_id, {', '.join(PARAMS)}"
-        )
+    check_known_params(params, PARAMS)
     now = (now or datetime.now(UTC)).astimezone(UTC)
     start, end = time_window(params, now, retention_days)
     levels = choices_param(params, "level", LEVELS)

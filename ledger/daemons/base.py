@@ -1,5 +1,8 @@
 """What every daemon is: start, serve until told to stop, stop cleanly.
 
+``Daemon`` is the protocol, ``LoopDaemon`` the periodic kind, ``GrpcDaemon`` the shared base of
+the gRPC daemons (auth, ingest, query).
+
 ``run(daemon)`` is what ``ledger serve <name>`` calls inside ``asyncio.run``: it wires SIGTERM
 and SIGINT to a graceful stop, and a background task that dies stops the daemon loudly.
 """
@@ -10,7 +13,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import grpc
+    import redis.asyncio as aioredis
+    from psycopg_pool import AsyncConnectionPool
+
+    from ledger.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -86,3 +96,54 @@ async def run(daemon: Daemon, *, ready_message: str | None = None) -> None:
         await daemon.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+class GrpcDaemon:
+    """The shared shape of the gRPC daemons: one server, one PostgreSQL pool, one Redis client.
+
+    Subclasses open what they need in ``start()`` (setting ``_server``, ``_pool``, ``_redis``
+    and ``port``); this base stops the server with a grace period, closes the pool and Redis
+    (also after a failed start, through ``_close_clients``) and reports both in ``_health``.
+    """
+
+    name = "grpc"
+    #: In-flight calls get this long to finish after SIGTERM; then they are cancelled.
+    stop_grace_seconds = 5.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._pool: AsyncConnectionPool | None = None
+        self._redis: aioredis.Redis | None = None
+        self._stopped = asyncio.Event()
+
+    async def wait(self) -> None:
+        """Return once ``stop`` ran: gRPC serves from its own threads, nothing here can die."""
+        # Not server.wait_for_termination(): cancelling that (as run() does on SIGTERM)
+        # cancels grpc's own shutdown future, and the graceful stop then fails.
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        """Let in-flight calls finish (up to the grace period), then close the pool and Redis."""
+        await self._stop_server()
+        await self._close_clients()
+        self._stopped.set()
+
+    async def _stop_server(self) -> None:
+        if self._server is not None:
+            await self._server.stop(self.stop_grace_seconds)
+
+    async def _close_clients(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    async def _health(self) -> dict[str, str]:
+        from ledger.daemons.checks import postgres_health, redis_health
+
+        return {"postgres": await postgres_health(self._pool),
+                "redis": await redis_health(self._redis)}

@@ -66,9 +66,9 @@ def check_healthy(name: str, settings: Settings) -> bool:
 
 
 async def _grpc_healthy(name: str, addr: str, settings: Settings) -> bool:
-    from ledger.rpc.clients import Client
+    from ledger.rpc.channel import HealthClient
 
-    client = Client(name, addr, str(settings.internal_token or ""), timeout=1.0)
+    client = HealthClient(name, addr, str(settings.internal_token or ""), timeout=1.0)
     try:
         response = await client.check_health(timeout=1.0)
         return bool(response.healthy)

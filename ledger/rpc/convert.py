@@ -10,9 +10,19 @@ from datetime import datetime
 
 from ledger.core.accounts import Account
 from ledger.core.api_keys import ApiKeyRow, KeyIdentity
+from ledger.core.events import ItemError
 from ledger.core.notification_prefs import NotificationPreference
 from ledger.core.projects import Project
-from ledger.proto import auth_pb2
+from ledger.core.rpc_models import (
+    CreatedApiKey,
+    DaemonHealth,
+    ErrorGroupPage,
+    IngestRequest,
+    IngestResult,
+    IssuedSession,
+    LogPage,
+)
+from ledger.proto import auth_pb2, health_pb2, ingest_pb2, query_pb2
 
 
 def _ts(value: datetime | None) -> str:
@@ -143,3 +153,63 @@ def preference_from_proto(message: auth_pb2.NotificationPreference) -> Notificat
         enabled=message.enabled, levels=tuple(message.levels),
         log_types=None if message.all_log_types else tuple(message.log_types),
         updated_at=_dt(message.updated_at))
+
+
+# -- sessions and new keys ----------------------------------------------------------------------
+
+
+def session_from_proto(message: auth_pb2.Session) -> IssuedSession:
+    """Message -> a session just issued (the expiry stays the auth daemon's ISO string)."""
+    return IssuedSession(account=account_from_proto(message.account),
+                         session_id=message.session_id, refresh_token=message.refresh_token,
+                         refresh_expires_at=message.refresh_expires_at)
+
+
+def created_key_from_proto(message: auth_pb2.CreateApiKeyResponse) -> CreatedApiKey:
+    """Message -> a key just created, with its full key."""
+    return CreatedApiKey(key=api_key_from_proto(message.key), full_key=message.full_key)
+
+
+# -- health -------------------------------------------------------------------------------------
+
+
+def health_from_proto(message: health_pb2.GetHealthResponse) -> DaemonHealth:
+    """Message -> a daemon's health report."""
+    return DaemonHealth(daemon=message.daemon, version=message.version,
+                        healthy=message.healthy, checks=dict(message.checks))
+
+
+# -- ingest -------------------------------------------------------------------------------------
+
+_SHAPES = {"single": ingest_pb2.INGEST_SHAPE_SINGLE, "batch": ingest_pb2.INGEST_SHAPE_BATCH}
+
+
+def ingest_request_to_proto(request: IngestRequest) -> ingest_pb2.IngestLogsRequest:
+    """Core ingest request -> message."""
+    return ingest_pb2.IngestLogsRequest(
+        project_id=request.project_id, shape=_SHAPES[request.shape], body=request.body,
+        retention_days=request.retention_days, daily_quota=request.daily_quota)
+
+
+def ingest_result_from_proto(message: ingest_pb2.IngestLogsResponse) -> IngestResult:
+    """Message -> what ingest did with one request."""
+    return IngestResult(
+        accepted=message.accepted, rejected=message.rejected,
+        errors=tuple(ItemError(e.index, e.field, e.reason) for e in message.errors),
+        message=message.message, ids=tuple(message.ids))
+
+
+# -- query --------------------------------------------------------------------------------------
+
+
+def log_page_from_proto(message: query_pb2.ListLogsResponse) -> LogPage:
+    """Message -> one page of logs (still JSON-encoded)."""
+    return LogPage(logs_json=message.logs_json, total=message.total,
+                   total_exact=message.total_exact, has_more=message.has_more,
+                   next_cursor=message.next_cursor)
+
+
+def group_page_from_proto(message: query_pb2.ListErrorGroupsResponse) -> ErrorGroupPage:
+    """Message -> one page of error groups (still JSON-encoded)."""
+    return ErrorGroupPage(groups_json=message.groups_json, total=message.total,
+                          has_more=message.has_more)

@@ -12,7 +12,7 @@ import pytest
 from ledger.config import Settings
 from ledger.errors import AuthenticationError
 from ledger.proto import auth_pb2 as pb
-from ledger.rpc.clients import Client
+from ledger.rpc.auth_client import AuthClient
 from tests.stack import LEDGER, Stack
 
 pytestmark = pytest.mark.e2e
@@ -23,10 +23,10 @@ async def test_serve_auth_create_validate_revoke_then_sigterm(
 ) -> None:
     with Stack(settings, tmp_path / "stack") as stack:
         stack.start("auth")
-        client = Client("auth", f"127.0.0.1:{stack.ports['auth']}",
-                        str(stack.settings.internal_token))
+        client = AuthClient(f"127.0.0.1:{stack.ports['auth']}",
+                            str(stack.settings.internal_token))
         try:
-            auth = client.auth
+            auth = client.stub
             owner = (await client.call(auth.RegisterAccount, pb.RegisterAccountRequest(
                 email="e2e@example.com", password="password1"))).account
             project = (await client.call(auth.CreateProject, pb.CreateProjectRequest(

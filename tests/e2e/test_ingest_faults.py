@@ -14,7 +14,7 @@ import redis
 from ledger import bus
 from ledger.config import Settings
 from ledger.errors import UnavailableError
-from ledger.rpc.clients import Client
+from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import log, send
 from tests.stack import Stack
 
@@ -52,8 +52,8 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(settings: Setting
     bodies = [batch(n) for n in range(BATCHES)]
     with Stack(settings, tmp_path) as stack:
         stack.start("ingest")
-        client = Client("ingest", f"127.0.0.1:{stack.ports['ingest']}",
-                        str(settings.internal_token), timeout=5.0)
+        client = IngestClient(f"127.0.0.1:{stack.ports['ingest']}",
+                              str(settings.internal_token), timeout=5.0)
         queue = redis.Redis.from_url(str(settings.redis_url))
         try:
             # The first batches at once, then SIGKILL while the writers are busy with them.

@@ -15,7 +15,7 @@ import pytest
 from ledger import bus
 from ledger.config import Settings
 from ledger.core import sessions
-from ledger.daemons.gateway import login_throttle
+from ledger.daemons.gateway.edge import throttles
 from tests.restenv import Rest, detail, rest_stack
 
 
@@ -103,13 +103,13 @@ async def test_failed_logins_are_throttled_per_email_and_address(rest: Rest) -> 
         assert await redis.exists(email_key) == 0
         assert await redis.get(bus.login_failures_client("203.0.113.7")) == b"3"
 
-        for _ in range(login_throttle.EMAIL_FAILURE_LIMIT):
+        for _ in range(throttles.EMAIL_FAILURE_LIMIT):
             assert (await guesser.post("/api/v1/accounts/login", json=wrong)).status_code == 401
         for body in (right, {**right, "email": victim.upper()}):  # even the right password
             refused = await guesser.post("/api/v1/accounts/login", json=body)
             assert refused.status_code == 429, refused.text
             seconds = int(refused.headers["Retry-After"])
-            assert 0 < seconds <= login_throttle.FAILURE_WINDOW_SECONDS
+            assert 0 < seconds <= throttles.FAILURE_WINDOW_SECONDS
             assert refused.json() == {
                 "detail": f"too many failed logins: try again in {seconds} seconds"}
     # Another email from another address is unaffected.
@@ -117,7 +117,7 @@ async def test_failed_logins_are_throttled_per_email_and_address(rest: Rest) -> 
                                        json={"email": other, "password": "the right password"})
     assert other_login.status_code == 200, other_login.text
     # One address failing for many emails is refused too, whatever email it tries next.
-    await redis.set(bus.login_failures_client("192.0.2.50"), login_throttle.CLIENT_FAILURE_LIMIT,
+    await redis.set(bus.login_failures_client("192.0.2.50"), throttles.CLIENT_FAILURE_LIMIT,
                     ex=60)
     async with client_at(rest, "192.0.2.50") as sprayer:
         refused = await sprayer.post("/api/v1/accounts/login",

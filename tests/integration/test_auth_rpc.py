@@ -21,7 +21,7 @@ from ledger.errors import (
 )
 from ledger.proto import auth_pb2 as pb
 from ledger.rpc import convert
-from ledger.rpc.clients import Client
+from ledger.rpc.auth_client import AuthClient
 from ledger.rpc.interceptors import TOKEN_KEY
 from tests.conftest import RUN, create_database, drop_database
 
@@ -35,28 +35,28 @@ async def daemon(settings: Settings) -> AsyncIterator[AuthDaemon]:
 
 
 @pytest.fixture
-async def client(daemon: AuthDaemon, settings: Settings) -> AsyncIterator[Client]:
-    rpc = Client("auth", f"127.0.0.1:{daemon.port}", str(settings.internal_token))
+async def client(daemon: AuthDaemon, settings: Settings) -> AsyncIterator[AuthClient]:
+    rpc = AuthClient(f"127.0.0.1:{daemon.port}", str(settings.internal_token))
     yield rpc
     await rpc.close()
 
 
-async def _status_of(client: Client, method: Any, request: Any, token: str | None) -> Any:
-    """Call a stub directly (not through Client) and return the gRPC status code."""
+async def _status_of(client: AuthClient, method: Any, request: Any, token: str | None) -> Any:
+    """Call a stub directly (not through the client) and return the gRPC status code."""
     metadata = ((TOKEN_KEY, token),) if token else ()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await method(request, metadata=metadata, timeout=5)
     return caught.value.code()
 
 
-async def test_health_reports_postgres_and_redis(client: Client) -> None:
+async def test_health_reports_postgres_and_redis(client: AuthClient) -> None:
     health = await client.check_health()
     assert health.daemon == "auth" and health.healthy
     assert dict(health.checks) == {"postgres": "ok", "redis": "ok"}
 
 
-async def test_accounts_over_grpc(client: Client) -> None:
-    stub = client.auth
+async def test_accounts_over_grpc(client: AuthClient) -> None:
+    stub = client.stub
     registered = (await client.call(stub.RegisterAccount, pb.RegisterAccountRequest(
         email="Ada@Example.com", password="analytical", name="Ada"))).account
     assert registered.email == "ada@example.com" and registered.created_at
@@ -90,8 +90,8 @@ async def test_accounts_over_grpc(client: Client) -> None:
     assert convert.account_to_proto(core) == renamed.account
 
 
-async def test_projects_and_keys_over_grpc(client: Client) -> None:
-    stub = client.auth
+async def test_projects_and_keys_over_grpc(client: AuthClient) -> None:
+    stub = client.stub
     owner = (await client.call(stub.RegisterAccount, pb.RegisterAccountRequest(
         email="ops@example.com", password="password1"))).account
     project = (await client.call(stub.CreateProject, pb.CreateProjectRequest(
@@ -141,8 +141,8 @@ async def test_projects_and_keys_over_grpc(client: Client) -> None:
             full_key=created.full_key))
 
 
-async def test_errors_map_to_the_right_grpc_status(client: Client, settings: Settings) -> None:
-    stub, token = client.auth, str(settings.internal_token)
+async def test_errors_map_to_the_right_grpc_status(client: AuthClient, settings: Settings) -> None:
+    stub, token = client.stub, str(settings.internal_token)
     owner = (await client.call(stub.RegisterAccount, pb.RegisterAccountRequest(
         email="x@example.com", password="password1"))).account
     await client.call(stub.CreateProject, pb.CreateProjectRequest(
@@ -177,12 +177,12 @@ async def test_errors_map_to_the_right_grpc_status(client: Client, settings: Set
 
 
 async def test_a_call_without_the_internal_token_is_unauthenticated(
-    client: Client, settings: Settings
+    client: AuthClient, settings: Settings
 ) -> None:
     request = pb.ListProjectsRequest()
-    assert await _status_of(client, client.auth.ListProjects, request, None) == \
+    assert await _status_of(client, client.stub.ListProjects, request, None) == \
         grpc.StatusCode.UNAUTHENTICATED
-    assert await _status_of(client, client.auth.ListProjects, request, "wrong-token") == \
+    assert await _status_of(client, client.stub.ListProjects, request, "wrong-token") == \
         grpc.StatusCode.UNAUTHENTICATED
 
 

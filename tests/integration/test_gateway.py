@@ -31,7 +31,7 @@ from ledger.daemons import ingest as ingest_daemon
 from ledger.daemons import query as query_daemon
 from ledger.daemons.gateway import create as create_gateway_daemon
 from ledger.daemons.gateway.app import create_app
-from ledger.daemons.gateway.breaker import BreakerState, CircuitBreaker
+from ledger.daemons.gateway.edge.breaker import BreakerState, CircuitBreaker
 from ledger.daemons.gateway.state import Gateway
 from ledger.embedded import free_port
 

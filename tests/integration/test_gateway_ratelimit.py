@@ -8,7 +8,7 @@ import time
 import redis.asyncio as aioredis
 
 from ledger import bus
-from ledger.daemons.gateway.ratelimit import RateLimiter, over_limit_error
+from ledger.daemons.gateway.edge.rate_limits import RateLimiter, over_limit_error
 
 
 async def test_counts_per_window_and_refuses_past_the_limit(aredis: aioredis.Redis) -> None:

@@ -21,21 +21,22 @@ from ledger import bus
 from ledger.config import Settings
 from ledger.core import accounts, api_keys, projects
 from ledger.core.projects import ProjectDefaults
+from ledger.core.rpc_models import IngestRequest
 from ledger.daemons import auth as auth_daemon
 from ledger.daemons import ingest as ingest_daemon
 from ledger.daemons.gateway.app import create_app
-from ledger.daemons.gateway.batcher import IngestBatcher
+from ledger.daemons.gateway.routes.ingest_batcher import IngestBatcher
 from ledger.daemons.gateway.state import Gateway
 from ledger.embedded import free_port
 from ledger.proto import ingest_pb2
-from ledger.rpc.clients import Client
+from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import BATCH, SINGLE, log, new_project, running_ingest
 
 QUEUE_MAX = 10
 
 
 @pytest.fixture
-async def paused(settings: Settings) -> AsyncIterator[Client]:
+async def paused(settings: Settings) -> AsyncIterator[IngestClient]:
     """Ingest without writers, its queue capped at ``QUEUE_MAX`` logs per project."""
     async with running_ingest(settings, ingest_writers=0,
                               queue_max_depth=QUEUE_MAX) as (_, client):
@@ -56,7 +57,7 @@ async def depth(redis: aioredis.Redis, project_id: str) -> int:
 # -- the RPC ------------------------------------------------------------------------------------
 
 
-async def test_many_answers_each_request_on_its_own(paused: Client,
+async def test_many_answers_each_request_on_its_own(paused: IngestClient,
                                                     aredis: aioredis.Redis) -> None:
     project, other, quota_project = new_project(), new_project(), new_project()
     requests = [
@@ -71,7 +72,7 @@ async def test_many_answers_each_request_on_its_own(paused: Client,
         request(quota_project, {"logs": [log(9), log(10)]}, BATCH, daily_quota=3),  # 8 over it
         request(project, log(11)),                                    # 9 queued after 4's refusal
     ]
-    answer = await paused.call(paused.ingest.IngestLogsMany,
+    answer = await paused.call(paused.stub.IngestLogsMany,
                                ingest_pb2.IngestLogsManyRequest(requests=requests))
     results = list(answer.results)
     assert len(results) == len(requests)
@@ -205,8 +206,9 @@ async def test_a_full_queue_refuses_only_the_request_that_crosses_it(env: Env) -
 
 async def test_a_lone_request_is_sent_at_once(env: Env) -> None:
     batcher = env.batcher
-    submitted = asyncio.ensure_future(batcher.submit(
-        request(env.project_id, log(1))))
+    submitted = asyncio.ensure_future(batcher.submit(IngestRequest(
+        project_id=env.project_id, shape="single", body=orjson.dumps(log(1)), retention_days=90,
+        daily_quota=0)))
     await asyncio.sleep(0)  # submit ran up to its await: the call must already be on its way
     assert batcher.calls_made == 1 and batcher.requests_sent == 1
     assert (await submitted).accepted == 1

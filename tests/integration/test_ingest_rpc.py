@@ -19,7 +19,7 @@ from ledger.config import Settings
 from ledger.daemons.ingest import IngestDaemon
 from ledger.errors import InvalidInputError, QueueFullError, RateLimitedError
 from ledger.proto import ingest_pb2
-from ledger.rpc.clients import Client
+from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import (
     BATCH,
     SINGLE,
@@ -40,13 +40,13 @@ TYPES = ("console", "logger", "network", "database", "custom")
 
 
 @pytest.fixture
-async def ingest(settings: Settings) -> AsyncIterator[tuple[IngestDaemon, Client]]:
+async def ingest(settings: Settings) -> AsyncIterator[tuple[IngestDaemon, IngestClient]]:
     async with running_ingest(settings) as running:
         yield running
 
 
 @pytest.fixture
-async def paused(settings: Settings) -> AsyncIterator[Client]:
+async def paused(settings: Settings) -> AsyncIterator[IngestClient]:
     """An ingest daemon without writers (the queue only fills), depth capped at 1 500 logs."""
     async with running_ingest(settings, ingest_writers=0, queue_max_depth=1500) as (_, client):
         yield client
@@ -79,7 +79,7 @@ def full_log(i: int, start: datetime) -> dict[str, Any]:
 
 
 async def test_batch_of_1000_is_stored_field_for_field(
-    ingest: tuple[IngestDaemon, Client], settings: Settings
+    ingest: tuple[IngestDaemon, IngestClient], settings: Settings
 ) -> None:
     _, client = ingest
     project = new_project()
@@ -116,7 +116,7 @@ async def test_batch_of_1000_is_stored_field_for_field(
     assert groups == (errors,)
 
 
-async def test_single_log_is_stored(ingest: tuple[IngestDaemon, Client],
+async def test_single_log_is_stored(ingest: tuple[IngestDaemon, IngestClient],
                                     settings: Settings, aredis: aioredis.Redis) -> None:
     daemon, client = ingest
     project = new_project()
@@ -127,7 +127,7 @@ async def test_single_log_is_stored(ingest: tuple[IngestDaemon, Client],
     assert (str(row["id"]), row["message"]) == (response.ids[0], "just one")
     # Committed, then acknowledged and deleted: nothing left waiting.
     await eventually(lambda: queue_depth(str(settings.redis_url), project) == 0)
-    depth = await client.call(client.ingest.GetQueueDepth,
+    depth = await client.call(client.stub.GetQueueDepth,
                               ingest_pb2.GetQueueDepthRequest(project_id=project))
     assert depth.queue_depth == 0
     assert await aredis.xlen(bus.queue_stream(project)) == 0
@@ -135,7 +135,7 @@ async def test_single_log_is_stored(ingest: tuple[IngestDaemon, Client],
 
 
 async def test_partial_batch_reports_each_invalid_item(
-    ingest: tuple[IngestDaemon, Client], settings: Settings
+    ingest: tuple[IngestDaemon, IngestClient], settings: Settings
 ) -> None:
     _, client = ingest
     project = new_project()
@@ -155,7 +155,7 @@ async def test_partial_batch_reports_each_invalid_item(
         "message 0", "message 2"}
 
 
-async def test_no_valid_item_queues_nothing(paused: Client, aredis: aioredis.Redis) -> None:
+async def test_no_valid_item_queues_nothing(paused: IngestClient, aredis: aioredis.Redis) -> None:
     project = new_project()
     response = await send(paused, project, {"logs": [{"level": "info"}, {"timestamp": 5}]})
     assert (response.accepted, response.rejected, list(response.ids)) == (0, 2, [])
@@ -186,7 +186,7 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("shape", "body", "says"), MALFORMED)
 async def test_malformed_body_is_invalid_argument_and_queues_nothing(
-    paused: Client, aredis: aioredis.Redis, shape: int, body: bytes, says: str
+    paused: IngestClient, aredis: aioredis.Redis, shape: int, body: bytes, says: str
 ) -> None:
     project = new_project()
     with pytest.raises(InvalidInputError, match=says):
@@ -194,13 +194,13 @@ async def test_malformed_body_is_invalid_argument_and_queues_nothing(
     assert await aredis.exists(bus.queue_stream(project), bus.queue_depth(project)) == 0
 
 
-async def test_bad_project_id_is_invalid_argument(paused: Client) -> None:
+async def test_bad_project_id_is_invalid_argument(paused: IngestClient) -> None:
     with pytest.raises(InvalidInputError, match="project_id must be a UUID"):
         await send(paused, "not-a-uuid", {"logs": [log()]})
 
 
 async def test_nul_and_invalid_utf8_inside_strings_are_cleaned_not_refused(
-    ingest: tuple[IngestDaemon, Client], settings: Settings
+    ingest: tuple[IngestDaemon, IngestClient], settings: Settings
 ) -> None:
     _, client = ingest
     project = new_project()
@@ -216,7 +216,7 @@ async def test_nul_and_invalid_utf8_inside_strings_are_cleaned_not_refused(
 
 
 async def test_same_log_id_sent_twice_is_stored_once(
-    ingest: tuple[IngestDaemon, Client], settings: Settings
+    ingest: tuple[IngestDaemon, IngestClient], settings: Settings
 ) -> None:
     _, client = ingest
     project = new_project()
@@ -234,7 +234,7 @@ async def test_same_log_id_sent_twice_is_stored_once(
     assert count == (1,)  # the duplicate did not count twice either
 
 
-async def test_queue_full_refuses_the_whole_request(paused: Client,
+async def test_queue_full_refuses_the_whole_request(paused: IngestClient,
                                                     aredis: aioredis.Redis) -> None:
     project = new_project()
     await send(paused, project, {"logs": [log(i) for i in range(1000)]})
@@ -248,7 +248,7 @@ async def test_queue_full_refuses_the_whole_request(paused: Client,
     assert int(await aredis.get(bus.queue_depth(project))) == 1500
 
 
-async def test_daily_quota_refuses_the_whole_request(paused: Client,
+async def test_daily_quota_refuses_the_whole_request(paused: IngestClient,
                                                      aredis: aioredis.Redis) -> None:
     project = new_project()
     await send(paused, project, {"logs": [log(i) for i in range(600)]}, daily_quota=1000)
@@ -265,7 +265,7 @@ async def test_daily_quota_refuses_the_whole_request(paused: Client,
     await send(paused, project, {"logs": [log(i) for i in range(400)]}, daily_quota=1000)
 
 
-async def test_error_events_are_notified(paused: Client, aredis: aioredis.Redis) -> None:
+async def test_error_events_are_notified(paused: IngestClient, aredis: aioredis.Redis) -> None:
     project = new_project()
     pubsub = aredis.pubsub()
     await pubsub.subscribe(bus.notifications_channel(project))
@@ -292,7 +292,7 @@ async def test_error_events_are_notified(paused: Client, aredis: aioredis.Redis)
     assert published[1]["data"]["level"] == "critical"
 
 
-async def test_tail_is_fed_only_while_watched(paused: Client, aredis: aioredis.Redis) -> None:
+async def test_tail_is_fed_only_while_watched(paused: IngestClient, aredis: aioredis.Redis) -> None:
     project = new_project()
     await send(paused, project, {"logs": [log(0)]})
     assert await aredis.exists(bus.tail_stream(project)) == 0
@@ -331,7 +331,7 @@ async def counted(url: str, project: str, count: int) -> dict[str, Any]:
     return group_of(url, project)
 
 
-async def test_error_groups_count_and_regress(ingest: tuple[IngestDaemon, Client],
+async def test_error_groups_count_and_regress(ingest: tuple[IngestDaemon, IngestClient],
                                               settings: Settings) -> None:
     _, client = ingest
     url = str(settings.logs_database_url)
@@ -372,14 +372,14 @@ async def test_error_groups_count_and_regress(ingest: tuple[IngestDaemon, Client
     assert group["status"] == "unresolved"
 
 
-async def test_health_reports_writers(ingest: tuple[IngestDaemon, Client]) -> None:
+async def test_health_reports_writers(ingest: tuple[IngestDaemon, IngestClient]) -> None:
     _, client = ingest
     health = await client.check_health()
     assert health.healthy
     assert dict(health.checks) == {"postgres": "ok", "redis": "ok", "writers": "ok"}
 
 
-async def test_concurrent_requests_all_land(ingest: tuple[IngestDaemon, Client],
+async def test_concurrent_requests_all_land(ingest: tuple[IngestDaemon, IngestClient],
                                             settings: Settings) -> None:
     _, client = ingest
     project = new_project()

@@ -13,8 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from ledger import bus
-from ledger.daemons.gateway.hub import Hub, Subscription
-from ledger.daemons.gateway.live_events import (
+from ledger.daemons.gateway.live.events import (
     NOTIFICATIONS,
     TAIL,
     Event,
@@ -24,6 +23,7 @@ from ledger.daemons.gateway.live_events import (
     parse_cursor,
     parse_stream_id,
 )
+from ledger.daemons.gateway.live.hub import Hub, Subscription
 from ledger.errors import InvalidInputError
 from tests.live_support import emit_error, emit_log
 
@@ -198,7 +198,7 @@ async def test_resuming_from_beyond_the_cap_says_so_before_replaying(
 
 async def test_a_pubsub_blip_is_not_a_gap(hub: Hub, aredis: aioredis.Redis,
                                           caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="ledger.daemons.gateway.hub")
+    caplog.set_level(logging.INFO, logger="ledger.daemons.gateway.live.hub")
     project = pid()
     async with hub.subscribe(NOTIFICATIONS, {project: EventFilter()}) as sub:
         await sub.start({})

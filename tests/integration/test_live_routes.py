@@ -23,7 +23,7 @@ from ledger.core import accounts, api_keys, projects
 from ledger.daemons import auth as auth_daemon
 from ledger.daemons import gateway as gateway_daemon
 from ledger.daemons import ingest as ingest_daemon
-from ledger.daemons.gateway.live import Live
+from ledger.daemons.gateway.live.routes import Live
 from ledger.errors import (
     AuthenticationError,
     InvalidInputError,

@@ -18,7 +18,7 @@ from ledger.core import log_search
 from ledger.daemons.query import create
 from ledger.errors import InvalidInputError, NotFoundError
 from ledger.proto import query_pb2
-from ledger.rpc.clients import Client
+from ledger.rpc.query_client import QueryClient
 from tests.logrows import insert_group, insert_logs, log
 
 A = str(uuid.uuid4())
@@ -26,19 +26,19 @@ B = str(uuid.uuid4())
 
 
 @pytest.fixture
-async def query(settings: Settings) -> AsyncIterator[Client]:
+async def query(settings: Settings) -> AsyncIterator[QueryClient]:
     # A long grace: these tests check exact totals, which a loaded machine may count slowly.
     daemon = create(settings, count_grace_seconds=10.0)
     await daemon.start()
-    client = Client("query", f"127.0.0.1:{daemon.port}", str(settings.internal_token))
+    client = QueryClient(f"127.0.0.1:{daemon.port}", str(settings.internal_token))
     yield client
     await client.close()
     await daemon.stop()
 
 
-async def list_logs(client: Client, project: str = A, errors_only: bool = False,
+async def list_logs(client: QueryClient, project: str = A, errors_only: bool = False,
                     **params: str) -> tuple[list[dict[str, Any]], query_pb2.ListLogsResponse]:
-    response = await client.call(client.query.ListLogs, query_pb2.ListLogsRequest(
+    response = await client.call(client.stub.ListLogs, query_pb2.ListLogsRequest(
         project_id=project, retention_days=90, params=params, errors_only=errors_only))
     return orjson.loads(response.logs_json), response
 
@@ -47,12 +47,12 @@ def messages(rows: list[dict[str, Any]]) -> list[str]:
     return [r["message"] for r in rows]
 
 
-async def test_health_reports_postgres_and_redis(query: Client) -> None:
+async def test_health_reports_postgres_and_redis(query: QueryClient) -> None:
     health = await query.check_health()
     assert health.healthy and dict(health.checks) == {"postgres": "ok", "redis": "ok"}
 
 
-async def test_every_filter(query: Client, logs_db_url: str) -> None:
+async def test_every_filter(query: QueryClient, logs_db_url: str) -> None:
     now = datetime.now(UTC)
     insert_logs(logs_db_url, [
         log(A, now - timedelta(minutes=1), message="m-info", environment="prod", release="1.0"),
@@ -93,7 +93,7 @@ async def test_every_filter(query: Client, logs_db_url: str) -> None:
     assert row["timestamp"].endswith("+00:00") and "fingerprint" in row
 
 
-async def test_search_treats_sql_and_like_metacharacters_as_text(query: Client,
+async def test_search_treats_sql_and_like_metacharacters_as_text(query: QueryClient,
                                                                  logs_db_url: str) -> None:
     now = datetime.now(UTC)
     texts = ["100% done", "100 percent done", "a_b", "axb", "back\\slash", "backslash",
@@ -111,7 +111,7 @@ async def test_search_treats_sql_and_like_metacharacters_as_text(query: Client,
     assert len(rows) == len(texts)  # the table is still there
 
 
-async def test_cursor_walk_has_no_gaps_or_repeats_while_logs_arrive(query: Client,
+async def test_cursor_walk_has_no_gaps_or_repeats_while_logs_arrive(query: QueryClient,
                                                                      logs_db_url: str) -> None:
     now = datetime.now(UTC) - timedelta(minutes=10)
     # Several rows per timestamp: the id breaks ties, so page edges inside a tie are exact.
@@ -136,7 +136,7 @@ async def test_cursor_walk_has_no_gaps_or_repeats_while_logs_arrive(query: Clien
     assert len(set(seen)) == 50 and pages == 8
 
 
-async def test_offset_paging_and_limits(query: Client, logs_db_url: str) -> None:
+async def test_offset_paging_and_limits(query: QueryClient, logs_db_url: str) -> None:
     now = datetime.now(UTC)
     insert_logs(logs_db_url, [log(A, now - timedelta(seconds=i), message=f"m{i}")
                               for i in range(12)])
@@ -161,7 +161,7 @@ async def test_total_is_capped_and_counted_once_per_walk(logs_db_url: str) -> No
         assert await log_search.count_matching(conn, query, cap=30) == (30, True)
 
 
-async def test_total_comes_from_the_cache_on_later_pages(query: Client, logs_db_url: str,
+async def test_total_comes_from_the_cache_on_later_pages(query: QueryClient, logs_db_url: str,
                                                          aredis: Any) -> None:
     now = datetime.now(UTC)
     insert_logs(logs_db_url, [log(A, now - timedelta(seconds=i)) for i in range(5)])
@@ -178,7 +178,7 @@ async def test_a_slow_count_does_not_hold_the_page(settings: Settings,
                                                   logs_db_url: str) -> None:
     daemon = create(settings, count_grace_seconds=0.0)  # never wait for a count
     await daemon.start()
-    client = Client("query", f"127.0.0.1:{daemon.port}", str(settings.internal_token))
+    client = QueryClient(f"127.0.0.1:{daemon.port}", str(settings.internal_token))
     try:
         now = datetime.now(UTC)
         insert_logs(logs_db_url, [log(A, now - timedelta(seconds=i)) for i in range(30)])
@@ -198,7 +198,7 @@ async def test_a_slow_count_does_not_hold_the_page(settings: Settings,
         await daemon.stop()
 
 
-async def test_bad_parameters_are_invalid_argument(query: Client) -> None:
+async def test_bad_parameters_are_invalid_argument(query: QueryClient) -> None:
     with pytest.raises(InvalidInputError, match="limit must be between 1 and 1000"):
         await list_logs(query, limit="5000")
     with pytest.raises(InvalidInputError, match="cursor is not valid"):
@@ -206,24 +206,24 @@ async def test_bad_parameters_are_invalid_argument(query: Client) -> None:
     with pytest.raises(InvalidInputError, match="project_id must be a UUID"):
         await list_logs(query, project="not-a-uuid")
     with pytest.raises(InvalidInputError, match="log id must be a UUID"):
-        await query.call(query.query.GetLog, query_pb2.GetLogRequest(project_ids=[A],
+        await query.call(query.stub.GetLog, query_pb2.GetLogRequest(project_ids=[A],
                                                                        log_id="42"))
 
 
-async def test_a_log_of_another_project_is_not_found(query: Client, logs_db_url: str) -> None:
+async def test_a_log_of_another_project_is_not_found(query: QueryClient, logs_db_url: str) -> None:
     now = datetime.now(UTC)
     [mine, theirs] = insert_logs(logs_db_url, [log(A, now, message="mine"),
                                                log(B, now, message="theirs")])
-    found = await query.call(query.query.GetLog, query_pb2.GetLogRequest(
+    found = await query.call(query.stub.GetLog, query_pb2.GetLogRequest(
         project_ids=[A], log_id=mine["id"]))
     assert orjson.loads(found.log_json)["message"] == "mine"
     for project_ids in ([A], []):
         with pytest.raises(NotFoundError):
-            await query.call(query.query.GetLog, query_pb2.GetLogRequest(
+            await query.call(query.stub.GetLog, query_pb2.GetLogRequest(
                 project_ids=project_ids, log_id=theirs["id"]))
 
 
-async def test_error_groups_list_show_and_status(query: Client, logs_db_url: str) -> None:
+async def test_error_groups_list_show_and_status(query: QueryClient, logs_db_url: str) -> None:
     now = datetime.now(UTC)
     [sample] = insert_logs(logs_db_url, [log(A, now, level="error", message="boom")])
     old = insert_group(logs_db_url, A, "fp-old", event_count=50,
@@ -235,7 +235,7 @@ async def test_error_groups_list_show_and_status(query: Client, logs_db_url: str
     other = insert_group(logs_db_url, B, "fp-b")
 
     async def groups(**params: str) -> tuple[list[str], query_pb2.ListErrorGroupsResponse]:
-        resp = await query.call(query.query.ListErrorGroups, query_pb2.ListErrorGroupsRequest(
+        resp = await query.call(query.stub.ListErrorGroups, query_pb2.ListErrorGroupsRequest(
             project_id=A, params=params))
         return [g["fingerprint"] for g in orjson.loads(resp.groups_json)], resp
 
@@ -248,7 +248,7 @@ async def test_error_groups_list_show_and_status(query: Client, logs_db_url: str
     names, resp = await groups(search="user_", offset="5")  # past the end: still counted
     assert names == [] and resp.total == 1 and not resp.has_more
 
-    detail = orjson.loads((await query.call(query.query.GetErrorGroup,
+    detail = orjson.loads((await query.call(query.stub.GetErrorGroup,
                                             query_pb2.GetErrorGroupRequest(
                                                 project_ids=[A], group_id=new["id"]))).group_json)
     assert detail["components"]["frames"] == ["views.py:checkout"]
@@ -258,7 +258,7 @@ async def test_error_groups_list_show_and_status(query: Client, logs_db_url: str
 
     async def set_status(group: str, status: str, release: str = "",
                          projects: tuple[str, ...] = (A,)) -> dict[str, Any]:
-        resp = await query.call(query.query.UpdateErrorGroupStatus,
+        resp = await query.call(query.stub.UpdateErrorGroupStatus,
                                 query_pb2.UpdateErrorGroupStatusRequest(
                                     project_ids=list(projects), group_id=group, status=status,
                                     resolved_in_release=release))
@@ -279,7 +279,7 @@ async def test_error_groups_list_show_and_status(query: Client, logs_db_url: str
     with pytest.raises(NotFoundError):
         await set_status(other["id"], "ignored")
     with pytest.raises(NotFoundError):
-        await query.call(query.query.GetErrorGroup, query_pb2.GetErrorGroupRequest(
+        await query.call(query.stub.GetErrorGroup, query_pb2.GetErrorGroupRequest(
             project_ids=[A], group_id=other["id"]))
     with psycopg.connect(logs_db_url) as conn:
         row = conn.execute("SELECT status FROM error_groups WHERE id = %s",

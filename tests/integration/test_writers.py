@@ -21,7 +21,7 @@ from ledger.daemons.ingest.backlog import dead_letters, queue_status, replay_dea
 from ledger.daemons.ingest.queue import Queue
 from ledger.daemons.ingest.writer import Streams, Writer
 from ledger.db.pool import async_pool
-from ledger.rpc.clients import Client
+from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import (
     count_logs,
     error_log,
@@ -35,7 +35,7 @@ from tests.ingest_support import (
 
 
 @pytest.fixture
-async def paused(settings: Settings) -> AsyncIterator[Client]:
+async def paused(settings: Settings) -> AsyncIterator[IngestClient]:
     """An ingest daemon whose queue only fills: the tests drive writers themselves."""
     async with running_ingest(settings, ingest_writers=0) as (_, client):
         yield client
@@ -118,7 +118,7 @@ async def _dead(aredis: aioredis.Redis, project: str) -> list[Any]:
     raise AssertionError("no dead letter")
 
 
-async def test_status_cli_shows_depth_and_lag(settings: Settings, paused: Client) -> None:
+async def test_status_cli_shows_depth_and_lag(settings: Settings, paused: IngestClient) -> None:
     project = new_project()
     for _ in range(3):
         await send(paused, project, {"logs": [log(i) for i in range(10)]})
@@ -129,7 +129,7 @@ async def test_status_cli_shows_depth_and_lag(settings: Settings, paused: Client
 
 
 async def test_dead_writers_entries_are_reclaimed(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, pool: AsyncConnectionPool
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     project = new_project()
     stream = bus.queue_stream(project)
@@ -156,7 +156,7 @@ async def test_dead_writers_entries_are_reclaimed(
 
 
 async def test_entry_delivered_too_often_is_dead_lettered(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, pool: AsyncConnectionPool
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     project = new_project()
     stream = bus.queue_stream(project)
@@ -177,7 +177,7 @@ async def test_entry_delivered_too_often_is_dead_lettered(
 
 
 async def test_unreadable_entry_is_dead_lettered_and_not_replayed(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, pool: AsyncConnectionPool
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     project = new_project()
     await send(paused, project, {"logs": [log(i) for i in range(4)]})
@@ -196,7 +196,7 @@ async def test_unreadable_entry_is_dead_lettered_and_not_replayed(
 
 
 async def test_restarted_writer_takes_back_its_own_pending_entries(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, pool: AsyncConnectionPool
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     project = new_project()
     await send(paused, project, {"logs": [log(i) for i in range(20)]})
@@ -209,7 +209,7 @@ async def test_restarted_writer_takes_back_its_own_pending_entries(
 
 
 async def test_busy_project_does_not_starve_a_small_one(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, pool: AsyncConnectionPool
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     url = str(settings.logs_database_url)
     busy, small = new_project(), new_project()
@@ -225,7 +225,7 @@ async def test_busy_project_does_not_starve_a_small_one(
 
 
 async def test_postgres_away_keeps_entries_and_writer_alive(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, pool: AsyncConnectionPool
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     project = new_project()
     await send(paused, project, {"logs": [log(i) for i in range(30)]})
@@ -262,7 +262,8 @@ async def test_postgres_away_keeps_entries_and_writer_alive(
 
 
 async def test_writer_recovers_when_postgres_drops_its_connections(
-    settings: Settings, paused: Client, aredis: aioredis.Redis, caplog: pytest.LogCaptureFixture
+    settings: Settings, paused: IngestClient, aredis: aioredis.Redis,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # What a PostgreSQL restart does to the writers' pool, which checks no connection per
     # checkout (ingest's): every idle connection is dead.

@@ -34,3 +34,15 @@ def test_readme_architecture_names_every_package() -> None:
     for package in sorted(p.name for p in (ROOT / "ledger").iterdir()
                           if p.is_dir() and (p / "__init__.py").exists()):
         assert f"{package}/" in section, f"README architecture does not mention ledger/{package}/"
+
+
+def test_readme_architecture_names_every_gateway_room_and_rpc_client() -> None:
+    section = (ROOT / "README.md").read_text().split("## Architecture", 1)[1]
+    gateway = ROOT / "ledger" / "daemons" / "gateway"
+    for room in sorted(p for p in gateway.iterdir() if (p / "__init__.py").exists()):
+        assert f"{room.name}/" in section, f"README architecture does not mention {room.name}/"
+        for module in sorted(room.glob("*.py")):
+            if module.stem != "__init__":
+                assert module.stem in section, f"README does not mention {room.name}/{module.name}"
+    for client in sorted((ROOT / "ledger" / "rpc").glob("*_client.py")):
+        assert client.stem in section, f"README does not mention rpc/{client.name}"

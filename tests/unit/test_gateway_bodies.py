@@ -10,8 +10,8 @@ import pytest
 from starlette.requests import Request
 from starlette.types import Message
 
-from ledger.daemons.gateway.bodies import check_json_content_type, read_body
-from ledger.daemons.gateway.errors import UnsupportedMediaTypeError
+from ledger.daemons.gateway.routes.bodies import check_json_content_type, read_body
+from ledger.daemons.gateway.routes.responses import UnsupportedMediaTypeError
 from ledger.errors import InvalidInputError, PayloadTooLargeError
 
 CAP = 64 * 1024

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger.daemons.gateway.breaker import BreakerState, CircuitBreaker
+from ledger.daemons.gateway.edge.breaker import BreakerState, CircuitBreaker
 
 
 class Clock:

@@ -30,8 +30,7 @@ from ledger.daemons.checks import require_schema
 from ledger.db import partitions
 from ledger.db.pool import async_pool, open_pool
 from ledger.errors import InvalidInputError, LedgerError, UnavailableError
-from ledger.proto import auth_pb2
-from ledger.rpc.clients import Client
+from ledger.rpc.auth_client import AuthClient
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ class AnalyticsDaemon(LoopDaemon):
         self.runner = JobRunner(self.redis, owner)
         # Made in start(): a grpc.aio channel belongs to the event loop running when it is
         # created, and `ledger serve` builds daemons before asyncio.run starts the loop.
-        self.auth: Client | None = None
+        self.auth: AuthClient | None = None
         # A tick a little early still counts: otherwise jitter would skip every other tick.
         tick = max(self.interval * 0.9, 0.1)
         self.jobs = {job.name: job for job in (
@@ -68,7 +67,7 @@ class AnalyticsDaemon(LoopDaemon):
     async def start(self) -> None:
         await open_pool(self.pool, str(self.settings.logs_database_url))
         await require_schema(str(self.settings.logs_database_url), "logs")
-        self.auth = Client("auth", self.settings.auth_addr, str(self.settings.internal_token))
+        self.auth = AuthClient(self.settings.auth_addr, str(self.settings.internal_token))
 
     async def stop(self) -> None:
         await super().stop()
@@ -120,12 +119,11 @@ class AnalyticsDaemon(LoopDaemon):
         if self.auth is None:
             raise UnavailableError("analytics is not started")
         try:
-            reply = await self.auth.call(self.auth.auth.ListProjects,
-                                         auth_pb2.ListProjectsRequest())
+            projects = await self.auth.list_projects()
         except LedgerError as exc:
             # Never guess a retention: without the projects, keep everything until next time.
             raise UnavailableError(f"retention unknown, not pruning ({exc.message})") from exc
-        return {p.id: p.retention_days for p in reply.projects}
+        return {p.id: p.retention_days for p in projects}
 
     async def prune(self) -> dict[str, Any]:
         """Drop partitions past the longest retention; trim projects with a shorter one."""

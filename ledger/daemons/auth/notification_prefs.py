@@ -1,6 +1,6 @@
 """AuthService RPCs for notification preferences, mixed into ``AuthServicer``.
 
-Kept apart from the servicer so that the live feature (``ledger.daemons.gateway.live``) owns
+Kept apart from the servicer so that the live feature (``ledger.daemons.gateway.live.routes``) owns
 its RPCs; the servicer provides ``_conn()``, a connection of the auth database.
 """
 

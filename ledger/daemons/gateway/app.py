@@ -7,7 +7,9 @@ Tests drive the app in process (``httpx.ASGITransport`` inside
 
 Routers come from ``ROUTER_MODULES``: each module exposes ``router`` (and optionally
 ``DOC_MODELS``, models that only ``openapi_extra`` mentions, and ``LEAN_ROUTES``, Starlette
-routes that ``HotPaths`` serves ahead of FastAPI's stack; see there).
+routes served ahead of FastAPI's stack, see ``edge/hot_paths.py``). Cross-cutting concerns
+are added with ``app.add_middleware`` / ``app.add_exception_handler`` only: the lean routes get
+them from there.
 Adding a router is one line.
 """
 
@@ -24,39 +26,36 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger import __version__, bus
 from ledger.config import Settings, masked
-from ledger.daemons.gateway import errors
-from ledger.daemons.gateway.batcher import IngestBatcher
-from ledger.daemons.gateway.breaker import CircuitBreaker
-from ledger.daemons.gateway.keys import FAILURE_LIMIT, KeyCache, KeyValidator
-from ledger.daemons.gateway.live import open_live
-from ledger.daemons.gateway.metrics import Metrics, MetricsMiddleware
-from ledger.daemons.gateway.ratelimit import RateLimiter
-from ledger.daemons.gateway.schemas import ErrorResponse
+from ledger.daemons.gateway.edge import hot_paths
+from ledger.daemons.gateway.edge.breaker import CircuitBreaker
+from ledger.daemons.gateway.edge.key_cache import FAILURE_LIMIT, KeyCache, KeyValidator
+from ledger.daemons.gateway.edge.rate_limits import RateLimiter
+from ledger.daemons.gateway.live.routes import open_live
+from ledger.daemons.gateway.routes import responses
+from ledger.daemons.gateway.routes.ingest_batcher import IngestBatcher
+from ledger.daemons.gateway.routes.metrics import Metrics, MetricsMiddleware
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway
-from ledger.errors import LedgerError, UnavailableError
-from ledger.rpc.clients import Client
+from ledger.errors import UnavailableError
+from ledger.rpc.auth_client import AuthClient
+from ledger.rpc.ingest_client import IngestClient
+from ledger.rpc.query_client import QueryClient
 
 ROUTER_MODULES: tuple[str, ...] = (
-    "ledger.daemons.gateway.health",
-    "ledger.daemons.gateway.metrics",
-    "ledger.daemons.gateway.ingest_routes",
-    "ledger.daemons.gateway.live",
-    "ledger.daemons.gateway.live_prefs",
-    "ledger.daemons.gateway.routes_accounts",
-    "ledger.daemons.gateway.routes_projects",
-    "ledger.daemons.gateway.routes_logs",
-    "ledger.daemons.gateway.routes_errors",
+    "ledger.daemons.gateway.routes.health",
     "ledger.daemons.gateway.routes.metrics",
+    "ledger.daemons.gateway.routes.ingest",
+    "ledger.daemons.gateway.live.routes",
+    "ledger.daemons.gateway.live.preferences",
+    "ledger.daemons.gateway.routes.accounts",
+    "ledger.daemons.gateway.routes.projects",
+    "ledger.daemons.gateway.routes.logs",
+    "ledger.daemons.gateway.routes.errors",
+    "ledger.daemons.gateway.routes.project_metrics",
 )
 
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0
@@ -94,7 +93,7 @@ def create_app(
         async with _open_gateway(settings, metrics, breaker, rate_windows,
                                  auth_failure_limit) as gateway, open_live(gateway) as live:
             app.state.gateway = gateway
-            app.state.live = live  # the SSE hub (live.py)
+            app.state.live = live  # the SSE hub (live/routes.py)
             yield
 
     app = FastAPI(title="Ledger", version=__version__, description=DESCRIPTION,
@@ -107,52 +106,11 @@ def create_app(
     for module in modules:
         doc_models.extend(getattr(module, "DOC_MODELS", ()))
     app.openapi = _openapi(app, doc_models)  # type: ignore[method-assign]
-    errors.install(app)
+    responses.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
     lean = [route for module in modules for route in getattr(module, "LEAN_ROUTES", ())]
-    build_stack = app.build_middleware_stack
-
-    def build_with_hot_paths() -> ASGIApp:
-        return HotPaths(build_stack(), lean, metrics)
-
-    app.build_middleware_stack = build_with_hot_paths  # type: ignore[method-assign]
+    hot_paths.install(app, lean)  # after the concerns above: the lean routes get them all
     return app
-
-
-class HotPaths:
-    """Serves a few hot POST routes before FastAPI's middleware stack, the rest through it.
-
-    A single-log request spends a third of the gateway's CPU in the generic layers (server
-    error, telemetry and body-limit middlewares, exception middleware, router, FastAPI's
-    dependency solving), measured with py-spy. The hot routes keep what those layers give them:
-    metrics (``MetricsMiddleware``), the 500 answer (``InternalErrorMiddleware``) and the
-    ``LedgerError``/Redis error answers (the handlers of ``errors``); any other method or path
-    goes through the full stack as before.
-    """
-
-    def __init__(self, app: ASGIApp, routes: list[Route], metrics: Metrics) -> None:
-        self.app = app
-        self.routes = {route.path: route for route in routes}
-        self.lean = MetricsMiddleware(errors.InternalErrorMiddleware(self._serve), metrics)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] == "http" and scope["method"] == "POST"
-                and scope["path"] in self.routes):
-            await self.lean(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes[scope["path"]]
-        scope["route"] = route  # the metrics label, as the router sets it
-        request = Request(scope, receive)
-        try:
-            response: Response = await route.endpoint(request)
-        except LedgerError as exc:
-            response = await errors.ledger_error_handler(request, exc)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            response = await errors.redis_error_handler(request, exc)
-        await response(scope, receive, send)
 
 
 @contextlib.asynccontextmanager
@@ -166,9 +124,9 @@ async def _open_gateway(
     settings.require("redis_url", "internal_token")
     token = str(settings.internal_token)
     redis = bus.client(str(settings.redis_url))
-    auth = Client("auth", settings.auth_addr, token)
-    ingest = Client("ingest", settings.ingest_addr, token)
-    query = Client("query", settings.query_addr, token)
+    auth = AuthClient(settings.auth_addr, token)
+    ingest = IngestClient(settings.ingest_addr, token)
+    query = QueryClient(settings.query_addr, token)
     keys = KeyValidator(redis, auth, KeyCache(settings.gateway_key_cache_seconds), breaker,
                         metrics, failure_limit=auth_failure_limit)
     gateway = Gateway(

@@ -13,11 +13,13 @@ import redis.asyncio as aioredis
 from starlette.requests import Request
 
 from ledger.config import Settings
-from ledger.daemons.gateway.batcher import IngestBatcher
-from ledger.daemons.gateway.keys import KeyValidator
-from ledger.daemons.gateway.metrics import Metrics
-from ledger.daemons.gateway.ratelimit import RateLimiter
-from ledger.rpc.clients import Client
+from ledger.daemons.gateway.edge.key_cache import KeyValidator
+from ledger.daemons.gateway.edge.rate_limits import RateLimiter
+from ledger.daemons.gateway.routes.ingest_batcher import IngestBatcher
+from ledger.daemons.gateway.routes.metrics import Metrics
+from ledger.rpc.auth_client import AuthClient
+from ledger.rpc.ingest_client import IngestClient
+from ledger.rpc.query_client import QueryClient
 
 
 @dataclass
@@ -26,7 +28,7 @@ class Gateway:
 
     Attributes:
         redis: the one Redis client (bytes responses).
-        auth / ingest / query: one gRPC client per daemon.
+        auth / ingest / query: one typed gRPC client per daemon.
         batcher: sends ingest requests over ``ingest``, coalescing concurrent ones.
         closing: set when shutdown begins, so that long-lived streams (SSE) can end and let
             in-flight requests finish.
@@ -35,9 +37,9 @@ class Gateway:
 
     settings: Settings
     redis: aioredis.Redis
-    auth: Client
-    ingest: Client
-    query: Client
+    auth: AuthClient
+    ingest: IngestClient
+    query: QueryClient
     keys: KeyValidator
     limiter: RateLimiter
     metrics: Metrics

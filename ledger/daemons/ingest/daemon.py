@@ -8,13 +8,9 @@ import logging
 import socket
 from datetime import date
 
-import grpc
-import redis.asyncio as aioredis
-from psycopg_pool import AsyncConnectionPool
-
 from ledger.config import Settings
 from ledger.core.connections import connect_redis
-from ledger.daemons.checks import postgres_health, redis_health
+from ledger.daemons.base import GrpcDaemon
 from ledger.daemons.ingest.queue import Queue
 from ledger.daemons.ingest.service import IngestServicer
 from ledger.daemons.ingest.writer import Streams, Writer
@@ -44,18 +40,15 @@ def _check_schema(url: str) -> None:
         migrate.require_current(conn, "logs")  # type: ignore[arg-type]
 
 
-class IngestDaemon:
+class IngestDaemon(GrpcDaemon):
     """Serves ``ledger.v1.IngestService``; ``port`` is the bound port after ``start()``."""
 
     name = "ingest"
+    stop_grace_seconds = STOP_GRACE_SECONDS
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.port = 0
+        super().__init__(settings)
         self.writers: list[Writer] = []
-        self._server: grpc.aio.Server | None = None
-        self._pool: AsyncConnectionPool | None = None
-        self._redis: aioredis.Redis | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._streams: Streams | None = None
@@ -129,8 +122,7 @@ class IngestDaemon:
     async def stop(self) -> None:
         """Finish in-flight calls, let writers finish their batch, then close everything."""
         self._stopping.set()
-        if self._server is not None:
-            await self._server.stop(STOP_GRACE_SECONDS)
+        await self._stop_server()
         if self._tasks:
             _, late = await asyncio.wait(self._tasks, timeout=STOP_WRITERS_SECONDS)
             for task in late:
@@ -140,17 +132,9 @@ class IngestDaemon:
                     await task
         self._tasks.clear()
         await self._close_clients()
-
-    async def _close_clients(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        self._stopped.set()
 
     async def _health(self) -> dict[str, str]:
         alive = sum(1 for t in self._tasks if not t.done())
         writers = "ok" if alive == len(self._tasks) else f"{alive} of {len(self._tasks)} running"
-        return {"postgres": await postgres_health(self._pool),
-                "redis": await redis_health(self._redis), "writers": writers}
+        return {**await super()._health(), "writers": writers}

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-import grpc
 import psycopg
-import redis.asyncio as aioredis
-from psycopg_pool import AsyncConnectionPool
 
 from ledger import bus
 from ledger.config import Settings
-from ledger.daemons.checks import postgres_health, redis_health, require_schema
+from ledger.daemons.base import GrpcDaemon
+from ledger.daemons.checks import require_schema
 from ledger.daemons.query.metrics_servicer import MetricsServicer
 from ledger.daemons.query.servicer import COUNT_GRACE_SECONDS, QueryServicer
 from ledger.db.pool import async_pool, open_pool
@@ -34,21 +31,17 @@ def _with_timeout(url: str) -> str:
         url, options=f"{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip())
 
 
-class QueryDaemon:
+class QueryDaemon(GrpcDaemon):
     """Serves ``QueryService`` on ``LEDGER_QUERY_LISTEN``; ``port`` is valid after ``start()``."""
 
     name = "query"
+    stop_grace_seconds = GRACE_SECONDS
 
     def __init__(self, settings: Settings, *,
                  count_grace_seconds: float = COUNT_GRACE_SECONDS) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.count_grace_seconds = count_grace_seconds
-        self.port = 0
-        self._pool: AsyncConnectionPool | None = None
-        self._redis: aioredis.Redis | None = None
-        self._server: grpc.aio.Server | None = None
         self._servicer: QueryServicer | None = None
-        self._stopped = asyncio.Event()
 
     async def start(self) -> None:
         """Check the schema, open the pool and Redis, bind and start the gRPC server."""
@@ -70,24 +63,8 @@ class QueryDaemon:
         await self._server.start()
         logger.info("query: serving on port %d", self.port)
 
-    async def _health(self) -> dict[str, str]:
-        return {"postgres": await postgres_health(self._pool),
-                "redis": await redis_health(self._redis)}
-
-    async def wait(self) -> None:
-        """Return once ``stop`` ran: gRPC serves from its own threads, nothing here can die."""
-        # Not server.wait_for_termination(): cancelling that (as run() does on SIGTERM)
-        # cancels grpc's own shutdown future, and the graceful stop then fails.
-        await self._stopped.wait()
-
-    async def stop(self) -> None:
-        """Let in-flight reads finish (up to a grace period), then close everything."""
-        if self._server is not None:
-            await self._server.stop(GRACE_SECONDS)
+    async def _close_clients(self) -> None:
+        # The servicer's background counts use the pool: they end first.
         if self._servicer is not None:
             await self._servicer.close()
-        if self._pool is not None:
-            await self._pool.close()
-        if self._redis is not None:
-            await self._redis.aclose()
-        self._stopped.set()
+        await super()._close_clients()

@@ -1,1 +1,1 @@
-"""Route modules, one per resource (DESIGN §5)."""
+"""The HTTP routes, one module per resource, and what they share (responses, bodies)."""

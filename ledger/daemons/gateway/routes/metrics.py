@@ -1,124 +1,136 @@
-"""``GET /api/v1/metrics/*``: rollups and cached dashboard figures of one project (DESIGN §5).
+"""``GET /metrics``: Prometheus text of the gateway itself, names prefixed ``ledger_``.
 
-The gateway checks who may read which project (an API key with ``read``: its own; an account:
-the projects it owns). A cached dashboard figure is read straight from Redis; anything else,
-and a cache miss, goes with the parameters as sent to the query daemon's ``MetricsService``,
-which validates them once (a 400 names the parameter), computes, caches, and answers JSON that
-is passed through without decoding.
+Hand-rolled (a few counters and one histogram) rather than a dependency: the text format is
+simple and stable, and the counters are plain dict increments on the hot path.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import bisect
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledger import bus
-from ledger.core.metrics import CACHED
-from ledger.daemons.gateway.access import owned_project, readable_project
-from ledger.daemons.gateway.deps import ApiKeyPrincipal, Principal, RequirePrincipal
-from ledger.daemons.gateway.routes_logs import READ_RESPONSES, json_bytes, query_params
-from ledger.daemons.gateway.state import Gateway
-from ledger.proto import metrics_pb2, metrics_pb2_grpc
+from ledger.daemons.gateway.edge.breaker import BreakerState
 
-router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
-require_read = RequirePrincipal("read")
+UNMATCHED = "<unmatched>"  # one label for every unknown path: scanners cannot explode the series
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _param(name: str, description: str, enum: list[str] | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
-    if enum:
-        schema["enum"] = enum
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema}
+class Metrics:
+    """The gateway's counters. One instance per app; rendered by ``render``."""
+
+    def __init__(self) -> None:
+        self.requests: defaultdict[tuple[str, str, int], int] = defaultdict(int)
+        self.duration_counts: defaultdict[str, list[int]] = defaultdict(
+            lambda: [0] * (len(_BUCKETS) + 1))
+        self.duration_sums: defaultdict[str, float] = defaultdict(float)
+        self.ingest_logs: defaultdict[str, int] = defaultdict(int)
+        self.key_cache: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.breaker_state: Callable[[], BreakerState] = lambda: BreakerState.CLOSED
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests[(route, method, status)] += 1
+        self.duration_counts[route][bisect.bisect_left(_BUCKETS, seconds)] += 1
+        self.duration_sums[route] += seconds
+
+    def count_logs(self, accepted: int, rejected: int) -> None:
+        self.ingest_logs["accepted"] += accepted
+        self.ingest_logs["rejected"] += rejected
+
+    def key_lookup(self, layer: str, hit: bool) -> None:
+        """``layer`` is ``memory`` (in-process) or ``redis``."""
+        self.key_cache[(layer, "hit" if hit else "miss")] += 1
+
+    def render(self) -> str:
+        """The Prometheus text exposition format (version 0.0.4)."""
+        lines: list[str] = []
+        _family(lines, "ledger_http_requests_total", "counter",
+                "HTTP requests answered by the gateway.",
+                ((f'route="{_esc(r)}",method="{m}",status="{s}"', n)
+                 for (r, m, s), n in sorted(self.requests.items())))
+        lines += ["# HELP ledger_http_request_duration_seconds Time to answer a request.",
+                  "# TYPE ledger_http_request_duration_seconds histogram"]
+        for route, counts in sorted(self.duration_counts.items()):
+            label = f'route="{_esc(route)}"'
+            total = 0
+            for bound, count in zip((*_BUCKETS, float("inf")), counts, strict=True):
+                total += count
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                lines.append(f'ledger_http_request_duration_seconds_bucket{{{label},le="{le}"}}'
+                             f" {total}")
+            lines.append(f"ledger_http_request_duration_seconds_sum{{{label}}}"
+                         f" {self.duration_sums[route]:.6f}")
+            lines.append(f"ledger_http_request_duration_seconds_count{{{label}}} {total}")
+        _family(lines, "ledger_ingest_logs_total", "counter",
+                "Logs the gateway forwarded, by what ingest did with them.",
+                ((f'outcome="{o}"', self.ingest_logs[o]) for o in ("accepted", "rejected")))
+        _family(lines, "ledger_key_cache_lookups_total", "counter",
+                "API-key cache lookups by layer (memory, redis) and result (hit, miss).",
+                ((f'layer="{layer}",result="{result}"', self.key_cache[(layer, result)])
+                 for layer in ("memory", "redis") for result in ("hit", "miss")))
+        current = self.breaker_state()
+        _family(lines, "ledger_auth_breaker_state", "gauge",
+                "Circuit breaker around the auth daemon: 1 for the current state.",
+                ((f'state="{s.value}"', int(s is current)) for s in BreakerState))
+        return "\n".join(lines) + "\n"
 
 
-_PROJECT = _param("project_id", "Project id or slug (implied by an API key).")
-_PERIOD = [
-    _param("period", "Preset window.", ["today", "last1h", "last24h", "last7days",
-                                        "last30days", "currentWeek", "currentMonth",
-                                        "currentYear"]),
-    _param("periodFrom", "Start, ISO-8601 (instead of period)."),
-    _param("periodTo", "End, ISO-8601 (instead of period)."),
-]
+def _family(lines: list[str], name: str, kind: str, help_text: str,
+            samples: Iterable[tuple[str, int | float]]) -> None:
+    lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    lines += [f"{name}{{{labels}}} {value}" for labels, value in samples]
 
 
-async def _metric(request: Request, principal: Principal, name: str) -> Response:
-    gateway: Gateway = request.app.state.gateway
-    params = query_params(request)
-    ref = params.get("project_id")
-    project = await readable_project(gateway, principal, ref)
-    quota = 0
-    if name == "usage":
-        if isinstance(principal, ApiKeyPrincipal):
-            quota = principal.identity.daily_quota
-        else:
-            quota = (await owned_project(gateway, principal, project.id)).daily_quota
-    if name in CACHED and set(params) <= {"project_id"}:
-        # A warm figure straight from Redis: one GET, no hop through the query daemon (which
-        # computes and caches it on a miss, and checks the parameters).
-        hit = await gateway.redis.get(bus.metric_cache(project.id, name))
-        if hit is not None:
-            response = json_bytes(hit if isinstance(hit, bytes) else hit.encode(), principal)
-            response.headers["X-Ledger-Cache"] = "hit"
-            return response
-    # A stub is a few bound callables over the query daemon's one channel: cheap per request.
-    stub = metrics_pb2_grpc.MetricsServiceStub(gateway.query.channel)
-    answer = await gateway.query.call(stub.GetMetric, metrics_pb2.GetMetricRequest(
-        project_id=project.id, name=name, params=params, daily_quota=quota))
-    response = json_bytes(answer.json, principal)
-    response.headers["X-Ledger-Cache"] = "hit" if answer.cached else "miss"
-    return response
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-@router.get("/aggregated", summary="Hourly or daily rollups", responses=READ_RESPONSES,
-            openapi_extra={"parameters": [
-                _PROJECT,
-                {**_param("type", "Which rollup.", ["exception", "endpoint", "log_volume"]),
-                 "required": True},
-                _param("granularity", "Bucket size (default hourly).", ["hourly", "daily"]),
-                _param("dimension", "Only these dimensions (comma-separated)."), *_PERIOD]})
-async def aggregated(request: Request, principal: Principal = Depends(require_read)) -> Response:
-    """Zero-filled buckets of one rollup type, each with its total and its figures per
-    dimension (error type, ``METHOD route`` or ``level:log_type``)."""
-    return await _metric(request, principal, "aggregated")
+class MetricsMiddleware:
+    """Counts every HTTP request by route template, method and status, and times it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # what the client gets if the app dies before answering
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or UNMATCHED
+            self.metrics.observe_request(path, scope["method"], status,
+                                         time.perf_counter() - start)
 
 
-@router.get("/bottleneck", summary="Slowest routes", responses=READ_RESPONSES,
-            openapi_extra={"parameters": [
-                _PROJECT, _param("routes", "Only these routes (comma-separated)."),
-                _param("statistic", "Rank by (default p95).",
-                       ["min", "max", "avg", "median", "p95", "p99", "count"]),
-                _param("limit", "Routes returned, 1-500 (default 20)."), *_PERIOD]})
-async def bottleneck(request: Request, principal: Principal = Depends(require_read)) -> Response:
-    """Routes ranked by one duration statistic over the period, and every route seen."""
-    return await _metric(request, principal, "bottleneck")
+router = APIRouter(tags=["health"])
 
 
-@router.get("/error-rate", summary="Errors in 5-minute buckets, 24 h", responses=READ_RESPONSES,
-            openapi_extra={"parameters": [_PROJECT]})
-async def error_rate(request: Request, principal: Principal = Depends(require_read)) -> Response:
-    """``[{timestamp, error_count, critical_count}]`` for the last 24 hours (cached)."""
-    return await _metric(request, principal, "error-rate")
-
-
-@router.get("/log-volume", summary="Logs per level, hourly, 7 days", responses=READ_RESPONSES,
-            openapi_extra={"parameters": [_PROJECT]})
-async def log_volume(request: Request, principal: Principal = Depends(require_read)) -> Response:
-    """``[{timestamp, debug, info, warning, error, critical}]`` for the last 7 days (cached)."""
-    return await _metric(request, principal, "log-volume")
-
-
-@router.get("/top-errors", summary="Top unresolved error groups, 24 h",
-            responses=READ_RESPONSES, openapi_extra={"parameters": [_PROJECT]})
-async def top_errors(request: Request, principal: Principal = Depends(require_read)) -> Response:
-    """The 50 unresolved groups with most events in 24 h, with an hourly trend (cached)."""
-    return await _metric(request, principal, "top-errors")
-
-
-@router.get("/usage", summary="Today's usage against the quota", responses=READ_RESPONSES,
-            openapi_extra={"parameters": [_PROJECT]})
-async def usage(request: Request, principal: Principal = Depends(require_read)) -> Response:
-    """Logs accepted today (UTC) against the project's daily quota."""
-    return await _metric(request, principal, "usage")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of the gateway",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+                     "description": "Prometheus text exposition format 0.0.4"}},
+)
+async def get_metrics(request: Request) -> Response:
+    """Requests by route and status, logs accepted/rejected, key cache hits, breaker state."""
+    metrics: Metrics = request.app.state.metrics
+    return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
-from ledger.daemons.gateway.deps import KEY_PREFIX, ApiKeyPrincipal, Principal, bearer
-from ledger.daemons.gateway.sessions import AccountPrincipal, authenticate_account
+from ledger.core.projects import Project
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal, authenticate_account
+from ledger.daemons.gateway.edge.principal import KEY_PREFIX, ApiKeyPrincipal, Principal, bearer
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import (
     AuthenticationError,
@@ -23,7 +24,6 @@ from ledger.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from ledger.proto import auth_pb2
 
 MAX_REF_CHARS = 100
 
@@ -61,27 +61,24 @@ def not_found(ref: str) -> NotFoundError:
     return NotFoundError(f"project {ref[:MAX_REF_CHARS]!r} not found among your projects")
 
 
-async def account_projects(gateway: Gateway, account_id: str) -> list[auth_pb2.Project]:
+async def account_projects(gateway: Gateway, account_id: str) -> list[Project]:
     """Every project the account owns."""
-    response = await gateway.auth.call(gateway.auth.auth.ListProjects,
-                                       auth_pb2.ListProjectsRequest(account_id=account_id))
-    return list(response.projects)
+    return await gateway.auth.list_projects(account_id)
 
 
 async def owned_project(gateway: Gateway, account: AccountPrincipal,
-                        ref: str) -> auth_pb2.Project:
+                        ref: str) -> Project:
     """The account's project with id or slug ``ref``, or 404 (also when another owns it)."""
     ref = ref.strip()
     if not ref or len(ref) > MAX_REF_CHARS:
         raise not_found(ref)
     try:
-        response = await gateway.auth.call(gateway.auth.auth.GetProject,
-                                           auth_pb2.GetProjectRequest(ref=ref))
+        project = await gateway.auth.get_project(ref)
     except (NotFoundError, InvalidInputError):
         raise not_found(ref) from None
-    if response.project.account_id != account.account_id:
+    if project.account_id != account.account_id:
         raise not_found(ref)
-    return response.project
+    return project
 
 
 async def readable_project(gateway: Gateway, principal: Principal,

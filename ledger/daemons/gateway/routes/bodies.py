@@ -11,7 +11,7 @@ import zlib
 
 from starlette.requests import ClientDisconnect, Request
 
-from ledger.daemons.gateway.errors import UnsupportedMediaTypeError
+from ledger.daemons.gateway.routes.responses import UnsupportedMediaTypeError
 from ledger.errors import InvalidInputError, PayloadTooLargeError
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # expect a gzip header and trailer

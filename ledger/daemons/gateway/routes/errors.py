@@ -8,9 +8,10 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from ledger.daemons.gateway.access import readable_project, readable_project_ids
-from ledger.daemons.gateway.deps import Principal, RequirePrincipal
-from ledger.daemons.gateway.query_schemas import (
+from ledger.daemons.gateway.edge.access import readable_project, readable_project_ids
+from ledger.daemons.gateway.edge.principal import Principal, RequirePrincipal
+from ledger.daemons.gateway.routes.logs import READ_RESPONSES, json_bytes, log_page, query_params
+from ledger.daemons.gateway.schemas.queries import (
     GROUP_PARAMETERS,
     LOG_PARAMETERS,
     ErrorGroup,
@@ -19,9 +20,7 @@ from ledger.daemons.gateway.query_schemas import (
     LogPage,
     StatusChange,
 )
-from ledger.daemons.gateway.routes_logs import READ_RESPONSES, json_bytes, log_page, query_params
 from ledger.daemons.gateway.state import Gateway
-from ledger.proto import query_pb2
 
 router = APIRouter(prefix="/api/v1", tags=["errors"])
 # Triage (status) is part of working with errors: a key needs the read scope, like for reading.
@@ -54,9 +53,7 @@ async def list_groups(request: Request,
     gateway: Gateway = request.app.state.gateway
     params = query_params(request)
     project = await readable_project(gateway, principal, params.pop("project_id", None))
-    page = await gateway.query.call(
-        gateway.query.query.ListErrorGroups,
-        query_pb2.ListErrorGroupsRequest(project_id=project.id, params=params))
+    page = await gateway.query.list_error_groups(project.id, params)
     body = orjson.dumps({"error_groups": orjson.Fragment(page.groups_json),
                          "total": page.total, "has_more": page.has_more})
     return json_bytes(body, principal)
@@ -73,10 +70,8 @@ async def get_group(request: Request, group_id: uuid.UUID,
     """A group with counts, first/last seen, status, a sample event and why it was grouped."""
     gateway: Gateway = request.app.state.gateway
     project_ids = await readable_project_ids(gateway, principal)
-    found = await gateway.query.call(gateway.query.query.GetErrorGroup,
-                                     query_pb2.GetErrorGroupRequest(
-                                         project_ids=project_ids, group_id=str(group_id)))
-    return json_bytes(found.group_json, principal)
+    return json_bytes(await gateway.query.get_error_group(project_ids, str(group_id)),
+                      principal)
 
 
 @router.patch(
@@ -90,9 +85,6 @@ async def set_group_status(request: Request, group_id: uuid.UUID, change: Status
     """Set ``status``; ``resolved`` stamps ``resolved_at`` and may carry ``resolved_in_release``."""
     gateway: Gateway = request.app.state.gateway
     project_ids = await readable_project_ids(gateway, principal)
-    updated = await gateway.query.call(
-        gateway.query.query.UpdateErrorGroupStatus,
-        query_pb2.UpdateErrorGroupStatusRequest(
-            project_ids=project_ids, group_id=str(group_id), status=change.status,
-            resolved_in_release=change.resolved_in_release or ""))
-    return json_bytes(updated.group_json, principal)
+    updated = await gateway.query.update_error_group_status(
+        project_ids, str(group_id), change.status, change.resolved_in_release or "")
+    return json_bytes(updated, principal)

@@ -4,8 +4,9 @@ The ingest handlers read the raw body (gunzipped and capped by ``bodies.read_bod
 the bytes to the ingest daemon untouched: parsing and the rules of §3 run once, there.
 
 The two ingest routes are the hot path (DESIGN §9). The app serves them from ``LEAN_ROUTES``
-ahead of FastAPI's middleware stack and dependency machinery (``app.HotPaths``, which keeps the
-metrics and the error answers); they authenticate with ``deps.require_key``. The FastAPI routes
+ahead of FastAPI's middleware stack and dependency machinery (``edge/hot_paths.py``, which
+applies every middleware and exception handler of the app to them); they authenticate with
+``edge.principal.require_key``. The FastAPI routes
 below run the same code and document the paths in /openapi.json. Single logs and small
 batches go through the gateway's ``IngestBatcher``, which coalesces concurrent requests into
 one gRPC call.
@@ -20,15 +21,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ledger.core.events import CONSTRAINTS
-from ledger.daemons.gateway.bodies import check_json_content_type, read_body
-from ledger.daemons.gateway.deps import (
+from ledger.core.rpc_models import IngestRequest, IngestResult, IngestShape
+from ledger.daemons.gateway.edge.principal import (
     AUTH_RESPONSES,
     ApiKeyPrincipal,
     RequireKey,
     require_key,
 )
-from ledger.daemons.gateway.errors import error_response, json_response
-from ledger.daemons.gateway.schemas import (
+from ledger.daemons.gateway.routes.bodies import check_json_content_type, read_body
+from ledger.daemons.gateway.routes.responses import error_response, json_response
+from ledger.daemons.gateway.schemas.ingest import (
     ErrorResponse,
     IngestBatchRejected,
     IngestBatchRequest,
@@ -39,7 +41,6 @@ from ledger.daemons.gateway.schemas import (
     SettingsResponse,
 )
 from ledger.daemons.gateway.state import Gateway
-from ledger.proto import ingest_pb2
 
 router = APIRouter(prefix="/api/v1")
 
@@ -79,23 +80,23 @@ DOC_MODELS = (LogRecord, IngestBatchRequest, IngestBatchRejected)
 
 
 async def _ingest(request: Request, principal: ApiKeyPrincipal,
-                  shape: ingest_pb2.IngestShape.ValueType) -> ingest_pb2.IngestLogsResponse:
+                  shape: IngestShape) -> IngestResult:
     gateway: Gateway = request.app.state.gateway
     check_json_content_type(request)
     body = await read_body(request, gateway.settings.gateway_max_body_bytes)
     identity = principal.identity
-    request_pb = ingest_pb2.IngestLogsRequest(
+    forwarded = IngestRequest(
         project_id=identity.project_id, shape=shape, body=body,
         retention_days=identity.retention_days, daily_quota=identity.daily_quota)
     if len(body) <= COALESCE_MAX_BYTES:
-        response = await gateway.batcher.submit(request_pb)
+        response = await gateway.batcher.submit(forwarded)
     else:
-        response = await gateway.ingest.call(gateway.ingest.ingest.IngestLogs, request_pb)
+        response = await gateway.ingest.ingest_logs(forwarded)
     gateway.metrics.count_logs(response.accepted, response.rejected)
     return response
 
 
-def _item_errors(response: ingest_pb2.IngestLogsResponse) -> list[dict[str, Any]]:
+def _item_errors(response: IngestResult) -> list[dict[str, Any]]:
     return [{"index": e.index, "field": e.field, "reason": e.reason} for e in response.errors]
 
 
@@ -117,7 +118,7 @@ async def ingest_single(
 
 
 async def _single(request: Request, principal: ApiKeyPrincipal) -> Response:
-    response = await _ingest(request, principal, ingest_pb2.INGEST_SHAPE_SINGLE)
+    response = await _ingest(request, principal, "single")
     headers = principal.rate_headers()
     if response.accepted == 0:
         reason = response.errors[0] if response.errors else None
@@ -151,7 +152,7 @@ async def ingest_batch(
 
 
 async def _batch(request: Request, principal: ApiKeyPrincipal) -> Response:
-    response = await _ingest(request, principal, ingest_pb2.INGEST_SHAPE_BATCH)
+    response = await _ingest(request, principal, "batch")
     headers = principal.rate_headers()
     errors = _item_errors(response)
     if response.accepted == 0:
@@ -169,7 +170,7 @@ async def _lean_batch(request: Request) -> Response:
     return await _batch(request, await require_key(request, "ingest"))
 
 
-#: POST paths served ahead of FastAPI's stack (see the module docstring and ``app.HotPaths``);
+#: POST paths served ahead of FastAPI's stack (see the module docstring and ``edge/hot_paths.py``);
 #: the FastAPI routes above run the same code and document them.
 LEAN_ROUTES = (
     Route("/api/v1/ingest/single", _lean_single, methods=["POST"], include_in_schema=False),
@@ -189,11 +190,9 @@ async def queue_depth(
 ) -> Response:
     """How many accepted logs of the project are queued and not yet in the database."""
     gateway: Gateway = request.app.state.gateway
-    answer = await gateway.ingest.call(
-        gateway.ingest.ingest.GetQueueDepth,
-        ingest_pb2.GetQueueDepthRequest(project_id=principal.project_id))
-    return json_response({"project_id": principal.project_id,
-                          "queue_depth": answer.queue_depth}, 200, principal.rate_headers())
+    depth = await gateway.ingest.get_queue_depth(principal.project_id)
+    return json_response({"project_id": principal.project_id, "queue_depth": depth}, 200,
+                         principal.rate_headers())
 
 
 @router.get(

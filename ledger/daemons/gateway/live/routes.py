@@ -35,10 +35,15 @@ from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
 from ledger.core.events import LEVELS, LOG_TYPES
-from ledger.daemons.gateway.access import not_found
-from ledger.daemons.gateway.deps import AUTH_RESPONSES, ApiKeyPrincipal, Principal, RequirePrincipal
-from ledger.daemons.gateway.hub import Hub, Subscription
-from ledger.daemons.gateway.live_events import (
+from ledger.daemons.gateway.edge.access import not_found
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
+from ledger.daemons.gateway.edge.principal import (
+    AUTH_RESPONSES,
+    ApiKeyPrincipal,
+    Principal,
+    RequirePrincipal,
+)
+from ledger.daemons.gateway.live.events import (
     NOTIFICATIONS,
     TAIL,
     Event,
@@ -50,9 +55,9 @@ from ledger.daemons.gateway.live_events import (
     format_cursor,
     parse_cursor,
 )
-from ledger.daemons.gateway.live_prefs import account_preferences
-from ledger.daemons.gateway.schemas import ErrorResponse
-from ledger.daemons.gateway.sessions import AccountPrincipal
+from ledger.daemons.gateway.live.hub import Hub, Subscription
+from ledger.daemons.gateway.live.preferences import account_preferences
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway, get_gateway
 from ledger.errors import InvalidInputError, RateLimitedError
 

@@ -13,9 +13,10 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ledger.core import sessions
+from ledger.core.rpc_models import IssuedSession
+from ledger.daemons.gateway.routes.responses import model_body
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import AuthenticationError, UnavailableError
-from ledger.proto import auth_pb2
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,7 @@ async def authenticate_account(gateway: Gateway, token: str) -> AccountPrincipal
     return AccountPrincipal(claims)
 
 
-def token_body(gateway: Gateway, session: auth_pb2.Session) -> dict[str, Any]:
+def token_body(gateway: Gateway, session: IssuedSession) -> dict[str, Any]:
     """The answer of register, login and refresh: a new access token and refresh token."""
     account = session.account
     access, expires = sessions.issue_access_token(
@@ -72,11 +73,5 @@ def token_body(gateway: Gateway, session: auth_pb2.Session) -> dict[str, Any]:
         "access_expires_at": expires.isoformat(),
         "refresh_token": session.refresh_token,
         "refresh_expires_at": session.refresh_expires_at,
-        "account": account_body(account),
+        "account": model_body(account),
     }
-
-
-def account_body(account: auth_pb2.Account) -> dict[str, Any]:
-    """An account as the REST API shows it."""
-    return {"id": account.id, "email": account.email, "name": account.name,
-            "created_at": account.created_at or None, "updated_at": account.updated_at or None}

@@ -18,9 +18,9 @@ import asyncio
 import logging
 from collections import deque
 
-from ledger.errors import BY_CODE, LedgerError
-from ledger.proto import ingest_pb2
-from ledger.rpc.clients import Client
+from ledger.core.rpc_models import IngestRequest, IngestResult
+from ledger.errors import LedgerError
+from ledger.rpc.ingest_client import IngestClient
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ MAX_ITEMS = 256
 MAX_BYTES = 4 * 1024 * 1024
 MAX_IN_FLIGHT = 1
 
-_Waiting = tuple[ingest_pb2.IngestLogsRequest, "asyncio.Future[ingest_pb2.IngestLogsResponse]"]
+_Waiting = tuple[IngestRequest, "asyncio.Future[IngestResult]"]
 
 
 class IngestBatcher:
@@ -42,7 +42,7 @@ class IngestBatcher:
         max_in_flight: calls open at once; more requests wait for one of them to finish.
     """
 
-    def __init__(self, client: Client, *, max_items: int = MAX_ITEMS,
+    def __init__(self, client: IngestClient, *, max_items: int = MAX_ITEMS,
                  max_bytes: int = MAX_BYTES, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._client = client
         self._max_items = max_items
@@ -54,15 +54,14 @@ class IngestBatcher:
         self.calls_made = 0
         self.requests_sent = 0
 
-    async def submit(self, request: ingest_pb2.IngestLogsRequest,
-                     ) -> ingest_pb2.IngestLogsResponse:
+    async def submit(self, request: IngestRequest) -> IngestResult:
         """What ingest answered to ``request``.
 
         Raises:
             LedgerError: the error ingest gave for this request (invalid body, quota used up,
                 queue full, ...), or ``UnavailableError`` when the call itself failed.
         """
-        future: asyncio.Future[ingest_pb2.IngestLogsResponse] = (
+        future: asyncio.Future[IngestResult] = (
             asyncio.get_running_loop().create_future())
         self._waiting.append((request, future))
         if len(self._calls) < self._max_in_flight:
@@ -97,12 +96,7 @@ class IngestBatcher:
 
     async def _call(self, batch: list[_Waiting]) -> None:
         try:
-            answer = await self._client.call(
-                self._client.ingest.IngestLogsMany,
-                ingest_pb2.IngestLogsManyRequest(requests=[request for request, _ in batch]))
-            if len(answer.results) != len(batch):
-                raise LedgerError(f"ingest answered {len(answer.results)} results for"
-                                  f" {len(batch)} requests")
+            results = await self._client.ingest_logs_many([request for request, _ in batch])
         except LedgerError as exc:
             for _, future in batch:
                 if not future.done():
@@ -117,15 +111,13 @@ class IngestBatcher:
                 raise
             logger.exception("gateway: a coalesced ingest call failed")
             return
-        for (_, future), result in zip(batch, answer.results, strict=True):
+        for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
-            if result.error_code:
-                error_class = BY_CODE.get(result.error_code, LedgerError)
-                future.set_exception(error_class(result.error_message or None,
-                                                 retry_after=result.retry_after or None))
+            if isinstance(result, LedgerError):
+                future.set_exception(result)
             else:
-                future.set_result(result.response)
+                future.set_result(result)
 
     async def close(self) -> None:
         """Wait for the calls in flight (their requests are being answered)."""

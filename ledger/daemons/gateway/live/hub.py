@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ledger import bus
-from ledger.daemons.gateway.live_events import (
+from ledger.daemons.gateway.live.events import (
     HEARTBEAT,
     ZERO,
     CatchUp,

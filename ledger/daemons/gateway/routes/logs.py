@@ -13,12 +13,11 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from ledger.daemons.gateway.access import readable_project, readable_project_ids
-from ledger.daemons.gateway.deps import AUTH_RESPONSES, Principal, RequirePrincipal
-from ledger.daemons.gateway.query_schemas import LOG_PARAMETERS, LogPage, StoredLog
-from ledger.daemons.gateway.schemas import ErrorResponse
+from ledger.daemons.gateway.edge.access import readable_project, readable_project_ids
+from ledger.daemons.gateway.edge.principal import AUTH_RESPONSES, Principal, RequirePrincipal
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
+from ledger.daemons.gateway.schemas.queries import LOG_PARAMETERS, LogPage, StoredLog
 from ledger.daemons.gateway.state import Gateway
-from ledger.proto import query_pb2
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
 require_read = RequirePrincipal("read")
@@ -49,9 +48,8 @@ async def log_page(request: Request, principal: Principal, *, errors_only: bool)
     gateway: Gateway = request.app.state.gateway
     params = query_params(request)
     project = await readable_project(gateway, principal, params.pop("project_id", None))
-    page = await gateway.query.call(gateway.query.query.ListLogs, query_pb2.ListLogsRequest(
-        project_id=project.id, retention_days=project.retention_days, params=params,
-        errors_only=errors_only))
+    page = await gateway.query.list_logs(project.id, retention_days=project.retention_days,
+                                         params=params, errors_only=errors_only)
     body = orjson.dumps({
         "logs": orjson.Fragment(page.logs_json), "total": page.total,
         "total_exact": page.total_exact, "has_more": page.has_more,
@@ -84,6 +82,4 @@ async def get_log(request: Request, log_id: uuid.UUID,
     """One log by id, if it belongs to a project the caller may read."""
     gateway: Gateway = request.app.state.gateway
     project_ids = await readable_project_ids(gateway, principal)
-    found = await gateway.query.call(gateway.query.query.GetLog, query_pb2.GetLogRequest(
-        project_ids=project_ids, log_id=str(log_id)))
-    return json_bytes(found.log_json, principal)
+    return json_bytes(await gateway.query.get_log(project_ids, str(log_id)), principal)

@@ -13,8 +13,10 @@ answers too, so a client sees its limits on a 400 or a 429 alike.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -46,6 +48,21 @@ def json_response(
     """A JSON answer serialised with orjson (the hot paths skip FastAPI's encoder)."""
     return Response(orjson.dumps(content), status_code=status_code, headers=headers,
                     media_type="application/json")
+
+
+def model_body(model: Any) -> dict[str, Any]:
+    """A core model (a dataclass) as the REST API shows it: its fields under their own names,
+    timestamps in ISO 8601, tuples as lists. One shape, so a field added to the model appears
+    in the API without a second list of fields to keep in step."""
+    body: dict[str, Any] = {}
+    for field in dataclasses.fields(model):
+        value = getattr(model, field.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        body[field.name] = value
+    return body
 
 
 def error_response(status_code: int, detail: str,

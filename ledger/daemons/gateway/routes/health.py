@@ -15,11 +15,11 @@ from starlette.responses import Response
 
 from ledger import __version__
 from ledger.daemons.checks import redis_health
-from ledger.daemons.gateway.errors import json_response
-from ledger.daemons.gateway.schemas import DeepHealthResponse, HealthResponse
+from ledger.daemons.gateway.routes.responses import json_response
+from ledger.daemons.gateway.schemas.ingest import DeepHealthResponse, HealthResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import LedgerError
-from ledger.rpc.clients import Client
+from ledger.rpc.channel import DaemonClient
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ async def _check_redis(gateway: Gateway) -> dict[str, str]:
     return {"redis": await redis_health(gateway.redis)}
 
 
-async def _check_daemon(client: Client) -> dict[str, str]:
+async def _check_daemon(client: DaemonClient) -> dict[str, str]:
     try:
         answer = await client.check_health(timeout=CHECK_TIMEOUT_SECONDS)
     except LedgerError as exc:

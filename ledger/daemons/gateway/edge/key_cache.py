@@ -30,12 +30,10 @@ from ledger.core.api_keys import (
     key_digest,
     parse_key,
 )
-from ledger.daemons.gateway.breaker import CircuitBreaker
-from ledger.daemons.gateway.metrics import Metrics
+from ledger.daemons.gateway.edge.breaker import CircuitBreaker
+from ledger.daemons.gateway.routes.metrics import Metrics
 from ledger.errors import AuthenticationError, LedgerError, RateLimitedError, UnavailableError
-from ledger.proto import auth_pb2
-from ledger.rpc.clients import Client
-from ledger.rpc.convert import identity_from_proto
+from ledger.rpc.auth_client import AuthClient
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +90,7 @@ class KeyValidator:
     def __init__(
         self,
         redis: aioredis.Redis,
-        auth: Client,
+        auth: AuthClient,
         cache: KeyCache,
         breaker: CircuitBreaker,
         metrics: Metrics,
@@ -138,9 +136,7 @@ class KeyValidator:
         if not self.breaker.allow_request():
             return await self._emergency(full_key)
         try:
-            response = await self.auth.call(
-                self.auth.auth.ValidateApiKey, auth_pb2.ValidateApiKeyRequest(full_key=full_key),
-                timeout=AUTH_TIMEOUT_SECONDS)
+            identity = await self.auth.validate_api_key(full_key, timeout=AUTH_TIMEOUT_SECONDS)
         except LedgerError as exc:
             if exc.http_status >= 500:
                 logger.warning("API key check failed, auth daemon: %s", exc.message)
@@ -150,7 +146,7 @@ class KeyValidator:
             await self._count_failure(client)
             raise
         self.breaker.record_success()
-        return identity_from_proto(response.identity)
+        return identity
 
     async def _emergency(self, full_key: str) -> KeyIdentity:
         identity = await emergency_identity(self.redis, full_key)

@@ -1,7 +1,7 @@
 """Projects and their API keys, for a logged-in account (DESIGN §5). API keys get 403.
 
 Every route acts only on projects the account owns; another account's project or key is a 404
-(``ledger.daemons.gateway.access``).
+(``ledger.daemons.gateway.edge.access``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from ledger import bus
-from ledger.daemons.gateway.access import RequireAccount, account_projects, owned_project
-from ledger.daemons.gateway.account_schemas import (
+from ledger.daemons.gateway.edge.access import RequireAccount, account_projects, owned_project
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
+from ledger.daemons.gateway.routes.responses import json_response, model_body
+from ledger.daemons.gateway.schemas.accounts import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyList,
@@ -26,52 +28,21 @@ from ledger.daemons.gateway.account_schemas import (
     ProjectPatch,
     QuotaOut,
 )
-from ledger.daemons.gateway.errors import json_response
-from ledger.daemons.gateway.schemas import ErrorResponse
-from ledger.daemons.gateway.sessions import AccountPrincipal
+from ledger.daemons.gateway.schemas.ingest import error_doc
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import UnavailableError
-from ledger.proto import auth_pb2
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
 require_account = RequireAccount()
 KEY_WARNING = "Store this key now: it is shown only once and cannot be recovered."
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorResponse, "description": description}
-
-
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _error("A field is invalid"),
-    401: _error("Missing, expired or logged-out access token"),
-    403: _error("An API key was sent: these routes need an account"),
-    404: _error("Not found among the account's projects"),
+    400: error_doc("A field is invalid"),
+    401: error_doc("Missing, expired or logged-out access token"),
+    403: error_doc("An API key was sent: these routes need an account"),
+    404: error_doc("Not found among the account's projects"),
 }
-
-
-def project_body(project: auth_pb2.Project) -> dict[str, Any]:
-    """A project as the REST API shows it."""
-    return {
-        "id": project.id, "account_id": project.account_id, "name": project.name,
-        "slug": project.slug, "environment": project.environment,
-        "retention_days": project.retention_days, "daily_quota": project.daily_quota,
-        "rate_limit_minute": project.rate_limit_minute,
-        "rate_limit_hour": project.rate_limit_hour,
-        "created_at": project.created_at or None, "updated_at": project.updated_at or None,
-    }
-
-
-def key_body(key: auth_pb2.ApiKey) -> dict[str, Any]:
-    """An API key as the REST API shows it (never its secret)."""
-    return {
-        "id": key.id, "key_id": key.key_id, "project_id": key.project_id, "name": key.name,
-        "key_prefix": key.key_prefix, "scopes": list(key.scopes), "status": key.status,
-        "rate_limit_minute": key.rate_limit_minute or None,
-        "rate_limit_hour": key.rate_limit_hour or None,
-        "created_at": key.created_at or None, "last_used_at": key.last_used_at or None,
-        "revoked_at": key.revoked_at or None,
-    }
 
 
 @router.get("/projects", response_model=ProjectList, responses=RESPONSES)
@@ -79,20 +50,19 @@ async def list_projects(request: Request,
                         account: AccountPrincipal = Depends(require_account)) -> Response:
     """The account's projects."""
     projects = await account_projects(request.app.state.gateway, account.account_id)
-    return json_response({"projects": [project_body(p) for p in projects]})
+    return json_response({"projects": [model_body(p) for p in projects]})
 
 
 @router.post("/projects", status_code=201, response_model=ProjectOut,
-             responses={**RESPONSES, 409: _error("The slug is taken")})
+             responses={**RESPONSES, 409: error_doc("The slug is taken")})
 async def create_project(request: Request, body: ProjectCreate,
                          account: AccountPrincipal = Depends(require_account)) -> Response:
     """Create a project owned by the account."""
     gateway: Gateway = request.app.state.gateway
-    created = await gateway.auth.call(gateway.auth.auth.CreateProject,
-                                      auth_pb2.CreateProjectRequest(
-                                          account_id=account.account_id, name=body.name,
-                                          slug=body.slug or "", environment=body.environment))
-    return json_response(project_body(created.project), 201)
+    created = await gateway.auth.create_project(account.account_id, body.name,
+                                                slug=body.slug or "",
+                                                environment=body.environment)
+    return json_response(model_body(created), 201)
 
 
 @router.get("/projects/{ref}", response_model=ProjectOut, responses=RESPONSES)
@@ -100,7 +70,7 @@ async def get_project(request: Request, ref: str,
                       account: AccountPrincipal = Depends(require_account)) -> Response:
     """One of the account's projects, by slug (or id)."""
     project = await owned_project(request.app.state.gateway, account, ref)
-    return json_response(project_body(project))
+    return json_response(model_body(project))
 
 
 @router.patch("/projects/{ref}", response_model=ProjectOut, responses=RESPONSES)
@@ -110,9 +80,8 @@ async def update_project(request: Request, ref: str, body: ProjectPatch,
     gateway: Gateway = request.app.state.gateway
     project = await owned_project(gateway, account, ref)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    updated = await gateway.auth.call(gateway.auth.auth.UpdateProject,
-                                      auth_pb2.UpdateProjectRequest(ref=project.id, **changes))
-    return json_response(project_body(updated.project))
+    updated = await gateway.auth.update_project(project.id, **changes)
+    return json_response(model_body(updated))
 
 
 @router.get("/projects/{ref}/quota", response_model=QuotaOut, responses=RESPONSES)
@@ -142,15 +111,12 @@ async def create_key(request: Request, ref: str, body: ApiKeyCreate,
     """Create an API key for the project; the full key is in this answer only."""
     gateway: Gateway = request.app.state.gateway
     project = await owned_project(gateway, account, ref)
-    created = await gateway.auth.call(gateway.auth.auth.CreateApiKey,
-                                      auth_pb2.CreateApiKeyRequest(
-                                          project_id=project.id, name=body.name,
-                                          scopes=body.scopes,
-                                          rate_limit_minute=body.rate_limit_minute or 0,
-                                          rate_limit_hour=body.rate_limit_hour or 0))
+    created = await gateway.auth.create_api_key(
+        project.id, body.name, body.scopes, rate_limit_minute=body.rate_limit_minute,
+        rate_limit_hour=body.rate_limit_hour)
     return json_response({"key_id": created.key.key_id, "full_key": created.full_key,
                           "key_prefix": created.key.key_prefix, "warning": KEY_WARNING,
-                          "key": key_body(created.key)}, 201)
+                          "key": model_body(created.key)}, 201)
 
 
 @router.get("/projects/{ref}/api-keys", response_model=ApiKeyList, responses=RESPONSES)
@@ -159,18 +125,15 @@ async def list_keys(request: Request, ref: str,
     """The project's API keys, active and revoked (never their secrets)."""
     gateway: Gateway = request.app.state.gateway
     project = await owned_project(gateway, account, ref)
-    found = await gateway.auth.call(gateway.auth.auth.ListApiKeys,
-                                    auth_pb2.ListApiKeysRequest(project_id=project.id))
-    return json_response({"api_keys": [key_body(k) for k in found.keys]})
+    found = await gateway.auth.list_api_keys(project.id)
+    return json_response({"api_keys": [model_body(k) for k in found]})
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut,
-               responses={**RESPONSES, 404: _error("No such key among the account's projects")})
+               responses={**RESPONSES, 404: error_doc("No such key among the account's projects")})
 async def revoke_key(request: Request, key_id: str,
                      account: AccountPrincipal = Depends(require_account)) -> Response:
     """Revoke a key of one of the account's projects; it stops working within a second."""
     gateway: Gateway = request.app.state.gateway
-    revoked = await gateway.auth.call(gateway.auth.auth.RevokeApiKey,
-                                      auth_pb2.RevokeApiKeyRequest(
-                                          key_id=key_id, account_id=account.account_id))
-    return json_response(key_body(revoked.key))
+    revoked = await gateway.auth.revoke_api_key(key_id, account_id=account.account_id)
+    return json_response(model_body(revoked))

@@ -19,16 +19,16 @@ response; a handler that returns its own ``Response`` copies ``principal.rate_he
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import Request, Response, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
 from ledger.core.api_keys import KeyIdentity
-from ledger.daemons.gateway.ratelimit import RateLimitState, over_limit_error
-from ledger.daemons.gateway.schemas import ErrorResponse
-from ledger.daemons.gateway.sessions import AccountPrincipal, authenticate_account
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal, authenticate_account
+from ledger.daemons.gateway.edge.rate_limits import RateLimitState, over_limit_error
+from ledger.daemons.gateway.schemas.ingest import error_doc
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import AuthenticationError, PermissionDeniedError
 
@@ -63,6 +63,7 @@ class ApiKeyPrincipal:
 
 
 Principal = ApiKeyPrincipal | AccountPrincipal
+P = TypeVar("P", ApiKeyPrincipal, Principal)
 
 
 async def account_principal(gateway: Gateway, token: str, scope: str | None) -> Principal:
@@ -140,37 +141,45 @@ async def require_key(request: Request, scope: str | None) -> ApiKeyPrincipal:
     return await authenticate_key(request, None, full_key, scope)
 
 
-class RequireKey:
+class _RequireCredentials(Generic[P]):
+    """A dependency reading the credentials of ``X-API-Key`` / ``Authorization: Bearer``.
+
+    The two headers are declared once here (for OpenAPI's security schemes); subclasses say
+    which callers they accept in ``principal``.
+    """
+
+    def __init__(self, scope: str | None) -> None:
+        self.scope = scope
+
+    async def __call__(
+        self,
+        request: Request,
+        response: Response,
+        api_key: str | None = Security(api_key_header),
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
+    ) -> P:
+        full_key, token = _presented_key(api_key, credentials)
+        return await self.principal(request, response, full_key, token)
+
+    async def principal(self, request: Request, response: Response, full_key: str | None,
+                        token: str | None) -> P:
+        raise NotImplementedError
+
+
+class RequireKey(_RequireCredentials[ApiKeyPrincipal]):
     """Dependency: the caller must present an API key carrying ``scope`` (None: any scope)."""
 
-    def __init__(self, scope: str | None) -> None:
-        self.scope = scope
-
-    async def __call__(
-        self,
-        request: Request,
-        response: Response,
-        api_key: str | None = Security(api_key_header),
-        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
-    ) -> ApiKeyPrincipal:
-        full_key = _key_or_error(*_presented_key(api_key, credentials))
-        return await authenticate_key(request, response, full_key, self.scope)
+    async def principal(self, request: Request, response: Response, full_key: str | None,
+                        token: str | None) -> ApiKeyPrincipal:
+        return await authenticate_key(request, response, _key_or_error(full_key, token),
+                                      self.scope)
 
 
-class RequirePrincipal:
+class RequirePrincipal(_RequireCredentials[Principal]):
     """Dependency: an API key carrying ``scope``, or an account (see ``account_principal``)."""
 
-    def __init__(self, scope: str | None) -> None:
-        self.scope = scope
-
-    async def __call__(
-        self,
-        request: Request,
-        response: Response,
-        api_key: str | None = Security(api_key_header),
-        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
-    ) -> Principal:
-        full_key, token = _presented_key(api_key, credentials)
+    async def principal(self, request: Request, response: Response, full_key: str | None,
+                        token: str | None) -> Principal:
         if full_key is not None:
             return await authenticate_key(request, response, full_key, self.scope)
         if token is not None:
@@ -178,14 +187,10 @@ class RequirePrincipal:
         raise AuthenticationError(MISSING)
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorResponse, "description": description}
-
-
 #: OpenAPI ``responses`` of any route behind a key (spread into the route's ``responses``).
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _error("Missing, malformed, unknown or revoked credentials"),
-    403: _error("The key lacks the scope this route needs"),
-    429: _error("Over the key's rate limit (see Retry-After and X-RateLimit-*)"),
-    503: _error("A daemon the gateway needs is unavailable; retry after Retry-After"),
+    401: error_doc("Missing, malformed, unknown or revoked credentials"),
+    403: error_doc("The key lacks the scope this route needs"),
+    429: error_doc("Over the key's rate limit (see Retry-After and X-RateLimit-*)"),
+    503: error_doc("A daemon the gateway needs is unavailable; retry after Retry-After"),
 }

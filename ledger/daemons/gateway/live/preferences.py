@@ -16,15 +16,13 @@ from starlette.responses import Response
 
 from ledger.core.events import LEVELS, LOG_TYPES
 from ledger.core.notification_prefs import NotificationPreference, parse_preference
-from ledger.daemons.gateway.access import RequireAccount
-from ledger.daemons.gateway.deps import AUTH_RESPONSES
-from ledger.daemons.gateway.errors import json_response
-from ledger.daemons.gateway.schemas import ErrorResponse
-from ledger.daemons.gateway.sessions import AccountPrincipal
+from ledger.daemons.gateway.edge.access import RequireAccount
+from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
+from ledger.daemons.gateway.edge.principal import AUTH_RESPONSES
+from ledger.daemons.gateway.routes.responses import json_response
+from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway, get_gateway
 from ledger.errors import InvalidInputError
-from ledger.proto import auth_pb2
-from ledger.rpc import convert
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
@@ -61,10 +59,7 @@ DOC_MODELS = [PreferencesBody]
 
 async def account_preferences(gateway: Gateway, account_id: str) -> list[NotificationPreference]:
     """The account's preference for each of its projects (defaults where none is stored)."""
-    answer = await gateway.auth.call(
-        gateway.auth.auth.GetNotificationPreferences,
-        auth_pb2.GetNotificationPreferencesRequest(account_id=account_id))
-    return [convert.preference_from_proto(p) for p in answer.preferences]
+    return await gateway.auth.get_notification_preferences(account_id)
 
 
 def _body(prefs: list[NotificationPreference]) -> Response:
@@ -113,8 +108,4 @@ async def put_preferences(
                                 f" {MAX_PREFERENCES_PER_REQUEST} items")
     prefs = [parse_preference(item) for item in raw]
     gateway = get_gateway(request)
-    answer = await gateway.auth.call(
-        gateway.auth.auth.SetNotificationPreferences,
-        auth_pb2.SetNotificationPreferencesRequest(
-            account_id=account_id, preferences=[convert.preference_to_proto(p) for p in prefs]))
-    return _body([convert.preference_from_proto(p) for p in answer.preferences])
+    return _body(await gateway.auth.set_notification_preferences(account_id, prefs))

@@ -97,6 +97,11 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
+def error_doc(description: str) -> dict[str, Any]:
+    """One OpenAPI ``responses`` entry: an ``ErrorResponse`` body and when it happens."""
+    return {"model": ErrorResponse, "description": description}
+
+
 class ItemError(BaseModel):
     """Why one item of a batch was rejected."""
 

@@ -1,0 +1,1 @@
+"""Who is calling: principals, API-key cache, breaker, rate limits, throttles, account sessions."""

@@ -1,0 +1,1 @@
+"""The live feature: the hub, its SSE events, the live routes and preferences."""

@@ -80,8 +80,14 @@ def test_two_analytics_processes_run_each_job_exactly_once(
         finally:
             for p in procs:
                 p.terminate()
+            codes = []
             for p in procs:
-                assert p.wait(15) == 0
+                try:
+                    codes.append(p.wait(30))
+                except subprocess.TimeoutExpired:
+                    p.kill()  # never leave a copy behind, then fail below
+                    codes.append(p.wait(10) or -9)
+        assert codes == [0, 0], "an analytics copy did not stop on SIGTERM"
     runs = _history(str(settings.redis_url))
     assert [r["outcome"] for r in runs if r["job"] == "prune"] == ["ok"]
     assert [r["outcome"] for r in runs if r["job"] == "partitions"] == ["ok"]

@@ -130,3 +130,24 @@ def test_cli_runs_a_job_and_refuses_an_unknown_one(settings: Settings) -> None:
     assert bad_hour.exit_code == 64 and "--hour" in bad_hour.output
     listed = runner.invoke(app, ["analytics", "history", "--json"], env=env)
     assert listed.exit_code == 0 and '"partitions"' in listed.output
+
+
+async def test_a_cancelled_daemon_loop_always_ends(settings: Settings) -> None:
+    """SIGTERM cancels the daemon's loop wherever it is: even when a library swallows the
+    cancellation inside a Redis command, the loop ends (it would otherwise run forever)."""
+    daemon = create(settings.with_overrides(auth_addr=f"127.0.0.1:{free_port()}",
+                                            analytics_interval_seconds=0.01))
+    await daemon.start()
+    try:
+        for job in ("partitions", "prune"):  # keep the ticks to the quick Redis-only jobs
+            del daemon.jobs[job]
+        for steps in range(1, 40):
+            task = asyncio.create_task(daemon.wait())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=30)
+            assert task in done, f"the loop went on after a cancel at step {steps}"
+            assert task.cancelled()
+    finally:
+        await daemon.stop()

@@ -10,7 +10,6 @@ a failed run does not count as a success, so the next tick retries it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
@@ -101,8 +100,10 @@ class JobRunner:
             return run
         finally:
             keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            # Not suppress(CancelledError) around the await: that would also swallow a
+            # cancellation of this task (SIGTERM) arriving right then, and the daemon would
+            # never stop. gather lets that one through.
+            await asyncio.gather(keeper, return_exceptions=True)
             await self.redis.eval(_RELEASE, 1, key, token)
 
     async def _keep(self, key: str, token: str, ttl: int) -> None:

@@ -45,13 +45,13 @@ sys.path.insert(0, str(REPO))
 
 from ledger import bus  # noqa: E402
 from ledger.core import events  # noqa: E402
-from ledger.daemons.ingest.queue import Queue  # noqa: E402
 from ledger.daemons.ingest.service import prepare  # noqa: E402
 from ledger.daemons.ingest.writer import Streams, Writer  # noqa: E402
 from ledger.db import migrate, partitions  # noqa: E402
 from ledger.db.pool import async_pool, with_database  # noqa: E402
 from ledger.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from ledger.proto import ingest_pb2  # noqa: E402
+from ledger.queue.client import Queue  # noqa: E402
 
 COPY_CHUNK = 5000
 REQUEST = 1000

@@ -1,65 +1,28 @@
-"""Redis: every key and channel name (here and nowhere else), the client factory, and scripts.
+"""Redis: the key and channel names outside the ingest queue, and the client factory.
 
 Keys that are used together carry the same hash tag so that one Lua script or MULTI can touch
-them on Redis Cluster: ``{p:<project_id>}`` for a project's queue, depth, quota, notifications
-and tail; ``{key:<key_id>}`` for an API key's cache entries and rate-limit counters.
+them on Redis Cluster: ``{p:<project_id>}`` for a project's keys; ``{key:<key_id>}`` for an API
+key's cache entries and rate-limit counters. The queue's own names (queue, depth, quota,
+notifications, tail) are ``ledger.queue.names``, the one place they are defined.
 """
 
 from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-# -- per project --------------------------------------------------------------------------------
-
-
-def queue_stream(project_id: str) -> str:
-    """Stream of accepted batches waiting for a writer (one entry per accepted request)."""
-    return f"ledger:{{p:{project_id}}}:queue"
-
-
-def queue_depth(project_id: str) -> str:
-    """Logs queued and not yet committed to PostgreSQL (backpressure counter)."""
-    return f"ledger:{{p:{project_id}}}:depth"
-
-
-def dead_letters(project_id: str) -> str:
-    """Stream of logs that PostgreSQL kept refusing, each with its error."""
-    return f"ledger:{{p:{project_id}}}:dead"
-
-
-def daily_quota(project_id: str, day: str) -> str:
-    """Logs accepted on ``day`` (YYYYMMDD, UTC)."""
-    return f"ledger:{{p:{project_id}}}:quota:{day}"
-
-
-def notifications_stream(project_id: str) -> str:
-    """Capped stream of the newest error notifications; its ids are the SSE event ids."""
-    return f"ledger:{{p:{project_id}}}:notifications"
-
-
-def tail_stream(project_id: str) -> str:
-    """Capped stream of the newest logs of a project for ``GET /logs/tail``."""
-    return f"ledger:{{p:{project_id}}}:tail"
-
-
-def tail_watchers(project_id: str) -> str:
-    """Exists (with a TTL) while a gateway has tail clients: ingest feeds the tail only then."""
-    return f"ledger:{{p:{project_id}}}:tail-watchers"
-
-
-def notifications_channel(project_id: str) -> str:
-    """Pub/sub channel on which each new error notification is published (DESIGN §7)."""
-    return f"notifications:errors:{project_id}"
-
-
-def tail_channel(project_id: str) -> str:
-    """Pub/sub channel poked when new logs reach a project's tail stream."""
-    return f"logs:tail:{project_id}"
-
-
-# Set of project ids that have ever queued a log: writers read all their streams.
-QUEUE_PROJECTS = "ledger:queue-projects"
-WRITER_GROUP = "writers"
+# The ingest queue's names live with its wire format; re-exported so that ``bus.<name>`` keeps
+# working for the live feeds and the query daemon.
+from ledger.queue.names import QUEUE_PROJECTS as QUEUE_PROJECTS
+from ledger.queue.names import WRITER_GROUP as WRITER_GROUP
+from ledger.queue.names import daily_quota as daily_quota
+from ledger.queue.names import dead_letters as dead_letters
+from ledger.queue.names import notifications_channel as notifications_channel
+from ledger.queue.names import notifications_stream as notifications_stream
+from ledger.queue.names import queue_depth as queue_depth
+from ledger.queue.names import queue_stream as queue_stream
+from ledger.queue.names import tail_channel as tail_channel
+from ledger.queue.names import tail_stream as tail_stream
+from ledger.queue.names import tail_watchers as tail_watchers
 
 # -- per API key --------------------------------------------------------------------------------
 

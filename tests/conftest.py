@@ -3,7 +3,9 @@
 ``LEDGER_TEST_POSTGRES_URL`` / ``LEDGER_TEST_REDIS_URL`` name running servers; when unset, the
 session starts the embedded ones (the same code ``ledger up`` uses). Migrations run once into a
 template database per session; each test gets ``CREATE DATABASE ... TEMPLATE`` (milliseconds).
-Names carry the pytest process id so that two test runs on one server do not collide.
+Names carry the pytest process id so that two test runs on one server do not collide. Redis: a
+run uses only the databases ``LEDGER_TEST_REDIS_DBS`` allows (default: the URL's own), and only
+one it has claimed (``tests/redis_claims.py``), so it never flushes another run's data.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ledger.config import Settings
 from ledger.db import migrate
 from ledger.db.pool import with_database
 from ledger.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.redis_claims import CLAIM_KEY, CLAIM_SECONDS, redis_dbs, url_of_db
 
 RUN = f"t{os.getpid()}"
 _counter = itertools.count()
@@ -117,18 +120,53 @@ def logs_db_url(pg_server_url: str, templates: dict[str, str]) -> Iterator[str]:
     yield from _fresh(pg_server_url, templates["logs"], "logs")
 
 
+@pytest.fixture(scope="session")
+def redis_db_url(redis_server_url: str) -> Iterator[str]:
+    """A Redis database of this run's own, among the allowed ones, claimed for the session.
+
+    Another run on the same server (or anything else) holding a database's claim key keeps it:
+    its data is never flushed here. The claim expires by itself if this run dies.
+    """
+    token = f"{RUN}-{secrets.token_hex(4)}".encode()
+    for db in redis_dbs(redis_server_url, os.environ.get("LEDGER_TEST_REDIS_DBS")):
+        url = url_of_db(redis_server_url, db)
+        client = redis.Redis.from_url(url)
+        if client.set(CLAIM_KEY, token, nx=True, ex=CLAIM_SECONDS):
+            _claims[url] = token
+            try:
+                yield url
+            finally:
+                if client.get(CLAIM_KEY) == token:
+                    client.flushdb()  # ours still: leave it empty and unclaimed
+                client.close()
+            return
+        client.close()
+    pytest.exit("every Redis database the tests may use is claimed by another run; set"
+                " LEDGER_TEST_REDIS_DBS to a range (e.g. 1-15) or wait", returncode=4)
+
+
+_claims: dict[str, bytes] = {}
+
+
+def _empty(client: redis.Redis, token: bytes) -> None:
+    """Flush the claimed db and claim it again, in one MULTI (no moment without a claim)."""
+    if client.get(CLAIM_KEY) != token:
+        pytest.fail(f"lost the claim of {client} (expired or taken): refusing to flush it")
+    with client.pipeline(transaction=True) as pipe:
+        pipe.flushdb()
+        pipe.set(CLAIM_KEY, token, ex=CLAIM_SECONDS)
+        pipe.execute()
+
+
 @pytest.fixture
-def redis_url(redis_server_url: str) -> Iterator[str]:
-    """An empty Redis logical database for this test (flushed before and after)."""
-    base = redis_server_url
-    if base.count("/") >= 3:  # drop a /<db> suffix
-        base = base.rsplit("/", 1)[0]
-    # db 0 is left to humans; tests rotate over 1..15 and flush before use.
-    url = f"{base}/{1 + os.getpid() % 15}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
+def redis_url(redis_db_url: str) -> Iterator[str]:
+    """An empty Redis logical database for this test (flushed before and after), holding only
+    this run's claim key (``CLAIM_KEY``)."""
+    client = redis.Redis.from_url(redis_db_url)
+    token = _claims[redis_db_url]
+    _empty(client, token)
+    yield redis_db_url
+    _empty(client, token)
     client.close()
 
 

@@ -1,8 +1,8 @@
-"""Test side of the live contract: write to Redis exactly as ingest does (DESIGN §7).
+"""Test side of the live contract: logs reach Redis through ingest's own enqueue (DESIGN §7).
 
-For each error ingest XADDs ``{"data": <json>}`` to the capped notifications stream and
-PUBLISHes ``{"event_id", "data"}`` in one atomic step; for the tail it XADDs each log while the
-watchers key exists and pokes the channel. These helpers do the same in one Lua call each.
+``emit_error`` and ``emit_log`` run the real producer, ``ledger.queue.client.Queue.enqueue``
+(the same Lua script, the same notification and tail JSON ingest sends), so the hub tests test
+what ingest writes, not a copy of it.
 """
 
 from __future__ import annotations
@@ -18,19 +18,9 @@ import psycopg
 import redis.asyncio as aioredis
 
 from ledger import bus
-
-_NOTIFY = """
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[1])
-redis.call('PUBLISH', ARGV[3], '{"event_id":"' .. id .. '","data":' .. ARGV[1] .. '}')
-return id
-"""
-
-_TAIL = """
-if redis.call('EXISTS', KEYS[2]) == 0 then return false end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[1])
-redis.call('PUBLISH', ARGV[3], id)
-return id
-"""
+from ledger.core.events import LOG_COLUMNS
+from ledger.queue.client import Queue
+from ledger.queue.entries import EntryBuilder, notification
 
 _seq = itertools.count(1)
 
@@ -59,26 +49,46 @@ def make_log(project_id: str, level: str = "error", message: str | None = None,
     return data
 
 
-async def emit_error(redis: aioredis.Redis, project_id: str, maxlen: int = 1000,
-                     **fields: Any) -> tuple[str, dict[str, Any]]:
-    """One error notification, as ingest emits it; returns (stream id, data)."""
-    data = make_log(project_id, **fields)
-    event_id = await redis.eval(  # type: ignore[misc]
-        _NOTIFY, 1, bus.notifications_stream(project_id), orjson.dumps(data), maxlen,
-        bus.notifications_channel(project_id))
-    return event_id.decode() if isinstance(event_id, bytes) else str(event_id), data
+_MAX_DEPTH = 1_000_000_000
 
 
-async def emit_log(redis: aioredis.Redis, project_id: str, maxlen: int = 2000,
-                   **fields: Any) -> str | None:
-    """One log on the tail, as ingest feeds it: only while a gateway watches the project."""
+def _entry(project_id: str, data: dict[str, Any]) -> tuple[EntryBuilder, bytes]:
+    """The queue entry and the live JSON (notification and tail) of one log like ``data``."""
+    record: dict[str, Any] = {column: None for column in LOG_COLUMNS}
+    record.update(data, timestamp=datetime.fromisoformat(data["timestamp"]),
+                  ingested_at=datetime.now(UTC), importance="normal", fingerprint_version=1,
+                  fingerprint_components={})
+    if record["level"] not in ("error", "critical"):
+        record["error_fingerprint"] = None  # only errors are notified and grouped
+    entry = EntryBuilder(project_id)
+    entry.add(record)
+    return entry, notification(record)
+
+
+async def _newest(redis: aioredis.Redis, stream: str) -> str:
+    newest: Any = await redis.xrevrange(stream, count=1)
+    [(stream_id, _)] = newest
+    return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
+
+
+async def emit_error(redis: aioredis.Redis, project_id: str, **fields: Any,
+                     ) -> tuple[str, dict[str, Any]]:
+    """One error, queued as ingest queues it; returns (notification stream id, data)."""
     data = make_log(project_id, **fields)
-    event_id = await redis.eval(  # type: ignore[misc]
-        _TAIL, 2, bus.tail_stream(project_id), bus.tail_watchers(project_id),
-        orjson.dumps(data), maxlen, bus.tail_channel(project_id))
-    if event_id is None:
-        return None
-    return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+    entry, live = _entry(project_id, data)
+    await Queue(redis).enqueue(project_id, entry, max_depth=_MAX_DEPTH, notifications=[live])
+    return await _newest(redis, bus.notifications_stream(project_id)), orjson.loads(live)
+
+
+async def emit_log(redis: aioredis.Redis, project_id: str, **fields: Any) -> str | None:
+    """One log queued with its tail JSON, as ingest does once a project is watched: it reaches
+    the tail only while a gateway watches; returns its tail stream id, else None."""
+    data = make_log(project_id, **fields)
+    entry, live = _entry(project_id, data)
+    notifications = [live] if data["level"] in ("error", "critical") else []
+    _, watched = await Queue(redis).enqueue(project_id, entry, max_depth=_MAX_DEPTH,
+                                            notifications=notifications, tail=[live])
+    return await _newest(redis, bus.tail_stream(project_id)) if watched else None
 
 
 class Blip:

@@ -43,8 +43,8 @@ def _run(work: Any) -> Any:
 def _project(project: str | None) -> list[str] | None:
     if project is None:
         return None
-    from ledger.daemons.ingest.backlog import is_uuid
     from ledger.errors import InvalidInputError
+    from ledger.queue.backlog import is_uuid
 
     if not is_uuid(project):
         raise InvalidInputError(f"--project must be a project id (a UUID), got {project!r}")
@@ -61,7 +61,7 @@ def status_command(
     to a writer, not yet acknowledged) and lag (not yet delivered) count queue entries of up
     to 1 000 logs each.
     """
-    from ledger.daemons.ingest.backlog import queue_status
+    from ledger.queue.backlog import queue_status
 
     with handle_errors():
         rows = _run(lambda redis, settings: queue_status(redis))
@@ -91,9 +91,9 @@ def dead_letters_command(
     Replay after fixing the cause (a constraint, a full disk): the logs go through the normal
     queue step again (their ids are kept, so a log already stored is not stored twice).
     """
-    from ledger.daemons.ingest import backlog
-    from ledger.daemons.ingest.queue import Queue, Refused, queue_projects
     from ledger.errors import QueueFullError
+    from ledger.queue import backlog
+    from ledger.queue.client import Queue, Refused, queue_projects
 
     wanted = _project(project)
 

@@ -1,20 +1,26 @@
-"""Error groups read back and triaged: list, show (with why it was grouped), change status.
+"""Error groups: written by the ingest writers, read back and triaged (list, show, status).
 
-Groups are written by the ingest writers (one row per project and fingerprint). Here they are
-listed per project (by last seen or by event count), shown with an explanation built from the
-fingerprint components (DESIGN §6), and moved between ``unresolved``, ``resolved`` (optionally
-"in release X": older releases then do not reopen it) and ``ignored``.
+Every rule of error groups lives here. Writing (called by the ingest writers, one row per project
+and fingerprint): a group's title, the events of a batch folded per group, the upsert of their
+counts and the regression rule (DESIGN §6; the release order it uses is the SQL function
+``ledger_release_cmp``, so that the rule runs inside PostgreSQL under the rows' locks).
+
+Reading: groups are listed per project (by last seen or by event count), shown with an
+explanation built from the fingerprint components (DESIGN §6), and moved between
+``unresolved``, ``resolved`` (optionally "in release X": older releases then do not reopen it)
+and ``ignored``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
@@ -238,3 +244,135 @@ async def set_status(conn: psycopg.AsyncConnection[Any], project_ids: list[str],
     if row is None:
         raise NotFoundError(f"error group {wanted} not found")
     return _group_dict(row)
+
+
+# -- writing (the ingest writers) ----------------------------------------------------------------
+
+TITLE_CHARS = 300
+
+
+def title(record: Mapping[str, Any]) -> str:
+    """What an error group is called: ``Type: message``, else the message."""
+    error_type, error_message = record.get("error_type"), record.get("error_message")
+    if error_type:
+        text = f"{error_type}: {error_message}" if error_message else str(error_type)
+    else:
+        text = record.get("message") or error_message or "(no message)"
+    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
+
+
+_SEVERITY = "ARRAY['debug','info','warning','error','critical']"
+_UPSERT_GROUPS = f"""
+INSERT INTO error_groups AS g (
+    id, project_id, fingerprint, fingerprint_version, components, title, error_type, level,
+    log_type, first_seen, last_seen, event_count, last_release, sample_log_id)
+SELECT gen_random_uuid(), x.project_id, x.fingerprint, x.fingerprint_version,
+       coalesce(x.components, '{{}}'::jsonb), x.title, x.error_type, x.level, x.log_type,
+       x.first_seen, x.last_seen, x.event_count, x.last_release, x.sample_log_id
+FROM jsonb_to_recordset(%s::jsonb) AS x(
+    project_id uuid, fingerprint text, fingerprint_version smallint, components jsonb,
+    title text, error_type text, level text, log_type text, first_seen timestamptz,
+    last_seen timestamptz, event_count bigint, last_release text, sample_log_id uuid)
+-- One order for every writer, so that two writers upserting the same groups do not deadlock.
+ORDER BY x.project_id, x.fingerprint
+ON CONFLICT (project_id, fingerprint) DO UPDATE SET
+    event_count = g.event_count + EXCLUDED.event_count,
+    first_seen = least(g.first_seen, EXCLUDED.first_seen),
+    last_seen = greatest(g.last_seen, EXCLUDED.last_seen),
+    last_release = CASE WHEN EXCLUDED.last_seen >= g.last_seen
+                        THEN coalesce(EXCLUDED.last_release, g.last_release)
+                        ELSE g.last_release END,
+    sample_log_id = CASE WHEN EXCLUDED.last_seen >= g.last_seen
+                         THEN EXCLUDED.sample_log_id ELSE g.sample_log_id END,
+    level = CASE WHEN coalesce(array_position({_SEVERITY}, EXCLUDED.level), 0)
+                      > coalesce(array_position({_SEVERITY}, g.level), 0)
+                 THEN EXCLUDED.level ELSE g.level END,
+    updated_at = now()
+"""
+# DESIGN §6: a resolved group reopens on an event newer than the resolution whose release is
+# the resolved one or newer (or when either release is unknown); an older release does not.
+_REGRESS_GROUPS = """
+UPDATE error_groups AS g
+SET status = 'unresolved', resolved_at = NULL, resolved_in_release = NULL, updated_at = now()
+FROM jsonb_to_recordset(%s::jsonb) AS r(
+    project_id uuid, fingerprint text, release text, last_seen timestamptz)
+WHERE g.status = 'resolved' AND g.project_id = r.project_id AND g.fingerprint = r.fingerprint
+  AND (g.resolved_at IS NULL OR r.last_seen > g.resolved_at)
+  AND (r.release IS NULL OR g.resolved_in_release IS NULL
+       OR ledger_release_cmp(r.release, g.resolved_in_release) >= 0)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    """What the error groups need of one error log (queue entries carry it beside the rows)."""
+
+    project_id: uuid.UUID
+    id: uuid.UUID
+    timestamp: datetime
+    level: str
+    log_type: str
+    title: str
+    error_type: str | None
+    release: str | None
+    fingerprint: str
+    version: int
+
+    @classmethod
+    def from_entry(cls, project_id: uuid.UUID, fields: Sequence[Any]) -> ErrorEvent:
+        """From an entry's ``errors`` item (its index first, then these fields in order)."""
+        (_, log_id, timestamp, level, log_type, title, error_type, release, fingerprint,
+         version) = fields
+        return cls(project_id, uuid.UUID(log_id), datetime.fromisoformat(timestamp), level,
+                   log_type, title, error_type, release, fingerprint, int(version or 1))
+
+
+@dataclass
+class _Group:
+    latest: ErrorEvent
+    first_seen: datetime
+    components: Any
+    count: int = 0
+    # Newest event per release: enough to decide a regression (the rule is monotone in time).
+    releases: dict[str | None, datetime] = field(default_factory=dict)
+
+
+def aggregate_groups(events: Iterable[ErrorEvent],
+                     components: dict[tuple[uuid.UUID, str], Any]) -> list[_Group]:
+    """Error events folded into one aggregate per ``(project, fingerprint)``."""
+    groups: dict[tuple[uuid.UUID, str], _Group] = {}
+    for event in events:
+        key = (event.project_id, event.fingerprint)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(event, event.timestamp, components.get(key))
+        group.count += 1
+        group.first_seen = min(group.first_seen, event.timestamp)
+        if event.timestamp >= group.latest.timestamp:
+            group.latest = event
+        seen = group.releases.get(event.release)
+        if seen is None or event.timestamp > seen:
+            group.releases[event.release] = event.timestamp
+    return list(groups.values())
+
+
+async def upsert_groups(conn: psycopg.AsyncConnection[Any], groups: Sequence[_Group]) -> None:
+    """Apply the regression rule, then add the batch's counts to ``error_groups``."""
+    if not groups:
+        return
+    regressions = [
+        {"project_id": g.latest.project_id, "fingerprint": g.latest.fingerprint,
+         "release": release, "last_seen": seen}
+        for g in groups for release, seen in g.releases.items()
+    ]
+    await conn.execute(_REGRESS_GROUPS, (orjson.dumps(regressions).decode(),))
+    upserts = [
+        {"project_id": g.latest.project_id, "fingerprint": g.latest.fingerprint,
+         "fingerprint_version": g.latest.version, "components": g.components,
+         "title": g.latest.title, "error_type": g.latest.error_type,
+         "level": g.latest.level, "log_type": g.latest.log_type,
+         "first_seen": g.first_seen, "last_seen": g.latest.timestamp, "event_count": g.count,
+         "last_release": g.latest.release, "sample_log_id": g.latest.id}
+        for g in groups
+    ]
+    await conn.execute(_UPSERT_GROUPS, (orjson.dumps(upserts).decode(),))

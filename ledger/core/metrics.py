@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 from ledger import bus
 from ledger.core.log_search import LEVELS, choices_param, int_param, list_param, time_window
 from ledger.errors import InvalidInputError
+from ledger.queue import names
 
 METRIC_TYPES = ("exception", "endpoint", "log_volume")
 GRANULARITIES = ("hourly", "daily")
@@ -291,7 +292,7 @@ async def usage(redis: aioredis.Redis, project_id: str, daily_quota: int,
                 now: datetime) -> Json:
     """Today's accepted logs (UTC day) against the project's daily quota."""
     day = now.astimezone(UTC)
-    raw = await redis.get(bus.daily_quota(project_id, day.strftime("%Y%m%d")))
+    raw = await redis.get(names.daily_quota(project_id, day.strftime("%Y%m%d")))
     accepted = int(raw or 0)
     return {"day": day.date().isoformat(), "accepted": accepted, "daily_quota": daily_quota,
             "remaining": max(daily_quota - accepted, 0) if daily_quota else None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -43,9 +42,8 @@ async def test_serve_auth_create_validate_revoke_then_sigterm(
         finally:
             await client.close()
 
-        started = time.monotonic()
+        # SIGTERM: the daemon exits by itself, cleanly (``stop`` fails if it has to be killed).
         assert stack.stop("auth") == 0, stack.daemons["auth"].log_tail()
-        assert time.monotonic() - started < 5.0
 
 
 def test_serve_auth_refuses_to_start_with_one_clear_line(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from ledger.errors import UnavailableError
 from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import log, send
 from tests.stack import Stack
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -81,18 +81,16 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(settings: Setting
         finally:
             await client.close()
         expected = BATCHES * BATCH_SIZE
-        deadline = time.monotonic() + 15
-        while stored_counts(url, project)[0] < expected and time.monotonic() < deadline:
-            time.sleep(0.1)
+        await wait_until(lambda: stored_counts(url, project)[0] >= expected,
+                         "the writers stored every log")
         assert stored_counts(url, project) == (expected, expected)
         with psycopg.connect(url) as conn:
             groups = conn.execute("SELECT event_count FROM error_groups WHERE project_id = %s",
                                   (project,)).fetchall()
         assert groups == [(expected // 50,)]  # every error counted once
         try:
-            deadline = time.monotonic() + 5
-            while int(queue.get(bus.queue_depth(project)) or 0) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            await wait_until(lambda: int(queue.get(bus.queue_depth(project)) or 0) == 0,
+                             "the queue depth went back to zero")
             assert int(queue.get(bus.queue_depth(project)) or 0) == 0
             assert queue.xlen(bus.queue_stream(project)) == 0
             assert queue.xpending(bus.queue_stream(project), bus.WRITER_GROUP)["pending"] == 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import bcrypt
 import psycopg
 import pytest
 import redis.asyncio as aioredis
@@ -22,6 +22,8 @@ from ledger.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from tests.redis_claims import ledger_keys
+from tests.waiting import wait_until
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -71,7 +73,7 @@ async def test_created_key_validates_and_is_cached_under_its_digest(
     assert 590 < await aredis.ttl(bus.key_emergency(key_id, digest)) <= 600
     assert await aredis.smembers(bus.key_cache_index(key_id)) == {digest.encode()}
     assert await aredis.ttl(bus.key_cache_index(key_id)) > 0
-    all_keys = [k.decode() for k in await aredis.keys("*")]
+    all_keys = [k.decode() for k in await ledger_keys(aredis)]
     assert not any(secret in k for k in all_keys)  # the key itself is never a Redis name
 
     assert await api_keys.cached_identity(aredis, full_key) == identity
@@ -93,19 +95,30 @@ async def test_last_used_is_written_at_most_once_a_minute(
     assert (await api_keys.get_key(conn, row.key_id)).last_used_at == first
 
 
-async def test_unknown_key_id_is_refused_fast_without_bcrypt(
-    conn: Conn, aredis: aioredis.Redis, project: Project
+def _count_checkpw(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Record the hash of every bcrypt check from here on (the real check still runs)."""
+    checked: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def checkpw(password: bytes, hashed: bytes) -> bool:
+        checked.append(hashed)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", checkpw)
+    return checked
+
+
+async def test_unknown_key_id_is_refused_without_bcrypt(
+    conn: Conn, aredis: aioredis.Redis, project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _, full_key = await api_keys.create_key(conn, project.id)
+    checked = _count_checkpw(monkeypatch)
     unknown = api_keys.format_key(api_keys.new_key_id(), api_keys.new_secret())
-    timings = []
-    for _ in range(5):
-        started = time.perf_counter()
-        with pytest.raises(AuthenticationError, match="does not exist"):
-            await api_keys.validate_key(conn, aredis, unknown)
-        timings.append(time.perf_counter() - started)
-    # One bcrypt check costs ~50 ms here; best of 5 keeps a busy machine from flaking.
-    assert min(timings) < 0.005, timings
-    print(f"unknown key id refused in {min(timings) * 1000:.2f} ms (best of 5)")
+    with pytest.raises(AuthenticationError, match="does not exist"):
+        await api_keys.validate_key(conn, aredis, unknown)
+    assert checked == []  # refused on the id alone
+    await api_keys.validate_key(conn, aredis, full_key)
+    assert len(checked) == 1  # the spy sees the checks a known key pays for
 
 
 async def test_wrong_secret_and_malformed_keys_are_refused(
@@ -115,14 +128,14 @@ async def test_wrong_secret_and_malformed_keys_are_refused(
     wrong = api_keys.format_key(row.key_id, api_keys.new_secret())
     with pytest.raises(AuthenticationError, match="invalid API key"):
         await api_keys.validate_key(conn, aredis, wrong)
-    assert await aredis.keys("*") == []  # nothing cached for a failure
+    assert await ledger_keys(aredis) == []  # nothing cached for a failure
     with pytest.raises(AuthenticationError, match="malformed"):
         await api_keys.validate_key(conn, aredis, "ledger_nope")
     with pytest.raises(AuthenticationError, match="malformed"):
         await api_keys.cached_identity(aredis, "not-a-key")
 
 
-async def test_revoke_clears_every_cache_and_tells_gateways_within_a_second(
+async def test_revoke_clears_every_cache_and_tells_gateways(
     conn: Conn, aredis: aioredis.Redis, redis_url: str, project: Project
 ) -> None:
     row, full_key = await api_keys.create_key(conn, project.id)
@@ -131,18 +144,16 @@ async def test_revoke_clears_every_cache_and_tells_gateways_within_a_second(
     pubsub = subscriber.pubsub()
     await pubsub.subscribe(bus.KEY_REVOKED_CHANNEL)
     try:
-        started = time.perf_counter()
         revoked = await api_keys.revoke_key(conn, aredis, row.key_id)
-        message = None
-        while message is None and time.perf_counter() - started < 1.0:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
-        assert time.perf_counter() - started < 1.0
+        message: Any = await wait_until(
+            lambda: pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2),
+            "the revocation was published")
     finally:
         await pubsub.aclose()
         await subscriber.aclose()
     assert message is not None and message["data"] == row.key_id.encode()
     assert revoked.status == "revoked" and revoked.revoked_at is not None
-    assert await aredis.keys("*") == []
+    assert await ledger_keys(aredis) == []
     assert await api_keys.cached_identity(aredis, full_key) is None
     assert await api_keys.emergency_identity(aredis, full_key) is None
     with pytest.raises(AuthenticationError):
@@ -282,22 +293,23 @@ async def test_register_normalises_email_and_refuses_duplicates(
 
 
 async def test_authenticate_says_the_same_for_unknown_email_and_wrong_password(
-    conn: Conn, account: Account
+    conn: Conn, account: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert await accounts.authenticate(conn, "owner@EXAMPLE.com", "correct horse") == account
+    checked = _count_checkpw(monkeypatch)
     messages = []
-    timings = []
     for email, password in [("owner@example.com", "wrong horse"),
                             ("nobody@example.com", "correct horse"),
                             ("owner@example.com", "correct horse" + "x" * 80)]:
-        started = time.perf_counter()
         with pytest.raises(AuthenticationError) as caught:
             await accounts.authenticate(conn, email, password)
-        timings.append(time.perf_counter() - started)
         messages.append(caught.value.message)
     assert len(set(messages)) == 1
-    # The unknown email paid for a bcrypt check too (a real one costs ~200 ms here).
-    assert timings[1] > 0.3 * timings[0], timings
+    # Every attempt paid for one bcrypt check, the unknown email too, at the same cost (the
+    # "$2b$<rounds>$" prefix) as a real password's.
+    assert len(checked) == 3
+    assert len({hashed[:7] for hashed in checked}) == 1
+    assert checked[1] != checked[0]  # a stand-in hash, not the account's
 
 
 async def test_rename_and_change_password(conn: Conn, account: Account) -> None:

@@ -34,6 +34,7 @@ from ledger.daemons.gateway.app import create_app
 from ledger.daemons.gateway.edge.breaker import BreakerState, CircuitBreaker
 from ledger.daemons.gateway.state import Gateway
 from ledger.embedded import free_port
+from tests.waiting import wait_until
 
 MAX_BODY = 256 * 1024
 LIMIT_MINUTE = 1000
@@ -156,10 +157,12 @@ async def test_deep_health_checks_redis_both_databases_and_every_daemon(env: Env
     query = await start_daemon(query_daemon, env.settings.with_overrides(
         query_listen=f"127.0.0.1:{query_port}"))
     try:
-        deadline = time.monotonic() + 5  # the gateway's channel reconnects within its backoff
-        while (response := await env.http.get("/health/deep")).status_code != 200:
-            assert time.monotonic() < deadline, response.text
-            await asyncio.sleep(0.1)
+        async def deep_ok() -> httpx.Response | None:
+            response = await env.http.get("/health/deep")
+            return response if response.status_code == 200 else None
+
+        # The gateway's channel reconnects on its own, after its backoff.
+        response = await wait_until(deep_ok, "/health/deep is ok once query is back")
         body = response.json()
         assert body["status"] == "ok"
         assert all(value == "ok" for value in body["checks"].values())
@@ -196,19 +199,20 @@ async def test_bearer_key_works_like_x_api_key(env: Env) -> None:
     assert response.json() == {"accepted": 1, "rejected": 0, "message": response.json()["message"]}
 
 
-async def test_revoked_key_stops_within_a_second(env: Env) -> None:
+async def test_a_revoked_key_stops_at_every_gateway(env: Env) -> None:
     key = await env.new_key()
     assert (await env.post("/api/v1/ingest/single", log(), key=key)).status_code == 202
     assert len(env.gateway.keys.cache) >= 1  # now served from memory
     key_id, _ = api_keys.parse_key(key)
     await api_keys.revoke_key(env.conn, env.redis, key_id)
-    revoked_at = time.monotonic()
-    while True:
+
+    async def refused() -> bool:
         response = await env.post("/api/v1/ingest/single", log(), key=key)
-        if response.status_code == 401:
-            break
-        assert time.monotonic() - revoked_at < 1.0, "revoked key still accepted after 1 s"
-        await asyncio.sleep(0.02)
+        return response.status_code == 401
+
+    # The in-memory copy would live for minutes: only the published revocation can drop it.
+    await wait_until(refused, "the revoked key is refused")
+    assert env.gateway.keys.cache.drop_key_id(key_id) == 0  # the revocation dropped it
     assert (await env.post("/api/v1/ingest/single", log())).status_code == 202  # others fine
 
 
@@ -268,14 +272,12 @@ async def test_breaker_serves_the_emergency_cache_while_auth_is_down(env: Env) -
     port = int(env.settings.auth_addr.rsplit(":", 1)[1])
     env.daemons["auth"] = await start_daemon(auth_daemon, env.settings.with_overrides(
         auth_listen=f"127.0.0.1:{port}"))
-    deadline = time.monotonic() + 10
-    while True:
+    async def accepted() -> bool:
         response = await env.post("/api/v1/ingest/single", log(), key=never_seen)
-        if response.status_code == 202:
-            break
-        assert response.status_code == 503, response.text
-        assert time.monotonic() < deadline, "breaker never closed"
-        await asyncio.sleep(0.1)
+        assert response.status_code in (202, 503), response.text
+        return response.status_code == 202
+
+    await wait_until(accepted, "the breaker closed again", interval=0.1)
     assert env.gateway.keys.breaker.state is BreakerState.CLOSED
 
 

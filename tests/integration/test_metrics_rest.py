@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from ledger import bus
 from ledger.config import Settings
 from ledger.daemons.analytics import create
+from ledger.queue import names
 from tests.logrows import insert_group, insert_logs, log
 from tests.restenv import Rest, detail, rest_stack
 
@@ -104,7 +104,7 @@ async def test_metric_routes_from_rollups_and_caches(rest: Rest) -> None:
     import redis.asyncio as aioredis
 
     client = aioredis.Redis.from_url(rest.settings.redis_url or "")
-    await client.set(bus.daily_quota(p, now.strftime("%Y%m%d")), 25)
+    await client.set(names.daily_quota(p, now.strftime("%Y%m%d")), 25)
     await client.aclose()
     usage = (await get(rest, "/api/v1/metrics/usage", owner.key)).json()
     assert usage["accepted"] == 25 and usage["daily_quota"] == owner.project["daily_quota"]

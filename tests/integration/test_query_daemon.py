@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from ledger.errors import InvalidInputError, NotFoundError
 from ledger.proto import query_pb2
 from ledger.rpc.query_client import QueryClient
 from tests.logrows import insert_group, insert_logs, log
+from tests.waiting import wait_until
 
 A = str(uuid.uuid4())
 B = str(uuid.uuid4())
@@ -187,11 +187,11 @@ async def test_a_slow_count_does_not_hold_the_page(settings: Settings,
         # Either the count beat the page, or the answer says "at least the rows seen + 1".
         assert (first.total, first.total_exact) in ((30, True), (6, False))
         # The count went on in the background: a later page of the walk gets it.
-        for _ in range(100):
+        async def exact_page() -> Any:
             _, later = await list_logs(client, limit="5", cursor=first.next_cursor)
-            if later.total_exact:
-                break
-            await asyncio.sleep(0.02)
+            return later if later.total_exact else None
+
+        later = await wait_until(exact_page, "a later page carries the exact count")
         assert (later.total, later.total_exact) == (30, True)
     finally:
         await client.close()

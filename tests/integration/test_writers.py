@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 from ledger import bus
 from ledger.cli.main import app
 from ledger.config import Settings
-from ledger.daemons.ingest.backlog import dead_letters, queue_status, replay_dead_letters
-from ledger.daemons.ingest.queue import Queue
 from ledger.daemons.ingest.writer import Streams, Writer
 from ledger.db.pool import async_pool
+from ledger.queue.backlog import dead_letters, queue_status, replay_dead_letters
+from ledger.queue.client import Queue
 from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import (
     count_logs,
@@ -32,6 +32,7 @@ from tests.ingest_support import (
     send,
     stored,
 )
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -110,12 +111,9 @@ async def test_poison_log_is_isolated_dead_lettered_and_replayed(
 
 
 async def _dead(aredis: aioredis.Redis, project: str) -> list[Any]:
-    for _ in range(100):
-        found = await dead_letters(aredis, project)
-        if found:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError("no dead letter")
+    found: list[Any] = await wait_until(lambda: dead_letters(aredis, project),
+                                        "a dead letter was recorded")
+    return found
 
 
 async def test_status_cli_shows_depth_and_lag(settings: Settings, paused: IngestClient) -> None:
@@ -238,14 +236,22 @@ async def test_postgres_away_keeps_entries_and_writer_alive(
     stopping = asyncio.Event()
     down = Writer("w-down", aredis, Queue(aredis), gone, Streams(aredis), max_attempts=5,
                   stopping=stopping)
+    failures: list[BaseException] = []
+    note_failure = down._note_failure
+
+    def counted(exc: BaseException) -> None:
+        failures.append(exc)
+        note_failure(exc)
+
+    down._note_failure = counted  # type: ignore[method-assign]
     task = asyncio.create_task(down.run())
     stream = bus.queue_stream(project)
-    for _ in range(100):  # until it holds the entry and has failed at least once
+
+    async def holding_and_retried() -> bool:
         pending = await aredis.xpending(stream, bus.WRITER_GROUP)
-        if pending["pending"] and down._failing_since is not None:
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)  # a few retries with backoff
+        return bool(pending["pending"]) and len(failures) >= 3
+
+    await wait_until(holding_and_retried, "the writer holds the entry and retried with backoff")
     assert not task.done()
     assert int(await aredis.get(bus.queue_depth(project))) == 30
     assert (await aredis.xpending(stream, bus.WRITER_GROUP))["pending"] == 1

@@ -36,6 +36,21 @@ def test_readme_architecture_names_every_package() -> None:
         assert f"{package}/" in section, f"README architecture does not mention ledger/{package}/"
 
 
+def test_readme_sdk_quick_starts_name_what_the_sdk_exports() -> None:
+    import re
+
+    import ledger.sdk
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Sending logs from your application", 1)[1].split("\n## ", 1)[0]
+    imported = {name.strip() for line in re.findall(r"from ledger\.sdk import (.+)", section)
+                for name in line.split(",")}
+    assert imported >= {"Ledger", "LedgerHandler", "LedgerMiddleware", "LedgerWSGIMiddleware",
+                        "capture_flask_exceptions"}
+    assert imported <= set(ledger.sdk.__all__)
+    assert "/v1/logs" in section
+
+
 def test_readme_architecture_names_every_gateway_room_and_rpc_client() -> None:
     section = (ROOT / "README.md").read_text().split("## Architecture", 1)[1]
     gateway = ROOT / "ledger" / "daemons" / "gateway"

@@ -19,9 +19,10 @@ from ledger.config import Settings
 from ledger.daemons.gateway.app import create_app
 from ledger.daemons.gateway.edge.hot_paths import HotPaths
 from ledger.daemons.gateway.routes.ingest import LEAN_ROUTES
+from ledger.daemons.gateway.routes.otlp import LEAN_ROUTES as OTLP_LEAN_ROUTES
 from ledger.errors import AuthenticationError
 
-LEAN_PATHS = [route.path for route in LEAN_ROUTES]
+LEAN_PATHS = [route.path for route in (*LEAN_ROUTES, *OTLP_LEAN_ROUTES)]
 
 
 class Probe:

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from ledger.core import events
-from ledger.daemons.ingest import rows
-from ledger.daemons.ingest.entries import EntryBuilder, decode_entry, title
+from ledger.core.error_groups import title
+from ledger.queue import rows
+from ledger.queue.entries import EntryBuilder, decode_entry
 
 PROJECT = str(uuid.uuid4())
 NOW = datetime(2026, 3, 31, 23, 59, 59, 999_999, tzinfo=UTC)

@@ -49,6 +49,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "ledger.daemons.gateway.routes.health",
     "ledger.daemons.gateway.routes.metrics",
     "ledger.daemons.gateway.routes.ingest",
+    "ledger.daemons.gateway.routes.otlp",
     "ledger.daemons.gateway.live.routes",
     "ledger.daemons.gateway.live.preferences",
     "ledger.daemons.gateway.routes.accounts",

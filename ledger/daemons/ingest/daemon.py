@@ -11,13 +11,13 @@ from datetime import date
 from ledger.config import Settings
 from ledger.core.connections import connect_redis
 from ledger.daemons.base import GrpcDaemon
-from ledger.daemons.ingest.queue import Queue
 from ledger.daemons.ingest.service import IngestServicer
 from ledger.daemons.ingest.writer import Streams, Writer
 from ledger.db import migrate
 from ledger.db.pool import async_pool, connect
 from ledger.errors import UnavailableError
 from ledger.proto import ingest_pb2_grpc
+from ledger.queue.client import Queue
 from ledger.rpc.server import bind, create_server
 
 logger = logging.getLogger(__name__)

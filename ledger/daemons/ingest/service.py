@@ -4,7 +4,7 @@ The gateway hands over the decompressed body untouched; the rules of DESIGN §3 
 per log (``ledger.core.events``). A body-level problem is ``InvalidInputError``; invalid items
 of a batch are reported by index while the valid ones are queued. Queueing is all or nothing:
 the queue-depth and daily-quota checks, the stream entry, the counters and the notifications
-are one Lua script (``queue.Queue.enqueue``).
+are one Lua script (``ledger.queue.client.Queue.enqueue``).
 """
 
 from __future__ import annotations
@@ -19,11 +19,8 @@ from typing import Any
 import grpc
 import redis.exceptions
 
-from ledger import bus
 from ledger.config import Settings
 from ledger.core import events
-from ledger.daemons.ingest.entries import EntryBuilder, notification
-from ledger.daemons.ingest.queue import Enqueue, Queue, Refused, seconds_to_midnight
 from ledger.errors import (
     InvalidInputError,
     LedgerError,
@@ -32,11 +29,14 @@ from ledger.errors import (
     UnavailableError,
 )
 from ledger.proto import ingest_pb2, ingest_pb2_grpc
+from ledger.queue import names
+from ledger.queue.client import Enqueue, Queue, Refused, seconds_to_midnight
+from ledger.queue.entries import EntryBuilder, notification
+from ledger.queue.limits import QUEUE_FULL_RETRY_SECONDS
 
 logger = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
-QUEUE_FULL_RETRY_SECONDS = 60
 #: A century: beyond it "older than the retention" would overflow datetime arithmetic.
 MAX_RETENTION_DAYS = 36_525
 
@@ -179,7 +179,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     ) -> ingest_pb2.GetQueueDepthResponse:
         project_id = _project_id(request.project_id)
         try:
-            depth: Any = await self._queue.redis.get(bus.queue_depth(project_id))
+            depth: Any = await self._queue.redis.get(names.queue_depth(project_id))
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise UnavailableError(f"Redis is unavailable: {exc}") from exc
         return ingest_pb2.GetQueueDepthResponse(project_id=project_id,

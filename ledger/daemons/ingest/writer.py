@@ -41,12 +41,13 @@ import redis.exceptions
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ledger import bus
 from ledger.core import rollups
-from ledger.daemons.ingest import rows as rows_codec
+from ledger.core.error_groups import ErrorEvent
 from ledger.daemons.ingest import store
-from ledger.daemons.ingest.entries import Entry, as_text, decode_entry
-from ledger.daemons.ingest.queue import Ack, DeadLetter, Queue, ensure_group, queue_projects
+from ledger.queue import names
+from ledger.queue import rows as rows_codec
+from ledger.queue.client import Ack, DeadLetter, Queue, ensure_group, queue_projects
+from ledger.queue.entries import Entry, as_text, decode_entry
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ class Writer:
             await self.streams.wait_for_projects(BLOCK_MS / 1000)
             return []
         read = asyncio.ensure_future(self.redis.xreadgroup(
-            bus.WRITER_GROUP, self.name, {bus.queue_stream(p): ">" for p in projects},
+            names.WRITER_GROUP, self.name, {names.queue_stream(p): ">" for p in projects},
             count=self._count, block=BLOCK_MS))
         stop = asyncio.ensure_future(self.stopping.wait())
         try:
@@ -299,11 +300,11 @@ class Writer:
         await self.streams.refresh(force=True)
         done = 0
         for project_id in self.streams.projects:
-            stream = bus.queue_stream(project_id)
+            stream = names.queue_stream(project_id)
             after = "0"
             while not self.stopping.is_set():
                 response: Any = await self.redis.xreadgroup(
-                    bus.WRITER_GROUP, self.name, {stream: after}, count=ENTRIES_PER_STREAM)
+                    names.WRITER_GROUP, self.name, {stream: after}, count=ENTRIES_PER_STREAM)
                 entries = self._entries(response)
                 if not entries:
                     break
@@ -323,7 +324,7 @@ class Writer:
             batch = projects[first:first + STREAMS_PER_READ]
             async with self.redis.pipeline(transaction=False) as pipe:
                 for project_id in batch:
-                    pipe.xautoclaim(bus.queue_stream(project_id), bus.WRITER_GROUP, self.name,
+                    pipe.xautoclaim(names.queue_stream(project_id), names.WRITER_GROUP, self.name,
                                     min_idle_time=self.claim_idle_ms, start_id="0-0",
                                     count=ENTRIES_PER_STREAM)
                 responses: Any = await pipe.execute(raise_on_error=False)
@@ -343,7 +344,7 @@ class Writer:
 
     async def _load_deliveries(self, project_id: str, entries: list[Entry]) -> None:
         pending: Any = await self.redis.xpending_range(
-            bus.queue_stream(project_id), bus.WRITER_GROUP, min=entries[0].entry_id,
+            names.queue_stream(project_id), names.WRITER_GROUP, min=entries[0].entry_id,
             max=entries[-1].entry_id, count=len(entries) + 16, consumername=self.name)
         counts = {as_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
         for entry in entries:
@@ -410,7 +411,7 @@ class Writer:
             by_project[entry.project_id].append(entry.entry_id)
         with contextlib.suppress(*TRANSIENT):
             for project_id, ids in by_project.items():
-                await self.redis.xclaim(bus.queue_stream(project_id), bus.WRITER_GROUP,
+                await self.redis.xclaim(names.queue_stream(project_id), names.WRITER_GROUP,
                                         self.name, 0, ids, justid=True)
 
     async def _store(self, entries: Sequence[Entry]) -> dict[str, list[Ack]]:
@@ -496,13 +497,13 @@ class _Piece:
     project: uuid.UUID
     start: int
     stop: int
-    errors: list[tuple[int, store.ErrorEvent]]
+    errors: list[tuple[int, ErrorEvent]]
 
     @classmethod
     def whole(cls, entry: Entry, ack: Ack) -> _Piece:
         project = uuid.UUID(entry.project_id)
         # Each error item starts with the index of its log in the entry.
-        errors = [(int(e[0]), store.ErrorEvent.from_entry(project, e)) for e in entry.errors]
+        errors = [(int(e[0]), ErrorEvent.from_entry(project, e)) for e in entry.errors]
         return cls(entry, ack, project, 0, entry.n, errors)
 
     @property
@@ -510,7 +511,7 @@ class _Piece:
         return self.stop - self.start
 
     @property
-    def events(self) -> list[store.ErrorEvent]:
+    def events(self) -> list[ErrorEvent]:
         return [event for _, event in self.errors]
 
     def data(self) -> bytes:

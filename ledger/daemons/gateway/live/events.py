@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 
 from ledger import bus
-from ledger.daemons.ingest.queue import NOTIFICATIONS_MAXLEN, TAIL_MAXLEN
 from ledger.errors import InvalidInputError
+from ledger.queue.limits import NOTIFICATIONS_MAXLEN, TAIL_MAXLEN
 
 StreamKey = tuple[int, int]
 ZERO: StreamKey = (0, 0)

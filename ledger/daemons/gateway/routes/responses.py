@@ -29,10 +29,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import InvalidInputError, LedgerError, QueueFullError, UnavailableError
+from ledger.queue.limits import QUEUE_FULL_RETRY_SECONDS
 
 logger = logging.getLogger(__name__)
 
-QUEUE_FULL_RETRY_SECONDS = 60
 
 
 class UnsupportedMediaTypeError(InvalidInputError):

@@ -1,4 +1,4 @@
-"""The ingest queue in Redis: the two Lua scripts that change it, and its key helpers.
+"""The ingest queue in Redis: ``Queue`` runs the scripts that change it (enqueue, tail, ack).
 
 One stream entry holds one accepted request (up to 1 000 logs) under a project's hash tag
 ``{p:<project_id>}``, so that every key one script touches shares a Redis Cluster slot:
@@ -8,7 +8,8 @@ One stream entry holds one accepted request (up to 1 000 logs) under a project's
     ENQUEUE script (depth + quota check, XADD,          └──► ACK script (XACK, XDEL, DECRBY,
     INCRBY, notifications, tail) — all or nothing            dead letters) — after the commit
 
-What an entry holds is ``entries.py``; what operators see of the queue is ``backlog.py``.
+The scripts themselves, with their named arguments, are ``scripts.py``; what an entry holds is
+``entries.py``; what operators see of the queue is ``backlog.py``.
 """
 
 from __future__ import annotations
@@ -22,98 +23,10 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
-from ledger import bus
-from ledger.daemons.ingest.entries import EntryBuilder, as_text
-
-#: Newest error notifications kept per project (the SSE replay window, DESIGN §7).
-NOTIFICATIONS_MAXLEN = 1000
-#: Newest logs kept per project for ``GET /logs/tail``.
-TAIL_MAXLEN = 2000
-#: A day's quota counter outlives its day a little, so that "today" is never lost at midnight.
-QUOTA_TTL_SECONDS = 2 * 86_400
-
-# -- scripts ------------------------------------------------------------------------------------
-
-# KEYS: queue, depth, quota, notifications, tail, tail watchers.
-# ARGV: n, max depth, quota (<= 0: none), quota TTL, notifications channel, tail channel,
-#       f, then f values (the entry's field names and values), k, k notification JSONs, then
-#       the tail JSONs (if any).
-# Returns {0, entry id, watched} | {1, depth} (queue full) | {2, used} (quota).
-_ENQUEUE = """
-local n = tonumber(ARGV[1])
-local depth = tonumber(redis.call('GET', KEYS[2]) or '0')
-if depth + n > tonumber(ARGV[2]) then return {1, depth} end
-local quota = tonumber(ARGV[3])
-if quota > 0 then
-  local used = tonumber(redis.call('GET', KEYS[3]) or '0')
-  if used + n > quota then return {2, used} end
-end
-local f = tonumber(ARGV[7])
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 8, 7 + f))
-redis.call('INCRBY', KEYS[2], n)
-if redis.call('INCRBY', KEYS[3], n) == n then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
-local k = tonumber(ARGV[8 + f])
-for i = 9 + f, 8 + f + k do
-  local eid = redis.call('XADD', KEYS[4], 'MAXLEN', '~', @NOTIFICATIONS_MAXLEN@, '*',
-                         'data', ARGV[i])
-  redis.call('PUBLISH', ARGV[5], '{"event_id":"' .. eid .. '","data":' .. ARGV[i] .. '}')
-end
-local watched = redis.call('EXISTS', KEYS[6])
-if watched == 1 and #ARGV > 8 + f + k then
-  local last
-  for i = 9 + f + k, #ARGV do
-    last = redis.call('XADD', KEYS[5], 'MAXLEN', '~', @TAIL_MAXLEN@, '*', 'data', ARGV[i])
-  end
-  redis.call('PUBLISH', ARGV[6], last)
-end
-return {0, id, watched}
-"""
-
-# KEYS: tail.  ARGV: tail channel, then one JSON per log. For a request whose enqueue found the
-# first tail watcher: the queue step is done, the tail (a view, not the record) catches up.
-_TAIL = """
-local last
-for i = 2, #ARGV do
-  last = redis.call('XADD', KEYS[1], 'MAXLEN', '~', @TAIL_MAXLEN@, '*', 'data', ARGV[i])
-end
-if last then redis.call('PUBLISH', ARGV[1], last) end
-return last
-"""
-
-# KEYS: queue, depth, dead letters.  ARGV: group, failed_at, then per entry:
-#   entry id, n, d, and d triples (error, log JSON, components JSON).
-# An entry is acknowledged, deleted and its dead letters recorded only if this XACK removed it
-# from the pending list: two writers that stored the same entry (one of them reclaimed it) never
-# decrement the depth twice nor dead-letter a log twice. Returns the logs decremented.
-_ACK = """
-local group = ARGV[1]
-local i = 3
-local done = 0
-while i <= #ARGV do
-  local id, n, d = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local mine = redis.call('XACK', KEYS[1], group, id) == 1
-  if mine then
-    redis.call('XDEL', KEYS[1], id)
-    done = done + n
-  end
-  for j = 0, d - 1 do
-    local at = i + 3 + 3 * j
-    if mine then
-      redis.call('XADD', KEYS[3], '*', 'error', ARGV[at], 'log', ARGV[at + 1],
-                 'components', ARGV[at + 2], 'entry_id', id, 'failed_at', ARGV[2])
-    end
-  end
-  i = i + 3 + 3 * d
-end
-if done > 0 and redis.call('DECRBY', KEYS[2], done) < 0 then redis.call('SET', KEYS[2], 0) end
-return done
-"""
-
-
-
-def _lua(script: str) -> str:
-    return (script.replace("@NOTIFICATIONS_MAXLEN@", str(NOTIFICATIONS_MAXLEN))
-            .replace("@TAIL_MAXLEN@", str(TAIL_MAXLEN)))
+from ledger.queue import names
+from ledger.queue.entries import EntryBuilder, as_text
+from ledger.queue.limits import QUOTA_TTL_SECONDS
+from ledger.queue.scripts import ACK, ENQUEUE, NOTIFICATION_ENVELOPE, TAIL
 
 
 class Refused(Exception):
@@ -150,15 +63,15 @@ class Queue:
                  on_new_project: Callable[[str], None] | None = None) -> None:
         self.redis = redis
         self._on_new_project = on_new_project
-        self._enqueue: AsyncScript = redis.register_script(_lua(_ENQUEUE))
-        self._ack: AsyncScript = redis.register_script(_ACK)
-        self._tail: AsyncScript = redis.register_script(_lua(_TAIL))
+        self._enqueue: AsyncScript = redis.register_script(ENQUEUE.lua)
+        self._ack: AsyncScript = redis.register_script(ACK.lua)
+        self._tail: AsyncScript = redis.register_script(TAIL.lua)
         self._known: set[str] = set()
 
     async def register_project(self, project_id: str) -> None:
         """Make the writers read this project's stream (once per process per project)."""
         if project_id not in self._known:
-            await self.redis.sadd(bus.QUEUE_PROJECTS, project_id)
+            await self.redis.sadd(names.QUEUE_PROJECTS, project_id)
             self._known.add(project_id)
             if self._on_new_project is not None:
                 self._on_new_project(project_id)
@@ -237,22 +150,27 @@ class Queue:
         return out
 
     async def feed_tail(self, project_id: str, tail: Sequence[bytes]) -> None:
-        """Append logs to a project's tail stream (outside the enqueue step, see ``_TAIL``)."""
+        """Append logs to a project's tail stream (outside the enqueue step, see ``TAIL``)."""
         if tail:
-            await self._tail(keys=[bus.tail_stream(project_id)],
-                             args=[bus.tail_channel(project_id), *tail])
+            keys, args = TAIL.encode({"tail": names.tail_stream(project_id)},
+                                     {"tail_channel": names.tail_channel(project_id),
+                                      "logs": tail})
+            await self._tail(keys=keys, args=args)
 
     async def ack(self, project_id: str, acks: Iterable[Ack]) -> int:
         """Acknowledge and delete entries, record their dead letters, decrement the depth."""
-        args: list[Any] = [bus.WRITER_GROUP, datetime.now(UTC).isoformat()]
+        flat: list[Any] = []
         for ack in acks:
-            args += [ack.entry_id, ack.n, len(ack.dead)]
+            flat += [ack.entry_id, ack.n, len(ack.dead)]
             for dead in ack.dead:
-                args += [dead.error, dead.log, dead.components]
-        if len(args) == 2:
+                flat += [dead.error, dead.log, dead.components]
+        if not flat:
             return 0
-        keys = [bus.queue_stream(project_id), bus.queue_depth(project_id),
-                bus.dead_letters(project_id)]
+        keys, args = ACK.encode(
+            {"queue": names.queue_stream(project_id), "depth": names.queue_depth(project_id),
+             "dead_letters": names.dead_letters(project_id)},
+            {"group": names.WRITER_GROUP, "failed_at": datetime.now(UTC).isoformat(),
+             "acks": flat})
         return int(await self._ack(keys=keys, args=args))
 
 
@@ -274,16 +192,20 @@ def _today() -> str:
 def _enqueue_call(job: Enqueue, max_depth: int, day: str) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of the enqueue script for ``job``."""
     project_id = job.project_id
-    fields = [part for pair in job.entry.fields().items() for part in pair]
-    keys = [bus.queue_stream(project_id), bus.queue_depth(project_id),
-            bus.daily_quota(project_id, day), bus.notifications_stream(project_id),
-            bus.tail_stream(project_id), bus.tail_watchers(project_id)]
-    args: list[Any] = [
-        len(job.entry.rows), max_depth, job.daily_quota, QUOTA_TTL_SECONDS,
-        bus.notifications_channel(project_id), bus.tail_channel(project_id),
-        len(fields), *fields, len(job.notifications), *job.notifications, *job.tail,
-    ]
-    return keys, args
+    head, middle, tail = NOTIFICATION_ENVELOPE
+    return ENQUEUE.encode(
+        {"queue": names.queue_stream(project_id), "depth": names.queue_depth(project_id),
+         "quota": names.daily_quota(project_id, day),
+         "notifications": names.notifications_stream(project_id),
+         "tail": names.tail_stream(project_id),
+         "tail_watchers": names.tail_watchers(project_id)},
+        {"n": len(job.entry.rows), "max_depth": max_depth, "daily_quota": job.daily_quota,
+         "quota_ttl": QUOTA_TTL_SECONDS,
+         "notifications_channel": names.notifications_channel(project_id),
+         "tail_channel": names.tail_channel(project_id),
+         "envelope_head": head, "envelope_middle": middle, "envelope_tail": tail,
+         "fields": [part for pair in job.entry.fields().items() for part in pair],
+         "notifications": job.notifications, "tail": job.tail})
 
 
 def _enqueued(result: Any) -> tuple[str, bool]:
@@ -300,7 +222,7 @@ async def ensure_group(redis: aioredis.Redis, project_id: str) -> None:
     """Create the writers' consumer group on a project's stream (idempotent)."""
     try:
         # "0", not "$": entries queued before the group existed must be read too.
-        await redis.xgroup_create(bus.queue_stream(project_id), bus.WRITER_GROUP, id="0",
+        await redis.xgroup_create(names.queue_stream(project_id), names.WRITER_GROUP, id="0",
                                   mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
@@ -309,7 +231,7 @@ async def ensure_group(redis: aioredis.Redis, project_id: str) -> None:
 
 async def queue_projects(redis: aioredis.Redis) -> list[str]:
     """Every project that ever queued a log, sorted."""
-    members: Any = await redis.smembers(bus.QUEUE_PROJECTS)
+    members: Any = await redis.smembers(names.QUEUE_PROJECTS)
     return sorted(as_text(m) for m in members)
 
 

@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from ledger import bus
-from ledger.daemons.ingest import rows as rows_codec
-from ledger.daemons.ingest.entries import EntryBuilder, as_text
-from ledger.daemons.ingest.queue import Queue, queue_projects
+from ledger.queue import names
+from ledger.queue import rows as rows_codec
+from ledger.queue.client import Queue, queue_projects
+from ledger.queue.entries import EntryBuilder, as_text
 
 
 def is_uuid(value: str) -> bool:
@@ -50,15 +50,15 @@ async def queue_status(redis: aioredis.Redis, project_ids: Sequence[str] | None 
     out: list[ProjectQueue] = []
     for project_id in project_ids if project_ids is not None else await queue_projects(redis):
         async with redis.pipeline(transaction=False) as pipe:
-            pipe.get(bus.queue_depth(project_id))
-            pipe.xlen(bus.queue_stream(project_id))
-            pipe.xinfo_groups(bus.queue_stream(project_id))
-            pipe.xlen(bus.dead_letters(project_id))
+            pipe.get(names.queue_depth(project_id))
+            pipe.xlen(names.queue_stream(project_id))
+            pipe.xinfo_groups(names.queue_stream(project_id))
+            pipe.xlen(names.dead_letters(project_id))
             depth, length, groups, dead = await pipe.execute(raise_on_error=False)
         pending = 0
         if isinstance(groups, list):
             for group in groups:
-                if as_text(group.get("name", b"")) == bus.WRITER_GROUP:
+                if as_text(group.get("name", b"")) == names.WRITER_GROUP:
                     pending = _int(group.get("pending"))
         length = _int(length)
         # Acknowledged entries are deleted, so what the stream holds beyond the pending ones has
@@ -96,7 +96,7 @@ async def dead_letters(redis: aioredis.Redis, project_id: str, *, after: str = "
                        count: int = 1000) -> list[StoredDeadLetter]:
     """Up to ``count`` dead letters of a project, oldest first, after id ``after``."""
     low = after if after == "-" else f"({after}"
-    entries: Any = await redis.xrange(bus.dead_letters(project_id), min=low, max="+",
+    entries: Any = await redis.xrange(names.dead_letters(project_id), min=low, max="+",
                                       count=count)
     out = []
     for dead_id, fields in entries:
@@ -145,5 +145,5 @@ async def replay_dead_letters(queue: Queue, project_id: str, *, max_depth: int,
         if not good:
             continue
         await queue.enqueue(project_id, entry, max_depth=max_depth)
-        await queue.redis.xdel(bus.dead_letters(project_id), *[d.dead_id for d in good])
+        await queue.redis.xdel(names.dead_letters(project_id), *[d.dead_id for d in good])
         replayed += len(good)

@@ -18,24 +18,13 @@ from typing import Any
 
 import orjson
 
-from ledger.daemons.ingest import rows as rows_codec
+from ledger.core.error_groups import title
+from ledger.queue import rows as rows_codec
 
 NOTIFICATION_FIELDS: tuple[str, ...] = (
     "id", "project_id", "timestamp", "level", "log_type", "message", "error_type",
     "error_message", "error_fingerprint", "stack_trace", "attributes", "environment", "release",
 )
-TITLE_CHARS = 300
-
-
-def title(record: Mapping[str, Any]) -> str:
-    """What an error group is called: ``Type: message``, else the message."""
-    error_type, error_message = record.get("error_type"), record.get("error_message")
-    if error_type:
-        text = f"{error_type}: {error_message}" if error_message else str(error_type)
-    else:
-        text = record.get("message") or error_message or "(no message)"
-    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
-
 
 @dataclass
 class EntryBuilder:

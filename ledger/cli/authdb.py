@@ -41,3 +41,18 @@ def run_auth(operation: Operation[T], settings: Settings | None = None) -> T:
 def when(value: datetime | None, empty: str = "") -> str:
     """A timestamp for a table: local time to the minute."""
     return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else empty
+
+
+def gateway_host(settings: Settings) -> str:
+    """``host:port`` that applications reach the gateway at, for DSNs (from its listen address).
+
+    A wildcard listen address (``0.0.0.0``, ``::``) says nothing about the name clients use,
+    so ``localhost`` stands in for it.
+    """
+    host, _, port = settings.gateway_listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}"

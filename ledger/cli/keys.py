@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ledger.cli.authdb import run_auth, when
+from ledger.cli.authdb import gateway_host, run_auth, when
+from ledger.cli.context import load_settings
 from ledger.cli.output import console, handle_errors, print_json, success, warn
 
 if TYPE_CHECKING:
@@ -45,24 +46,26 @@ def create_command(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Create an API key for a project and print it ONCE."""
-    from ledger.core import api_keys, projects
+    from ledger.core import api_keys, projects, sentry
 
-    async def operation(conn: Any, redis: Any) -> tuple[ApiKeyRow, str, str]:
+    async def operation(conn: Any, redis: Any) -> tuple[ApiKeyRow, str, str, int]:
         found = await projects.get_project(conn, project)
         key, full_key = await api_keys.create_key(
             conn, found.id, name, scope, rate_limit_minute=rate_limit_minute,
             rate_limit_hour=rate_limit_hour)
-        return key, full_key, found.slug
+        return key, full_key, found.slug, found.dsn_id
 
     with handle_errors():
-        key, full_key, slug = run_auth(operation)
+        key, full_key, slug, dsn_id = run_auth(operation)
+        dsn = sentry.dsn(full_key, gateway_host(load_settings()), dsn_id)
         if json_output:
             print_json(_as_json(key) | {"full_key": full_key, "project_slug": slug,
-                                        "warning": SHOWN_ONCE})
+                                        "dsn": dsn, "warning": SHOWN_ONCE})
             return
         success(f"created API key {key.key_id} for project {slug}"
                 f" (scopes: {', '.join(key.scopes)})")
         console.print(full_key, highlight=False, soft_wrap=True)
+        console.print(f"Sentry SDK DSN: {dsn}", highlight=False, soft_wrap=True)
         warn(SHOWN_ONCE)
 
 

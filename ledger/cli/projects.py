@@ -22,6 +22,13 @@ NO_OWNER = ("no account to own the project: pass --owner EMAIL or create one wit
             " `ledger accounts create`")
 
 
+def _dsn_template(project: Project) -> str:
+    from ledger.cli.authdb import gateway_host
+    from ledger.cli.context import load_settings
+
+    return f"http://<API key>@{gateway_host(load_settings())}/{project.dsn_id}"
+
+
 def _show(project: Project, owner: str, keys: list[ApiKeyRow] | None = None) -> None:
     grid = [
         ("id", project.id), ("name", project.name), ("slug", project.slug),
@@ -30,6 +37,7 @@ def _show(project: Project, owner: str, keys: list[ApiKeyRow] | None = None) -> 
         ("daily quota", f"{project.daily_quota:,} logs"),
         ("rate limits", f"{project.rate_limit_minute:,}/min, {project.rate_limit_hour:,}/h"),
         ("created", when(project.created_at)),
+        ("Sentry DSN", _dsn_template(project)),
     ]
     if keys is not None:
         active = sum(1 for k in keys if k.status == "active")
@@ -125,7 +133,7 @@ def show_command(
         found, account, keys = run_auth(operation)
         if json_output:
             print_json(dataclasses.asdict(found) | {
-                "owner_email": account.email,
+                "owner_email": account.email, "dsn_template": _dsn_template(found),
                 "active_keys": sum(1 for k in keys if k.status == "active"),
             })
             return

@@ -295,6 +295,11 @@ def _banner(settings: Settings, url: str, names: list[str], project: Any, key: s
         if new_key:
             say("            [yellow]shown once; also saved in "
                 f"{settings.data_dir / 'state.json'} for `ledger tail`[/yellow]")
+        dsn_id = getattr(project, "dsn_id", 0)
+        if dsn_id:
+            from ledger.core.sentry import dsn
+
+            say(f"  Sentry    {dsn(key, url.split('://', 1)[-1], dsn_id)}  (DSN for Sentry SDKs)")
     else:
         say("  API key   [yellow]none saved here: create one with"
             " `ledger keys create --project default`[/yellow]")

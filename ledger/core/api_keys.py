@@ -91,6 +91,8 @@ class KeyIdentity:
     rate_limit_hour: int
     daily_quota: int
     retention_days: int
+    #: The project's numeric id in Sentry DSNs (``projects.dsn_id``).
+    project_dsn_id: int = 0
 
     def to_json(self) -> bytes:
         """Serialise for a cache entry."""
@@ -99,7 +101,7 @@ class KeyIdentity:
             "project_slug": self.project_slug, "project_name": self.project_name,
             "scopes": list(self.scopes), "rate_limit_minute": self.rate_limit_minute,
             "rate_limit_hour": self.rate_limit_hour, "daily_quota": self.daily_quota,
-            "retention_days": self.retention_days,
+            "retention_days": self.retention_days, "project_dsn_id": self.project_dsn_id,
         })
 
     @classmethod
@@ -114,6 +116,7 @@ class KeyIdentity:
                 rate_limit_minute=int(raw["rate_limit_minute"]),
                 rate_limit_hour=int(raw["rate_limit_hour"]),
                 daily_quota=int(raw["daily_quota"]), retention_days=int(raw["retention_days"]),
+                project_dsn_id=int(raw["project_dsn_id"]),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"not a cached key identity: {exc}") from exc
@@ -296,7 +299,8 @@ _IDENTITY_SQL = """
 SELECT k.id, k.secret_hash, k.scopes, k.status, k.last_used_at,
        coalesce(k.rate_limit_minute, p.rate_limit_minute) AS rate_limit_minute,
        coalesce(k.rate_limit_hour, p.rate_limit_hour) AS rate_limit_hour,
-       p.id AS project_id, p.slug, p.name AS project_name, p.daily_quota, p.retention_days
+       p.id AS project_id, p.slug, p.name AS project_name, p.daily_quota, p.retention_days,
+       p.dsn_id
 FROM api_keys k JOIN projects p ON p.id = k.project_id
 WHERE k.key_id = %s
 """
@@ -329,6 +333,7 @@ async def validate_key(conn: Conn, redis: aioredis.Redis, full_key: str) -> KeyI
         project_name=row["project_name"], scopes=tuple(row["scopes"]),
         rate_limit_minute=row["rate_limit_minute"], rate_limit_hour=row["rate_limit_hour"],
         daily_quota=row["daily_quota"], retention_days=row["retention_days"],
+        project_dsn_id=row["dsn_id"],
     )
     digest = key_digest(full_key)
     await _cache(redis, identity, digest)

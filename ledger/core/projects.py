@@ -43,6 +43,8 @@ class Project:
     rate_limit_hour: int
     created_at: datetime
     updated_at: datetime
+    #: Stable numeric id for Sentry DSNs, which accept only digits as the project segment.
+    dsn_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class ProjectDefaults:
 
 
 _COLUMNS = ("id, account_id, name, slug, environment, retention_days, daily_quota,"
-            " rate_limit_minute, rate_limit_hour, created_at, updated_at")
+            " rate_limit_minute, rate_limit_hour, created_at, updated_at, dsn_id")
 
 
 def _row(r: dict[str, Any]) -> Project:
@@ -75,7 +77,7 @@ def _row(r: dict[str, Any]) -> Project:
         environment=r["environment"], retention_days=r["retention_days"],
         daily_quota=r["daily_quota"], rate_limit_minute=r["rate_limit_minute"],
         rate_limit_hour=r["rate_limit_hour"], created_at=r["created_at"],
-        updated_at=r["updated_at"],
+        updated_at=r["updated_at"], dsn_id=r["dsn_id"],
     )
 
 

@@ -33,6 +33,7 @@ class Project(_message.Message):
     RATE_LIMIT_HOUR_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    DSN_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     account_id: _builtins.str
     name: _builtins.str
@@ -44,6 +45,8 @@ class Project(_message.Message):
     rate_limit_hour: _builtins.int
     created_at: _builtins.str
     updated_at: _builtins.str
+    dsn_id: _builtins.int
+    """the numeric project segment of Sentry DSNs"""
     def __init__(
         self,
         *,
@@ -58,10 +61,11 @@ class Project(_message.Message):
         rate_limit_hour: _builtins.int = ...,
         created_at: _builtins.str = ...,
         updated_at: _builtins.str = ...,
+        dsn_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "created_at", b"created_at", "daily_quota", b"daily_quota", "environment", b"environment", "id", b"id", "name", b"name", "rate_limit_hour", b"rate_limit_hour", "rate_limit_minute", b"rate_limit_minute", "retention_days", b"retention_days", "slug", b"slug", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "created_at", b"created_at", "daily_quota", b"daily_quota", "dsn_id", b"dsn_id", "environment", b"environment", "id", b"id", "name", b"name", "rate_limit_hour", b"rate_limit_hour", "rate_limit_minute", b"rate_limit_minute", "retention_days", b"retention_days", "slug", b"slug", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -167,6 +171,7 @@ class KeyIdentity(_message.Message):
     RATE_LIMIT_HOUR_FIELD_NUMBER: _builtins.int
     DAILY_QUOTA_FIELD_NUMBER: _builtins.int
     RETENTION_DAYS_FIELD_NUMBER: _builtins.int
+    PROJECT_DSN_ID_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     project_id: _builtins.str
     project_slug: _builtins.str
@@ -175,6 +180,8 @@ class KeyIdentity(_message.Message):
     rate_limit_hour: _builtins.int
     daily_quota: _builtins.int
     retention_days: _builtins.int
+    project_dsn_id: _builtins.int
+    """the project's numeric id in Sentry DSNs"""
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -189,10 +196,11 @@ class KeyIdentity(_message.Message):
         rate_limit_hour: _builtins.int = ...,
         daily_quota: _builtins.int = ...,
         retention_days: _builtins.int = ...,
+        project_dsn_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily_quota", b"daily_quota", "key_id", b"key_id", "project_id", b"project_id", "project_name", b"project_name", "project_slug", b"project_slug", "rate_limit_hour", b"rate_limit_hour", "rate_limit_minute", b"rate_limit_minute", "retention_days", b"retention_days", "scopes", b"scopes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily_quota", b"daily_quota", "key_id", b"key_id", "project_dsn_id", b"project_dsn_id", "project_id", b"project_id", "project_name", b"project_name", "project_slug", b"project_slug", "rate_limit_hour", b"rate_limit_hour", "rate_limit_minute", b"rate_limit_minute", "retention_days", b"retention_days", "scopes", b"scopes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

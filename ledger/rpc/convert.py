@@ -50,7 +50,7 @@ def identity_to_proto(identity: KeyIdentity) -> auth_pb2.KeyIdentity:
         project_slug=identity.project_slug, project_name=identity.project_name,
         scopes=list(identity.scopes), rate_limit_minute=identity.rate_limit_minute,
         rate_limit_hour=identity.rate_limit_hour, daily_quota=identity.daily_quota,
-        retention_days=identity.retention_days,
+        retention_days=identity.retention_days, project_dsn_id=identity.project_dsn_id,
     )
 
 
@@ -61,7 +61,7 @@ def identity_from_proto(message: auth_pb2.KeyIdentity) -> KeyIdentity:
         project_slug=message.project_slug, project_name=message.project_name,
         scopes=tuple(message.scopes), rate_limit_minute=message.rate_limit_minute,
         rate_limit_hour=message.rate_limit_hour, daily_quota=message.daily_quota,
-        retention_days=message.retention_days,
+        retention_days=message.retention_days, project_dsn_id=message.project_dsn_id,
     )
 
 
@@ -101,7 +101,7 @@ def project_to_proto(project: Project) -> auth_pb2.Project:
         environment=project.environment, retention_days=project.retention_days,
         daily_quota=project.daily_quota, rate_limit_minute=project.rate_limit_minute,
         rate_limit_hour=project.rate_limit_hour, created_at=_ts(project.created_at),
-        updated_at=_ts(project.updated_at),
+        updated_at=_ts(project.updated_at), dsn_id=project.dsn_id,
     )
 
 
@@ -113,7 +113,7 @@ def project_from_proto(message: auth_pb2.Project) -> Project:
         environment=message.environment, retention_days=message.retention_days,
         daily_quota=message.daily_quota, rate_limit_minute=message.rate_limit_minute,
         rate_limit_hour=message.rate_limit_hour, created_at=created,
-        updated_at=_dt(message.updated_at) or created,
+        updated_at=_dt(message.updated_at) or created, dsn_id=message.dsn_id,
     )
 
 

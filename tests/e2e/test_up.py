@@ -96,6 +96,7 @@ def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
         assert match, banner
         key = match.group(1)
         assert _state(tmp_path)["api_key"] == key
+        assert f"Sentry    http://{key}@127.0.0.1:{port}/1  (DSN" in banner
 
         assert _ingest(url, key, "first run").status_code == 202
         assert _count(_state(tmp_path)["logs_database_url"], "first run") == 1

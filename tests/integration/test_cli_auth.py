@@ -106,3 +106,20 @@ def test_unreachable_database_is_one_line(tmp_path: Path, redis_url: str) -> Non
         "LEDGER_REDIS_URL": redis_url, "LEDGER_DATA_DIR": str(tmp_path)})
     code, line = _fails(cli, "projects", "list")
     assert code == 69 and "cannot connect to PostgreSQL" in line
+
+
+def test_keys_create_prints_the_sentry_dsn_and_projects_show_its_number(
+        cli: CliRunner) -> None:
+    _ok(cli, "accounts", "create", "admin@ledger.local", "--password", "s3cret-pass")
+    project = orjson.loads(_ok(cli, "projects", "create", "Shop", "--slug", "shop", "--json"))
+    number = project["dsn_id"]
+    assert isinstance(number, int) and number > 0
+    key = orjson.loads(_ok(cli, "keys", "create", "--project", "shop", "--json"))
+    assert key["dsn"] == f"http://{key['full_key']}@127.0.0.1:8000/{number}"
+    human = _ok(cli, "keys", "create", "--project", "shop")
+    assert "Sentry SDK DSN: http://ledger_" in human and f"@127.0.0.1:8000/{number}" in human
+    shown = _ok(cli, "projects", "show", "shop")
+    assert f"http://<API key>@127.0.0.1:8000/{number}" in shown
+    served = CliRunner(env={**cli.env, "LEDGER_GATEWAY_LISTEN": "0.0.0.0:9000"})
+    wildcard = orjson.loads(_ok(served, "projects", "show", "shop", "--json"))
+    assert wildcard["dsn_template"] == f"http://<API key>@localhost:9000/{number}"

@@ -56,6 +56,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "ledger.daemons.gateway.routes.projects",
     "ledger.daemons.gateway.routes.logs",
     "ledger.daemons.gateway.routes.errors",
+    "ledger.daemons.gateway.routes.sentry",
     "ledger.daemons.gateway.routes.project_metrics",
 )
 

@@ -24,7 +24,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: Starlette's exception handler signature (handlers may be sync or async in general; ours
@@ -45,7 +45,10 @@ class HotPaths:
     def __init__(self, app: ASGIApp, routes: Sequence[Route], concerns: Sequence[Any],
                  handlers: dict[Any, Handler]) -> None:
         self.app = app
-        self.routes = {route.path: route for route in routes}
+        self.routes = {route.path: route for route in routes if not route.param_convertors}
+        # Routes with path parameters (Sentry's /api/<number>/envelope/) are matched after the
+        # exact paths, and never for the /api/v1/ paths, which cannot be theirs.
+        self.patterns = [route for route in routes if route.param_convertors]
         self.concerns = [middleware.cls for middleware in concerns]
         self._handlers = handlers
         lean: ASGIApp = self._serve
@@ -53,12 +56,26 @@ class HotPaths:
             lean = cls(lean, *args, **kwargs)
         self.lean = lean
 
+    def _route(self, scope: Scope) -> Route | None:
+        path: str = scope["path"]
+        route = self.routes.get(path)
+        if route is not None or not self.patterns or path.startswith("/api/v1/"):
+            return route
+        for pattern in self.patterns:
+            match, child = pattern.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)  # path_params
+                return pattern
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] == "http" and scope["method"] == "POST"
-                and scope["path"] in self.routes):
-            await self.lean(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "POST":
+            route = self._route(scope)
+            if route is not None:
+                scope["route"] = route  # the metrics label, as the router sets it
+                await self.lean(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
     def _handler_for(self, exc: Exception) -> Handler | None:
         for cls in type(exc).__mro__:
@@ -67,8 +84,7 @@ class HotPaths:
         return None
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes[scope["path"]]
-        scope["route"] = route  # the metrics label, as the router sets it
+        route: Route = scope["route"]
         request = Request(scope, receive)
         try:
             response: Response = await route.endpoint(request)

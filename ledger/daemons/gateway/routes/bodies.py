@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import zlib
 
+import brotli
 from starlette.requests import ClientDisconnect, Request
 
 from ledger.daemons.gateway.routes.responses import UnsupportedMediaTypeError
 from ledger.errors import InvalidInputError, PayloadTooLargeError
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # expect a gzip header and trailer
+_DEFLATE_WBITS = 32 + zlib.MAX_WBITS  # a zlib or gzip header, detected
 
 
 def check_json_content_type(request: Request) -> None:
@@ -37,8 +39,11 @@ def check_json_content_type(request: Request) -> None:
     )
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
+async def read_body(request: Request, max_bytes: int, *, any_encoding: bool = False) -> bytes:
     """The request body, gunzipped when ``Content-Encoding: gzip``, at most ``max_bytes``.
+
+    Args:
+        any_encoding: also accept ``deflate`` and ``br`` (what Sentry SDKs may send).
 
     Raises:
         PayloadTooLargeError: over ``max_bytes`` (after decompression) (413).
@@ -46,13 +51,19 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
         UnsupportedMediaTypeError: a Content-Encoding other than gzip or identity (415).
     """
     encoding = request.headers.get("content-encoding", "").strip().lower()
+    decoder: _Gunzip | _Unbrotli | None
     if encoding in ("gzip", "x-gzip"):
-        decoder: _Gunzip | None = _Gunzip(max_bytes)
+        decoder = _Gunzip(max_bytes)
+    elif encoding == "deflate" and any_encoding:
+        decoder = _Gunzip(max_bytes, _DEFLATE_WBITS, "deflate")
+    elif encoding == "br" and any_encoding:
+        decoder = _Unbrotli(max_bytes)
     elif encoding in ("", "identity"):
         decoder = None
     else:
+        accepted = "gzip, deflate or br" if any_encoding else "gzip"
         raise UnsupportedMediaTypeError(
-            f"Content-Encoding {encoding!r} is not supported: send the body as is or gzip it"
+            f"Content-Encoding {encoding!r} is not supported: send the body as is or {accepted}"
         )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
@@ -88,12 +99,14 @@ def _too_large(max_bytes: int) -> PayloadTooLargeError:
 
 
 class _Gunzip:
-    """Incremental gzip decoder (several members allowed) that never outputs past the cap."""
+    """Incremental gzip (or deflate) decoder, several members allowed, never past the cap."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, wbits: int = _GZIP_WBITS, name: str = "gzip") -> None:
         self._max = max_bytes
         self._out = 0
-        self._inner = zlib.decompressobj(_GZIP_WBITS)
+        self._wbits = wbits
+        self._name = name
+        self._inner = zlib.decompressobj(wbits)
         self._seen_input = False
 
     def feed(self, data: bytes) -> bytes:
@@ -105,7 +118,7 @@ class _Gunzip:
                 out = self._inner.decompress(data, self._max - self._out + 1)
             except zlib.error as exc:
                 raise InvalidInputError(
-                    "the body is not valid gzip although Content-Encoding says gzip"
+                    f"the body is not valid {self._name} although Content-Encoding says so"
                 ) from exc
             self._out += len(out)
             if self._out > self._max:
@@ -115,11 +128,42 @@ class _Gunzip:
                 data = self._inner.unconsumed_tail
             elif self._inner.eof and self._inner.unused_data:
                 data = self._inner.unused_data  # a further gzip member
-                self._inner = zlib.decompressobj(_GZIP_WBITS)
+                self._inner = zlib.decompressobj(self._wbits)
             else:
                 data = b""
         return b"".join(parts)
 
     def finish(self) -> None:
         if self._seen_input and not self._inner.eof:
-            raise InvalidInputError("the gzip body is truncated: send the whole compressed body")
+            raise InvalidInputError(f"the {self._name} body is truncated: send the whole"
+                                    " compressed body")
+
+
+class _Unbrotli:
+    """Incremental brotli decoder that never outputs past the cap."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max = max_bytes
+        self._out = 0
+        self._inner = brotli.Decompressor()
+
+    def feed(self, data: bytes) -> bytes:
+        parts: list[bytes] = []
+        try:
+            while True:
+                out = self._inner.process(data, output_buffer_limit=self._max - self._out + 1)
+                data = b""
+                self._out += len(out)
+                if self._out > self._max:
+                    raise _too_large(self._max)
+                parts.append(out)
+                if self._inner.is_finished() or self._inner.can_accept_more_data():
+                    break
+        except brotli.error as exc:
+            raise InvalidInputError("the body is not valid br although Content-Encoding says"
+                                    " so") from exc
+        return b"".join(parts)
+
+    def finish(self) -> None:
+        if not self._inner.is_finished():
+            raise InvalidInputError("the br body is truncated: send the whole compressed body")

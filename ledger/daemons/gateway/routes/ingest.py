@@ -212,6 +212,7 @@ async def get_settings(
         "project_id": identity.project_id,
         "project_name": identity.project_name,
         "project_slug": identity.project_slug,
+        "project_dsn_id": identity.project_dsn_id,
         "scopes": list(identity.scopes),
         "rate_limit_minute": identity.rate_limit_minute,
         "rate_limit_hour": identity.rate_limit_hour,

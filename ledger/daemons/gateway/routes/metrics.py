@@ -18,6 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ledger.daemons.gateway.edge.breaker import BreakerState
 
 UNMATCHED = "<unmatched>"  # one label for every unknown path: scanners cannot explode the series
+#: Sentry envelope item types counted by name; any other type is counted as ``other``.
+SENTRY_ITEM_TYPES = frozenset(("event", "transaction", "session", "sessions", "client_report",
+                               "attachment", "user_report", "feedback", "profile",
+                               "replay_event", "replay_recording", "check_in", "span", "log",
+                               "statsd", "metric_buckets"))
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -32,6 +37,7 @@ class Metrics:
         self.duration_sums: defaultdict[str, float] = defaultdict(float)
         self.ingest_logs: defaultdict[str, int] = defaultdict(int)
         self.key_cache: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.sentry_items: defaultdict[str, int] = defaultdict(int)
         self.breaker_state: Callable[[], BreakerState] = lambda: BreakerState.CLOSED
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -42,6 +48,10 @@ class Metrics:
     def count_logs(self, accepted: int, rejected: int) -> None:
         self.ingest_logs["accepted"] += accepted
         self.ingest_logs["rejected"] += rejected
+
+    def count_sentry_item(self, item_type: str) -> None:
+        """One item of a Sentry envelope, by type (unknown types as ``other``)."""
+        self.sentry_items[item_type if item_type in SENTRY_ITEM_TYPES else "other"] += 1
 
     def key_lookup(self, layer: str, hit: bool) -> None:
         """``layer`` is ``memory`` (in-process) or ``redis``."""
@@ -74,6 +84,9 @@ class Metrics:
                 "API-key cache lookups by layer (memory, redis) and result (hit, miss).",
                 ((f'layer="{layer}",result="{result}"', self.key_cache[(layer, result)])
                  for layer in ("memory", "redis") for result in ("hit", "miss")))
+        _family(lines, "ledger_sentry_items_total", "counter",
+                "Items of Sentry envelopes received, by type (events become logs).",
+                ((f'type="{t}"', n) for t, n in sorted(self.sentry_items.items())))
         current = self.breaker_state()
         _family(lines, "ledger_auth_breaker_state", "gauge",
                 "Circuit breaker around the auth daemon: 1 for the current state.",

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from ledger import bus
+from ledger.core import sentry
 from ledger.daemons.gateway.edge.access import RequireAccount, account_projects, owned_project
 from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
 from ledger.daemons.gateway.routes.responses import json_response, model_body
@@ -116,7 +117,9 @@ async def create_key(request: Request, ref: str, body: ApiKeyCreate,
         rate_limit_hour=body.rate_limit_hour)
     return json_response({"key_id": created.key.key_id, "full_key": created.full_key,
                           "key_prefix": created.key.key_prefix, "warning": KEY_WARNING,
-                          "key": model_body(created.key)}, 201)
+                          "key": model_body(created.key),
+                          "dsn": sentry.dsn(created.full_key, request.url.netloc,
+                                            project.dsn_id, request.url.scheme)}, 201)
 
 
 @router.get("/projects/{ref}/api-keys", response_model=ApiKeyList, responses=RESPONSES)

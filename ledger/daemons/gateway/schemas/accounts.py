@@ -83,6 +83,7 @@ class ProjectOut(BaseModel):
     rate_limit_hour: int
     created_at: str | None
     updated_at: str | None
+    dsn_id: int = Field(description="The project's number in Sentry DSNs.")
 
 
 class ProjectList(BaseModel):
@@ -127,6 +128,7 @@ class ApiKeyCreated(BaseModel):
     key_prefix: str
     warning: str
     key: ApiKeyOut
+    dsn: str = Field(description="Sentry DSN with this key: `http://<key>@<host>/<dsn_id>`.")
 
 
 class ApiKeyList(BaseModel):

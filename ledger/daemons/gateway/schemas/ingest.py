@@ -155,6 +155,7 @@ class SettingsResponse(BaseModel):
     project_id: str
     project_name: str
     project_slug: str
+    project_dsn_id: int = Field(..., description="The project's number in Sentry DSNs.")
     scopes: list[str]
     rate_limit_minute: int = Field(..., description="Requests per minute for this key.")
     rate_limit_hour: int = Field(..., description="Requests per hour for this key.")

@@ -1,0 +1,261 @@
+"""Sentry events through ``POST /api/<number>/envelope/``: events/s stored, accept latency.
+
+    .venv/bin/python bench/bench_sentry.py                      # own stack in a temp folder
+    .venv/bin/python bench/bench_sentry.py --url http://127.0.0.1:8000 --api-key ledger_…
+
+Each event is what a Python SDK sends for a handled exception: about 5 KB of JSON with a
+chained exception and 30 frames with context lines, tags, user, a few breadcrumbs, one event
+per envelope (as SDKs send them), each with its own event id. Measured in one run:
+
+1. throughput: ``--events`` envelopes from ``--connections`` keep-alive connections as fast as
+   they are answered; events/s accepted (all 200s back) and events/s stored (the project's
+   queue drained, i.e. committed to PostgreSQL; with its own stack the rows are counted too);
+2. accept latency at a fixed ``--rate`` for ``--seconds`` (open loop: counted from when the
+   request was due), p50/p99.
+
+The load generator and the self-contained stack are those of ``bench_ingest.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from bench_ingest import Connection, Target, drained, fixed_rate, own_stack, percentile
+
+from ledger.core import sentry
+
+FRAMES = 30
+
+
+def sentry_event(i: int) -> dict[str, Any]:
+    """A realistic Python SDK error event of about 5 KB with ``FRAMES`` frames."""
+    frames = [{
+        "filename": f"shop/m{j}.py", "abs_path": f"/app/shop/m{j}.py",
+        "module": f"shop.m{j}", "function": f"step_{j}", "lineno": 100 + j,
+        "in_app": j > 5, "context_line": f"    r = s{j}(o)",
+    } for j in range(FRAMES)]
+    return {
+        "event_id": uuid.uuid4().hex, "timestamp": time.time(), "platform": "python",
+        "level": "error", "release": "shop@4.2.0", "environment": "production",
+        "server_name": f"web-{i % 8}", "transaction": "/checkout",
+        "exception": {"values": [
+            {"type": "KeyError", "value": "'price'", "module": "builtins",
+             "stacktrace": {"frames": frames[-1:]}},
+            {"type": "PricingError", "value": f"no price for sku-{i % 50}",
+             "module": "shop.pricing", "stacktrace": {"frames": frames}},
+        ]},
+        "tags": {"region": "eu-west", "customer_tier": "gold"},
+        "user": {"id": str(i % 1000), "email": f"user{i % 1000}@example.com"},
+        "breadcrumbs": {"values": [
+            {"timestamp": time.time(), "category": "http", "message": f"GET /cart/{k}"}
+            for k in range(3)]},
+        "sdk": {"name": "sentry.python", "version": "2.75.0"},
+    }
+
+
+def envelope(event: dict[str, Any]) -> bytes:
+    payload = orjson.dumps(event)
+    return b"\n".join([orjson.dumps({"event_id": event["event_id"]}),
+                       orjson.dumps({"type": "event", "length": len(payload)}), payload, b""])
+
+
+def _kind(cmdline: bytes) -> str:
+    words = cmdline.split(b"\0")
+    if b"serve" in words and words.index(b"serve") + 1 < len(words):
+        return words[words.index(b"serve") + 1].decode()
+    name = Path(words[0].decode(errors="replace")).name if words else "?"
+    return "postgres" if name.startswith("postgres") else name.split(":")[0] or "?"
+
+
+def stack_cpu_seconds(workdir: Path | None) -> dict[str, float] | None:
+    """CPU seconds used so far by the stack this bench started (not by the load generator),
+    by kind of process (``gateway``, ``ingest``, ``auth``, ``postgres``, ``redis-server``).
+
+    The stack is every descendant of this process plus every process whose command line names
+    ``workdir`` (the embedded PostgreSQL's postmaster detaches) and their descendants. On a
+    shared machine CPU time per event is a steadier figure than events per second.
+    """
+    if workdir is None:
+        return None
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    kinds: dict[int, str] = {}
+    roots = {os.getpid()}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        pid = int(entry)
+        parents[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])
+        kinds[pid] = _kind(cmdline)
+        if str(workdir).encode() in cmdline:
+            roots.add(pid)
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo.extend(children.get(pid, ()))
+    seen.discard(os.getpid())
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid in seen:
+        out[kinds[pid]] = out.get(kinds[pid], 0.0) + ticks[pid] / tick
+    return out
+
+
+async def settings_of(target: Target) -> dict[str, Any]:
+    conn = await Connection.open(target.host, target.port)
+    try:
+        status, _, body = await conn.request("GET", "/api/v1/settings", target.headers)
+    finally:
+        await conn.close()
+    if status != 200:
+        raise SystemExit(f"GET /api/v1/settings answered {status}: {body[:200]!r}")
+    return dict(orjson.loads(body))
+
+
+async def throughput(target: Target, path: str, bodies: list[bytes], connections: int,
+                     count_rows: Callable[[], Awaitable[int]] | None,
+                     ok: int = 200) -> dict[str, float]:
+    rows_before = await count_rows() if count_rows else 0
+    pool = await target.connections(connections)
+    pending = list(reversed(bodies))
+    refused = 0
+    started = time.perf_counter()
+
+    async def sender(conn: Connection) -> None:
+        nonlocal refused
+        while pending:
+            body = pending.pop()
+            while True:
+                status, _, answer = await conn.request("POST", path, target.headers, body)
+                if status == ok:
+                    break
+                if status in (429, 503):
+                    refused += 1
+                    continue
+                raise SystemExit(f"envelope answered {status}: {answer[:300]!r}")
+
+    await asyncio.gather(*(sender(c) for c in pool))
+    accepted_at = time.perf_counter()
+    for conn in pool:
+        await conn.close()
+    await drained(target, 0.05)
+    stored_at = time.perf_counter()
+    result = {"events": len(bodies), "accepted_per_s": len(bodies) / (accepted_at - started),
+              "stored_per_s": len(bodies) / (stored_at - started), "refused": refused}
+    if count_rows:
+        result["rows"] = await count_rows() - rows_before
+    return result
+
+
+async def run(args: argparse.Namespace, url: str, key: str,
+              count_rows: Callable[[], Awaitable[int]] | None,
+              workdir: Path | None = None) -> None:
+    target = Target.from_url(url, key)
+    target.headers = {"Content-Type": "application/x-sentry-envelope",
+                      "X-Sentry-Auth": f"Sentry sentry_version=7, sentry_key={key}",
+                      "X-API-Key": key}  # X-API-Key for /queue/depth
+    number = (await settings_of(target))["project_dsn_id"]
+    path = f"/api/{number}/envelope/"
+    sample = sentry_event(0)
+    event_bytes = len(orjson.dumps(sample))
+    bodies = [envelope(sentry_event(i)) for i in range(args.events)]
+    load_before = os.getloadavg()
+    cpu_before = stack_cpu_seconds(workdir)
+    result = await throughput(target, path, bodies, args.connections, count_rows)
+    cpu_after = stack_cpu_seconds(workdir)
+    # The same events as native logs, one per request: what the Sentry path costs on top.
+    native = [orjson.dumps(sentry.event_to_record(event, event_id=uuid.uuid4().hex))
+              for event in (sentry_event(i) for i in range(args.events))]
+    reference = await throughput(Target.from_url(url, key), "/api/v1/ingest/single", native,
+                                 args.connections, count_rows, ok=202)
+    # Latency at a fixed rate: the same body re-sent is stored once (same event id, same
+    # timestamp), so this phase measures the accept path without growing the table.
+    latencies, errors, achieved = await fixed_rate(target, path, envelope(sample), args.rate,
+                                                   args.seconds, args.connections)
+    cpu_rows: list[tuple[str, str]] = []
+    if cpu_before is not None and cpu_after is not None:
+        used = {kind: cpu_after[kind] - cpu_before.get(kind, 0.0) for kind in cpu_after}
+        per_event = sum(used.values()) / len(bodies)
+        cpus = os.cpu_count() or 1
+        cpu_rows.append(("stack CPU per event",
+                         f"{per_event * 1e6:,.0f} µs = {cpus / per_event:,.0f} events/s if the"
+                         f" stack had all {cpus} CPUs to itself"))
+        cpu_rows.append(("  of which", ", ".join(
+            f"{kind} {seconds / len(bodies) * 1e6:,.0f} µs"
+            for kind, seconds in sorted(used.items(), key=lambda kv: -kv[1]) if seconds > 0)))
+    rows = [
+        ("event size", f"{event_bytes:,} bytes JSON, {FRAMES} frames, chained exception"),
+        ("accepted", f"{result['accepted_per_s']:,.0f} events/s ({result['events']:,.0f}"
+                     f" envelopes, {args.connections} connections,"
+                     f" {result['refused']:.0f} refused+retried)"),
+        ("stored", f"{result['stored_per_s']:,.0f} events/s"
+                   + (f" (rows added: {result['rows']:,.0f})" if "rows" in result else "")),
+        *cpu_rows,
+        ("same events, native single", f"{reference['stored_per_s']:,.0f} logs/s stored ="
+                                       f" Sentry path at"
+                                       f" {result['stored_per_s'] / reference['stored_per_s']:.2f}"
+                                       " x native"),
+        (f"accept @ {args.rate:.0f}/s", f"p50 {percentile(latencies, 50):.2f} ms,"
+                                        f" p99 {percentile(latencies, 99):.2f} ms,"
+                                        f" max {max(latencies):.1f} ms (achieved"
+                                        f" {achieved:,.0f}/s, {errors} non-200)"),
+        ("machine load (1/5/15 min)",
+         "before " + " / ".join(f"{x:.2f}" for x in load_before) + ", after "
+         + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{'measure'.ljust(width)}  result")
+    print(f"{'-' * width}  {'-' * 60}")
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="gateway of a running stack (default: start one)")
+    parser.add_argument("--api-key", help="key with ingest and read scopes (with --url)")
+    parser.add_argument("--events", type=int, default=20_000, help="envelopes sent")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=500.0, help="envelopes/s, latency phase")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    import uvloop
+
+    if args.url:
+        if not args.api_key:
+            parser.error("--url needs --api-key")
+        uvloop.run(run(args, args.url, args.api_key, None))
+        return
+
+    async def self_contained() -> None:
+        with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+            async with own_stack(Path(tmp)) as (url, key, count_rows):
+                await run(args, url, key, count_rows, Path(tmp))
+
+    uvloop.run(self_contained())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Programs that use the real sentry-sdk against a running Ledger (run as subprocesses)."""

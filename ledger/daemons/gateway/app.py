@@ -66,6 +66,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "ledger.daemons.gateway.routes.alerts",
     "ledger.daemons.gateway.routes.grouping",
     "ledger.daemons.gateway.routes.sentry",
+    "ledger.daemons.gateway.routes.project_metrics",
 )
 
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0

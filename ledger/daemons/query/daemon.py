@@ -11,9 +11,10 @@ from ledger.config import Settings
 from ledger.daemons.base import GrpcDaemon
 from ledger.daemons.checks import require_schema
 from ledger.daemons.query.grouping_servicer import GroupingServicer
+from ledger.daemons.query.metrics_servicer import MetricsServicer
 from ledger.daemons.query.servicer import COUNT_GRACE_SECONDS, QueryServicer
 from ledger.db.pool import async_pool, open_pool
-from ledger.proto import grouping_pb2_grpc, query_pb2_grpc
+from ledger.proto import grouping_pb2_grpc, metrics_pb2_grpc, query_pb2_grpc
 from ledger.rpc.server import bind, create_server
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class QueryDaemon(GrpcDaemon):
         query_pb2_grpc.add_QueryServiceServicer_to_server(self._servicer, self._server)
         grouping_pb2_grpc.add_GroupingServiceServicer_to_server(
             GroupingServicer(self._pool), self._server)
+        metrics_pb2_grpc.add_MetricsServiceServicer_to_server(
+            MetricsServicer(self._pool, self._redis), self._server)
         self.port = bind(self._server, settings.query_listen, "query")
         await self._server.start()
         logger.info("query: serving on port %d", self.port)

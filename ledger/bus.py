@@ -141,3 +141,48 @@ def login_failures_client(client: str) -> str:
 def registrations_client(client: str) -> str:
     """Registrations from one client address (each costs a bcrypt hash)."""
     return f"ledger:registrations:client:{client}"
+
+
+# -- browser view stream tickets -----------------------------------------------------------------
+
+
+def stream_ticket_used(account_id: str, nonce: str) -> str:
+    """Exists once a stream ticket has opened a stream: a ticket is good for one stream only."""
+    return f"ledger:{{acct:{account_id}}}:stream-ticket-used:{nonce}"
+
+
+# -- alerts (appended by the alerts work) -------------------------------------------------------
+
+#: Consumer group of the alerts daemons on every project's notifications stream.
+ALERTS_GROUP = "alerts"
+
+
+def alert_frequency(project_id: str, rule_id: str, fingerprint: str) -> str:
+    """Newest event ids of one group under one group_frequency rule (scored by ingest time)."""
+    return f"ledger:{{p:{project_id}}}:alerts:freq:{rule_id}:{fingerprint}"
+
+
+def alerts_lock(job: str) -> str:
+    """Held (SET NX EX) by the one alerts copy that runs ``job`` this interval."""
+    return f"ledger:alerts:lock:{job}"
+
+
+# -- analytics (appended by the analytics work) -------------------------------------------------
+
+# Set of "<project id>|<hours since the epoch>" that writers committed logs into: the rollup
+# job recomputes those hours (late logs included) and removes them.
+TOUCHED_HOURS = "ledger:{analytics}:touched-hours"
+# The pairs a rollup run has taken and not finished: put back by the next run if it died.
+TOUCHED_HOURS_TAKEN = "ledger:{analytics}:touched-hours:taken"
+# Newest runs of every analytics job (JSON, newest first, capped), for operators and tests.
+JOB_HISTORY = "ledger:analytics:history"
+
+
+def job_last_run(job: str) -> str:
+    """When ``job`` last succeeded (epoch seconds): copies share one schedule."""
+    return f"ledger:analytics:last-run:{job}"
+
+
+def metric_cache(project_id: str, name: str) -> str:
+    """A cached metric figure of a project (error rate, volume, top errors, usage)."""
+    return f"ledger:{{p:{project_id}}}:metrics:{name}"

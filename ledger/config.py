@@ -193,12 +193,34 @@ VARIABLES: tuple[Variable, ...] = (
              " (alias LEDGER_QUEUE_MAX_DEPTH)."),
     Variable("LEDGER_INGEST_MAX_ATTEMPTS", "ingest_max_attempts", 5, lambda n, r: _int(n, r, 1),
              "Deliveries of one queue entry before a log that keeps failing is dead-lettered."),
+    Variable("LEDGER_INGEST_GROUPING_CACHE_SECONDS", "ingest_grouping_cache_seconds", 5.0,
+             _float, "How long ingest reuses a project's fingerprint rules, in-app setting and"
+             " merges before reading them again (a change applies within this time)."),
     Variable("LEDGER_QUERY_LISTEN", "query_listen", "127.0.0.1:50053", _addr,
              "Address the query daemon's gRPC server binds."),
     Variable("LEDGER_QUERY_ADDR", "query_addr", "127.0.0.1:50053", _addr,
              "Where the gateway reaches the query daemon."),
     Variable("LEDGER_ANALYTICS_INTERVAL_SECONDS", "analytics_interval_seconds", 60.0, _float,
              "How often the analytics daemon runs its jobs."),
+    Variable("LEDGER_ALERTS_LISTEN", "alerts_listen", "127.0.0.1:50054", _addr,
+             "Address the alerts daemon's gRPC server binds."),
+    Variable("LEDGER_ALERTS_ADDR", "alerts_addr", "127.0.0.1:50054", _addr,
+             "Where the gateway reaches the alerts daemon."),
+    Variable("LEDGER_ALERTS_INTERVAL_SECONDS", "alerts_interval_seconds", 30.0, _float,
+             "How often error_rate and no_logs rules are counted from the logs."),
+    Variable("LEDGER_ALERTS_RULES_REFRESH_SECONDS", "alerts_rules_refresh_seconds", 2.0, _float,
+             "How soon a new or changed alert rule is picked up by the evaluator."),
+    Variable("LEDGER_ALERTS_SENDERS", "alerts_senders", 4, lambda n, r: _int(n, r, 0),
+             "Delivery tasks per alerts daemon (0: this copy only evaluates)."),
+    Variable("LEDGER_ALERTS_RETRY_BASE_SECONDS", "alerts_retry_base_seconds", 10.0, _float,
+             "First delay before a failed delivery is retried; it doubles on each failure."),
+    Variable("LEDGER_ALERTS_RETRY_MAX_SECONDS", "alerts_retry_max_seconds", 900.0, _float,
+             "Longest delay between two delivery attempts."),
+    Variable("LEDGER_ALERTS_GIVE_UP_SECONDS", "alerts_give_up_seconds", 86_400.0, _float,
+             "How long a delivery is retried before it is marked failed (24 h)."),
+    Variable("LEDGER_ALERTS_CLAIM_IDLE_SECONDS", "alerts_claim_idle_seconds", 30.0, _float,
+             "Notifications a stopped evaluator read but did not finish are taken over after"
+             " this long."),
 )
 
 # Short spellings that DESIGN.md uses; the long form wins when both are set.
@@ -238,9 +260,19 @@ class Settings:
     ingest_writers: int = 2
     queue_max_depth: int = 100_000
     ingest_max_attempts: int = 5
+    ingest_grouping_cache_seconds: float = 5.0
     query_listen: str = "127.0.0.1:50053"
     query_addr: str = "127.0.0.1:50053"
     analytics_interval_seconds: float = 60.0
+    alerts_listen: str = "127.0.0.1:50054"
+    alerts_addr: str = "127.0.0.1:50054"
+    alerts_interval_seconds: float = 30.0
+    alerts_rules_refresh_seconds: float = 2.0
+    alerts_senders: int = 4
+    alerts_retry_base_seconds: float = 10.0
+    alerts_retry_max_seconds: float = 900.0
+    alerts_give_up_seconds: float = 86_400.0
+    alerts_claim_idle_seconds: float = 30.0
     unknown: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod

@@ -23,7 +23,7 @@ from ledger.config import Settings
 from ledger.daemons.supervisor import check_healthy
 from ledger.embedded import free_port
 
-GRPC_DAEMONS = ("auth", "ingest", "query")
+GRPC_DAEMONS = ("auth", "ingest", "query", "alerts")
 LEDGER = [sys.executable, "-m", "ledger"]
 
 

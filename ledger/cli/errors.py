@@ -1,4 +1,5 @@
-"""`ledger errors list|show|resolve|ignore|reopen`: error groups through the gateway.
+"""`ledger errors list|show|resolve|ignore|reopen|merge|unmerge|rules`: error groups through
+the gateway.
 
 Uses LEDGER_URL and LEDGER_API_KEY (a key with the read scope), or what `ledger up` saved.
 """
@@ -9,12 +10,14 @@ from typing import Any
 
 import typer
 
+from ledger.cli import error_rules
 from ledger.cli.context import load_settings
 from ledger.cli.logs import level_text, when
 from ledger.cli.output import console, handle_errors, print_json, success, table
 
 app = typer.Typer(help="Error groups: list them, see why events were grouped, triage them.",
                   no_args_is_help=True)
+app.add_typer(error_rules.app, name="rules")
 
 STATUS_STYLES = {"unresolved": "red", "resolved": "green", "ignored": "dim"}
 
@@ -90,8 +93,11 @@ def show_command(
             ("fingerprint", f"{group['fingerprint']} (v{group['fingerprint_version']})"),
             ("why grouped", group["why_grouped"]),
         ]
+        if group.get("merged_into"):
+            facts.append(("merged into", group["merged_into"]))
         for name, value in facts:
             console.print(f"[dim]{name:>13}[/]  {value}", highlight=False)
+        _print_merges(group)
         sample = group.get("sample_log")
         if sample:
             console.print("\n[bold]sample event[/]", highlight=False)
@@ -129,3 +135,50 @@ def reopen_command(group_id: str = typer.Argument(..., help="The group id.")) ->
     with handle_errors():
         group = _set_status(group_id, "unresolved")
         success(f"reopened {group['title']!r}")
+
+
+def _print_merges(group: dict[str, Any]) -> None:
+    merges = group.get("merges") or []
+    if not merges:
+        return
+    console.print("\n[bold]merges[/]", highlight=False)
+    for m in merges:
+        into = m["target_group_id"] == str(group["id"])
+        what = (f"{m['source_group_id']} merged in" if into
+                else f"merged into {m['target_group_id']}")
+        by = f" by {m['merged_by']}" if m.get("merged_by") else ""
+        undone = (f", unmerged {when(m['unmerged_at'])}"
+                  + (f" by {m['unmerged_by']}" if m.get("unmerged_by") else "")
+                  if m.get("unmerged_at") else "")
+        console.print(f"  {when(m['merged_at'])}  {what} ({m['moved_count']} events){by}{undone}",
+                      highlight=False, markup=False)
+
+
+@app.command("merge")
+def merge_command(
+    target: str = typer.Argument(..., help="The group that survives."),
+    others: list[str] = typer.Argument(..., help="Groups merged into it."),
+) -> None:
+    """Merge groups into TARGET: their counts move, and their later events go to TARGET."""
+    from ledger.cli.api import GatewayClient
+
+    with handle_errors(), GatewayClient(load_settings()) as client:
+        group = client.request("POST", f"/api/v1/error-groups/{target.strip()}/merge",
+                               json={"group_ids": [o.strip() for o in others]})
+        success(f"merged {len(others)} group(s) into {group['title']!r}"
+                f" ({group['event_count']} events)")
+
+
+@app.command("unmerge")
+def unmerge_command(
+    target: str = typer.Argument(..., help="The group it was merged into."),
+    group_id: str = typer.Argument(..., help="The group to take back out."),
+) -> None:
+    """Undo a merge: GROUP_ID is listed again and gets its later events back."""
+    from ledger.cli.api import GatewayClient
+
+    with handle_errors(), GatewayClient(load_settings()) as client:
+        group = client.request("POST", f"/api/v1/error-groups/{target.strip()}/unmerge",
+                               json={"group_id": group_id.strip()})
+        success(f"unmerged {group_id.strip()} from {group['title']!r}"
+                f" ({group['event_count']} events left)")

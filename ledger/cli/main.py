@@ -15,6 +15,8 @@ import typer
 from ledger import __version__
 from ledger.cli import (
     accounts,
+    alerts,
+    analytics,
     db,
     errors,
     keys,
@@ -24,6 +26,7 @@ from ledger.cli import (
     queue,
     serve,
     tail,
+    top,
     up,
 )
 
@@ -91,14 +94,17 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 app.command("serve")(serve.serve)
 app.command("up")(up.up)
 app.command("tail")(tail.tail)
+app.command("top")(top.top)
 app.add_typer(db.app, name="db")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(projects.app, name="projects")
 app.add_typer(keys.app, name="keys")
 app.add_typer(partitions.app, name="partitions")
 app.add_typer(queue.app, name="queue")
+app.add_typer(analytics.app, name="analytics")
 app.command("logs")(logs.logs_command)
 app.add_typer(errors.app, name="errors")
+app.add_typer(alerts.app, name="alerts")
 
 
 def main() -> None:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ledger.cli.context import load_settings
-from ledger.cli.output import console, handle_errors, print_json, success, table
+from ledger.cli.output import console, fail, handle_errors, print_json, success, table
 from ledger.config import Settings
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from ledger.core import retention
+    from ledger.db.partitions import PartitionInfo
 
 app = typer.Typer(help="Monthly partitions of the logs table.", no_args_is_help=True)
 
@@ -27,27 +35,47 @@ def _logs_url(settings: Settings) -> str:
     return str(settings.logs_database_url)
 
 
+def _range(name: str) -> tuple[str, str]:
+    from ledger.db import partitions
+
+    bounds = partitions.month_range(name)
+    if bounds is None:
+        return "", ""
+    return bounds[0].date().isoformat(), bounds[1].date().isoformat()
+
+
+def _info_json(info: PartitionInfo) -> dict[str, object]:
+    start, end = _range(info.name)
+    return {"name": info.name, "from": start, "to": end, "rows": info.rows, "bytes": info.bytes}
+
+
+def _info_row(info: PartitionInfo) -> list[str]:
+    start, end = _range(info.name)
+    return [info.name, f"{start} → {end}" if start else "", f"{info.rows:,}", _human(info.bytes)]
+
+
 @app.command("list")
 def list_command(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List partitions with their estimated rows and size on disk."""
+    """List partitions with their time range, estimated rows and size on disk."""
     from ledger.db import partitions
     from ledger.db.pool import connect
 
     with handle_errors(), connect(_logs_url(load_settings())) as conn:
         infos = partitions.describe_sync(conn)
         if json_output:
-            print_json([{"name": i.name, "rows": i.rows, "bytes": i.bytes} for i in infos])
+            print_json([_info_json(i) for i in infos])
             return
-        table("Partitions of logs", ["partition", "rows (est.)", "size"],
-              [[i.name, f"{i.rows:,}", _human(i.bytes)] for i in infos])
+        table("Partitions of logs", ["partition", "range (UTC)", "rows (est.)", "size"],
+              [_info_row(i) for i in infos])
 
 
 @app.command("create")
 def create_command(
-    ahead: int = typer.Option(2, "--ahead", min=0, max=36, help="Months ahead of this one."),
+    ahead: int = typer.Option(2, "--months-ahead", "--ahead", min=0, max=36,
+                              help="Months ahead of this one."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Create the partitions of this month and the next AHEAD months (idempotent)."""
+    """Create the partitions of this month and the next N months (idempotent)."""
     from ledger.db import partitions
     from ledger.db.pool import connect
 
@@ -64,47 +92,96 @@ def create_command(
 
 @app.command("prune")
 def prune_command(
-    days: int | None = typer.Option(
-        None, "--days", min=1,
-        help="Retention in days [default: the longest retention of any project, at least"
-             " LEDGER_AUTH_RETENTION_DAYS]."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be dropped."),
+    older_than: str | None = typer.Option(
+        None, "--older-than",
+        help="Drop partitions wholly older than this (90d, 12w, 6m, 1y) [default: the longest"
+             " retention of any project, at least LEDGER_AUTH_RETENTION_DAYS]."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Show what would be dropped and trimmed; change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Drop whole partitions older than the retention: instant, no DELETE."""
-    from ledger.db import partitions
-    from ledger.db.pool import connect
+    """Drop whole partitions past the retention (instant, no DELETE), then trim projects with
+    a shorter retention inside the partitions that remain, in small batches.
+
+    On a terminal it asks before changing anything unless --yes is given.
+    """
+    import asyncio
+
+    from ledger.core import retention
 
     with handle_errors():
         settings = load_settings()
-        retention = days or _longest_retention(settings)
-        with connect(_logs_url(settings)) as conn:
-            infos = {i.name: i for i in partitions.describe_sync(conn)}
-            doomed = partitions.expired(infos, datetime.now(UTC), retention)
-            if not dry_run:
-                partitions.drop_sync(conn, doomed)
-        gone = [infos[n] for n in doomed]
+        url = _logs_url(settings)
+        days = retention.parse_age(older_than) if older_than else None
+        retentions = _retentions(settings)
+
+        async def plan_and_preview() -> tuple[retention.Plan, retention.Outcome]:
+            async with await _connect(url) as conn:
+                from ledger.db import partitions
+
+                todo = retention.plan(await partitions.existing_names(conn), retentions,
+                                      settings.auth_retention_days, datetime.now(UTC),
+                                      older_than_days=days)
+                return todo, await retention.preview(conn, todo)
+
+        todo, preview = asyncio.run(plan_and_preview())
+        if not dry_run and (preview.dropped or preview.trimmed) and not yes \
+                and sys.stdin.isatty() and not json_output:
+            _show(todo, preview, dry_run=True)
+            if not typer.confirm("Drop and trim these rows?", default=False):
+                raise fail("nothing was changed", 1)
+
+        async def run() -> retention.Outcome:
+            async with await _connect(url) as conn:
+                return await retention.apply(conn, todo)
+
+        outcome = preview if dry_run else asyncio.run(run())
         if json_output:
-            print_json({"retention_days": retention, "dry_run": dry_run, "partitions": [
-                {"name": i.name, "rows": i.rows, "bytes": i.bytes} for i in gone]})
+            print_json({"retention_days": todo.retention_days, "dry_run": dry_run,
+                        "partitions": [_info_json(i) for i in outcome.dropped],
+                        "trimmed": [{"project_id": p, "rows": n}
+                                    for p, n in sorted(outcome.trimmed.items())]})
             return
-        if not gone:
-            success(f"nothing older than {retention} days")
-            return
-        verb = "would drop" if dry_run else "dropped"
-        table(f"Partitions {verb} (retention {retention} days)", ["partition", "rows", "size"],
-              [[i.name, f"{i.rows:,}", _human(i.bytes)] for i in gone])
-        if dry_run:
-            console.print("[dim]nothing was dropped: run without --dry-run to drop them[/dim]")
+        _show(todo, outcome, dry_run=dry_run)
 
 
-def _longest_retention(settings: Settings) -> int:
-    """Never drop what a project with a longer retention still keeps."""
-    from ledger.db.pool import connect
+def _show(todo: retention.Plan, outcome: retention.Outcome, *, dry_run: bool) -> None:
+    if not outcome.dropped and not outcome.trimmed:
+        success(f"nothing older than {todo.retention_days} days, and no project to trim")
+        return
+    verb = "would drop" if dry_run else "dropped"
+    if outcome.dropped:
+        table(f"Partitions {verb} (older than {todo.retention_days} days)",
+              ["partition", "range (UTC)", "rows", "size"],
+              [_info_row(i) for i in outcome.dropped])
+    if outcome.trimmed:
+        days = {t.project_id: t.retention_days for t in todo.trims}
+        table(f"Rows {'that would be' if dry_run else ''} trimmed (shorter retention)",
+              ["project", "retention", "rows"],
+              [[p, f"{days.get(p, '?')} days", f"{n:,}"]
+               for p, n in sorted(outcome.trimmed.items())])
+    if dry_run:
+        console.print("[dim]nothing was changed: run without --dry-run to do it[/dim]")
 
+
+async def _connect(url: str) -> psycopg.AsyncConnection[Any]:
+    import psycopg
+
+    return await psycopg.AsyncConnection.connect(url, autocommit=True)
+
+
+def _retentions(settings: Settings) -> dict[str, int]:
+    """Every project's retention, read from the auth database (none without one: then only
+    LEDGER_AUTH_RETENTION_DAYS bounds the drop)."""
     if not settings.auth_database_url:
-        return settings.auth_retention_days
-    with connect(str(settings.auth_database_url)) as conn:
-        row = conn.execute("SELECT max(retention_days) FROM projects").fetchone()
-    longest = int(row[0]) if row and row[0] is not None else 0  # type: ignore[index]
-    return max(longest, settings.auth_retention_days)
+        return {}
+    import asyncio
+
+    from ledger.core.projects import list_projects
+
+    async def read() -> dict[str, int]:
+        async with await _connect(str(settings.auth_database_url)) as conn:
+            return {p.id: p.retention_days for p in await list_projects(conn)}
+
+    return asyncio.run(read())

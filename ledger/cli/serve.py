@@ -17,12 +17,13 @@ class DaemonName(str, Enum):
     ingest = "ingest"
     query = "query"
     analytics = "analytics"
+    alerts = "alerts"
 
 
 def serve(
     daemon: DaemonName = typer.Argument(..., help="Which daemon to run."),
 ) -> None:
-    """Run one daemon (gateway, auth, ingest, query or analytics) until SIGTERM or Ctrl-C.
+    """Run one daemon (gateway, auth, ingest, query, analytics or alerts) until SIGTERM or Ctrl-C.
 
     Every daemon reads LEDGER_* variables (see `man ledger`); all of them need
     LEDGER_INTERNAL_TOKEN, the same for every daemon of one installation.

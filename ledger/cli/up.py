@@ -233,7 +233,7 @@ def _pick_grpc_ports(settings: Settings, port_free: Any, free_port: Any) -> Sett
     not stop `ledger up`, so internal ports move instead of failing.
     """
     changes: dict[str, str] = {}
-    for name in ("auth", "ingest", "query"):
+    for name in ("auth", "ingest", "query", "alerts"):
         listen = getattr(settings, f"{name}_listen")
         if not port_free(listen):
             port = free_port()

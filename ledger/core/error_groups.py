@@ -43,7 +43,7 @@ PARAMS = ("status", "sort", "search", "limit", "offset")
 _COLUMNS = sql.SQL(
     "id, project_id, fingerprint, fingerprint_version, components, title, error_type, level,"
     " log_type, first_seen, last_seen, event_count, status, resolved_in_release, resolved_at,"
-    " last_release, sample_log_id, updated_at"
+    " last_release, sample_log_id, updated_at, merged_into"
 )
 
 
@@ -89,7 +89,8 @@ def parse_group_query(params: Mapping[str, str], *, project_id: str) -> GroupQue
 
 
 def _where(query: GroupQuery) -> tuple[sql.Composed, list[Any]]:
-    clauses: list[sql.Composable] = [sql.SQL("project_id = %s")]
+    # A group merged into another is shown through the one that survives.
+    clauses: list[sql.Composable] = [sql.SQL("project_id = %s AND merged_into IS NULL")]
     args: list[Any] = [query.project_id]
     if query.statuses:
         clauses.append(sql.SQL("status = ANY(%s)"))
@@ -134,6 +135,8 @@ def explain(components: Mapping[str, Any], version: int | None = None) -> str:
     method = components.get("method")
     suffix = f" (fingerprint v{version})" if version is not None else ""
     error_type = components.get("error_type")
+    if method == "stacktrace" and isinstance(components.get("exceptions"), list):
+        return _explain_chain(components["exceptions"], error_type, suffix)
     if method == "stacktrace":
         frames = [str(f) for f in components.get("frames") or []]
         where = " → ".join(frames) if frames else "the same frames"
@@ -146,10 +149,34 @@ def explain(components: Mapping[str, Any], version: int | None = None) -> str:
                 f" {components.get('message', '')!s}{suffix}.")
     if method == "message":
         return f"Same normalised message: {components.get('message', '')!s}{suffix}."
+    if method == "client" and components.get("rule"):
+        rule = components["rule"]
+        return (f"The project's fingerprint rule {rule.get('matcher', '')!s} →"
+                f" {', '.join(str(p) for p in components.get('client') or [])}"
+                f" (rules revision {rule.get('revision', '?')!s}){suffix}.")
     if method == "client":
         client = ", ".join(str(p) for p in components.get("client") or [])
         return f"The client sent the fingerprint [{client}]{suffix}."
     return f"Same fingerprint{suffix}."
+
+
+def _explain_chain(chain: list[Any], error_type: Any, suffix: str) -> str:
+    parts = []
+    for exc in chain:
+        if not isinstance(exc, dict):
+            continue
+        name = exc.get("type") or "an exception"
+        if exc.get("minified"):
+            parts.append(f"{name} with message {exc.get('message', '')!s} (minified frames)")
+            continue
+        frames = " → ".join(str(f) for f in exc.get("frames") or []) or "no frames"
+        kind = "" if exc.get("in_app") else " (no in-app frame found)"
+        members = exc.get("members") or []
+        extra = f", with {len(members)} sorted members" if members else ""
+        parts.append(f"{name} through {frames}{kind}{extra}")
+    what = f"{error_type} raised" if error_type else "raised"
+    return (f"Same exception chain: {what}; " + "; then ".join(parts)
+            + f"; line numbers and directories ignored{suffix}.")
 
 
 def _group_dict(row: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,10 @@ Rules, beyond DESIGN §3:
 - NUL characters are removed and lone surrogates replaced by U+FFFD in every string, attribute
   keys and values included, because PostgreSQL refuses both; lengths are checked afterwards.
 - JSON ``null`` for an optional field means "not given". Unknown fields are ignored.
+- ``exceptions`` (optional) is Sentry's exception interface (``ledger.core.exception_values``);
+  it is stored in ``attributes`` under the reserved key ``$exceptions``, which a client's own
+  attributes may not use. When ``error_type``/``error_message`` are absent they are taken from
+  its last (raised) exception.
 
 Pure functions, no I/O.
 """
@@ -38,7 +42,9 @@ from typing import Any
 
 import orjson
 
-from ledger.core.fingerprints import compute_fingerprint
+from ledger.core import exception_values
+from ledger.core.exception_values import STORAGE_KEY as EXCEPTIONS_KEY
+from ledger.core.grouping_rules import DEFAULT_GROUPING, GroupingConfig
 from ledger.errors import InvalidInputError
 
 __all__ = [
@@ -357,6 +363,10 @@ def _attributes(value: Any) -> dict[str, Any]:
         raise InvalidLog("attributes", "attributes must be a JSON object")
     if not value:
         return {}
+    if EXCEPTIONS_KEY in value:
+        raise InvalidLog(f"attributes.{EXCEPTIONS_KEY}",
+                         f"attributes.{EXCEPTIONS_KEY} is reserved; send the exception chain as"
+                         " the exceptions field")
     cleaned: dict[str, Any] = _json_value(value, 0)
     try:
         size = len(orjson.dumps(cleaned))
@@ -443,6 +453,13 @@ def _client_fingerprint(value: Any) -> list[str] | None:
     return cleaned
 
 
+def _exceptions(value: Any) -> list[dict[str, Any]] | None:
+    try:
+        return exception_values.validate_exceptions(value)
+    except exception_values.ShapeError as exc:
+        raise InvalidLog(exc.field, exc.reason) from None
+
+
 def _utc(now: datetime) -> datetime:
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now
 
@@ -482,6 +499,13 @@ def validate_log(obj: Any, *, now: datetime, retention_days: int) -> dict[str, A
     error_type = _text(get("error_type"), "error_type", limits["error_type"])
     error_message = _text(get("error_message"), "error_message", limits["error_message"])
     stack_trace = _text(get("stack_trace"), "stack_trace", limits["stack_trace"])
+    exceptions = _exceptions(get("exceptions"))
+    if exceptions:
+        raised = exceptions[-1]
+        if not error_type and raised.get("type"):
+            error_type = raised["type"][: limits["error_type"]]
+        if error_message is None and raised.get("value") is not None:
+            error_message = raised["value"][: limits["error_message"]]
     if log_type == "exception":
         if not error_type:
             raise InvalidLog("error_type", "exception logs need error_type")
@@ -499,6 +523,7 @@ def validate_log(obj: Any, *, now: datetime, retention_days: int) -> dict[str, A
         "error_type": error_type,
         "error_message": error_message,
         "stack_trace": stack_trace,
+        "exceptions": exceptions,
         "environment": _text(get("environment"), "environment", limits["environment"]),
         "release": _text(get("release"), "release", limits["release"]),
         "sdk_version": _text(get("sdk_version"), "sdk_version", limits["sdk_version"]),
@@ -605,13 +630,15 @@ def is_error_event(record: Mapping[str, Any]) -> bool:
     return record.get("log_type") == "exception" or record.get("level") in ERROR_LEVELS
 
 
-def enrich(clean: dict[str, Any], *, project_id: str, now: datetime) -> dict[str, Any]:
+def enrich(clean: dict[str, Any], *, project_id: str, now: datetime,
+           grouping: GroupingConfig | None = None) -> dict[str, Any]:
     """Add the stored fields to a validated log.
 
     Args:
         clean: The output of ``validate_log``.
         project_id: The project the log belongs to (kept as given).
         now: The ingest time (naive means UTC).
+        grouping: The project's grouping setting (fingerprint rules, in-app include/exclude).
 
     Returns:
         A new dict with a key for every ``LOG_COLUMNS`` entry, in that order, plus
@@ -637,7 +664,7 @@ def enrich(clean: dict[str, Any], *, project_id: str, now: datetime) -> dict[str
         "sdk_version": clean.get("sdk_version"),
         "platform": clean.get("platform"),
         "platform_version": clean.get("platform_version"),
-        "attributes": clean.get("attributes") or {},
+        "attributes": _with_exceptions(clean.get("attributes") or {}, clean.get("exceptions")),
         "trace_id": clean.get("trace_id"),
         "span_id": clean.get("span_id"),
         "client_fingerprint": clean.get("client_fingerprint"),
@@ -646,17 +673,29 @@ def enrich(clean: dict[str, Any], *, project_id: str, now: datetime) -> dict[str
         "fingerprint_components": None,
     }
     if is_error_event(record):
-        fingerprint = compute_fingerprint(
+        fingerprint = (grouping or DEFAULT_GROUPING).fingerprint(
             error_type=record["error_type"],
             error_message=record["error_message"],
             message=record["message"],
             stack_trace=record["stack_trace"],
             client_fingerprint=record["client_fingerprint"],
+            exceptions=clean.get("exceptions"),
+            platform=record["platform"],
+            level=record["level"],
+            environment=record["environment"],
+            release=record["release"],
         )
         record["error_fingerprint"] = fingerprint.hash
         record["fingerprint_version"] = fingerprint.version
         record["fingerprint_components"] = fingerprint.components
     return record
+
+
+def _with_exceptions(attributes: dict[str, Any],
+                     exceptions: list[dict[str, Any]] | None) -> dict[str, Any]:
+    if not exceptions:
+        return attributes
+    return {**attributes, EXCEPTIONS_KEY: exceptions}
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

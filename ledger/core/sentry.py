@@ -337,7 +337,11 @@ def exceptions_of(event: Mapping[str, Any]) -> list[dict[str, Any]]:
     if len(values) > MAX_EXCEPTIONS:  # the raised one is last: keep the newest
         values = values[-MAX_EXCEPTIONS:]
     chain = [e for e in (_exception(v) for v in values) if e is not None]
-    return [e for e in chain if e["type"] or e["value"] or e["stacktrace"]["frames"]]
+    chain = [e for e in chain if e["type"] or e["value"] or e["stacktrace"]["frames"]]
+    for exc in chain:
+        if not exc["type"] and not exc["value"]:
+            exc["type"] = "Error"  # frames alone: what Sentry shows, and what the record says
+    return chain
 
 
 _PERCENT = re.compile(r"%[sdirf%]")

@@ -74,6 +74,11 @@ def _secret(secret: str | None) -> bytes:
     return raw
 
 
+def signing_secret(secret: str | None) -> bytes:
+    """``LEDGER_JWT_SECRET`` as bytes, refused when unset or too short (stream tickets too)."""
+    return _secret(secret)
+
+
 def issue_access_token(secret: str | None, *, account_id: str, email: str, session_id: str,
                        now: datetime | None = None) -> tuple[str, datetime]:
     """Sign an access token.

@@ -28,8 +28,8 @@ from ledger.lifeline import die_with_parent
 
 logger = logging.getLogger(__name__)
 
-DAEMON_ORDER = ("auth", "ingest", "query", "analytics", "gateway")
-GRPC_DAEMONS = ("auth", "ingest", "query")
+DAEMON_ORDER = ("auth", "ingest", "query", "analytics", "alerts", "gateway")
+GRPC_DAEMONS = ("auth", "ingest", "query", "alerts")
 MAX_BACKOFF_SECONDS = 30.0
 
 

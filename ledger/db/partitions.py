@@ -156,3 +156,61 @@ def drop_sync(conn: psycopg.Connection[object], names: Iterable[str]) -> None:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+# -- listing with ranges, and trimming one project (retention) -------------------------------
+
+_DESCRIBE = """
+SELECT c.relname, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhrelid
+JOIN pg_class p ON p.oid = i.inhparent
+WHERE p.relname = 'logs' ORDER BY c.relname
+"""
+
+
+def month_range(name: str) -> tuple[datetime, datetime] | None:
+    """The ``[from, to)`` range of a monthly partition (UTC), None for another name."""
+    month = month_from_name(name)
+    if month is None:
+        return None
+    end = add_months(month, 1)
+    return (datetime(month.year, month.month, 1, tzinfo=UTC),
+            datetime(end.year, end.month, 1, tzinfo=UTC))
+
+
+async def describe(conn: psycopg.AsyncConnection[object]) -> list[PartitionInfo]:
+    """Async twin of ``describe_sync``."""
+    cur = await conn.execute(_DESCRIBE)
+    return [PartitionInfo(str(r[0]), int(r[1]), int(r[2]))  # type: ignore[index]
+            for r in await cur.fetchall()]
+
+
+async def count_older(conn: psycopg.AsyncConnection[object], project_id: str,
+                      cutoff: datetime) -> int:
+    """Rows of one project older than ``cutoff`` (what a trim would delete)."""
+    cur = await conn.execute(
+        "SELECT count(*) FROM logs WHERE project_id = %s AND timestamp < %s",
+        (project_id, cutoff))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0  # type: ignore[index]
+
+
+async def trim(conn: psycopg.AsyncConnection[object], name: str, project_id: str,
+               cutoff: datetime, batch_rows: int) -> int:
+    """Delete one project's rows older than ``cutoff`` from partition ``name``.
+
+    Each statement deletes at most ``batch_rows`` rows (found through the project/time index,
+    deleted by ``ctid``) and commits on its own (``conn`` is autocommit), so locks and WAL stay
+    bounded and writers are never held up; every other project's rows are untouched.
+    """
+    statement = sql.SQL(
+        "DELETE FROM {t} WHERE ctid = ANY(ARRAY("
+        "SELECT ctid FROM {t} WHERE project_id = %s AND timestamp < %s LIMIT %s))"
+    ).format(t=sql.Identifier(name))
+    total = 0
+    while True:
+        cur = await conn.execute(statement, (project_id, cutoff, batch_rows))
+        total += cur.rowcount
+        if cur.rowcount < batch_rows:
+            return total

@@ -2,7 +2,8 @@
 
 Fields of an entry: ``n`` (logs in it), ``rows`` (their binary COPY tuples, back to back, see
 ``rows.py``), ``ends`` (where each tuple ends: little-endian uint32s), ``months`` (the months
-their timestamps fall in, for partitions), ``errors`` (a few fields of each error event, for
+their timestamps fall in, for partitions), ``hours`` (the UTC hours they fall in, as hours since
+the epoch: analytics recomputes those rollups), ``errors`` (a few fields of each error event, for
 the error groups) and ``fp`` (fingerprint → components). The writer's normal path sends
 ``rows`` to PostgreSQL as they are; ``ends`` lets it split a batch to isolate a bad log.
 """
@@ -34,6 +35,7 @@ class EntryBuilder:
     errors: list[list[Any]] = field(default_factory=list)
     components: dict[str, Any] = field(default_factory=dict)
     months: set[tuple[int, int]] = field(default_factory=set)
+    hours: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._project = rows_codec.project_bytes(self.project_id)
@@ -44,6 +46,7 @@ class EntryBuilder:
         self.rows.append(rows_codec.encode_row(record, self._project))
         timestamp = record["timestamp"]
         self.months.add((timestamp.year, timestamp.month))
+        self.hours.add(int(timestamp.timestamp()) // 3600)
         fingerprint = record["error_fingerprint"]
         if fingerprint is not None:
             self.errors.append([
@@ -63,6 +66,7 @@ class EntryBuilder:
             "rows": b"".join(self.rows),
             "ends": struct.pack(f"<{len(ends)}I", *ends),
             "months": ",".join(f"{y:04d}-{m:02d}" for y, m in sorted(self.months)).encode(),
+            "hours": ",".join(map(str, sorted(self.hours))).encode(),
             "errors": orjson.dumps(self.errors),
             "fp": orjson.dumps(self.components),
         }
@@ -78,6 +82,8 @@ class Entry:
     blob: bytes = b""
     ends: list[int] = field(default_factory=list)
     months: set[date] = field(default_factory=set)
+    #: UTC hours (since the epoch) its logs fall in; empty for entries queued before the field.
+    hours: set[int] = field(default_factory=set)
     #: ``[index, id, timestamp, level, log_type, title, error_type, release, fingerprint,
     #: version, ingested_at]`` per error event (entries queued before ingested_at was added
     #: have ten fields).
@@ -117,6 +123,7 @@ def decode_entry(project_id: str, entry_id: bytes | str, fields: Mapping[Any, An
         entry.ends = list(struct.unpack(f"<{len(raw_ends) // 4}I", raw_ends))
         months = as_text(_field(fields, "months") or b"")
         entry.months = {date(int(m[:4]), int(m[5:7]), 1) for m in months.split(",") if m}
+        entry.hours = {int(h) for h in as_text(_field(fields, "hours") or b"").split(",") if h}
         entry.errors = orjson.loads(_field(fields, "errors") or b"[]")
         entry.components = orjson.loads(_field(fields, "fp") or b"{}")
     except (TypeError, ValueError, struct.error) as exc:  # JSONDecodeError is a ValueError

@@ -49,7 +49,7 @@ def stack(pg_server_url: str, templates: dict[str, str], redis_db_url: str,
                       jwt_secret=secrets.token_urlsafe(32), ingest_writers=1)
     try:
         with Stack(config, tmp_path_factory.mktemp("contract")) as running:
-            running.start("auth", "ingest", "query", "gateway")
+            running.start("auth", "ingest", "query", "alerts", "gateway")
             yield running
     finally:
         for name in names.values():

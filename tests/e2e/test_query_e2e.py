@@ -51,7 +51,8 @@ def account(http: httpx.Client) -> tuple[dict[str, str], dict[str, Any], str]:
     slug = f"e2e-{uuid.uuid4().hex[:6]}"
     project = http.post("/api/v1/projects", headers=bearer, json={"name": "E2E", "slug": slug})
     assert project.status_code == 201, project.text
-    key = http.post(f"/api/v1/projects/{slug}/api-keys", headers=bearer, json={})
+    key = http.post(f"/api/v1/projects/{slug}/api-keys", headers=bearer,
+                    json={"scopes": ["ingest", "read", "triage"]})
     assert key.status_code == 201, key.text
     return bearer, project.json(), key.json()["full_key"]
 
@@ -126,7 +127,7 @@ def test_logs_and_errors_read_back_through_every_daemon(stack: Stack) -> None:
         top = groups["error_groups"][0]
         assert top["event_count"] == 3 and top["error_type"] == "KeyError"
         detail = http.get(f"/api/v1/error-groups/{top['id']}", headers=headers).json()
-        assert "cart.py" in detail["why_grouped"] and "line numbers ignored" in detail[
+        assert "shop/cart:total" in detail["why_grouped"] and "line numbers" in detail[
             "why_grouped"]
         assert detail["sample_log"]["error_type"] == "KeyError"
         events = http.get("/api/v1/logs", headers=headers,

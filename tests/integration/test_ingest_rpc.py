@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from ledger import bus
 from ledger.config import Settings
+from ledger.core.fingerprints import FINGERPRINT_VERSION
 from ledger.daemons.ingest import IngestDaemon
 from ledger.errors import InvalidInputError, QueueFullError, RateLimitedError
 from ledger.proto import ingest_pb2
@@ -108,7 +109,7 @@ async def test_batch_of_1000_is_stored_field_for_field(
         assert row["client_fingerprint"] == sent.get("fingerprint")
         is_error = row["level"] in ("error", "critical") or row["log_type"] == "exception"
         assert (row["error_fingerprint"] is not None) == is_error, i
-        assert row["fingerprint_version"] == (1 if is_error else None)
+        assert row["fingerprint_version"] == (FINGERPRINT_VERSION if is_error else None)
     with psycopg.connect(str(settings.logs_database_url)) as conn:
         groups = conn.execute("SELECT sum(event_count) FROM error_groups WHERE project_id = %s",
                               (project,)).fetchone()

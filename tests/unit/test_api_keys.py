@@ -59,6 +59,7 @@ def test_digest_is_sha256_hex_and_never_the_key() -> None:
 @pytest.mark.parametrize(("given", "expected"), [
     (None, ("ingest", "read")), ([], ("ingest", "read")), (["read"], ("read",)),
     (["READ", "ingest", "ingest"], ("ingest", "read")), ([" ingest "], ("ingest",)),
+    (["triage", "read"], ("read", "triage")),
 ])
 def test_scopes_are_normalised(given: list[str] | None, expected: tuple[str, ...]) -> None:
     assert api_keys.normalize_scopes(given) == expected

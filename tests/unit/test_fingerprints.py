@@ -18,6 +18,7 @@ from ledger.core.fingerprints import (
     normalize_message,
     parse_stack_trace,
 )
+from ledger.core.stacktraces import parse_exceptions
 
 
 def render(template: str, **values: object) -> str:
@@ -166,7 +167,7 @@ class Case:
     func: str
     other_func: str
     roots: tuple[str, str]
-    expected_frames: tuple[str, ...]  # outermost first, with {func}
+    expected: tuple[tuple[str, tuple[str, ...]], ...]  # chain: (type, frames with {func})
 
 
 CASES = [
@@ -177,7 +178,7 @@ CASES = [
         "charge",
         "refund",
         ("/srv/app", "/home/deploy/releases/20240501T1200"),
-        ("orders.py:create_order", "billing.py:{func}"),
+        (("KeyError", ("api/orders:create_order", "services/billing:{func}")),),
     ),
     Case(
         "node",
@@ -186,7 +187,7 @@ CASES = [
         "getUser",
         "getAccount",
         ("/srv/app", "/var/www/app-v2"),
-        ("profile.js:loadProfile", "users.js:{func}"),
+        (("TypeError", ("routes/profile:loadProfile", "services/users:{func}")),),
     ),
     Case(
         "firefox",
@@ -195,7 +196,7 @@ CASES = [
         "getUser",
         "getAccount",
         ("", ""),
-        ("vendor.<hex>.js:<anonymous>", "main.<hex>.js:loadProfile", "main.<hex>.js:{func}"),
+        (("TypeError", ("vendor:<anonymous>", "main:loadProfile", "main:{func}")),),
     ),
     Case(
         "java",
@@ -204,10 +205,16 @@ CASES = [
         "register",
         "updateEmail",
         ("", ""),
+        # The whole chain, root cause first: each exception's innermost in-app frames.
         (
-            "com.acme.users.UserController:register",
-            "com.acme.users.UserService:{func}",
-            "com.acme.users.UserRepository:insert",
+            ("PSQLException", ("com.acme.users.UserController:register",
+                               "com.acme.users.UserService:{func}",
+                               "com.acme.users.UserRepository:insert")),
+            ("ConstraintViolationException", ("com.acme.users.UserController:register",
+                                              "com.acme.users.UserService:{func}",
+                                              "com.acme.users.UserRepository:insert")),
+            ("DataIntegrityViolationException", ("com.acme.users.UserController:register",
+                                                 "com.acme.users.UserService:{func}")),
         ),
     ),
     Case(
@@ -217,7 +224,8 @@ CASES = [
         "Charge",
         "Refund",
         ("/home/ci/work/shop", "/go/src/github.com/acme/shop"),
-        ("orders.go:api.(*Handler).CreateOrder", "service.go:billing.(*Service).{func}"),
+        (("Error", ("github.com/acme/shop/internal/api:(*Handler).CreateOrder",
+                    "github.com/acme/shop/internal/billing:(*Service).{func}")),),
     ),
     Case(
         "ruby",
@@ -226,11 +234,8 @@ CASES = [
         "total_price",
         "subtotal",
         ("/srv/app/releases/20240501", "/app"),
-        (
-            "orders_controller.rb:create",
-            "checkout.rb:block in call",
-            "order.rb:{func}",
-        ),
+        (("NoMethodError", ("controllers/orders_controller:create",
+                            "services/checkout:block in call", "models/order:{func}")),),
     ),
     Case(
         "ruby-3.4",
@@ -239,11 +244,8 @@ CASES = [
         "total_price",
         "subtotal",
         ("/srv/app/releases/20240501", "/app"),
-        (
-            "orders_controller.rb:create",
-            "checkout.rb:block in call",
-            "order.rb:{func}",
-        ),
+        (("NoMethodError", ("controllers/orders_controller:create",
+                            "services/checkout:block in call", "models/order:{func}")),),
     ),
 ]
 
@@ -285,12 +287,14 @@ def test_a_different_error_type_from_the_same_frames_is_a_different_error(case: 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_the_innermost_in_app_frames_contribute_without_lines_or_paths(case: Case) -> None:
     result = fingerprint(trace_for(case, event=EVENT_A), error_type=case.error_type)
-    expected = [frame.replace("{func}", case.func) for frame in case.expected_frames]
+    expected = [
+        {"type": t, "frames": [f.replace("{func}", case.func) for f in frames], "in_app": True}
+        for t, frames in case.expected
+    ]
     assert result.components == {
         "method": "stacktrace",
-        "error_type": case.error_type,
-        "frames": expected,
-        "in_app": True,
+        "error_type": case.expected[-1][0],
+        "exceptions": expected,
     }
     explained = orjson.dumps(result.components).decode()
     for line in ("42", "17", "311"):
@@ -315,11 +319,11 @@ def test_ruby_34_labels_group_with_older_ruby() -> None:
 def test_python_frames_are_outermost_first_with_in_app_flags() -> None:
     frames = parse_stack_trace(render(PYTHON, root="/srv/app", func="charge", **EVENT_A))
     assert frames == [
-        Frame("routing.py", "app", False),
-        Frame("routing.py", "app", False),
-        Frame("orders.py", "create_order", True),
-        Frame("billing.py", "charge", True),
-        Frame("__init__.py", "__getitem__", False),
+        Frame("starlette/routing", "app", False),
+        Frame("fastapi/routing", "app", False),
+        Frame("api/orders", "create_order", True),
+        Frame("services/billing", "charge", True),
+        Frame("collections/__init__", "__getitem__", False),
     ]
 
 
@@ -344,32 +348,79 @@ app.errors.PaymentUnavailable: payment provider unreachable
 """
 
 
-def test_python_chained_exceptions_use_the_root_cause() -> None:
-    frames = parse_stack_trace(render(PYTHON_CHAINED, func="capture", wrapper="checkout", l1=12))
-    assert [f.module for f in frames] == ["payments.py", "sessions.py", "adapters.py"]
-    # The wrapper's own frames do not matter, the root cause's do.
+def test_python_chained_exceptions_use_every_exception_of_the_chain() -> None:
+    chain = parse_exceptions(render(PYTHON_CHAINED, func="capture", wrapper="checkout", l1=12))
+    assert [(e.type, [f.module for f in e.frames]) for e in chain] == [
+        ("requests.exceptions.ConnectionError",
+         ["clients/payments", "requests/sessions", "requests/adapters"]),
+        ("app.errors.PaymentUnavailable", ["api/checkout", "clients/payments"]),
+    ]
+    # The wrapper's frames count too: the same root cause reached from two callers is two
+    # errors (a checkout and an express checkout fail for different users and reasons).
     a = fingerprint(render(PYTHON_CHAINED, func="capture", wrapper="checkout", l1=12))
+    a2 = fingerprint(render(PYTHON_CHAINED, func="capture", wrapper="checkout", l1=99))
     b = fingerprint(render(PYTHON_CHAINED, func="capture", wrapper="express_checkout", l1=80))
     c = fingerprint(render(PYTHON_CHAINED, func="authorize", wrapper="checkout", l1=12))
-    assert a.hash == b.hash != c.hash
+    assert a.hash == a2.hash
+    assert len({a.hash, b.hash, c.hash}) == 3
 
 
-def test_python_exception_group_frames_are_read() -> None:
+def test_two_errors_raised_while_handling_the_same_cause_stay_apart() -> None:
+    template = """\
+Traceback (most recent call last):
+  File "/app/cache.py", line 12, in get
+    return self._data[key]
+KeyError: 'price:42'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/app/{module}.py", line 30, in {func}
+    return int(cache.get(key)) * rate
+  File "/app/cache.py", line 14, in get
+    raise TypeError("cache miss for " + key)
+TypeError: cache miss for {module}
+"""
+    pricing = fingerprint(render(template, module="pricing", func="load_price"),
+                          error_type="TypeError")
+    stock = fingerprint(render(template, module="inventory", func="load_stock"),
+                        error_type="TypeError")
+    assert pricing.hash != stock.hash
+
+
+def test_python_exception_group_members_are_read_and_sorted() -> None:
     trace = """\
   + Exception Group Traceback (most recent call last):
   |   File "/srv/app/app/jobs.py", line 10, in run_all
   |     async with asyncio.TaskGroup() as tg:
+  | ExceptionGroup: unhandled errors in a TaskGroup (2 sub-exceptions)
   +-+---------------- 1 ----------------
     | Traceback (most recent call last):
-    |   File "/srv/app/app/jobs.py", line 20, in sync_user
+    |   File "/srv/app/app/jobs.py", line 20, in {first}
     |     raise ValueError("bad user")
     | ValueError: bad user
+    +---------------- 2 ----------------
+    | Traceback (most recent call last):
+    |   File "/srv/app/app/jobs.py", line 30, in {second}
+    |     raise KeyError(order_id)
+    | KeyError: 42
     +------------------------------------
 """
-    assert [(f.module, f.function) for f in parse_stack_trace(trace)] == [
-        ("jobs.py", "run_all"),
-        ("jobs.py", "sync_user"),
-    ]
+    chain = parse_exceptions(render(trace, first="sync_user", second="sync_order"))
+    assert [(e.type, [f.function for f in e.frames]) for e in chain] == [
+        ("ExceptionGroup", ["run_all"])]
+    members = [[(e.type, [f.function for f in e.frames]) for e in m] for m in chain[0].members]
+    assert members == [[("ValueError", ["sync_user"])], [("KeyError", ["sync_order"])]]
+    # Completion order differs between runs: the members are sorted before hashing.
+    swapped = render(trace, first="sync_order", second="sync_user").replace(
+        "ValueError: bad user", "@@").replace("KeyError: 42", "ValueError: bad user").replace(
+        "@@", "KeyError: 42")
+    one = fingerprint(render(trace, first="sync_user", second="sync_order"), error_type=None)
+    two = fingerprint(swapped, error_type=None)
+    assert one.hash == two.hash
+    assert one.components["error_type"] == "ExceptionGroup"
+    other = fingerprint(render(trace, first="sync_user", second="sync_invoice"), error_type=None)
+    assert other.hash != one.hash
 
 
 def test_windows_python_paths() -> None:
@@ -381,14 +432,20 @@ Traceback (most recent call last):
     return _default_decoder.decode(s)\r
 """
     assert parse_stack_trace(trace) == [
-        Frame("billing.py", "charge", True),
-        Frame("__init__.py", "loads", False),
+        Frame("billing", "charge", True),
+        Frame("json/__init__", "loads", False),
     ]
 
 
-def test_java_rebuilds_the_root_cause_stack_from_the_enclosing_trace() -> None:
-    frames = parse_stack_trace(render(JAVA, func="register", **EVENT_A))
-    assert [f"{f.module}.{f.function}" for f in frames] == [
+def test_java_rebuilds_each_cause_stack_from_the_enclosing_trace() -> None:
+    chain = parse_exceptions(render(JAVA, func="register", **EVENT_A))
+    assert [e.type for e in chain] == [
+        "org.postgresql.util.PSQLException",
+        "org.hibernate.exception.ConstraintViolationException",
+        "org.springframework.dao.DataIntegrityViolationException",
+    ]
+    root = chain[0].frames
+    assert [f"{f.module}.{f.function}" for f in root] == [
         "java.lang.Thread.run",
         "org.apache.catalina.core.ApplicationFilterChain.doFilter",
         "jdk.internal.reflect.NativeMethodAccessorImpl.invoke0",
@@ -399,20 +456,11 @@ def test_java_rebuilds_the_root_cause_stack_from_the_enclosing_trace() -> None:
         "org.postgresql.jdbc.PgPreparedStatement.executeUpdate",
         "org.postgresql.core.v3.QueryExecutorImpl.receiveErrorResponse",
     ]
-    assert [f.in_app for f in frames] == [
-        False,
-        False,
-        False,
-        True,
-        True,
-        True,
-        False,
-        False,
-        False,
-    ]
+    assert [f.in_app for f in root] == [False, False, False, True, True, True, False, False,
+                                        False]
 
 
-def test_java_wrapper_layers_do_not_change_the_root_cause_frames() -> None:
+def test_java_library_frames_of_a_wrapper_do_not_change_the_fingerprint() -> None:
     trace = render(JAVA, func="register", **EVENT_A)
     rewrapped = trace.replace(
         "HibernateJpaDialect.translateExceptionIfPossible",
@@ -421,8 +469,26 @@ def test_java_wrapper_layers_do_not_change_the_root_cause_frames() -> None:
     error_type = "org.springframework.dao.DataIntegrityViolationException"
     a = fingerprint(trace, error_type=error_type)
     b = fingerprint(rewrapped, error_type=error_type)
-    assert a.components["frames"] == b.components["frames"]
+    assert a.components == b.components
     assert a.hash == b.hash
+
+
+def test_a_jedis_root_cause_does_not_hide_the_caller() -> None:
+    template = """\
+redis.clients.jedis.exceptions.JedisConnectionException: Failed to connect to any host
+\tat redis.clients.jedis.DefaultJedisSocketFactory.createSocket(DefaultJedisSocketFactory.java:112)
+\tat redis.clients.jedis.Connection.connect(Connection.java:179)
+\tat redis.clients.jedis.Connection.sendCommand(Connection.java:126)
+\tat redis.clients.jedis.Jedis.get(Jedis.java:428)
+\tat redis.clients.jedis.JedisPooled.get(JedisPooled.java:70)
+\tat com.acme.{pkg}.{cls}.{method}({cls}.java:41)
+\tat com.acme.web.Router.dispatch(Router.java:88)
+"""
+    a = fingerprint(render(template, pkg="cart", cls="CartCache", method="load"))
+    b = fingerprint(render(template, pkg="session", cls="SessionStore", method="read"))
+    assert a.hash != b.hash
+    assert a.components["exceptions"][0]["frames"] == [
+        "com.acme.web.Router:dispatch", "com.acme.cart.CartCache:load"]
 
 
 def test_java_suppressed_exceptions_and_logback_decorations_are_ignored() -> None:
@@ -464,12 +530,12 @@ java.lang.NullPointerException: Cannot invoke "String.length()"
 def test_node_prefixes_and_internal_frames() -> None:
     frames = parse_stack_trace(render(NODE, root="/srv/app", func="getUser", **EVENT_A))
     assert frames == [
-        Frame("task_queues", "process.processTicksAndRejections", False),
-        Frame("route.js", "next", False),
-        Frame("layer.js", "Layer.handle", False),
-        Frame("profile.js", "loadProfile", True),
+        Frame("process/task_queues", "process.processTicksAndRejections", False),
+        Frame("router/route", "next", False),
+        Frame("router/layer", "Layer.handle", False),
+        Frame("routes/profile", "loadProfile", True),
         Frame("index 0", "Promise.all", False),
-        Frame("users.js", "getUser", True),
+        Frame("services/users", "getUser", True),
     ]
 
 
@@ -484,21 +550,22 @@ Error: boom
 """
     assert parse_stack_trace(trace) == [
         Frame("<eval>", "eval", False),
-        Frame("loader", "Module._compile", False),
-        Frame("index.js", "Object.<anonymous>", True),
-        Frame("handler.js", "<anonymous>", True),
-        Frame("invoice.mjs", "Invoice", True),
+        Frame("cjs/loader", "Module._compile", False),
+        Frame("index", "<anonymous>", True),
+        Frame("handler", "<anonymous>", True),
+        Frame("invoice", "Invoice", True),
     ]
+    assert parse_exceptions(trace)[0].type == "Error"
 
 
 def test_go_reads_only_the_panicking_goroutine() -> None:
     frames = parse_stack_trace(render(GO, root="/srv/shop", func="Charge", **EVENT_A))
     assert frames == [
-        Frame("server.go", "http.(*Server).Serve", False),
-        Frame("server.go", "http.(*conn).serve", False),
-        Frame("server.go", "http.HandlerFunc.ServeHTTP", False),
-        Frame("orders.go", "api.(*Handler).CreateOrder", True),
-        Frame("service.go", "billing.(*Service).Charge", True),
+        Frame("net/http", "(*Server).Serve", False),
+        Frame("net/http", "(*conn).serve", False),
+        Frame("net/http", "HandlerFunc.ServeHTTP", False),
+        Frame("github.com/acme/shop/internal/api", "(*Handler).CreateOrder", True),
+        Frame("github.com/acme/shop/internal/billing", "(*Service).Charge", True),
     ]
 
 
@@ -517,18 +584,39 @@ main.main()
 exit status 2
 """
     assert parse_stack_trace(trace) == [
-        Frame("main.go", "main.main", True),
-        Frame("main.go", "main.process", True),
-        Frame("panic.go", "panic", False),
+        Frame("main", "main", True),
+        Frame("main", "process", True),
+        Frame("panic", "", False),
     ]
+
+
+def test_go_versioned_module_paths_are_third_party() -> None:
+    template = """\
+panic: pq: canceling statement due to statement timeout
+
+goroutine 1 [running]:
+github.com/lib/pq.(*conn).query(0xc000120000, {{0x7a1b2c, 0x1f}})
+\tgithub.com/lib/pq@v1.10.9/conn.go:1012 +0x1d
+github.com/lib/pq.(*conn).QueryContext(0xc000120000)
+\tgithub.com/lib/pq@v1.10.9/conn_go18.go:21 +0x1d
+github.com/acme/api/{pkg}.{func}(0xc0001a2000)
+\tgithub.com/acme/api/{pkg}/store.go:42 +0x1a5
+main.main()
+\tgithub.com/acme/api/main.go:9 +0x25
+"""
+    users = fingerprint(render(template, pkg="users", func="List"), error_type="*pq.Error")
+    orders = fingerprint(render(template, pkg="orders", func="Recent"), error_type="*pq.Error")
+    assert users.hash != orders.hash
+    assert users.components["exceptions"][0]["frames"] == [
+        "main:main", "github.com/acme/api/users:List"]
 
 
 def test_firefox_and_safari_frames() -> None:
     frames = parse_stack_trace(render(FIREFOX, func="getUser", **EVENT_A))
     assert frames == [
-        Frame("vendor.<hex>.js", "<anonymous>", True),
-        Frame("main.<hex>.js", "loadProfile", True),
-        Frame("main.<hex>.js", "getUser", True),
+        Frame("vendor", "<anonymous>", True),
+        Frame("main", "loadProfile", True),
+        Frame("main", "getUser", True),
     ]
     safari = "render@https://x.example/app.js:10:5\nglobal code@https://x.example/app.js:1:1\n"
     assert [f.function for f in parse_stack_trace(safari)] == ["global code", "render"]
@@ -537,12 +625,34 @@ def test_firefox_and_safari_frames() -> None:
 def test_ruby_gems_are_not_in_app() -> None:
     frames = parse_stack_trace(render(RUBY, root="/app", func="total", **EVENT_A))
     assert [(f.module, f.in_app) for f in frames] == [
-        ("basic_implicit_render.rb", False),
-        ("orders_controller.rb", True),
-        ("transaction.rb", False),
-        ("checkout.rb", True),
-        ("order.rb", True),
+        ("metal/basic_implicit_render", False),
+        ("controllers/orders_controller", True),
+        ("abstract/transaction", False),
+        ("services/checkout", True),
+        ("models/order", True),
     ]
+    assert parse_exceptions(render(RUBY, root="/app", func="total", **EVENT_A))[0].type == (
+        "NoMethodError")
+
+
+def test_rails_cleaned_gem_frames_are_not_in_app() -> None:
+    template = """\
+app/models/{model}.rb:{line}:in 'save!': Validation failed (ActiveRecord::RecordInvalid)
+activerecord (7.1.3) lib/active_record/validations.rb:84:in 'raise_validation_error'
+activerecord (7.1.3) lib/active_record/validations.rb:55:in 'save!'
+activerecord (7.1.3) lib/active_record/transactions.rb:313:in 'block in save!'
+activerecord (7.1.3) lib/active_record/transactions.rb:365:in 'block in with_transaction'
+activerecord (7.1.3) lib/active_record/connection_adapters/abstract/transaction.rb:535:in 'x'
+app/controllers/{controller}_controller.rb:12:in 'create'
+actionpack (7.1.3) lib/action_controller/metal/basic_implicit_render.rb:6:in 'send_action'
+"""
+    users = fingerprint(render(template, model="user", controller="users", line=3),
+                        error_type="ActiveRecord::RecordInvalid")
+    orders = fingerprint(render(template, model="order", controller="orders", line=3),
+                         error_type="ActiveRecord::RecordInvalid")
+    assert users.hash != orders.hash
+    assert users.components["exceptions"][0]["frames"] == [
+        "controllers/users_controller:create", "models/user:save!"]
 
 
 def test_unrecognised_text_yields_no_frames() -> None:
@@ -556,8 +666,9 @@ def test_at_most_the_innermost_five_in_app_frames_contribute() -> None:
         for i in range(30)
     )
     result = fingerprint(f"Traceback (most recent call last):\n{lines}RecursionError: x\n")
-    assert result.components["frames"] == [f"step{i}.py:step{i}" for i in range(25, 30)]
-    assert len(result.components["frames"]) == MAX_FRAMES
+    frames = result.components["exceptions"][-1]["frames"]
+    assert frames == [f"step{i}:step{i}" for i in range(25, 30)]
+    assert len(frames) == MAX_FRAMES
 
 
 def test_all_frames_count_when_none_is_in_app() -> None:
@@ -570,12 +681,85 @@ OSError: [Errno 24] Too many open files
 """
     result = fingerprint(trace, error_type="OSError")
     assert result.method == "stacktrace"
-    assert result.components["in_app"] is False
-    assert result.components["frames"] == [
-        "runpy.py:_run_module_as_main",
-        "arbiter.py:spawn_worker",
-        "base.py:init",
-    ]
+    assert result.components["exceptions"] == [{
+        "type": "OSError",
+        "frames": ["python3.11/runpy:_run_module_as_main", "gunicorn/arbiter:spawn_worker",
+                   "workers/base:init"],
+        "in_app": False,
+    }]
+
+
+def test_two_views_modules_with_the_same_function_stay_apart() -> None:
+    template = """\
+Traceback (most recent call last):
+  File "/app/{package}/views.py", line 10, in post
+    obj.save()
+ValueError: invalid
+"""
+    users = fingerprint(render(template, package="users"), error_type="ValueError")
+    orders = fingerprint(render(template, package="orders"), error_type="ValueError")
+    assert users.hash != orders.hash
+
+
+def test_minified_javascript_falls_back_to_type_and_message() -> None:
+    template = """\
+TypeError: {message}
+    at e (https://cdn.example.com/assets/index.{hash}.js:1:{col})
+    at t (https://cdn.example.com/assets/index.{hash}.js:1:9812)
+    at n (https://cdn.example.com/assets/vendor.{hash}.js:2:311)
+"""
+    a = fingerprint(render(template, message="x is undefined", hash="4f3c2a1b", col=100),
+                    error_type="TypeError", error_message="x is undefined")
+    a2 = fingerprint(render(template, message="x is undefined", hash="9e8d7c6b", col=380),
+                     error_type="TypeError", error_message="x is undefined")
+    b = fingerprint(render(template, message="y.map is not a function", hash="4f3c2a1b",
+                           col=100),
+                    error_type="TypeError", error_message="y.map is not a function")
+    assert a.hash == a2.hash != b.hash
+    assert a.components["exceptions"] == [
+        {"type": "TypeError", "message": "x is undefined", "minified": True}]
+
+
+def test_vite_bundle_hashes_do_not_split_an_error_on_every_deploy() -> None:
+    template = """\
+TypeError: Cannot read properties of null (reading 'name')
+    at renderProfile (https://app.example.com/assets/index-{hash}.js:12:345)
+    at loadPage (https://app.example.com/assets/index-{hash}.js:40:12)
+"""
+    first = fingerprint(render(template, hash="DiwrgTda"), error_type="TypeError")
+    second = fingerprint(render(template, hash="BQfr2X0u"), error_type="TypeError")
+    assert first.hash == second.hash
+    assert first.components["exceptions"][0]["frames"] == ["index:loadPage",
+                                                           "index:renderProfile"]
+
+
+def test_the_type_is_read_from_the_trace_when_error_type_is_missing() -> None:
+    template = """\
+Traceback (most recent call last):
+  File "/app/orders/service.py", line 8, in total
+    return prices[sku] + tax
+{line}
+"""
+    key_error = fingerprint(render(template, line="KeyError: 'sku-1'"), error_type=None)
+    type_error = fingerprint(
+        render(template, line="TypeError: unsupported operand type(s) for +: 'int' and 'str'"),
+        error_type=None)
+    assert key_error.hash != type_error.hash
+    assert key_error.components["error_type"] == "KeyError"
+    assert key_error.hash == fingerprint(render(template, line="KeyError: 'sku-1'"),
+                                         error_type="KeyError").hash
+
+
+def test_status_exit_sqlstate_and_errno_codes_stay_in_messages() -> None:
+    def message(text: str) -> str:
+        return fingerprint(None, error_type=None, message=text).hash
+
+    assert message("worker died: exit status 137") != message("worker died: exit status 1")
+    assert message("tx failed: SQLSTATE 40001") != message("tx failed: SQLSTATE 23505")
+    assert message("[Errno 111] Connection refused") != message("[Errno 104] Connection reset")
+    assert message("upstream answered status 503") != message("upstream answered status 404")
+    # Other numbers still vary per event.
+    assert message("order 1234 failed: exit status 1") == message("order 98 failed: exit status 1")
 
 
 # --------------------------------------------------------------------------------------------
@@ -587,7 +771,7 @@ TRACE = render(PYTHON, root="/srv/app", func="charge", **EVENT_A)
 
 def test_fingerprint_shape() -> None:
     result = fingerprint(TRACE, error_type="KeyError")
-    assert result.version == FINGERPRINT_VERSION == 1
+    assert result.version == FINGERPRINT_VERSION == 2
     assert re.fullmatch(r"[0-9a-f]{32}", result.hash)
     assert result.components["method"] == result.method
     orjson.dumps(result.components)  # JSON-serialisable

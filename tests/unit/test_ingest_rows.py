@@ -11,6 +11,7 @@ import pytest
 
 from ledger.core import events
 from ledger.core.error_groups import title
+from ledger.core.fingerprints import FINGERPRINT_VERSION
 from ledger.queue import rows
 from ledger.queue.entries import EntryBuilder, decode_entry
 
@@ -37,7 +38,7 @@ def test_a_full_record_survives_encode_and_decode() -> None:
         if isinstance(want, datetime):
             want = want.isoformat()
         assert decoded[name] == want, name
-    assert decoded["fingerprint_version"] == 1 and decoded["error_fingerprint"]
+    assert decoded["fingerprint_version"] == FINGERPRINT_VERSION and decoded["error_fingerprint"]
 
 
 def test_nulls_and_empty_values() -> None:

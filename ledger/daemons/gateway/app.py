@@ -47,6 +47,7 @@ from ledger.daemons.gateway.routes.metrics import Metrics, MetricsMiddleware
 from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import UnavailableError
+from ledger.rpc.alerts_client import AlertsClient
 from ledger.rpc.auth_client import AuthClient
 from ledger.rpc.ingest_client import IngestClient
 from ledger.rpc.query_client import QueryClient
@@ -62,7 +63,11 @@ ROUTER_MODULES: tuple[str, ...] = (
     "ledger.daemons.gateway.routes.projects",
     "ledger.daemons.gateway.routes.logs",
     "ledger.daemons.gateway.routes.errors",
+    "ledger.daemons.gateway.routes.web",
+    "ledger.daemons.gateway.routes.alerts",
+    "ledger.daemons.gateway.routes.grouping",
     "ledger.daemons.gateway.routes.sentry",
+    "ledger.daemons.gateway.routes.project_metrics",
 )
 
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0
@@ -141,12 +146,13 @@ async def _open_gateway(
     # gets through.
     query = QueryClient(settings.query_addr, token, timeout=QUERY_DEADLINE_SECONDS,
                         guard=CircuitBreaker("query", failure_threshold=3))
+    alerts = AlertsClient(settings.alerts_addr, token)
     keys = KeyValidator(redis, auth, KeyCache(settings.gateway_key_cache_seconds), breaker,
                         metrics, failure_limit=auth_failure_limit)
     gateway = Gateway(
         settings=settings, redis=redis, auth=auth, ingest=ingest, query=query, keys=keys,
         limiter=RateLimiter(redis, minute_seconds=rate_windows[0], hour_seconds=rate_windows[1]),
-        metrics=metrics, batcher=IngestBatcher(ingest))
+        metrics=metrics, batcher=IngestBatcher(ingest), alerts=alerts)
     try:
         try:
             await redis.ping()
@@ -172,6 +178,7 @@ async def _open_gateway(
         await gateway.batcher.close()
         for client in (auth, ingest, query):
             await client.close()
+        await alerts.close()
         await redis.aclose()
 
 

@@ -17,6 +17,7 @@ from ledger.daemons.gateway.edge.key_cache import KeyValidator
 from ledger.daemons.gateway.edge.rate_limits import RateLimiter
 from ledger.daemons.gateway.routes.ingest_batcher import IngestBatcher
 from ledger.daemons.gateway.routes.metrics import Metrics
+from ledger.rpc.alerts_client import AlertsClient
 from ledger.rpc.auth_client import AuthClient
 from ledger.rpc.ingest_client import IngestClient
 from ledger.rpc.query_client import QueryClient
@@ -28,7 +29,7 @@ class Gateway:
 
     Attributes:
         redis: the one Redis client (bytes responses).
-        auth / ingest / query: one typed gRPC client per daemon.
+        auth / ingest / query / alerts: one typed gRPC client per daemon.
         batcher: sends ingest requests over ``ingest``, coalescing concurrent ones.
         closing: set when shutdown begins, so that long-lived streams (SSE) can end and let
             in-flight requests finish.
@@ -44,6 +45,7 @@ class Gateway:
     limiter: RateLimiter
     metrics: Metrics
     batcher: IngestBatcher
+    alerts: AlertsClient | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 

@@ -11,6 +11,7 @@ from datetime import date
 from ledger.config import Settings
 from ledger.core.connections import connect_redis
 from ledger.daemons.base import GrpcDaemon
+from ledger.daemons.ingest.grouping import GroupingCache
 from ledger.daemons.ingest.service import IngestServicer
 from ledger.daemons.ingest.writer import Streams, Writer
 from ledger.db import migrate
@@ -76,12 +77,13 @@ class IngestDaemon(GrpcDaemon):
             # check per checkout (a round trip per batch): writers retry a failed batch, and
             # drop the pool's dead connections when one fails (``Writer.handle``).
             self._pool = async_pool(url, name="ingest-logs", min_size=1,
-                                    max_size=max(2, settings.ingest_writers + 1), check=False)
+                                    max_size=max(2, settings.ingest_writers + 2), check=False)
             await self._pool.open(wait=False)
             self._streams = Streams(self._redis)
             queue = Queue(self._redis, on_new_project=self._streams.project_queued)
             ingest_pb2_grpc.add_IngestServiceServicer_to_server(
-                IngestServicer(settings, queue), server)
+                IngestServicer(settings, queue, GroupingCache(
+                    self._pool, ttl=settings.ingest_grouping_cache_seconds)), server)
             self.port = bind(server, settings.ingest_listen, self.name)
             await server.start()
         except BaseException:

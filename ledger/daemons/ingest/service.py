@@ -9,6 +9,7 @@ are one Lua script (``ledger.queue.client.Queue.enqueue``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ import redis.exceptions
 
 from ledger.config import Settings
 from ledger.core import events
+from ledger.core.grouping_rules import GroupingConfig
+from ledger.daemons.ingest.grouping import GroupingCache
 from ledger.errors import (
     InvalidInputError,
     LedgerError,
@@ -37,6 +40,10 @@ from ledger.queue.limits import QUEUE_FULL_RETRY_SECONDS
 logger = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
+#: Requests with bodies up to this size are prepared on the event loop; larger ones (parsing
+#: and fingerprinting 10 MB of stack traces takes most of a second) in a worker thread, so
+#: that the other requests and the writers sharing the loop keep being served meanwhile.
+PREPARE_INLINE_BYTES = 64 * 1024
 #: A century: beyond it "older than the retention" would overflow datetime arithmetic.
 MAX_RETENTION_DAYS = 36_525
 #: Retry-After for a request that met Redis down: a restart or failover takes seconds.
@@ -82,7 +89,7 @@ def _items(shape: int, body: bytes) -> list[Any]:
 
 
 def prepare(project_id: str, shape: int, body: bytes, *, retention_days: int,
-            now: datetime) -> Prepared:
+            now: datetime, grouping: GroupingConfig | None = None) -> Prepared:
     """Validate and enrich every log of a request and encode the valid ones for the queue.
 
     Args:
@@ -91,6 +98,7 @@ def prepare(project_id: str, shape: int, body: bytes, *, retention_days: int,
         body: The JSON body as the client sent it (decompressed).
         retention_days: The project's retention; older timestamps are rejected.
         now: The ingest time.
+        grouping: The project's grouping setting (fingerprint rules, in-app, merges).
 
     Raises:
         InvalidInputError: The body is not JSON, not the right shape, or has too many logs.
@@ -100,7 +108,7 @@ def prepare(project_id: str, shape: int, body: bytes, *, retention_days: int,
                                           max_items=events.MAX_BATCH_ITEMS)
     out = Prepared(total=len(items), entry=EntryBuilder(project_id), errors=errors)
     for clean in valid:
-        record = events.enrich(clean, project_id=project_id, now=now)
+        record = events.enrich(clean, project_id=project_id, now=now, grouping=grouping)
         out.records.append(record)
         out.entry.add(record)
         if record["error_fingerprint"] is not None:
@@ -120,9 +128,11 @@ def _message(prepared: Prepared) -> str:
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     """Validates, enriches and queues logs; answers the queue depth."""
 
-    def __init__(self, settings: Settings, queue: Queue) -> None:
+    def __init__(self, settings: Settings, queue: Queue,
+                 grouping: GroupingCache | None = None) -> None:
         self._settings = settings
         self._queue = queue
+        self._grouping = grouping or GroupingCache(None)
         # Whether each project had tail watchers at its last request: only then does a request
         # carry its logs for the tail inside the enqueue step (building them costs ~1 µs/log).
         self._watched: dict[str, bool] = {}
@@ -131,7 +141,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self, request: ingest_pb2.IngestLogsRequest, context: Context
     ) -> ingest_pb2.IngestLogsResponse:
         now = datetime.now(UTC)
-        project_id, prepared = self._prepare(request, now)
+        project_id = _project_id(request.project_id)
+        grouping = await self._grouping.get(project_id)
+        if len(request.body) > PREPARE_INLINE_BYTES:
+            _, prepared = await asyncio.to_thread(self._prepare, request, now, grouping)
+        else:
+            _, prepared = self._prepare(request, now, grouping)
         if prepared.records:
             await self._enqueue(project_id, prepared, int(request.daily_quota), now)
         return _response(prepared)
@@ -143,9 +158,17 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         now = datetime.now(UTC)
         results: list[ingest_pb2.IngestLogsResult | None] = []
         waiting: list[tuple[int, str, Prepared, int]] = []
+        groupings = await self._grouping.get_many(
+            p for p in (_valid_project_id(r.project_id) for r in request.requests) if p)
+        offload = sum(len(r.body) for r in request.requests) > PREPARE_INLINE_BYTES
         for index, item in enumerate(request.requests):
             try:
-                project_id, prepared = self._prepare(item, now)
+                grouping = groupings.get(_valid_project_id(item.project_id) or "")
+                if offload:
+                    project_id, prepared = await asyncio.to_thread(self._prepare, item, now,
+                                                                   grouping)
+                else:
+                    project_id, prepared = self._prepare(item, now, grouping)
             except LedgerError as exc:
                 results.append(_error_result(exc))
                 continue
@@ -168,13 +191,13 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         return ingest_pb2.IngestLogsManyResponse(results=[r for r in results if r is not None])
 
     def _prepare(self, request: ingest_pb2.IngestLogsRequest, now: datetime,
-                 ) -> tuple[str, Prepared]:
+                 grouping: GroupingConfig | None = None) -> tuple[str, Prepared]:
         project_id = _project_id(request.project_id)
         retention = request.retention_days if request.retention_days > 0 else (
             self._settings.auth_retention_days)
         retention = min(retention, MAX_RETENTION_DAYS)
         return project_id, prepare(project_id, request.shape, request.body,
-                                   retention_days=retention, now=now)
+                                   retention_days=retention, now=now, grouping=grouping)
 
     async def GetQueueDepth(
         self, request: ingest_pb2.GetQueueDepthRequest, context: Context
@@ -285,6 +308,13 @@ def _error_result(error: LedgerError) -> ingest_pb2.IngestLogsResult:
 
 def _tail(records: Sequence[dict[str, Any]]) -> list[bytes]:
     return [notification(r) for r in records]
+
+
+def _valid_project_id(raw: str) -> str | None:
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return None
 
 
 def _project_id(raw: str) -> str:

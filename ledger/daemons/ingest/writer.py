@@ -41,6 +41,7 @@ import redis.exceptions
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from ledger.core import rollups
 from ledger.core.error_groups import ErrorEvent
 from ledger.daemons.ingest import store
 from ledger.queue import names
@@ -383,9 +384,12 @@ class Writer:
             await self._pause(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
         done = 0
+        touched = _hours_by_project(entries)
         for project_id, project_acks in acks.items():
             while True:
                 try:
+                    # After the commit, before the ack: analytics recomputes these hours.
+                    await rollups.mark_touched(self.redis, project_id, touched[project_id])
                     done += await self.queue.ack(project_id, project_acks)
                     break
                 except TRANSIENT as exc:
@@ -551,3 +555,11 @@ def _dead(entry: Entry, index: int, error: str) -> DeadLetter:
     fingerprint = log.get("error_fingerprint")
     components = entry.components.get(fingerprint) if fingerprint else None
     return DeadLetter(error, orjson.dumps(log), orjson.dumps(components or {}))
+
+
+def _hours_by_project(entries: Sequence[Entry]) -> dict[str, set[int]]:
+    """The UTC hours each project's entries have logs in (what the rollups must recompute)."""
+    hours: dict[str, set[int]] = defaultdict(set)
+    for entry in entries:
+        hours[entry.project_id] |= entry.hours
+    return hours

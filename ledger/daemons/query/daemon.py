@@ -10,9 +10,11 @@ from ledger import bus
 from ledger.config import Settings
 from ledger.daemons.base import GrpcDaemon
 from ledger.daemons.checks import require_schema
+from ledger.daemons.query.grouping_servicer import GroupingServicer
+from ledger.daemons.query.metrics_servicer import MetricsServicer
 from ledger.daemons.query.servicer import COUNT_GRACE_SECONDS, QueryServicer
 from ledger.db.pool import async_pool, open_pool
-from ledger.proto import query_pb2_grpc
+from ledger.proto import grouping_pb2_grpc, metrics_pb2_grpc, query_pb2_grpc
 from ledger.rpc.server import bind, create_server
 
 logger = logging.getLogger(__name__)
@@ -31,7 +33,10 @@ def _with_timeout(url: str) -> str:
 
 
 class QueryDaemon(GrpcDaemon):
-    """Serves ``QueryService`` on ``LEDGER_QUERY_LISTEN``; ``port`` is valid after ``start()``."""
+    """Serves ``QueryService`` and ``GroupingService`` on ``LEDGER_QUERY_LISTEN``.
+
+    ``port`` is valid after ``start()``.
+    """
 
     name = "query"
     stop_grace_seconds = GRACE_SECONDS
@@ -56,6 +61,10 @@ class QueryDaemon(GrpcDaemon):
         self._servicer = QueryServicer(self._pool, self._redis, settings.auth_retention_days,
                                        self.count_grace_seconds)
         query_pb2_grpc.add_QueryServiceServicer_to_server(self._servicer, self._server)
+        grouping_pb2_grpc.add_GroupingServiceServicer_to_server(
+            GroupingServicer(self._pool), self._server)
+        metrics_pb2_grpc.add_MetricsServiceServicer_to_server(
+            MetricsServicer(self._pool, self._redis), self._server)
         self.port = bind(self._server, settings.query_listen, "query")
         await self._server.start()
         logger.info("query: serving on port %d", self.port)

@@ -22,7 +22,7 @@ import redis.exceptions
 from psycopg_pool import AsyncConnectionPool
 
 from ledger import bus
-from ledger.core import error_groups, log_search
+from ledger.core import error_groups, grouping_store, log_search
 from ledger.errors import InvalidInputError, LedgerError, UnavailableError
 from ledger.proto import query_pb2, query_pb2_grpc
 
@@ -201,7 +201,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                             context: Context) -> query_pb2.GetErrorGroupResponse:
         project_ids = _uuids("project_ids", request.project_ids)
         async with self._connection() as conn:
-            group = await error_groups.get_group(conn, project_ids, request.group_id)
+            group = await grouping_store.group_with_merges(conn, project_ids, request.group_id)
         return query_pb2.GetErrorGroupResponse(group_json=orjson.dumps(group))
 
     async def UpdateErrorGroupStatus(

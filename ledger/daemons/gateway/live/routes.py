@@ -43,6 +43,7 @@ from ledger.daemons.gateway.edge.principal import (
     Principal,
     RequirePrincipal,
 )
+from ledger.daemons.gateway.edge.stream_tickets import StreamPrincipal, TicketPrincipal
 from ledger.daemons.gateway.live.events import (
     NOTIFICATIONS,
     TAIL,
@@ -317,7 +318,7 @@ _CURSOR_HEADER = Header(None, alias="Last-Event-ID",
             responses=_SSE_DOC)
 async def notifications_stream(
     request: Request,
-    principal: Principal = Depends(RequirePrincipal("read")),
+    principal: Principal = Depends(StreamPrincipal()),
     project_id: str | None = _PROJECT,
     level: str | None = _LEVEL,
     log_type: str | None = _LOG_TYPE,
@@ -332,7 +333,10 @@ async def notifications_stream(
     (`count` events this client will not get, and why), `heartbeat` every 15 s, and `closing`
     (data: `reason`) as the last event when the gateway shuts down: reconnect.
     Reconnect with `Last-Event-ID` to receive what was missed (the newest 1 000 are kept).
+    Browsers authenticate with `ticket` instead of a header (one project, one stream, 60 s).
     """
+    if isinstance(principal, TicketPrincipal):
+        project_id = principal.narrow(project_id)
     return await _open_stream(request, NOTIFICATIONS, principal, project_id, level, log_type,
                               last_event_id_header or last_event_id)
 

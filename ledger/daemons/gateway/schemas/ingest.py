@@ -81,6 +81,14 @@ class LogRecord(BaseModel):
         description=(
             "Client grouping override; '{{ default }}' expands to the computed fingerprint."
             f" Elements of at most {MAX_FINGERPRINT_ITEM_CHARS} characters."))
+    exceptions: list[dict[str, Any]] | None = Field(
+        None, description=(
+            "The exception chain as Sentry's exception.values: oldest first, the raised"
+            " exception last; each {type, value, module, mechanism, stacktrace: {frames}} with"
+            " frames caller first ({filename, abs_path, module, function, lineno, colno,"
+            " in_app, context_line, pre_context, post_context}). Used for grouping when given;"
+            " stored in attributes under '$exceptions'. At most 32 exceptions (the newest kept)"
+            " of 250 frames (the innermost kept), 262144 bytes as JSON."))
 
 
 class IngestBatchRequest(BaseModel):

@@ -74,6 +74,7 @@ class ErrorGroup(BaseModel):
     resolved_at: str | None = None
     sample_log_id: str | None = None
     updated_at: str
+    merged_into: str | None = Field(None, description="The group this one was merged into.")
     components: dict[str, Any] = Field(description="What contributed to the fingerprint.")
     why_grouped: str = Field(description="The components, said in one sentence.")
 
@@ -82,6 +83,8 @@ class ErrorGroupDetail(ErrorGroup):
     """A group with an example event."""
 
     sample_log: StoredLog | None = None
+    merges: list[dict[str, Any]] | None = Field(
+        None, description="Merges into or out of this group, newest first, unmerged included.")
 
 
 class ErrorGroupPage(BaseModel):

@@ -9,6 +9,11 @@ notifications, tail) are ``ledger.queue.names``, the one place they are defined.
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # The ingest queue's names live with its wire format; re-exported so that ``bus.<name>`` keeps
 # working for the live feeds and the query daemon.
@@ -68,18 +73,43 @@ def job_lock(job: str) -> str:
     return f"ledger:analytics:lock:{job}"
 
 
+# -- errors ---------------------------------------------------------------------------------------
+
+#: Error prefixes by which Redis says "not now" rather than "this command is wrong". A script's
+#: error carries the prefix of the command that failed inside it ("-OOM command not allowed").
+_NOT_NOW = ("OOM", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY ",
+            "NOREPLICAS")
+
+
+def unavailable(exc: RedisError) -> bool:
+    """Whether ``exc`` means Redis cannot serve now (down, slow, full, failing over): a 503."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return True
+    if not isinstance(exc, ResponseError):
+        return False
+    text = str(exc)
+    inner = text.split(": -", 1)[1] if text.startswith("Error running script") and ": -" in text \
+        else text
+    return inner.startswith(_NOT_NOW)
+
+
 # -- client -------------------------------------------------------------------------------------
 
 
-def client(url: str, *, decode: bool = False) -> aioredis.Redis:
-    """One client per daemon: created at start, closed with ``aclose()`` at shutdown."""
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=decode,
-        health_check_interval=30,
-        socket_connect_timeout=5,
-        retry_on_timeout=True,
-    )
+def client(url: str, *, decode: bool = False, resend: bool = True) -> aioredis.Redis:
+    """One client per daemon: created at start, closed with ``aclose()`` at shutdown.
+
+    Args:
+        resend: whether a command whose reply was lost (connection dropped, timeout) is sent
+            again. Never for scripts that count (the enqueue: quota, depth, notifications):
+            the first run may have happened, and a second would count twice.
+    """
+    if resend:
+        return aioredis.Redis.from_url(url, decode_responses=decode, health_check_interval=30,
+                                       socket_connect_timeout=5, retry_on_timeout=True)
+    return aioredis.Redis.from_url(url, decode_responses=decode, health_check_interval=30,
+                                   socket_connect_timeout=5, retry_on_timeout=False,
+                                   retry=Retry(NoBackoff(), 0))
 
 
 # -- query (appended by the query work) ---------------------------------------------------------

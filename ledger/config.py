@@ -137,6 +137,11 @@ VARIABLES: tuple[Variable, ...] = (
              "PostgreSQL DSN of the logs database. Unset: `ledger up` starts an embedded one."),
     Variable("LEDGER_REDIS_URL", "redis_url", None, _REDIS,
              "Redis URL (queue, notifications, caches). Unset: `ledger up` embeds one."),
+    Variable("LEDGER_REDIS_APPENDFSYNC", "redis_appendfsync", "everysec",
+             _choice("everysec", "always"),
+             "When the embedded Redis fsyncs its AOF: `everysec` (a crashed OS or power cut can"
+             " lose the last second of logs answered 202; a killed Redis loses none) or `always`"
+             " (none, at 20-80 % of the ingest rate; see README, Reliability)."),
     Variable("LEDGER_INTERNAL_TOKEN", "internal_token", None, _secret,
              "Shared token that every gRPC call between daemons carries."),
     Variable("LEDGER_JWT_SECRET", "jwt_secret", None, _secret,
@@ -232,6 +237,7 @@ class Settings:
     auth_database_url: str | None = None
     logs_database_url: str | None = None
     redis_url: str | None = None
+    redis_appendfsync: str = "everysec"
     internal_token: str | None = None
     jwt_secret: str | None = None
     data_dir: Path = Path(".ledger")

@@ -78,11 +78,17 @@ def redis_binary() -> str:
 
 
 class EmbeddedRedis:
-    """A redis-server child process on 127.0.0.1 with AOF in ``data_dir``."""
+    """A redis-server child process on 127.0.0.1 with AOF in ``data_dir``.
 
-    def __init__(self, data_dir: Path, port: int = 0) -> None:
+    ``appendfsync``: ``everysec`` (Redis writes each change to the AOF before it answers and
+    fsyncs once a second: a killed Redis loses nothing, a crashed OS or power cut up to the
+    last second) or ``always`` (fsync before answering: nothing answered is lost even then).
+    """
+
+    def __init__(self, data_dir: Path, port: int = 0, appendfsync: str = "everysec") -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
+        self.appendfsync = appendfsync
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -99,7 +105,7 @@ class EmbeddedRedis:
             "--port", str(self.port),
             "--dir", str(self.data_dir),
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             # The queue must never be evicted (DESIGN §1).
             "--maxmemory-policy", "noeviction",

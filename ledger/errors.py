@@ -47,6 +47,13 @@ class UnavailableError(LedgerError):
     http_status = 503
     exit_code = 69  # EX_UNAVAILABLE
 
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None,
+                 service: str | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        #: What is unavailable, safe to tell any caller ("Redis", "the query daemon"); the
+        #: message itself may name hosts and stays in the log.
+        self.service = service
+
 
 class MigrationError(LedgerError):
     """The database schema is not in the state this version of Ledger expects."""

@@ -161,7 +161,8 @@ def _run(settings: Settings) -> None:
         if not settings.redis_url:
             console.print("[dim]starting embedded Redis…[/dim]")
             port = int(state.get("redis_port") or 0)
-            redis = EmbeddedRedis(data / "redis", port if port and _free(port) else 0)
+            redis = EmbeddedRedis(data / "redis", port if port and _free(port) else 0,
+                                  appendfsync=settings.redis_appendfsync)
             settings = settings.with_overrides(redis_url=redis.start())
             save_state(data, redis_pid=redis.pid)
         settings = settings.with_overrides(

@@ -33,9 +33,9 @@ async def connect_postgres(url: str) -> psycopg.AsyncConnection[Any]:
     return conn
 
 
-async def connect_redis(url: str) -> aioredis.Redis:
-    """A client that answered a PING, or ``UnavailableError``."""
-    client = bus.client(url)
+async def connect_redis(url: str, *, resend: bool = True) -> aioredis.Redis:
+    """A client that answered a PING, or ``UnavailableError`` (``resend``: see ``bus.client``)."""
+    client = bus.client(url, resend=resend)
     try:
         await client.ping()
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:

@@ -4,22 +4,41 @@
 ``QueryClient``): it owns the channel, the daemon's stub and its health check. ``call(method,
 request)`` raises the same ``LedgerError`` the server raised; code above ``rpc/`` uses the
 typed methods, which take and return core models, and never sees a message.
+
+A client may be given a ``guard`` (the gateway's circuit breaker): while it refuses, calls fail
+at once with ``UnavailableError`` instead of each waiting out its deadline on a hung daemon.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import grpc
 
 from ledger.core.rpc_models import DaemonHealth
+from ledger.errors import UnavailableError
 from ledger.proto import health_pb2, health_pb2_grpc
 from ledger.rpc import convert
 from ledger.rpc.interceptors import TOKEN_KEY
 from ledger.rpc.status import from_rpc_error
 
 Resp = TypeVar("Resp")
+
+#: Status codes that mean "the daemon did not answer" (and count against the guard).
+_NO_ANSWER = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+#: Retry-After of a call the guard refused.
+GUARD_RETRY_SECONDS = 5
+
+
+class CallGuard(Protocol):
+    """What a client asks before each call and tells after it (a circuit breaker)."""
+
+    def allow_request(self) -> bool: ...
+
+    def record_success(self) -> None: ...
+
+    def record_failure(self) -> None: ...
 
 _OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -43,9 +62,11 @@ class DaemonClient:
     target: str
     stub_type: ClassVar[Any]
 
-    def __init__(self, addr: str, token: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, addr: str, token: str, *, timeout: float = 10.0,
+                 guard: CallGuard | None = None) -> None:
         self.addr = addr
         self.timeout = timeout
+        self.guard = guard
         self._metadata = ((TOKEN_KEY, token),)
         self.channel = grpc.aio.insecure_channel(addr, options=_OPTIONS)
         self.stub: Any = type(self).stub_type(self.channel)
@@ -58,17 +79,40 @@ class DaemonClient:
         *,
         timeout: float | None = None,
     ) -> Resp:
-        """``method(request)`` with the token; a failed call raises its ``LedgerError``."""
+        """``method(request)`` with the token; a failed call raises its ``LedgerError``.
+
+        Raises:
+            UnavailableError: the daemon did not answer, or the guard refused the call.
+        """
+        guard = self.guard
+        if guard is not None and not guard.allow_request():
+            raise UnavailableError(f"the {self.target} daemon is not answering (circuit open)",
+                                   retry_after=GUARD_RETRY_SECONDS,
+                                   service=f"the {self.target} daemon")
         try:
-            return await method(request, metadata=self._metadata,
-                                timeout=timeout or self.timeout)
+            answer = await self._call(method, request, timeout)
         except grpc.aio.AioRpcError as exc:
+            if guard is not None:
+                if exc.code() in _NO_ANSWER:
+                    guard.record_failure()
+                else:
+                    guard.record_success()  # a refusal is an answer
             raise from_rpc_error(exc, self.target) from exc
+        if guard is not None:
+            guard.record_success()
+        return answer
+
+    async def _call(self, method: Callable[..., Awaitable[Resp]], request: Any,
+                    timeout: float | None) -> Resp:
+        return await method(request, metadata=self._metadata, timeout=timeout or self.timeout)
 
     async def check_health(self, timeout: float = 2.0) -> DaemonHealth:
-        """The daemon's own health report."""
-        answer = await self.call(self._health.GetHealth, health_pb2.GetHealthRequest(),
-                                 timeout=timeout)
+        """The daemon's own health report (never refused by the guard: it is how we look)."""
+        try:
+            answer = await self._call(self._health.GetHealth, health_pb2.GetHealthRequest(),
+                                      timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, self.target) from exc
         return convert.health_from_proto(answer)
 
     async def close(self) -> None:

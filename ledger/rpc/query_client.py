@@ -11,7 +11,7 @@ from typing import Any
 from ledger.core.rpc_models import ErrorGroupPage, LogPage
 from ledger.proto import grouping_pb2, grouping_pb2_grpc, query_pb2, query_pb2_grpc
 from ledger.rpc import convert
-from ledger.rpc.channel import DaemonClient
+from ledger.rpc.channel import CallGuard, DaemonClient
 
 
 class QueryClient(DaemonClient):
@@ -20,8 +20,9 @@ class QueryClient(DaemonClient):
     target = "query"
     stub_type = query_pb2_grpc.QueryServiceStub
 
-    def __init__(self, addr: str, token: str, *, timeout: float = 10.0) -> None:
-        super().__init__(addr, token, timeout=timeout)
+    def __init__(self, addr: str, token: str, *, timeout: float = 10.0,
+                 guard: CallGuard | None = None) -> None:
+        super().__init__(addr, token, timeout=timeout, guard=guard)
         # The query daemon also serves GroupingService, on the same channel.
         self._grouping: Any = grouping_pb2_grpc.GroupingServiceStub(self.channel)
 

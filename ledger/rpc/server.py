@@ -13,6 +13,10 @@ from ledger.rpc.interceptors import InternalTokenInterceptor
 
 HealthCheck = Callable[[], Awaitable[dict[str, str]]]
 
+#: Calls a daemon serves at once; more are refused at once with RESOURCE_EXHAUSTED (the gateway
+#: answers 503) rather than queued without bound in the daemon's memory.
+MAX_CONCURRENT_RPCS = 1000
+
 
 class HealthServicer(health_pb2_grpc.HealthServiceServicer):
     """Answers GetHealth with the daemon's dependency checks."""
@@ -33,13 +37,15 @@ class HealthServicer(health_pb2_grpc.HealthServiceServicer):
         )
 
 
-def create_server(daemon: str, token: str | None, checks: HealthCheck) -> grpc.aio.Server:
+def create_server(daemon: str, token: str | None, checks: HealthCheck, *,
+                  max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS) -> grpc.aio.Server:
     """The server, not yet bound. ``token`` is required: no daemon runs without it."""
     if not token:
         raise ConfigError("LEDGER_INTERNAL_TOKEN is not set: every daemon needs the same token"
                           " (`ledger up` generates one)")
     server = grpc.aio.server(
         interceptors=[InternalTokenInterceptor(token)],
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),

@@ -26,6 +26,7 @@ from ledger.errors import (
 
 CODE_KEY = "ledger-error-code"
 RETRY_KEY = "ledger-retry-after"
+SERVICE_KEY = "ledger-unavailable-service"
 
 _GRPC_CODES: dict[type[LedgerError], grpc.StatusCode] = {
     InvalidInputError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -56,6 +57,8 @@ def trailing_metadata(error: LedgerError) -> tuple[tuple[str, str], ...]:
     meta = [(CODE_KEY, error.code)]
     if error.retry_after is not None:
         meta.append((RETRY_KEY, str(error.retry_after)))
+    if isinstance(error, UnavailableError) and error.service:
+        meta.append((SERVICE_KEY, error.service))
     return tuple(meta)
 
 
@@ -69,6 +72,10 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, target: str) -> LedgerError:
     code = meta.get(CODE_KEY)
     retry = meta.get(RETRY_KEY)
     retry_after = int(retry) if retry and retry.isdigit() else None
+    if code == UnavailableError.code:
+        # What the daemon could not reach (Redis, PostgreSQL), else the daemon itself.
+        return UnavailableError(exc.details() or None, retry_after=retry_after,
+                                service=meta.get(SERVICE_KEY) or f"the {target} daemon")
     if code in BY_CODE:
         return BY_CODE[code](exc.details() or None, retry_after=retry_after)
     if code is not None and exc.code() in _FROM_GRPC:
@@ -76,7 +83,12 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, target: str) -> LedgerError:
         # the nearest class by status so the edge still answers 4xx, not 500.
         return _FROM_GRPC[exc.code()](exc.details() or None, retry_after=retry_after)
     if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return UnavailableError(f"the {target} daemon is unavailable ({exc.code().name.lower()})")
+        return UnavailableError(f"the {target} daemon is unavailable ({exc.code().name.lower()})",
+                                service=f"the {target} daemon")
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # No Ledger code: gRPC itself refused the call (the daemon's concurrent-call cap).
+        return UnavailableError(f"the {target} daemon is at its limit of concurrent calls",
+                                retry_after=1, service=f"the {target} daemon")
     if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
         return UnavailableError(
             f"the {target} daemon refused the internal token: LEDGER_INTERNAL_TOKEN must be the"

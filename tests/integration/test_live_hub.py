@@ -270,3 +270,39 @@ async def test_a_topic_nobody_follows_is_dropped_after_lingering(
     finally:
         await hub.stop()
         await client.aclose()
+
+
+async def test_a_redis_error_in_a_topic_task_is_retried_and_never_kills_the_hub(
+        redis_url: str, aredis: aioredis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 9 item 3: one failed read used to kill the topic (503 for every later client), the
+    reaper re-raised it and died unwatched, and ``Hub.stop()`` raised it at shutdown."""
+    client = bus.client(redis_url)
+    hub = Hub(client, linger_seconds=0.3)
+    await hub.start()
+    project = pid()
+    # A key of the wrong type: every read of the tail stream fails with a Redis error.
+    await aredis.set(bus.tail_stream(project), b"not a stream")
+    try:
+        with caplog.at_level(logging.WARNING, logger="ledger.daemons.gateway.live.hub"):
+            entering = asyncio.create_task(_enter_and_receive(hub, aredis, project))
+            await wait_until(lambda: "cannot read the tail" in caplog.text,
+                             "the topic logged the failed read")
+            await aredis.delete(bus.tail_stream(project))
+            sent, got = await entering
+        assert got == [sent]  # the same topic came back by itself once Redis answered
+        # The idle topic is reaped; the hub is still alive and serves a new subscriber.
+        await wait_until(lambda: not hub._topics, "the idle topic was reaped")
+        assert hub._reaper is not None and not hub._reaper.done()
+        sent_again, got_again = await _enter_and_receive(hub, aredis, project)
+        assert got_again == [sent_again]
+    finally:
+        await hub.stop()  # raises nothing
+        await client.aclose()
+
+
+async def _enter_and_receive(hub: Hub, aredis: aioredis.Redis, project: str,
+                             ) -> tuple[str | None, list[str]]:
+    async with hub.subscribe(TAIL, {project: EventFilter()}) as sub:
+        await sub.start({})
+        sent = await emit_log(aredis, project)
+        return sent, ids(await collect(sub, 1))

@@ -256,6 +256,27 @@ async def test_a_stopping_gateway_ends_its_streams_itself(env: Env) -> None:
     await stream.aclose()
 
 
+async def test_streams_end_with_a_last_event_and_new_ones_are_refused_while_closing(
+        env: Env) -> None:
+    """Issue 9 item 5: clients reconnecting during the grace period got new streams that held
+    the shutdown for 20 s, which then ended in "timeout graceful shutdown exceeded"."""
+    stream = env.source("/api/v1/notifications/stream").stream()
+    await connected(stream)
+    env.gateway.gateway.closing.set()  # what stop() does first
+    [last] = await take(stream, 1, kinds=("closing",))
+    assert "shutting down" in last.json()["reason"]
+    await stream.aclose()
+    headers = {"X-API-Key": env.keys["alpha"]}
+    async with env.http.stream("GET", "/api/v1/notifications/stream",
+                               headers=headers) as refused:
+        assert refused.status_code == 503
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert (await refused.aread()).startswith(b'{"detail":"the gateway is unavailable')
+    await env.gateway.stop()
+    serving = env.gateway._serving
+    assert serving is not None and serving.done() and not serving.cancelled()
+
+
 async def account(env: Env, email: str, slugs: tuple[str, ...],
                   ) -> tuple[dict[str, str], dict[str, str]]:
     """A new account owning ``slugs`` (each with a key in ``env.keys``): (headers, ids)."""

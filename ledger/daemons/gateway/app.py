@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 from ledger import __version__, bus
 from ledger.config import Settings, masked
 from ledger.daemons.gateway.edge import hot_paths
+from ledger.daemons.gateway.edge.body_limit import BodyLimitMiddleware
 from ledger.daemons.gateway.edge.breaker import CircuitBreaker, probe_when_due
 from ledger.daemons.gateway.edge.key_cache import (
     AUTH_TIMEOUT_SECONDS,
@@ -70,6 +71,8 @@ ROUTER_MODULES: tuple[str, ...] = (
 )
 
 SUBSCRIBE_TIMEOUT_SECONDS = 5.0
+#: gRPC deadline of a read; the query daemon's statement timeout is below it.
+QUERY_DEADLINE_SECONDS = 5.0
 # FastAPI's built-in OpenTelemetry looks up its providers on every request (~4% of the hot
 # path, measured) and would log exception texts; Ledger exposes its own /metrics instead.
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False,
@@ -118,8 +121,9 @@ def create_app(
         doc_models.extend(getattr(module, "DOC_MODELS", ()))
     app.openapi = _openapi(app, doc_models)  # type: ignore[method-assign]
     responses.install(app)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
     lean = [route for module in modules for route in getattr(module, "LEAN_ROUTES", ())]
+    app.add_middleware(BodyLimitMiddleware, own_caps=lean)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status
     hot_paths.install(app, lean)  # after the concerns above: the lean routes get them all
     return app
 
@@ -137,7 +141,11 @@ async def _open_gateway(
     redis = bus.client(str(settings.redis_url))
     auth = AuthClient(settings.auth_addr, token)
     ingest = IngestClient(settings.ingest_addr, token)
-    query = QueryClient(settings.query_addr, token)
+    # Reads fail fast on a hung query daemon: a shorter deadline than the other daemons', and
+    # after a few calls without an answer the breaker refuses at once (503) until a probe
+    # gets through.
+    query = QueryClient(settings.query_addr, token, timeout=QUERY_DEADLINE_SECONDS,
+                        guard=CircuitBreaker("query", failure_threshold=3))
     alerts = AlertsClient(settings.alerts_addr, token)
     keys = KeyValidator(redis, auth, KeyCache(settings.gateway_key_cache_seconds), breaker,
                         metrics, failure_limit=auth_failure_limit)

@@ -19,6 +19,11 @@ from fastapi import FastAPI
 
 from ledger.config import Settings
 from ledger.daemons.gateway.app import create_app
+from ledger.daemons.gateway.edge.slow_clients import (
+    HEAD_TIMEOUT_SECONDS,
+    MAX_HEAD_BYTES,
+    BoundedHttpToolsProtocol,
+)
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import ConfigError
 
@@ -26,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 GRACEFUL_SHUTDOWN_SECONDS = 20
 KEEP_ALIVE_SECONDS = 20
+#: Connections plus requests in progress; past it uvicorn answers 503 at once.
+MAX_CONCURRENCY = 10_000
 
 
 class _Server(uvicorn.Server):
@@ -58,9 +65,12 @@ class GatewayDaemon:
 
     name = "gateway"
 
-    def __init__(self, settings: Settings, app: FastAPI | None = None) -> None:
+    def __init__(self, settings: Settings, app: FastAPI | None = None, *,
+                 head_timeout_seconds: float = HEAD_TIMEOUT_SECONDS,
+                 max_head_bytes: int = MAX_HEAD_BYTES) -> None:
         self.settings = settings
         self.app = app or create_app(settings)
+        self._protocol = BoundedHttpToolsProtocol.bounded(head_timeout_seconds, max_head_bytes)
         self.port = 0
         self._stack = contextlib.AsyncExitStack()
         self._server: _Server | None = None
@@ -77,7 +87,8 @@ class GatewayDaemon:
             sock = _bind(self.settings.gateway_listen)
             self.port = int(sock.getsockname()[1])
             config = uvicorn.Config(
-                self.app, http="httptools", lifespan="off", access_log=False, log_config=None,
+                self.app, http=self._protocol, lifespan="off", access_log=False,
+                log_config=None, limit_concurrency=MAX_CONCURRENCY,
                 # Never rewrite the peer from X-Forwarded-For (uvicorn trusts 127.0.0.1 by
                 # default): edge/client_address.py decides, from LEDGER_GATEWAY_TRUSTED_PROXIES.
                 proxy_headers=False,

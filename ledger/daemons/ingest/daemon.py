@@ -70,7 +70,9 @@ class IngestDaemon(GrpcDaemon):
         url = settings.logs_database_url
         await asyncio.to_thread(_check_schema, url)
         try:
-            self._redis = await connect_redis(settings.redis_url)
+            # Never re-sent after a lost reply: the enqueue and ack scripts count (quota,
+            # depth, notifications); a lost reply is a 503 and the client's retry repeats it.
+            self._redis = await connect_redis(settings.redis_url, resend=False)
             # Each writer holds one connection per batch; the rest is for health checks. No
             # check per checkout (a round trip per batch): writers retry a failed batch, and
             # drop the pool's dead connections when one fails (``Writer.handle``).

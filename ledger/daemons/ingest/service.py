@@ -46,6 +46,8 @@ Context = grpc.aio.ServicerContext[Any, Any]
 PREPARE_INLINE_BYTES = 64 * 1024
 #: A century: beyond it "older than the retention" would overflow datetime arithmetic.
 MAX_RETENTION_DAYS = 36_525
+#: Retry-After for a request that met Redis down: a restart or failover takes seconds.
+REDIS_RETRY_SECONDS = 5
 
 
 @dataclass
@@ -204,7 +206,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         try:
             depth: Any = await self._queue.redis.get(names.queue_depth(project_id))
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise UnavailableError(f"Redis is unavailable: {exc}") from exc
+            raise UnavailableError(f"Redis is unavailable: {exc}", service="Redis",
+                                   retry_after=REDIS_RETRY_SECONDS) from exc
         return ingest_pb2.GetQueueDepthResponse(project_id=project_id,
                                                 queue_depth=max(0, int(depth or 0)))
 
@@ -246,7 +249,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             elif isinstance(outcome, redis.exceptions.RedisError):
                 errors.append(_redis_error(outcome))
             elif isinstance(outcome, Exception):
-                raise outcome  # not a Redis answer: a bug, the interceptor logs it
+                # Not a Redis answer: a bug. Only this request fails; the others were queued.
+                logger.error("ingest: enqueue of a coalesced request failed: %r", outcome)
+                errors.append(LedgerError("internal error"))
             else:
                 errors.append(None)
                 await self._after_enqueue(project_id, prepared, before, outcome[1])
@@ -278,10 +283,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
 def _redis_error(exc: redis.exceptions.RedisError) -> UnavailableError:
     if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        return UnavailableError(f"Redis is unavailable ({exc}); retry the request")
+        return UnavailableError(f"Redis is unavailable ({exc}); retry the request",
+                                retry_after=REDIS_RETRY_SECONDS, service="Redis")
     # E.g. OOM under `maxmemory-policy noeviction`: the queue step was refused whole.
     return UnavailableError(f"Redis refused the queue step, nothing was queued: {exc}",
-                            retry_after=QUEUE_FULL_RETRY_SECONDS)
+                            retry_after=QUEUE_FULL_RETRY_SECONDS, service="Redis")
 
 
 def _response(prepared: Prepared) -> ingest_pb2.IngestLogsResponse:

@@ -63,6 +63,9 @@ LINGER_BELOW_LOGS = 64
 LINGER_SECONDS = 0.01
 #: Streams named in one XREADGROUP; with more projects, rounds rotate over them.
 STREAMS_PER_READ = 256
+#: Logs one round may pull into memory, judging by the biggest entry recently read: with big
+#: entries a round names fewer streams (4 entries of 1 000 logs x 256 streams was a million).
+MAX_LOGS_PER_ROUND = 50_000
 BLOCK_MS = 500
 #: Pending entries idle this long belong to a dead writer and are reclaimed.
 CLAIM_IDLE_MS = 30_000
@@ -126,14 +129,14 @@ class Streams:
         self._grouped.clear()
         await self.refresh(force=True)
 
-    def next_batch(self) -> list[str]:
-        """Up to ``STREAMS_PER_READ`` projects, rotating so that every project gets turns."""
+    def next_batch(self, limit: int = STREAMS_PER_READ) -> list[str]:
+        """Up to ``limit`` projects, rotating so that every project gets turns."""
         projects = self.projects
-        if len(projects) <= STREAMS_PER_READ:
+        if len(projects) <= limit:
             return projects
         start = self._offset % len(projects)
-        self._offset += STREAMS_PER_READ
-        return (projects[start:] + projects[:start])[:STREAMS_PER_READ]
+        self._offset += limit
+        return (projects[start:] + projects[:start])[:limit]
 
 
 def _describe(exc: BaseException) -> str:
@@ -158,7 +161,8 @@ class Writer:
 
     def __init__(self, name: str, redis: aioredis.Redis, queue: Queue,
                  pool: AsyncConnectionPool, streams: Streams, *, max_attempts: int,
-                 stopping: asyncio.Event, known_months: set[date] | None = None) -> None:
+                 stopping: asyncio.Event, known_months: set[date] | None = None,
+                 max_logs_per_round: int = MAX_LOGS_PER_ROUND) -> None:
         self.name = name
         self.redis = redis
         self.queue = queue
@@ -168,6 +172,7 @@ class Writer:
         self.stopping = stopping
         self.known_months: set[date] = known_months if known_months is not None else set()
         self.claim_idle_ms = CLAIM_IDLE_MS
+        self.max_logs_per_round = max_logs_per_round
         self._next_claim = 0.0
         self._failing_since: float | None = None
         self.stored = 0
@@ -242,13 +247,16 @@ class Writer:
     async def read(self) -> list[Entry]:
         """New entries, at most ``ENTRIES_PER_STREAM`` from each project stream."""
         await self.streams.refresh()
-        projects = self.streams.next_batch()
+        budget = self.max_logs_per_round
+        per_stream = max(1, min(self._count, budget // self._largest))
+        projects = self.streams.next_batch(
+            max(1, min(STREAMS_PER_READ, budget // (per_stream * self._largest))))
         if not projects:
             await self.streams.wait_for_projects(BLOCK_MS / 1000)
             return []
         read = asyncio.ensure_future(self.redis.xreadgroup(
             names.WRITER_GROUP, self.name, {names.queue_stream(p): ">" for p in projects},
-            count=self._count, block=BLOCK_MS))
+            count=per_stream, block=BLOCK_MS))
         stop = asyncio.ensure_future(self.stopping.wait())
         try:
             await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)

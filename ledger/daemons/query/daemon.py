@@ -20,8 +20,8 @@ from ledger.rpc.server import bind, create_server
 logger = logging.getLogger(__name__)
 
 #: A read that runs longer is cancelled by PostgreSQL: it would only hold a connection that
-#: the gateway (10 s gRPC deadline) has given up on.
-STATEMENT_TIMEOUT_MS = 9_000
+#: the gateway (5 s gRPC deadline, ``QUERY_DEADLINE_SECONDS``) has given up on.
+STATEMENT_TIMEOUT_MS = 4_500
 GRACE_SECONDS = 5.0
 
 

@@ -165,7 +165,8 @@ class KeyValidator:
         if identity is None:
             raise UnavailableError(
                 "the auth daemon is unavailable and this API key is not in the emergency"
-                " cache; retry shortly", retry_after=max(1, round(self.breaker.cooldown_seconds)))
+                " cache; retry shortly", retry_after=max(1, round(self.breaker.cooldown_seconds)),
+                service="the auth daemon")
         return identity
 
     async def _check_throttle(self, client: str, key_id: str) -> None:

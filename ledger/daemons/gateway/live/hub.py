@@ -62,6 +62,10 @@ LINGER_SECONDS = 30.0
 #: The tail-watchers key lives this long; the gateway refreshes it at a third of that.
 TAIL_WATCH_TTL_SECONDS = 15
 _READY_TIMEOUT_SECONDS = 5.0
+CLOSING_REASON = "the gateway is shutting down; reconnect to another or in a second"
+#: Pauses between retries of a failed background Redis step (doubling up to the maximum).
+_RETRY_FIRST_SECONDS = 0.1
+_RETRY_MAX_SECONDS = 5.0
 
 
 # -- one client ---------------------------------------------------------------------------------
@@ -83,6 +87,7 @@ class Subscription:
         # A bare future rather than an asyncio.Event: this is the per-client cost of fan-out.
         self._waiter: asyncio.Future[None] | None = None
         self.closed = False
+        self.close_reason = ""
 
     @property
     def project_ids(self) -> list[str]:
@@ -132,8 +137,10 @@ class Subscription:
         marker.dropped[project_id] = dropped
         self._wake()
 
-    def close(self) -> None:
+    def close(self, reason: str = "") -> None:
+        """End the client's stream: its next batch is its last (``reason`` says why)."""
         self.closed = True
+        self.close_reason = reason
         self._wake()
 
     async def start(self, resume: dict[str, StreamKey]) -> list[Item]:
@@ -248,22 +255,31 @@ class Topic:
         self._poke.set()
 
     async def run_tail(self) -> None:
-        """TAIL only: keep ingest feeding the stream, and fan out what it adds."""
+        """TAIL only: keep ingest feeding the stream, and fan out what it adds.
+
+        A Redis error never ends the task (the topic would stay dead for every later client):
+        it is logged and the step retried with a growing pause.
+        """
         self._tasks.append(asyncio.create_task(self._keep_watching(),
                                                name=f"live-watch-{self.project_id}"))
         await self.ready.wait()
-        self.last_read = await self.hub.newest_id(self.feed, self.project_id)
-        self.live.set()
+        backoff = _RETRY_FIRST_SECONDS
         while True:
-            await self._poke.wait()
-            self._poke.clear()
             try:
+                if not self.live.is_set():
+                    self.last_read = await self.hub.newest_id(self.feed, self.project_id)
+                    self.live.set()
+                await self._poke.wait()
+                self._poke.clear()
                 await self._read_new()
             except RedisError as exc:
-                logger.warning("live: cannot read the tail of %s (%s); retrying",
-                               self.project_id, exc)
-                await asyncio.sleep(1.0)
-                self._poke.set()
+                logger.warning("live: cannot read the tail of %s (%s); retrying in %.1fs",
+                               self.project_id, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _RETRY_MAX_SECONDS)
+                self._poke.set()  # read what came meanwhile
+                continue
+            backoff = _RETRY_FIRST_SECONDS
 
     async def _read_new(self) -> None:
         if await self.hub.trimmed_past(self.feed, self.project_id, self.last_read):
@@ -301,12 +317,14 @@ class Topic:
                                                    name=f"live-tail-{self.project_id}"))
 
     async def stop_tasks(self) -> None:
-        for task in self._tasks:
+        """Cancel the topic's tasks; whatever they died of is logged, never raised here."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        for task, outcome in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True),
+                                 strict=True):
+            if isinstance(outcome, Exception):
+                logger.error("live: task %s had died: %r", task.get_name(), outcome)
 
 
 # -- the hub ----------------------------------------------------------------------------------
@@ -327,6 +345,7 @@ class Hub:
         self._reaper: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self.subscriptions: set[Subscription] = set()
+        self.closing = False  # no new subscription once the gateway is stopping
 
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._read_pubsub(), name="live-pubsub")
@@ -338,18 +357,24 @@ class Hub:
             sub.offer_heartbeat()
 
     def close_subscriptions(self) -> None:
-        """End every subscription: their streams return (the gateway is shutting down)."""
+        """End every subscription and refuse new ones: the gateway is shutting down.
+
+        Refusing matters: clients reconnect at once, and a stream opened during the HTTP
+        server's grace period would hold the shutdown until that period ran out.
+        """
+        self.closing = True
         for sub in list(self.subscriptions):
-            sub.close()
+            sub.close(CLOSING_REASON)
 
     async def stop(self) -> None:
         """End every SSE stream (they return), drop the subscriptions, close the connection."""
         self.close_subscriptions()
-        for task in (self._reader, self._reaper):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        tasks = [task for task in (self._reader, self._reaper) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                logger.error("live: a hub task had died: %r", outcome)  # wait() raised it
         for topic in list(self._topics.values()):
             await topic.stop_tasks()
         self._topics.clear()
@@ -357,9 +382,12 @@ class Hub:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def wait(self) -> None:
-        """Return (raising its error) if the pub/sub reader dies: the gateway must then stop."""
-        if self._reader is not None:
-            await self._reader
+        """Return (raising its error) if a background task dies: the gateway must then stop."""
+        tasks = [task for task in (self._reader, self._reaper) if task is not None]
+        if tasks:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
 
     @contextlib.asynccontextmanager
     async def subscribe(self, feed: Feed, filters: dict[str, EventFilter],
@@ -367,8 +395,11 @@ class Hub:
         """A subscription to ``feed`` of the projects in ``filters``, live once entered.
 
         Raises:
-            UnavailableError: Redis did not confirm the subscription in time.
+            UnavailableError: Redis did not confirm the subscription in time, or the gateway
+                is shutting down.
         """
+        if self.closing:
+            raise UnavailableError(CLOSING_REASON, retry_after=1, service="the gateway")
         sub = Subscription(self, feed, filters, queue_size or self.queue_size)
         topics: list[Topic] = []
         self.subscriptions.add(sub)
@@ -424,8 +455,12 @@ class Hub:
                     await topic.stop_tasks()
                     async with self._lock:
                         if channel not in self._topics:
-                            with contextlib.suppress(RedisError):
+                            try:
                                 await self._pubsub.unsubscribe(channel)
+                            except (RedisError, OSError) as exc:
+                                # Harmless: a message for a topic we no longer hold is ignored.
+                                logger.warning("live: cannot unsubscribe from %s (%s)",
+                                               channel, exc)
 
     async def _read_pubsub(self) -> None:
         await self._connected.wait()  # get_message needs a subscribed connection

@@ -56,12 +56,12 @@ from ledger.daemons.gateway.live.events import (
     format_cursor,
     parse_cursor,
 )
-from ledger.daemons.gateway.live.hub import Hub, Subscription
+from ledger.daemons.gateway.live.hub import CLOSING_REASON, Hub, Subscription
 from ledger.daemons.gateway.live.preferences import account_preferences
 from ledger.daemons.gateway.live.revocations import StreamCredentials
 from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway, get_gateway
-from ledger.errors import InvalidInputError, RateLimitedError
+from ledger.errors import InvalidInputError, RateLimitedError, UnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -246,6 +246,8 @@ async def _open_stream(request: Request, feed: Feed, principal: Principal, proje
                        last_event_id: str | None) -> StreamingResponse:
     gateway = get_gateway(request)
     live = get_live(request)
+    if gateway.closing.is_set():
+        raise UnavailableError(CLOSING_REASON, retry_after=1, service="the gateway")
     wanted = EventFilter(_choices(levels, LEVELS, "level"),
                          _choices(log_types, LOG_TYPES, "log_type"))
     targets = await _targets(gateway, principal, project, wanted)
@@ -281,6 +283,9 @@ async def _events(sub: Subscription, feed: Feed, first: bytes, replay: list[Item
             items = await sub.next_batch(limit=_BATCH)
             if items:
                 yield _encode(feed, items, positions)
+        if sub.close_reason:
+            # A last word, so that the client knows the end was meant (and reconnects).
+            yield _frame("closing", orjson.dumps({"reason": sub.close_reason, "time": _now()}))
     except (RedisError, OSError) as exc:
         # A catch-up read failed: end the stream; the client resumes from its last id.
         logger.warning("live: ending a %s stream, Redis failed while catching up: %s",
@@ -325,7 +330,8 @@ async def notifications_stream(
     Events: `connected` (once), `error_notification` (data: the log: `id`, `project_id`,
     `timestamp`, `level`, `log_type`, `message`, `error_type`, `error_message`,
     `error_fingerprint`, `stack_trace`, `attributes`, `environment`, `release`), `skipped`
-    (`count` events this client will not get, and why) and `heartbeat` every 15 s.
+    (`count` events this client will not get, and why), `heartbeat` every 15 s, and `closing`
+    (data: `reason`) as the last event when the gateway shuts down: reconnect.
     Reconnect with `Last-Event-ID` to receive what was missed (the newest 1 000 are kept).
     Browsers authenticate with `ticket` instead of a header (one project, one stream, 60 s).
     """

@@ -15,11 +15,12 @@ its error, which ``submit`` returns or raises for that request only.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections import deque
 
 from ledger.core.rpc_models import IngestRequest, IngestResult
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, UnavailableError
 from ledger.rpc.ingest_client import IngestClient
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ MAX_ITEMS = 256
 #: Bytes of request bodies per call (well under gRPC's 64 MiB message cap).
 MAX_BYTES = 4 * 1024 * 1024
 MAX_IN_FLIGHT = 1
+#: Request body bytes that may wait for a call: past it a request is refused at once (503)
+#: instead of piling up in the gateway's memory while ingest is slow.
+MAX_WAITING_BYTES = 64 * 1024 * 1024
 
 _Waiting = tuple[IngestRequest, "asyncio.Future[IngestResult]"]
 
@@ -43,12 +47,15 @@ class IngestBatcher:
     """
 
     def __init__(self, client: IngestClient, *, max_items: int = MAX_ITEMS,
-                 max_bytes: int = MAX_BYTES, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                 max_bytes: int = MAX_BYTES, max_in_flight: int = MAX_IN_FLIGHT,
+                 max_waiting_bytes: int = MAX_WAITING_BYTES) -> None:
         self._client = client
         self._max_items = max_items
         self._max_bytes = max_bytes
         self._max_in_flight = max_in_flight
+        self._max_waiting_bytes = max_waiting_bytes
         self._waiting: deque[_Waiting] = deque()
+        self._waiting_bytes = 0
         self._calls: set[asyncio.Task[None]] = set()
         #: Calls made and requests they carried (for tests and the bench).
         self.calls_made = 0
@@ -59,11 +66,17 @@ class IngestBatcher:
 
         Raises:
             LedgerError: the error ingest gave for this request (invalid body, quota used up,
-                queue full, ...), or ``UnavailableError`` when the call itself failed.
+                queue full, ...), or ``UnavailableError`` when the call itself failed or too
+                many requests already wait for ingest.
         """
+        if self._waiting and self._waiting_bytes + len(request.body) > self._max_waiting_bytes:
+            raise UnavailableError(
+                f"{self._waiting_bytes} bytes of ingest requests already wait for the ingest"
+                " daemon", retry_after=1, service="the ingest daemon")
         future: asyncio.Future[IngestResult] = (
             asyncio.get_running_loop().create_future())
         self._waiting.append((request, future))
+        self._waiting_bytes += len(request.body)
         if len(self._calls) < self._max_in_flight:
             self._send_next()
         return await future
@@ -77,6 +90,7 @@ class IngestBatcher:
             if batch and size + len(request.body) > self._max_bytes:
                 break
             self._waiting.popleft()
+            self._waiting_bytes -= len(request.body)
             if future.done():  # its HTTP request was cancelled while it waited
                 continue
             batch.append((request, future))
@@ -101,7 +115,7 @@ class IngestBatcher:
             for _, future in batch:
                 if not future.done():
                     # One instance per waiter: each request raises (and decorates) its own.
-                    future.set_exception(type(exc)(exc.message, retry_after=exc.retry_after))
+                    future.set_exception(copy.copy(exc))
             return
         except BaseException as exc:
             for _, future in batch:

@@ -3,7 +3,10 @@
 - ``LedgerError`` → its ``http_status`` and message (``Retry-After`` when it carries one).
   5xx answers say only the class's generic message: what failed inside stays in the log.
 - ``RequestValidationError`` (query/path/header parameters) → 422 with a readable sentence.
-- Redis connection errors and timeouts → 503, like any unavailable dependency.
+- Redis unreachable, slow, out of memory (``noeviction``), loading, read-only or failing over
+  → 503, like any unavailable dependency.
+- Every 503 carries ``Retry-After`` and names what is unavailable ("Redis", "the query
+  daemon"), never its address.
 - A NUL in the URL → 400 (``NulInUrlMiddleware``), before any route looks it up.
 - Anything else → 500 ``{"detail": "internal error"}``, logged once with its traceback, by
   ``InternalErrorMiddleware`` (Starlette's own handler would re-raise it after answering).
@@ -25,13 +28,13 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledger import bus
 from ledger.errors import InvalidInputError, LedgerError, QueueFullError, UnavailableError
 from ledger.queue.limits import QUEUE_FULL_RETRY_SECONDS
 
@@ -86,6 +89,8 @@ async def ledger_error_handler(request: Request, exc: Exception) -> Response:
     retry_after = exc.retry_after
     if retry_after is None and isinstance(exc, QueueFullError):
         retry_after = QUEUE_FULL_RETRY_SECONDS
+    if retry_after is None and exc.http_status == 503:
+        retry_after = UNAVAILABLE_RETRY_SECONDS
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     status = exc.http_status
@@ -94,14 +99,27 @@ async def ledger_error_handler(request: Request, exc: Exception) -> Response:
         logger.warning("%s %s -> %d: %s", request.method, request.url.path, status, exc.message)
         detail = (type(exc).__doc__ or "internal error").strip() if status != 500 \
             else "internal error"
+        if isinstance(exc, UnavailableError) and exc.service:
+            detail = f"{exc.service} is unavailable; try again in {retry_after} s"
         return error_response(status, detail, headers)
     return error_response(status, exc.message, headers)
 
 
+#: Retry-After of a 503 that did not say when.
+UNAVAILABLE_RETRY_SECONDS = 5
+
+
 async def redis_error_handler(request: Request, exc: Exception) -> Response:
-    """Redis down or slow is a 503 like any other unavailable dependency, not a 500."""
+    """Redis down, slow or out of memory is a 503 like any other unavailable dependency.
+
+    Any other Redis error is a bug (a wrong command): re-raised, it becomes the logged 500.
+    """
+    assert isinstance(exc, RedisError)
+    if not bus.unavailable(exc):
+        raise exc
     logger.warning("%s %s: Redis failed: %s", request.method, request.url.path, exc)
-    return await ledger_error_handler(request, UnavailableError(retry_after=5))
+    return await ledger_error_handler(request, UnavailableError(
+        retry_after=UNAVAILABLE_RETRY_SECONDS, service="Redis"))
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> str:
@@ -219,7 +237,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(LedgerError, ledger_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
-    app.add_exception_handler(RedisConnectionError, redis_error_handler)
-    app.add_exception_handler(RedisTimeoutError, redis_error_handler)
+    app.add_exception_handler(RedisError, redis_error_handler)
     app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(InternalErrorMiddleware)

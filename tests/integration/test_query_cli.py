@@ -79,7 +79,7 @@ async def cli(settings: Settings, tmp_path: Path) -> AsyncIterator[Cli]:
             project = (await http.post("/api/v1/projects", headers=bearer,
                                        json={"name": "CLI", "slug": "cli-app"})).json()
             key = (await http.post("/api/v1/projects/cli-app/api-keys", headers=bearer,
-                                   json={"scopes": ["read"]})).json()["full_key"]
+                                   json={"scopes": ["read", "triage"]})).json()["full_key"]
         yield Cli(url, key, project, settings.logs_database_url or "", tmp_path / "data")
     finally:
         for daemon in reversed(daemons):

@@ -54,37 +54,35 @@ async def test_without_a_database_ingest_goes_on_with_the_default() -> None:
 
 async def test_a_big_request_is_prepared_while_the_event_loop_runs(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Observable without a clock: the test runs on the daemon's event loop, so it can only see
-    # the big request's preparation unfinished if the loop ran while it was being prepared
-    # (prepared on the loop, it would be finished before the test gets to look). Which of a
-    # small request sent meanwhile and the big one is queued first is left open: under load it
-    # is a race (the worker thread and the loop share the GIL).
+    # Observable without a clock: the big request's preparation is held until a small request
+    # sent meanwhile has been answered, which the daemon (on the test's event loop) can only do
+    # if the preparation runs off the loop.
     project = str(uuid.uuid4())
     trace = "TypeError: boom\n" + "".join(
         f"    at handler{i} (/srv/app/src/file{i}.js:{i}:17)\n" for i in range(900))
     big = {"logs": [error_log(i, stack_trace=trace[:49_000]) for i in range(200)]}
     assert len(orjson.dumps(big)) > PREPARE_INLINE_BYTES
-    started, finished = threading.Event(), threading.Event()
+    started, release = threading.Event(), threading.Event()
     real_prepare = service.prepare
 
     def prepare(project_id: str, shape: int, body: bytes, **kwargs: Any) -> service.Prepared:
-        big_body = len(body) > PREPARE_INLINE_BYTES
-        if big_body:
+        if len(body) > PREPARE_INLINE_BYTES:
             started.set()
-        try:
-            return real_prepare(project_id, shape, body, **kwargs)
-        finally:
-            if big_body:
-                finished.set()
+            # Held until the small request has its answer. Were this running on the event loop,
+            # nothing else could be answered meanwhile: the wait would run out first and the
+            # big request would be done before the small one, which the test refuses.
+            release.wait(30)
+        return real_prepare(project_id, shape, body, **kwargs)
 
     monkeypatch.setattr(service, "prepare", prepare)
     async with running_ingest(settings, ingest_writers=0) as (_, client):
         big_task = asyncio.create_task(send(client, project, big))
         while not started.is_set():
             await asyncio.sleep(0.001)
-        assert not finished.is_set()  # the loop is running while the big request is prepared
         small = await send(client, project, {"logs": [log(1)]})
         assert small.accepted == 1
+        assert not big_task.done()  # answered while the big request was still being prepared
+        release.set()
         assert (await big_task).accepted == 200
     redis = bus.client(settings.redis_url or "")
     try:

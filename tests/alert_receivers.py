@@ -8,6 +8,7 @@ LOGIN/PLAIN authentication, recording every message it accepted.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ssl
@@ -124,10 +125,11 @@ class SmtpReceiver:
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.load_cert_chain(str(cert), str(key))
         self._controller: Any = None
+        self._opened: list[asyncio.BaseTransport] = []
 
     def start(self) -> SmtpReceiver:
         from aiosmtpd.controller import Controller
-        from aiosmtpd.smtp import AuthResult, LoginPassword
+        from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
         receiver = self
         # aiosmtpd itself still sets its deprecated Session.login_data on every login.
@@ -150,16 +152,41 @@ class SmtpReceiver:
                 receiver.logins.append(mechanism)
             return AuthResult(success=ok)
 
-        self._controller = Controller(
+        opened = self._opened
+
+        class TrackedSMTP(SMTP):
+            # Every transport the server was handed (the plain one and, after STARTTLS, the
+            # TLS one), so stop() can close them: aiosmtpd's own stop() only cancels tasks,
+            # and a client still connected then leaves a socket for the garbage collector,
+            # whose ResourceWarning lands in whichever test happens to run next.
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                opened.append(transport)
+                super().connection_made(transport)
+
+        class TrackedController(Controller):
+            def factory(self) -> SMTP:
+                return TrackedSMTP(self.handler, **self.SMTP_kwargs)
+
+        self._controller = TrackedController(
             Handler(), hostname="127.0.0.1", port=self.port, tls_context=self._context,
             require_starttls=True, authenticator=authenticate, auth_required=True)
         self._controller.start()
         return self
 
     def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
+        if self._controller is None:
+            return
+
+        async def close_connections() -> None:
+            for transport in self._opened:
+                if isinstance(transport, asyncio.Transport):
+                    transport.abort()
+            await asyncio.sleep(0.05)  # the aborts close their sockets on the next turns
+
+        asyncio.run_coroutine_threadsafe(close_connections(), self._controller.loop).result(10)
+        self._opened.clear()
+        self._controller.stop()
+        self._controller = None
 
     def wait_for(self, count: int, seconds: float = 20.0) -> list[EmailMessage]:
         deadline = time.monotonic() + seconds

@@ -53,14 +53,13 @@ _MIN_MESSAGE = 12
 _PATTERN_FIXED = (("count", "Count", 7), ("last_seen", "Last seen", 9), ("level", "Level", 8))
 #: Patterns listed at most (the most frequent): the view is for floods, not for the long tail.
 PATTERN_ROWS = 500
-FILTER_PLACEHOLDER = "filter: message, type, level, project, fingerprint · Enter keeps, Esc clears"
+#: Fits an 80-column terminal inside the input's border and padding (a test checks it).
+FILTER_PLACEHOLDER = "filter message/type/level/project/fingerprint · Enter keeps · Esc clears"
 
 
-def clip(text: str, width: int) -> str:
-    """``text`` cut to ``width`` columns with an ellipsis, so that a cut is never silent."""
-    if width <= 0:
-        return ""
-    return text if len(text) <= width else text[: width - 1] + "\u2026"
+def cut(text: str, style: str = "") -> Text:
+    """A cell that, wider than its column, ends in an ellipsis: a cut is never silent."""
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
 
 
 def _level_text(level: str) -> Text:
@@ -359,21 +358,17 @@ class TailApp(App[None]):
         self._shown = [r for r in self._shown if id(r) not in gone]
 
     def _cells(self, row: LogRow) -> tuple[Text, ...]:
-        widths = {key: width for key, _, width in self._built[0]}
-        message_width = self._built[1]
         if row.gap is not None:
             warning = LEVEL_STYLES["warning"]
             cells = {"time": Text(), "level": Text("SKIPPED", style=f"bold #000000 on {warning}"),
                      "project": Text(), "kind": Text(),
-                     "message": Text(clip(row.gap, message_width), style=warning),
+                     "message": cut(row.gap, warning),
                      "count": Text()}
         else:
             cells = {
                 "time": Text(_local_time(row), style="dim"), "level": _level_text(row.level),
-                "project": Text(clip(self._project_name(row.project_id),
-                                     widths.get("project", 0)), style=PROJECT_STYLE),
-                "kind": Text(clip(row.kind, widths.get("kind", 0)), style=TYPE_STYLE),
-                "message": Text(clip(row.message, message_width)),
+                "project": cut(self._project_name(row.project_id), PROJECT_STYLE),
+                "kind": cut(row.kind, TYPE_STYLE), "message": cut(row.message),
                 "count": Text(f"\u00d7{row.count}" if row.fingerprint else "",
                               style=REPEAT_STYLE if row.count > 1 else "dim"),
             }
@@ -444,7 +439,7 @@ class TailApp(App[None]):
         level = max(pattern.levels, key=lambda lv: pattern.levels[lv]) if pattern.levels else ""
         return (Text(f"\u00d7{pattern.count}", style=REPEAT_STYLE if pattern.count > 1 else "dim"),
                 Text(when.astimezone().strftime("%H:%M:%S") if when else "", style="dim"),
-                _level_text(level), Text(clip(pattern.template, self._pattern_width())))
+                _level_text(level), cut(pattern.template))
 
     def _show_selected_pattern(self) -> None:
         index = self.query_one("#patterns", DataTable).cursor_row
@@ -581,7 +576,7 @@ class TailApp(App[None]):
             if self._shown[index].is_error:
                 table.move_cursor(row=index)
                 if index <= start:
-                    self.notify("no later error: back to the first one", timeout=2)
+                    self.notify("wrapped: back to the first error", timeout=3)
                 return
         self.notify("no error in the table", severity="warning", timeout=2)
 

@@ -13,14 +13,16 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from rich.console import Console
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, Sparkline, Static
 from textual.widgets.data_table import ColumnKey
 
+from ledger.cli.tail import since_cursor
 from ledger.config import Settings
 from ledger.sse_client import EventSource
 from ledger.tui.tail_app import TailApp
@@ -46,9 +48,10 @@ class Live:
         return TailApp(source, errors_only=errors_only, scope=self.slug,
                        project_names={self.project_id: self.slug})
 
-    def ingest(self, message: str, **fields: object) -> None:
-        answer = httpx.post(f"{self.stack.url}/api/v1/ingest/single",
-                            json=error_body(message, **fields),
+    def ingest(self, error: str, /, **fields: object) -> None:
+        body = error_body(error)
+        body.update(fields)
+        answer = httpx.post(f"{self.stack.url}/api/v1/ingest/single", json=body,
                             headers={"X-API-Key": self.key}, timeout=5)
         assert answer.status_code == 202, answer.text
 
@@ -104,7 +107,10 @@ async def until(pilot: Pilot[None], check: Callable[[], bool], what: str,
 
 
 def column(app: TailApp, key: str) -> list[str]:
-    table = app.query_one("#table", DataTable)
+    return column_of(app.query_one("#table", DataTable), key)
+
+
+def column_of(table: DataTable[object], key: str) -> list[str]:
     return [str(table.get_cell(row.key, key)) for row in table.ordered_rows]
 
 
@@ -265,3 +271,184 @@ async def test_j_after_k_k_in_a_filtered_view_after_pause_and_resume_moves_one_r
         assert messages(app)[table.cursor_row] == shown("disk full 3")[0]
         await pilot.press("j")
         assert table.cursor_row == 4
+
+
+def plain(level: str, message: str) -> dict[str, object]:
+    """A logging-style log (no exception) as an application sends it."""
+    return {"timestamp": datetime.now(UTC).isoformat(), "level": level, "log_type": "logger",
+            "message": message}
+
+
+def screen_lines(app: TailApp) -> list[str]:
+    """The screen as the terminal would show it, one string per line."""
+    # The compositor's strips are exactly what a terminal receives (Textual's own snapshots
+    # read them too); there is no public text export.
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def table_lines(app: TailApp, table_id: str = "#table") -> list[str]:
+    """The table's lines on screen, the header first."""
+    region = app.query_one(table_id, DataTable).region
+    return [line[region.x:region.right] for line in screen_lines(app)[region.y:region.bottom]]
+
+
+def footer(app: TailApp) -> str:
+    return screen_lines(app)[-1]
+
+
+async def test_rows_are_one_line_each_at_80_columns_and_exceptions_show_their_error(
+        live: Live) -> None:
+    app = live.app()
+    long_type = "PaymentGatewayTimeoutError"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.connection.state == "connected", "the stream")
+        live.ingest("division by zero", error_type="ZeroDivisionError",
+                    message="Unhandled exception in request handler")
+        live.ingest("the gateway at https://pay.example.com/v2/charges did not answer within"
+                    " 30 seconds\nretried 3 times", error_type=long_type,
+                    message="Unhandled exception in request handler")
+        live.ingest_many([plain("error", "disk almost full on /var: 97% used\nsecond line")])
+        await until(pilot, lambda: len(messages(app)) == 3, "the three errors")
+        shown_messages = messages(app)
+        assert shown_messages[0] == "ZeroDivisionError: division by zero"
+        assert not any("Unhandled exception" in m for m in shown_messages)
+        assert shown_messages[1].startswith(f"{long_type}: the gateway at https://pay.example")
+        assert shown_messages[1].endswith("30 seconds")  # the first line only
+        assert shown_messages[2] == "disk almost full on /var: 97% used"
+
+        lines = table_lines(app)
+        assert len(lines[0]) == 80 and "Message" in lines[0]
+        message = app.query_one("#table", DataTable).columns[ColumnKey("message")]
+        assert 20 < message.width < 40  # 80 columns leave the message about a third
+        times = column(app, "time")
+        for line, when, text in zip(lines[1:4], times, shown_messages, strict=True):
+            assert line.lstrip().startswith(when), line
+            # Each row on its line: what fits of the message, then an ellipsis if cut.
+            visible = text[:message.width - 1]
+            assert visible in line and ("\u2026" in line) == (len(text) > message.width), line
+        assert "PaymentGatew\u2026" in lines[2]  # the type is cut with an ellipsis, not at 13
+        assert all(not line.strip() for line in lines[4:])  # no row spilled onto a next line
+        assert not any("second line" in line or "retried 3" in line for line in lines)
+
+
+async def test_e_says_when_it_wraps_and_the_filter_placeholder_fits_80_columns(
+        live: Live) -> None:
+    app = live.app(errors_only=False)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await until(pilot, lambda: app.connection.state == "connected", "the stream")
+        live.ingest_many([plain("error", "first error"), plain("info", "all good"),
+                          plain("error", "second error"), plain("info", "still good")])
+        await until(pilot, lambda: len(messages(app)) == 4, "the four logs")
+        table = app.query_one("#table", DataTable)
+        await pilot.press("e")
+        assert table.cursor_row == 0
+        await pilot.pause()
+        await until(pilot, lambda: any("back to the first error" in line
+                                       for line in screen_lines(app)), "the notice")
+        app.clear_notifications()
+        await pilot.press("e")
+        assert table.cursor_row == 2
+        await pilot.pause()
+        assert not any("back to the first error" in line for line in screen_lines(app))
+
+        await pilot.press("slash")
+        box = app.query_one("#filter", Input)
+        await pilot.pause()
+        placeholder = str(box.placeholder)
+        assert any(placeholder in line for line in screen_lines(app)), placeholder
+        await pilot.press(*"second", "enter")
+        assert messages(app) == ["second error"]
+
+
+async def test_f_gives_the_stack_trace_the_whole_screen_at_80x24(live: Live) -> None:
+    frames = "".join(f'  File "shop/step{n}.py", line {n}, in step{n}\n    step{n + 1}()\n'
+                     for n in range(20))
+    trace = f"Traceback (most recent call last):\n{frames}ValueError: deep"
+    app = live.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.connection.state == "connected", "the stream")
+        live.ingest("deep", stack_trace=trace)
+        await until(pilot, lambda: len(messages(app)) == 1, "the error")
+        detail = app.query_one("#detail")
+        assert "f Detail" in footer(app)
+        on_screen = sum('File "shop/step' in line for line in screen_lines(app))
+        assert on_screen <= 3  # what the issue saw: the table leaves the trace a few lines
+
+        await pilot.press("f")
+        await pilot.pause()
+        assert not app.query_one("#table").display or app.query_one("#table").region.height == 0
+        assert detail.has_focus and detail.region.height >= 20
+        lines = screen_lines(app)
+        assert sum('File "shop/step' in line for line in lines) >= 8
+        assert "ValueError: deep" in lines[2]  # the headline under the status line and rule
+        keys = footer(app)
+        assert "Scroll" in keys and "PgUp PgDn" in keys and "Pause" not in keys, keys
+        await pilot.press("pagedown")
+        await until(pilot, lambda: detail.scroll_y > 0, "the trace to scroll")
+        await pilot.press("end")
+        await until(pilot, lambda: "step19()" in "".join(screen_lines(app)), "the trace's end")
+
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.query_one("#table", DataTable).has_focus and detail.region.height < 12
+        assert "Pause" in footer(app)
+        await pilot.press("f", "f")  # f toggles both ways too
+        assert not app.detail_full
+
+
+async def test_sparkline_buckets_replayed_errors_by_the_minute_they_happened(
+        live: Live) -> None:
+    now = time.time()
+    ago = {5: 3, 2: 2, 0: 1}  # minutes ago: errors
+    live.ingest_many([error_body(f"replayed {m}m {n}",
+                                 timestamp=datetime.fromtimestamp(now - 60 * m, UTC).isoformat())
+                      for m, count in ago.items() for n in range(count)])
+    app = live.app(last_event_id=since_cursor("10m"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(messages(app)) == 6, "the replayed errors")
+        series = app.book.rate.series(now=now)
+        assert (series[-6], series[-3], series[-1]) == (3, 2, 1)
+        assert sum(series) == 6  # nothing else anywhere
+        await until(pilot, lambda: list(app.query_one("#sparkline", Sparkline).data or [])
+                    == app.book.rate.series(), "the sparkline to redraw")
+        assert "peak 3" in text_of(app.query_one("#rate-peak", Static))
+
+
+async def test_t_groups_a_flood_of_one_message_into_one_pattern_line(live: Live) -> None:
+    app = live.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.connection.state == "connected", "the stream")
+        flood = [error_body(f"disk full on shard {n}", fingerprint=["disk"]) for n in range(40)]
+        flood += [error_body(f"card of user-{n} declined", error_type="PaymentError")
+                  for n in range(3)]
+        flood += [error_body("stock missing", error_type="KeyError")]
+        live.ingest_many(flood)
+        await until(pilot, lambda: len(messages(app)) == 44, "the flood")
+
+        await pilot.press("t")
+        patterns = app.query_one("#patterns", DataTable)
+        assert patterns.display and not app.query_one("#table").display
+        assert patterns.has_focus and "3 patterns" in status(app)
+        headers = [str(c.label) for c in patterns.columns.values()]
+        assert headers == ["Count", "Last seen", "Level", "Pattern"]
+        templates = column_of(patterns, "template")
+        assert templates == ["ValueError: disk full on shard <num>",
+                             "PaymentError: card of user-<num> declined", "KeyError: stock missing"]
+        assert column_of(patterns, "count") == ["\u00d740", "\u00d73", "\u00d71"]
+        assert column_of(patterns, "level") == ["ERROR"] * 3
+        assert all(len(t) == 8 for t in column_of(patterns, "last_seen"))  # HH:MM:SS
+        assert len(table_lines(app, "#patterns")) >= 4  # one line each, header first
+        detail = text_of(app.query_one("#detail-body", Static))
+        assert "disk full on shard" in detail and "40\u00d7" in detail
+
+        await pilot.press("j")
+        assert patterns.cursor_row == 1
+        live.ingest("disk full on shard 41", fingerprint=["disk"])
+        await until(pilot, lambda: column_of(patterns, "count")[0] == "\u00d741",
+                    "the live count")
+        assert patterns.cursor_row == 1  # counting up moved nothing
+
+        await pilot.press("slash", *"stock", "enter")
+        assert column_of(patterns, "template") == ["KeyError: stock missing"]
+        await pilot.press("escape", "t")
+        assert app.query_one("#table", DataTable).has_focus and len(messages(app)) == 45

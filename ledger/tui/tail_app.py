@@ -90,6 +90,7 @@ class DetailPane(VerticalScroll):
         Binding("pageup,b", "page_up", "Page up", show=False),
         Binding("home", "scroll_home", "Top", show=False),
         Binding("end", "scroll_end", "Bottom", show=False),
+        Binding("escape", "app.escape", "Back", key_display="Esc"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -554,8 +555,11 @@ class TailApp(App[None]):
         self._refresh_status()
 
     def action_escape(self) -> None:
+        """Back out of what is open: the full-screen detail, the focused detail, the filter."""
         if self.detail_full:
             self.action_toggle_detail()
+        elif self.query_one("#detail", DetailPane).has_focus:
+            self._current_table().focus()
         else:
             self.action_clear_filter()
 

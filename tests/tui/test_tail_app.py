@@ -382,7 +382,8 @@ async def test_f_gives_the_stack_trace_the_whole_screen_at_80x24(live: Live) -> 
         assert sum('File "shop/step' in line for line in lines) >= 8
         assert "ValueError: deep" in lines[2]  # the headline under the status line and rule
         keys = footer(app)
-        assert "Scroll" in keys and "PgUp PgDn" in keys and "Pause" not in keys, keys
+        assert "Scroll" in keys and "PgUp PgDn" in keys and "Esc Back" in keys, keys
+        assert "Pause" not in keys and "Next error" not in keys, keys
         await pilot.press("pagedown")
         await until(pilot, lambda: detail.scroll_y > 0, "the trace to scroll")
         await pilot.press("end")

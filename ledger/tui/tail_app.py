@@ -334,7 +334,10 @@ class TailApp(App[None]):
 
     def _take_unshown(self) -> list[LogRow]:
         rows, self._unshown = self._unshown, []
-        return [r for r in rows if r in self.book.rows or r.gap is not None]
+        # By identity: ``row in deque`` compares rows field by field, from the oldest, which
+        # for a burst into a full book was millions of dict comparisons in one repaint.
+        kept = {id(r) for r in self.book.rows}
+        return [r for r in rows if id(r) in kept or r.gap is not None]
 
     def _show(self, rows: Iterable[LogRow]) -> None:
         table = self.query_one("#table", DataTable)

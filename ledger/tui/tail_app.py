@@ -308,7 +308,7 @@ class TailApp(App[None]):
         self.projects = projects
 
     def _drain_incoming(self) -> None:
-        if not self._incoming:
+        if not self._incoming or not self.is_running:
             return
         incoming, self._incoming = self._incoming, []
         dropped: list[LogRow] = []
@@ -454,6 +454,10 @@ class TailApp(App[None]):
     # -- status and rate --------------------------------------------------------------------
 
     def _tick(self) -> None:
+        if not self.is_running:
+            # Shutting down: the timers still fire while the screen's widgets are removed,
+            # and a query then fails (a traceback on quit, seen under load).
+            return
         # Resize events reach the screen, not the app: checking twice a second is enough.
         self._fit_to_width()
         self._update_rate()
@@ -617,10 +621,12 @@ class TailApp(App[None]):
             self._refresh_status()
 
     @on(DataTable.RowHighlighted, "#table")
-    def _highlighted(self) -> None:
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if not self.is_running:
+            return  # a highlight still queued when the app quit: its widgets are gone
         # The cursor as it is now, not the event's row: events queue behind rows that arrived
         # since, and a stale one would turn following off (or show the wrong detail).
-        table = self.query_one("#table", DataTable)
+        table = event.data_table
         self.follow = table.cursor_row == table.row_count - 1
         if not self.showing_patterns:
             row = self._selected_row()
@@ -629,7 +635,8 @@ class TailApp(App[None]):
 
     @on(DataTable.RowHighlighted, "#patterns")
     def _pattern_highlighted(self) -> None:
-        self._show_selected_pattern()
+        if self.is_running:
+            self._show_selected_pattern()
 
 
 def _as_dict(event: ServerEvent) -> dict[str, Any]:

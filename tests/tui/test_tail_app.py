@@ -146,8 +146,11 @@ async def test_errors_appear_and_filter_pause_and_keys_work(live: Live) -> None:
         headers = [str(c.label) for c in app.query_one("#table", DataTable).columns.values()]
         assert headers == ["Time", "Level", "Type", "Message", "Count"]  # one project: no column
         assert "shop" in status(app)
+        # The detail follows the highlight, a message of its own that may still be queued.
+        await until(pilot, lambda: "Stack trace" in text_of(app.query_one("#detail-body", Static)),
+                    "the detail pane")
         detail = text_of(app.query_one("#detail-body", Static))
-        assert "Stack trace" in detail and "shop/cart.py" in detail and "db-1" in detail
+        assert "shop/cart.py" in detail and "db-1" in detail
 
         await pilot.press("p")
         live.ingest("payment declined", fingerprint=["payment"])
@@ -316,6 +319,7 @@ async def test_rows_are_one_line_each_at_80_columns_and_exceptions_show_their_er
         assert shown_messages[1].endswith("30 seconds")  # the first line only
         assert shown_messages[2] == "disk almost full on /var: 97% used"
 
+        await until(pilot, lambda: table_lines(app)[3].strip() != "", "the rows on screen")
         lines = table_lines(app)
         assert len(lines[0]) == 80 and "Message" in lines[0]
         message = app.query_one("#table", DataTable).columns[ColumnKey("message")]
@@ -353,8 +357,9 @@ async def test_e_says_when_it_wraps_and_the_filter_placeholder_fits_80_columns(
 
         await pilot.press("slash")
         box = app.query_one("#filter", Input)
-        await pilot.pause()
         placeholder = str(box.placeholder)
+        await until(pilot, lambda: any("Esc" in line for line in screen_lines(app)),
+                    "the filter box on screen")
         assert any(placeholder in line for line in screen_lines(app)), placeholder
         await pilot.press(*"second", "enter")
         assert messages(app) == ["second error"]
@@ -369,15 +374,16 @@ async def test_f_gives_the_stack_trace_the_whole_screen_at_80x24(live: Live) -> 
         await until(pilot, lambda: app.connection.state == "connected", "the stream")
         live.ingest("deep", stack_trace=trace)
         await until(pilot, lambda: len(messages(app)) == 1, "the error")
+        await until(pilot, lambda: "step19" in text_of(app.query_one("#detail-body", Static)),
+                    "the detail pane")
         detail = app.query_one("#detail")
         assert "f Detail" in footer(app)
         on_screen = sum('File "shop/step' in line for line in screen_lines(app))
         assert on_screen <= 3  # what the issue saw: the table leaves the trace a few lines
 
         await pilot.press("f")
-        await pilot.pause()
-        assert not app.query_one("#table").display or app.query_one("#table").region.height == 0
-        assert detail.has_focus and detail.region.height >= 20
+        await until(pilot, lambda: detail.region.height >= 20, "the detail to fill the screen")
+        assert not app.query_one("#table").display and detail.has_focus
         lines = screen_lines(app)
         assert sum('File "shop/step' in line for line in lines) >= 8
         assert "ValueError: deep" in lines[2]  # the headline under the status line and rule

@@ -239,14 +239,15 @@ class TailApp(App[None]):
         """Lay the columns out again when the terminal's width changed."""
         if self._layout() != self._built:
             self._relayout()
-            if self.showing_patterns:
-                self._refresh_patterns(force=True)
 
     def _relayout(self) -> None:
-        # The selection first: clearing the columns clears the rows and the cursor with them.
-        selected = self._selected_row()
+        # The selections first: clearing the columns clears the rows and the cursor with them.
+        selected, pattern = self._selected_row(), self._selected_pattern()
         self._build_columns()
         self._rebuild_rows(selected)
+        self._pattern_rows = []
+        if self.showing_patterns:
+            self._refresh_patterns(force=True, selected=pattern)
 
     def _layout(self) -> tuple[tuple[tuple[str, str, int], ...], int]:
         """The fixed columns and the message's width that fill the terminal's width."""
@@ -412,7 +413,11 @@ class TailApp(App[None]):
 
     # -- the pattern view -------------------------------------------------------------------
 
-    def _refresh_patterns(self, force: bool = False) -> None:
+    def _selected_pattern(self) -> Pattern | None:
+        index = self.query_one("#patterns", DataTable).cursor_row
+        return self._pattern_rows[index] if 0 <= index < len(self._pattern_rows) else None
+
+    def _refresh_patterns(self, force: bool = False, selected: Pattern | None = None) -> None:
         """Draw the patterns again if the miner saw messages since the last time."""
         if self._mined == self._patterns_drawn and not force:
             return
@@ -421,8 +426,7 @@ class TailApp(App[None]):
         needle = self.filter_text.lower()
         ranked = [p for p in self.miner.top() if not needle or needle in p.template.lower()]
         ranked = ranked[:PATTERN_ROWS]
-        selected = (self._pattern_rows[table.cursor_row]
-                    if 0 <= table.cursor_row < len(self._pattern_rows) else None)
+        selected = selected or self._selected_pattern()
         if [id(p) for p in ranked] == [id(p) for p in self._pattern_rows] and not force:
             # Same patterns in the same order: update the cells, the cursor stays put.
             for pattern in ranked:
@@ -446,10 +450,9 @@ class TailApp(App[None]):
                 _level_text(level), cut(pattern.template))
 
     def _show_selected_pattern(self) -> None:
-        index = self.query_one("#patterns", DataTable).cursor_row
-        if 0 <= index < len(self._pattern_rows):
-            self.query_one("#detail", DetailPane).show_content(
-                _pattern_detail(self._pattern_rows[index]))
+        pattern = self._selected_pattern()
+        if pattern is not None:
+            self.query_one("#detail", DetailPane).show_content(_pattern_detail(pattern))
 
     # -- status and rate --------------------------------------------------------------------
 

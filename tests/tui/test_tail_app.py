@@ -398,9 +398,14 @@ async def test_f_gives_the_stack_trace_the_whole_screen_at_80x24(live: Live) -> 
         await pilot.press("escape")
         await pilot.pause()
         assert app.query_one("#table", DataTable).has_focus and detail.region.height < 12
-        assert "Pause" in footer(app)
+        assert "Pause" in footer(app) and "Scroll" not in footer(app)
         await pilot.press("f", "f")  # f toggles both ways too
         assert not app.detail_full
+        await pilot.press("tab")  # the small pane scrolls too, and says with which keys
+        await until(pilot, lambda: "Scroll" in footer(app), "the detail's keys in the footer")
+        assert detail.has_focus and "Esc Back" in footer(app)
+        await pilot.press("escape")
+        assert app.query_one("#table", DataTable).has_focus and not app.detail_full
 
 
 async def test_sparkline_buckets_replayed_errors_by_the_minute_they_happened(
@@ -454,6 +459,10 @@ async def test_t_groups_a_flood_of_one_message_into_one_pattern_line(live: Live)
         await until(pilot, lambda: column_of(patterns, "count")[0] == "\u00d741",
                     "the live count")
         assert patterns.cursor_row == 1  # counting up moved nothing
+        await pilot.resize_terminal(120, 30)
+        await until(pilot, lambda: patterns.columns[ColumnKey("template")].width > 50,
+                    "the patterns to fit the wider terminal")
+        assert patterns.cursor_row == 1 and len(column_of(patterns, "template")) == 3
 
         await pilot.press("slash", *"stock", "enter")
         assert column_of(patterns, "template") == ["KeyError: stock missing"]

@@ -15,7 +15,8 @@ from typing import Any
 ERROR_LEVELS = frozenset({"error", "critical"})
 
 
-def _parse_time(raw: Any) -> datetime | None:
+def parse_time(raw: Any) -> datetime | None:
+    """An ISO-8601 time (``Z`` allowed; naive means UTC), or None when it is not one."""
     if not isinstance(raw, str) or not raw:
         return None
     try:
@@ -52,7 +53,7 @@ class LogRow:
 
     @property
     def time(self) -> datetime | None:
-        return _parse_time(self.data.get("timestamp"))
+        return parse_time(self.data.get("timestamp"))
 
     @property
     def project_id(self) -> str:
@@ -65,10 +66,23 @@ class LogRow:
 
     @property
     def message(self) -> str:
+        """What the Message column shows: for an exception its type and error message.
+
+        A logging-style exception's ``message`` is what the handler said ("Unhandled exception
+        in request handler"), the same for every error; the error itself is what tells rows
+        apart, so it comes first whenever there is one.
+        """
         if self.gap is not None:
             return self.gap
-        return (_first_line(self.data.get("message"))
-                or _first_line(self.data.get("error_message")) or "(no message)")
+        error_type = str(self.data.get("error_type") or "")
+        error_message = _first_line(self.data.get("error_message"))
+        if error_type or error_message:
+            if error_type and error_message:
+                return f"{error_type}: {error_message}"
+            if error_message:
+                return error_message
+            return f"{error_type}: {_first_line(self.data.get('message')) or '(no message)'}"
+        return _first_line(self.data.get("message")) or "(no message)"
 
     @property
     def fingerprint(self) -> str:
@@ -92,10 +106,19 @@ class ErrorRate:
         self.minutes = minutes
         self._counts: Counter[int] = Counter()
 
-    def add(self, at: float | None = None) -> None:
-        minute = int((time.time() if at is None else at) // 60)
+    def add(self, at: float | None = None, now: float | None = None) -> None:
+        """Count one error in the minute it happened (``at``; default: now).
+
+        Replayed events (``--since``) land in their own minutes; a time in the future (a
+        client's clock ahead of ours) counts as now, and one older than the window is dropped.
+        """
+        current = time.time() if now is None else now
+        minute = int(min(current if at is None else at, current) // 60)
+        oldest_kept = int(current // 60) - self.minutes
+        if minute <= oldest_kept:
+            return
         self._counts[minute] += 1
-        for old in [m for m in self._counts if m <= minute - self.minutes]:
+        for old in [m for m in self._counts if m <= oldest_kept]:
             del self._counts[old]
 
     def series(self, now: float | None = None) -> list[int]:
@@ -122,7 +145,8 @@ class RowBook:
             row.count = self.counts[row.fingerprint]
         if row.is_error:
             self.errors += 1
-            self.rate.add()
+            when = row.time
+            self.rate.add(when.timestamp() if when else None)
         return row, self._append(row)
 
     def add_gap(self, data: dict[str, Any]) -> tuple[LogRow, LogRow | None]:

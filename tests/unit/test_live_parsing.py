@@ -54,7 +54,21 @@ def test_rows_count_fingerprints_and_errors_and_keep_a_bounded_history() -> None
 def test_the_error_rate_is_per_minute_over_the_last_hour() -> None:
     rate = ErrorRate(minutes=3)
     for at in (0.0, 30.0, 70.0, 200.0):
-        rate.add(at)
+        rate.add(at, now=200.0)
     # Minutes 0, 0, 1 and 3: minute 0 has left the three-minute window.
     assert rate.series(now=200.0) == [1, 0, 1]
     assert rate.series(now=130.0) == [0, 1, 0]
+    rate.add(500.0, now=230.0)  # a clock ahead of ours: counted now, not in a future minute
+    assert rate.series(now=230.0) == [1, 0, 2]
+
+
+def test_an_exception_row_shows_its_type_and_error_rather_than_the_logging_message() -> None:
+    book = RowBook()
+    logged, _ = book.add_event("1-0", {
+        "level": "error", "log_type": "exception", "error_type": "ZeroDivisionError",
+        "error_message": "division by zero", "message": "Unhandled exception in request han"})
+    assert logged.message == "ZeroDivisionError: division by zero"
+    bare, _ = book.add_event("2-0", {"level": "error", "error_type": "Timeout", "message": "slow"})
+    assert bare.message == "Timeout: slow"
+    plain, _ = book.add_event("3-0", {"level": "error", "message": "disk full\nmore"})
+    assert plain.message == "disk full"

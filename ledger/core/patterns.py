@@ -109,13 +109,12 @@ class PatternMiner:
 
 
 def log_text(row: Mapping[str, Any]) -> str:
-    """The text a log's pattern is mined from: the message, else ``type: error message``."""
-    message = str(row.get("message") or "")
-    if message.strip():
-        return message
+    """The text a log's pattern is mined from: ``type: error message`` for an exception (its
+    logging message is usually the same "Unhandled exception in …" line for every error, as the
+    TUI's message column also knows), else the message."""
     if row.get("error_type"):
         return f"{row['error_type']}: {row.get('error_message') or ''}"
-    return ""
+    return str(row.get("message") or "")
 
 
 def mine(rows: Iterable[Mapping[str, Any]],

@@ -40,9 +40,13 @@ def test_same_shape_but_mostly_different_words_is_another_pattern() -> None:
     assert len({id(a), id(b), id(c)}) == 3
 
 
-def test_exceptions_without_message_use_type_and_error_message() -> None:
+def test_exceptions_use_type_and_error_message_not_the_logging_message() -> None:
     assert log_text({"message": "", "error_type": "KeyError", "error_message": "'x'"}) \
         == "KeyError: 'x'"
+    assert log_text({"message": "Unhandled exception in request handler",
+                     "error_type": "ZeroDivisionError", "error_message": "division by zero"}) \
+        == "ZeroDivisionError: division by zero"
+    assert log_text({"message": "disk full"}) == "disk full"
     [pattern] = mine([{"error_type": "KeyError", "error_message": f"'user_{i}'"}
                       for i in range(3)])
     assert pattern.count == 3 and pattern.template.startswith("KeyError:")

@@ -64,6 +64,8 @@ async def read_group(redis: aioredis.Redis, group: str, consumer: str,
         named: Any = dict(streams)
         reply: Any = await redis.xreadgroup(group, consumer, named, count=count, block=block_ms)
         return list(reply or [])
+    # The slot map is learnt at the first command (and again after a failover moved slots).
+    await cluster.initialize()
     groups = by_slot(cluster, list(streams))
     if not groups:
         return []

@@ -6,7 +6,7 @@
 
 Two feeds share the machinery. ``NOTIFICATIONS``: ingest XADDs every error to a capped
 per-project stream and PUBLISHes ``{"event_id", "data"}``; the topic fans the message out as is.
-``TAIL``: ingest XADDs every log while ``queue.names.tail_watchers`` exists and only pokes the channel;
+``TAIL``: ingest XADDs every log while ``names.tail_watchers`` exists and only pokes the channel;
 the topic reads the new entries once (XRANGE after the last it read) for all its clients.
 
 No gap and no duplicate between replay and live: a client subscribes first (its queue buffers),

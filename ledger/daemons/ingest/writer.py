@@ -49,7 +49,7 @@ from ledger.queue import names
 from ledger.queue import rows as rows_codec
 from ledger.queue.client import Ack, DeadLetter, Queue, ensure_group, queue_projects
 from ledger.queue.entries import Entry, as_text, decode_entry
-from ledger.queue.slots import read_group
+from ledger.queue.slots import GroupReader
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +185,7 @@ class Writer:
         self._largest = 1000
         #: Logs the last ``read()`` returned (the loop lingers after a small one).
         self.last_read_logs = 0
+        self._reader = GroupReader(redis, names.WRITER_GROUP, name)
 
     # -- loop -----------------------------------------------------------------------------------
 
@@ -259,8 +260,7 @@ class Writer:
             await self.streams.wait_for_projects(BLOCK_MS / 1000)
             return []
         # One XREADGROUP on one server; one per hash slot on a Redis Cluster (``slots``).
-        read = asyncio.ensure_future(read_group(
-            self.redis, names.WRITER_GROUP, self.name,
+        read = asyncio.ensure_future(self._reader.read(
             {names.queue_stream(p): ">" for p in projects}, count=per_stream, block_ms=BLOCK_MS))
         stop = asyncio.ensure_future(self.stopping.wait())
         try:

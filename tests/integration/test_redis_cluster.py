@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,13 @@ from ledger.core import accounts, api_keys, projects
 from ledger.daemons import auth as auth_daemon
 from ledger.daemons import gateway as gateway_daemon
 from ledger.daemons import ingest as ingest_daemon
+from ledger.daemons.ingest.service import prepare
 from ledger.errors import LedgerError
 from ledger.queue import names
+from ledger.queue.client import Queue, Refused
 from ledger.sse_client import Connection, EventSource, ServerEvent
 from tests import redis_cluster
-from tests.ingest_support import count_logs, log, running_ingest, send
+from tests.ingest_support import BATCH, count_logs, log, running_ingest, send
 from tests.waiting import wait_until
 
 
@@ -169,6 +172,15 @@ async def test_gateway_ingest_live_rate_limits_and_queue_cli_across_masters(
         assert refused and all(r.status_code in (202, 429) for r in codes)
         assert refused[0].headers["X-RateLimit-Limit-Minute"] == "2"
         assert int(refused[0].headers["Retry-After"]) >= 1
+
+        # Backpressure: the enqueue script refuses a request that would pass the depth cap
+        # (over the HTTP API, with writers draining, "full" depends on timing; the script
+        # itself is what decides, on the project's own master).
+        full = prepare(ids[1], BATCH, orjson.dumps({"logs": [log(i) for i in range(3)]}),
+                       retention_days=90, now=datetime.now(UTC))
+        with pytest.raises(Refused) as refused_enqueue:
+            await Queue(redis).enqueue(ids[1], full.entry, max_depth=2)
+        assert refused_enqueue.value.reason == "queue_full"
 
         # ``ledger queue``: status of every project, and a dead letter on a third master.
         await redis.xadd(names.queue_stream(ids[2]), {"n": "2", "rows": "garbage"})

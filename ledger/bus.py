@@ -21,7 +21,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ledger.errors import ConfigError
@@ -129,6 +129,21 @@ def cluster_nodes(url: str) -> tuple[list[tuple[str, int]], str | None, str | No
     return nodes, username, password
 
 
+class _Cluster(RedisCluster):
+    """A cluster client whose "cannot reach the cluster" is a ``ConnectionError``.
+
+    redis-py raises ``RedisClusterException`` (not even a ``RedisError``) when no start node
+    answers or the slots are not all served yet; every caller already treats a
+    ``ConnectionError`` as "Redis is down" (a 503, a writer's retry, the CLI's one line).
+    """
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
+        try:
+            return await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"cannot reach the Redis Cluster: {exc}") from exc
+
+
 def client(url: str, *, decode: bool = False, resend: bool = True) -> aioredis.Redis:
     """One client per daemon: created at start, closed with ``aclose()`` at shutdown.
 
@@ -143,9 +158,9 @@ def client(url: str, *, decode: bool = False, resend: bool = True) -> aioredis.R
         common["retry"] = Retry(NoBackoff(), 0)
     if is_cluster_url(url):
         nodes, username, password = cluster_nodes(url)
-        cluster = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes],
-                               username=username, password=password,
-                               ssl=url.startswith("rediss+"), **common)
+        cluster = _Cluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+                           username=username, password=password,
+                           ssl=url.startswith("rediss+"), **common)
         # Same command methods (the command mixins are shared); typed as the plain client so
         # that every caller takes either. Where a cluster must be used differently (reads
         # across projects: one slot per command), the caller asks ``cluster_of``.

@@ -144,6 +144,7 @@ def _redis(name: str, raw: str) -> str:
                               f"[,host:port…] (no database, no options), got {_mask_url(raw)!r}")
     return url
 
+
 VARIABLES: tuple[Variable, ...] = (
     Variable("LEDGER_AUTH_DATABASE_URL", "auth_database_url", None, _PG,
              "PostgreSQL DSN of the auth database. Unset: `ledger up` starts an embedded one."),

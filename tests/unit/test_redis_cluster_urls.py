@@ -7,7 +7,9 @@ from redis.asyncio.cluster import RedisCluster
 
 from ledger import bus
 from ledger.config import Settings
-from ledger.errors import ConfigError
+from ledger.core.connections import connect_redis
+from ledger.embedded import free_port
+from ledger.errors import ConfigError, UnavailableError
 from ledger.queue import names
 from ledger.queue.slots import by_slot
 
@@ -69,3 +71,9 @@ async def test_streams_are_grouped_by_slot_in_order_of_first_appearance() -> Non
         assert by_slot(found, keys) == [[keys[0], keys[2], keys[3]], [keys[1]]]
     finally:
         await cluster.aclose()
+
+
+async def test_an_unreachable_cluster_is_unavailable_not_a_crash() -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(UnavailableError, match="cannot reach the Redis Cluster"):
+        await connect_redis(f"redis+cluster://127.0.0.1:{port}")

@@ -88,6 +88,7 @@ def catch_up(redis_url: str, project_ids: list[str]) -> float:
     import redis
 
     from ledger import bus
+    from ledger.queue import names
 
     client = redis.Redis.from_url(redis_url)
     started = time.perf_counter()
@@ -95,7 +96,7 @@ def catch_up(redis_url: str, project_ids: list[str]) -> float:
         while time.perf_counter() - started < 120:
             behind = 0
             for project_id in project_ids:
-                stream = bus.notifications_stream(project_id)
+                stream = names.notifications_stream(project_id)
                 last = client.xinfo_stream(stream)["last-generated-id"]
                 for group in client.xinfo_groups(stream):
                     if group["name"] == bus.ALERTS_GROUP.encode():

@@ -181,6 +181,7 @@ async def ingest_latency(host: str, port: int, key: str, count: int,
 async def publish_latency(host: str, port: int, key: str, redis_url: str, project_id: str,
                           count: int, gap: float) -> list[float]:
     from ledger import bus
+    from ledger.queue import names
 
     script = """
     local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', 1000, '*', 'data', ARGV[1])
@@ -198,8 +199,8 @@ async def publish_latency(host: str, port: int, key: str, redis_url: str, projec
             data = orjson.dumps({"id": str(n), "project_id": project_id, "level": "error",
                                  "log_type": "exception", "message": f"bench-2-{n}"})
             sent[n] = time.perf_counter()
-            await notify(keys=[bus.notifications_stream(project_id)],
-                         args=[data, bus.notifications_channel(project_id)])
+            await notify(keys=[names.notifications_stream(project_id)],
+                         args=[data, names.notifications_channel(project_id)])
             await asyncio.sleep(gap)
         await wait_for(received, [(2, n) for n in range(count)], 1)
     finally:

@@ -43,7 +43,6 @@ from psycopg.types.json import Jsonb
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ledger import bus  # noqa: E402
 from ledger.core import events  # noqa: E402
 from ledger.daemons.ingest.service import prepare  # noqa: E402
 from ledger.daemons.ingest.writer import Streams, Writer  # noqa: E402
@@ -51,6 +50,7 @@ from ledger.db import migrate, partitions  # noqa: E402
 from ledger.db.pool import async_pool, with_database  # noqa: E402
 from ledger.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from ledger.proto import ingest_pb2  # noqa: E402
+from ledger.queue import names  # noqa: E402
 from ledger.queue.client import Queue  # noqa: E402
 
 COPY_CHUNK = 5000
@@ -132,7 +132,7 @@ async def writers_drain(url: str, redis_url: str, project: str, requests: list[A
                    stopping=stopping, known_months=months) for i in range(writers)]
     began = time.perf_counter()
     tasks = [asyncio.create_task(w.run()) for w in crew]
-    while int(await redis.get(bus.queue_depth(project)) or 0) > 0:  # noqa: ASYNC110
+    while int(await redis.get(names.queue_depth(project)) or 0) > 0:  # noqa: ASYNC110
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - began
     stopping.set()

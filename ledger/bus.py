@@ -4,30 +4,27 @@ Keys that are used together carry the same hash tag so that one Lua script or MU
 them on Redis Cluster: ``{p:<project_id>}`` for a project's keys; ``{key:<key_id>}`` for an API
 key's cache entries and rate-limit counters. The queue's own names (queue, depth, quota,
 notifications, tail) are ``ledger.queue.names``, the one place they are defined.
+
+``client(url)`` is the one factory: ``redis://``, ``rediss://`` and ``unix://`` give a plain
+client; ``redis+cluster://host:port[,host:port…]`` (``rediss+cluster://`` for TLS) a Redis
+Cluster client that starts from those nodes and discovers the rest. Both answer the same
+commands; what must differ on a cluster (one XREADGROUP per slot) asks ``cluster_of``.
 """
 
 from __future__ import annotations
 
+from typing import Any, cast
+from urllib.parse import unquote
+
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-# The ingest queue's names live with its wire format; re-exported so that ``bus.<name>`` keeps
-# working for the live feeds and the query daemon.
-from ledger.queue.names import QUEUE_PROJECTS as QUEUE_PROJECTS
-from ledger.queue.names import WRITER_GROUP as WRITER_GROUP
-from ledger.queue.names import daily_quota as daily_quota
-from ledger.queue.names import dead_letters as dead_letters
-from ledger.queue.names import notifications_channel as notifications_channel
-from ledger.queue.names import notifications_stream as notifications_stream
-from ledger.queue.names import queue_depth as queue_depth
-from ledger.queue.names import queue_stream as queue_stream
-from ledger.queue.names import tail_channel as tail_channel
-from ledger.queue.names import tail_stream as tail_stream
-from ledger.queue.names import tail_watchers as tail_watchers
+from ledger.errors import ConfigError
 
 # -- per API key --------------------------------------------------------------------------------
 
@@ -96,6 +93,57 @@ def unavailable(exc: RedisError) -> bool:
 # -- client -------------------------------------------------------------------------------------
 
 
+#: URL schemes of a Redis Cluster: the nodes to start from, comma-separated.
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether ``url`` names a Redis Cluster (``redis+cluster://…``)."""
+    return url.split("://", 1)[0] in CLUSTER_SCHEMES
+
+
+def cluster_nodes(url: str) -> tuple[list[tuple[str, int]], str | None, str | None]:
+    """``([(host, port), …], username, password)`` of a ``redis+cluster://`` URL.
+
+    Raises:
+        ConfigError: the URL names no node, a node is not HOST:PORT, or it names a database
+            (a cluster has only database 0) or options.
+    """
+    rest = url.split("://", 1)[1]
+    if "?" in rest or "/" in rest.rstrip("/"):
+        raise ConfigError("a redis+cluster:// URL names nodes only (a cluster has only"
+                          " database 0, and takes no options): redis+cluster://host:port,…")
+    rest = rest.rstrip("/")
+    username = password = None
+    if "@" in rest:
+        credentials, rest = rest.rsplit("@", 1)
+        user, _, secret = credentials.partition(":")
+        username, password = unquote(user) or None, unquote(secret) or None
+    nodes = []
+    for part in rest.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"a redis+cluster:// URL lists nodes as host:port separated by"
+                              f" commas, got {part.strip()!r}")
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes, username, password
+
+
+class _Cluster(RedisCluster):
+    """A cluster client whose "cannot reach the cluster" is a ``ConnectionError``.
+
+    redis-py raises ``RedisClusterException`` (not even a ``RedisError``) when no start node
+    answers or the slots are not all served yet; every caller already treats a
+    ``ConnectionError`` as "Redis is down" (a 503, a writer's retry, the CLI's one line).
+    """
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
+        try:
+            return await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"cannot reach the Redis Cluster: {exc}") from exc
+
+
 def client(url: str, *, decode: bool = False, resend: bool = True) -> aioredis.Redis:
     """One client per daemon: created at start, closed with ``aclose()`` at shutdown.
 
@@ -104,12 +152,27 @@ def client(url: str, *, decode: bool = False, resend: bool = True) -> aioredis.R
             again. Never for scripts that count (the enqueue: quota, depth, notifications):
             the first run may have happened, and a second would count twice.
     """
+    common: dict[str, Any] = {"decode_responses": decode, "health_check_interval": 30,
+                              "socket_connect_timeout": 5}
+    if not resend:
+        common["retry"] = Retry(NoBackoff(), 0)
+    if is_cluster_url(url):
+        nodes, username, password = cluster_nodes(url)
+        cluster = _Cluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+                           username=username, password=password,
+                           ssl=url.startswith("rediss+"), **common)
+        # Same command methods (the command mixins are shared); typed as the plain client so
+        # that every caller takes either. Where a cluster must be used differently (reads
+        # across projects: one slot per command), the caller asks ``cluster_of``.
+        return cast(aioredis.Redis, cluster)
     if resend:
-        return aioredis.Redis.from_url(url, decode_responses=decode, health_check_interval=30,
-                                       socket_connect_timeout=5, retry_on_timeout=True)
-    return aioredis.Redis.from_url(url, decode_responses=decode, health_check_interval=30,
-                                   socket_connect_timeout=5, retry_on_timeout=False,
-                                   retry=Retry(NoBackoff(), 0))
+        return aioredis.Redis.from_url(url, retry_on_timeout=True, **common)
+    return aioredis.Redis.from_url(url, retry_on_timeout=False, **common)
+
+
+def cluster_of(redis: aioredis.Redis) -> RedisCluster | None:
+    """The cluster client ``redis`` is, or None for a single Redis server."""
+    return redis if isinstance(redis, RedisCluster) else None
 
 
 # -- query (appended by the query work) ---------------------------------------------------------

@@ -128,15 +128,33 @@ class Variable:
 
 
 _PG = _url(("postgresql", "postgres"))
-_REDIS = _url(("redis", "rediss", "unix"))
+_REDIS_URL = _url(("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"))
+_CLUSTER_NODE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
+
+
+def _redis(name: str, raw: str) -> str:
+    """A Redis URL; for a cluster (``redis+cluster://[user:password@]host:port,…``) every node
+    must be HOST:PORT, and nothing else may follow (a cluster has only database 0)."""
+    url = _REDIS_URL(name, raw)
+    scheme, rest = raw.split("://", 1)
+    if scheme.endswith("+cluster"):
+        nodes = rest.rsplit("@", 1)[-1].rstrip("/")
+        if not all(_CLUSTER_NODE.match(node.strip()) for node in nodes.split(",")):
+            raise ConfigError(f"{name} must list the cluster's nodes as {scheme}://host:port"
+                              f"[,host:port…] (no database, no options), got {_mask_url(raw)!r}")
+    return url
+
 
 VARIABLES: tuple[Variable, ...] = (
     Variable("LEDGER_AUTH_DATABASE_URL", "auth_database_url", None, _PG,
              "PostgreSQL DSN of the auth database. Unset: `ledger up` starts an embedded one."),
     Variable("LEDGER_LOGS_DATABASE_URL", "logs_database_url", None, _PG,
              "PostgreSQL DSN of the logs database. Unset: `ledger up` starts an embedded one."),
-    Variable("LEDGER_REDIS_URL", "redis_url", None, _REDIS,
-             "Redis URL (queue, notifications, caches). Unset: `ledger up` embeds one."),
+    Variable("LEDGER_REDIS_URL", "redis_url", None, _redis,
+             "Redis URL (queue, notifications, caches): redis://host:port/db, rediss://,"
+             " unix://, or a Redis Cluster as redis+cluster://host:port[,host:port…]"
+             " (rediss+cluster:// for TLS; see README, Redis Cluster)."
+             " Unset: `ledger up` embeds one."),
     Variable("LEDGER_REDIS_APPENDFSYNC", "redis_appendfsync", "everysec",
              _choice("everysec", "always"),
              "When the embedded Redis fsyncs its AOF: `everysec` (a crashed OS or power cut can"

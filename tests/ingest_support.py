@@ -15,10 +15,10 @@ import psycopg
 import redis
 from psycopg.rows import dict_row
 
-from ledger import bus
 from ledger.config import Settings
 from ledger.daemons.ingest import IngestDaemon, create
 from ledger.proto import ingest_pb2
+from ledger.queue import names
 from ledger.rpc.ingest_client import IngestClient
 
 SINGLE = ingest_pb2.INGEST_SHAPE_SINGLE
@@ -83,7 +83,7 @@ def queue_depth(redis_url: str, project_id: str) -> int:
     """The project's queue depth counter (sync, for ``eventually``)."""
     client = redis.Redis.from_url(redis_url)
     try:
-        return int(client.get(bus.queue_depth(project_id)) or 0)  # type: ignore[arg-type]
+        return int(client.get(names.queue_depth(project_id)) or 0)  # type: ignore[arg-type]
     finally:
         client.close()
 

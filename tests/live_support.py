@@ -17,8 +17,8 @@ import orjson
 import psycopg
 import redis.asyncio as aioredis
 
-from ledger import bus
 from ledger.core.events import LOG_COLUMNS
+from ledger.queue import names
 from ledger.queue.client import Queue
 from ledger.queue.entries import EntryBuilder, notification
 
@@ -77,7 +77,7 @@ async def emit_error(redis: aioredis.Redis, project_id: str, **fields: Any,
     data = make_log(project_id, **fields)
     entry, live = _entry(project_id, data)
     await Queue(redis).enqueue(project_id, entry, max_depth=_MAX_DEPTH, notifications=[live])
-    return await _newest(redis, bus.notifications_stream(project_id)), orjson.loads(live)
+    return await _newest(redis, names.notifications_stream(project_id)), orjson.loads(live)
 
 
 async def emit_log(redis: aioredis.Redis, project_id: str, **fields: Any) -> str | None:
@@ -88,7 +88,7 @@ async def emit_log(redis: aioredis.Redis, project_id: str, **fields: Any) -> str
     notifications = [live] if data["level"] in ("error", "critical") else []
     _, watched = await Queue(redis).enqueue(project_id, entry, max_depth=_MAX_DEPTH,
                                             notifications=notifications, tail=[live])
-    return await _newest(redis, bus.tail_stream(project_id)) if watched else None
+    return await _newest(redis, names.tail_stream(project_id)) if watched else None
 
 
 class Blip:

@@ -125,8 +125,9 @@ class Queue:
             for index in todo:
                 keys, args = calls[index]
                 # EVALSHA by hand: a pipeline's own script support asks SCRIPT EXISTS first,
-                # one more round trip per call.
-                pipe.evalsha(self._enqueue.sha, len(keys), *keys, *args)
+                # one more round trip per call; and a cluster pipeline refuses ``evalsha()``
+                # although each call here touches one slot (one project's keys).
+                pipe.execute_command("EVALSHA", self._enqueue.sha, len(keys), *keys, *args)
             raw: list[Any] = await pipe.execute(raise_on_error=False)
             missing = []
             for index, result in zip(todo, raw, strict=True):

@@ -13,8 +13,8 @@ import orjson
 import pytest
 import redis
 
-from ledger import bus
 from ledger.config import Settings
+from ledger.queue import names
 from tests.live_support import error_body, provision
 from tests.stack import LEDGER, Stack
 
@@ -63,7 +63,7 @@ def test_tail_errors_json_into_head_prints_the_event_and_exits_cleanly(
         settings: Settings, stack: Stack, provisioned: tuple[str, str]) -> None:
     project_id, key = provisioned
     proc = pipeline(stack, key, "--errors", "--json")
-    wait_subscribed(settings, bus.notifications_channel(project_id))
+    wait_subscribed(settings, names.notifications_channel(project_id))
     ingest(stack, key, {**error_body("checkout failed"), "attributes": {"cart": 42}})
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err.decode()
@@ -79,7 +79,7 @@ def test_tail_json_follows_every_level_and_since_replays(
         settings: Settings, stack: Stack, provisioned: tuple[str, str]) -> None:
     project_id, key = provisioned
     proc = pipeline(stack, key, "--json", "--level", "info")
-    wait_subscribed(settings, bus.tail_channel(project_id))
+    wait_subscribed(settings, names.tail_channel(project_id))
     ingest(stack, key, error_body("not an info"))
     ingest(stack, key, {"timestamp": error_body("x")["timestamp"], "level": "info",
                         "message": "user signed in"})

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 import redis
 
-from ledger import bus
 from ledger.config import Settings
 from ledger.errors import UnavailableError
+from ledger.queue import names
 from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import log, send
 from tests.stack import Stack
@@ -60,7 +60,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(settings: Setting
             first = await asyncio.gather(*(send(client, project, bodies[n])
                                            for n in range(KILL_AFTER)))
             assert all(r.accepted == BATCH_SIZE for r in first)
-            depth_at_kill = int(queue.get(bus.queue_depth(project)) or 0)
+            depth_at_kill = int(queue.get(names.queue_depth(project)) or 0)
             stack.kill("ingest")
             assert depth_at_kill > 0, "the writers had already stored everything"
             number = KILL_AFTER
@@ -89,11 +89,11 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(settings: Setting
                                   (project,)).fetchall()
         assert groups == [(expected // 50,)]  # every error counted once
         try:
-            await wait_until(lambda: int(queue.get(bus.queue_depth(project)) or 0) == 0,
+            await wait_until(lambda: int(queue.get(names.queue_depth(project)) or 0) == 0,
                              "the queue depth went back to zero")
-            assert int(queue.get(bus.queue_depth(project)) or 0) == 0
-            assert queue.xlen(bus.queue_stream(project)) == 0
-            assert queue.xpending(bus.queue_stream(project), bus.WRITER_GROUP)["pending"] == 0
+            assert int(queue.get(names.queue_depth(project)) or 0) == 0
+            assert queue.xlen(names.queue_stream(project)) == 0
+            assert queue.xpending(names.queue_stream(project), names.WRITER_GROUP)["pending"] == 0
         finally:
             queue.close()
         assert stack.stop("ingest") == 0  # SIGTERM: a clean exit

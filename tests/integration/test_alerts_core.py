@@ -359,6 +359,7 @@ async def test_notifications_a_killed_reader_left_are_taken_over_and_counted_onc
 
     from ledger import bus
     from ledger.daemons.alerts.evaluator import Evaluator
+    from ledger.queue import names
 
     hook = await webhook(conn, receiver)
     await add_rule(conn, hook, kind="new_group")
@@ -371,7 +372,7 @@ async def test_notifications_a_killed_reader_left_are_taken_over_and_counted_onc
 
         crashed, survivor = evaluator(3600), evaluator(0)
         await crashed.refresh_rules(force=True)
-        stream = bus.notifications_stream(P)
+        stream = names.notifications_stream(P)
         for fingerprint in ("k1", "k2"):
             await aredis.xadd(stream, {"data": orjson.dumps(note(fingerprint).event)})
         # The first reader takes both entries and dies before evaluating them.
@@ -394,8 +395,8 @@ async def test_a_deleted_stream_gets_its_group_back(
 
     from psycopg_pool import AsyncConnectionPool
 
-    from ledger import bus
     from ledger.daemons.alerts.evaluator import Evaluator
+    from ledger.queue import names
 
     hook = await webhook(conn, receiver)
     await add_rule(conn, hook, kind="new_group")
@@ -406,7 +407,7 @@ async def test_a_deleted_stream_gets_its_group_back(
                           give_up_seconds=3600, on_fired=lambda: None)
     task = asyncio.create_task(evaluator.run(stopping))
     try:
-        stream = bus.notifications_stream(P)
+        stream = names.notifications_stream(P)
         for _ in range(100):
             if await aredis.exists(stream):
                 break

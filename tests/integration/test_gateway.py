@@ -34,6 +34,7 @@ from ledger.daemons.gateway.app import create_app
 from ledger.daemons.gateway.edge.breaker import BreakerState, CircuitBreaker
 from ledger.daemons.gateway.state import Gateway
 from ledger.embedded import free_port
+from ledger.queue import names
 from tests.waiting import wait_until
 
 MAX_BODY = 256 * 1024
@@ -86,7 +87,7 @@ class Env:
         return await self.http.post(path, content=content, headers=sent)
 
     async def queued(self, project_id: str | None = None) -> int:
-        raw = await self.redis.get(bus.queue_depth(project_id or self.project.id))
+        raw = await self.redis.get(names.queue_depth(project_id or self.project.id))
         return int(raw or 0)
 
 

@@ -17,7 +17,6 @@ import psycopg
 import pytest
 import redis.asyncio as aioredis
 
-from ledger import bus
 from ledger.config import Settings
 from ledger.core import accounts, api_keys, projects
 from ledger.core.projects import ProjectDefaults
@@ -29,6 +28,7 @@ from ledger.daemons.gateway.routes.ingest_batcher import IngestBatcher
 from ledger.daemons.gateway.state import Gateway
 from ledger.embedded import free_port
 from ledger.proto import ingest_pb2
+from ledger.queue import names
 from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import BATCH, SINGLE, log, new_project, running_ingest
 
@@ -51,7 +51,7 @@ def request(project_id: str, body: Any, shape: ingest_pb2.IngestShape.ValueType 
 
 
 async def depth(redis: aioredis.Redis, project_id: str) -> int:
-    return int(await redis.get(bus.queue_depth(project_id)) or 0)
+    return int(await redis.get(names.queue_depth(project_id)) or 0)
 
 
 # -- the RPC ------------------------------------------------------------------------------------

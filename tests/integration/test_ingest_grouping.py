@@ -20,6 +20,7 @@ from ledger.daemons.ingest import service
 from ledger.daemons.ingest.grouping import GroupingCache
 from ledger.daemons.ingest.service import PREPARE_INLINE_BYTES
 from ledger.embedded import free_port
+from ledger.queue import names
 from tests.ingest_support import error_log, log, running_ingest, send
 
 
@@ -86,7 +87,7 @@ async def test_a_big_request_is_prepared_while_the_event_loop_runs(
         assert (await big_task).accepted == 200
     redis = bus.client(settings.redis_url or "")
     try:
-        entries = await redis.xrange(bus.queue_stream(project))
+        entries = await redis.xrange(names.queue_stream(project))
     finally:
         await redis.aclose()
     assert sorted(int(fields[b"n"]) for _, fields in entries) == [1, 200]

@@ -16,7 +16,6 @@ import psycopg
 import pytest
 import redis.asyncio as aioredis
 
-from ledger import bus
 from ledger.config import Settings
 from ledger.core import accounts, api_keys, projects
 from ledger.daemons import auth as auth_daemon
@@ -24,6 +23,7 @@ from ledger.daemons import ingest as ingest_daemon
 from ledger.daemons.gateway.app import create_app
 from ledger.embedded import EmbeddedRedis, free_port
 from ledger.proto import ingest_pb2
+from ledger.queue import names
 from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import log, new_project, running_ingest
 from tests.integration.test_ingest_batching import BATCH, request
@@ -55,7 +55,7 @@ async def test_out_of_memory_refuses_only_the_requests_it_met(
             assert refused.retry_after > 0 and "Redis" in refused.error_message
         assert results[1].error_code == "invalid_input"
         assert not results[2].error_code and results[2].response.rejected == 1
-        assert int(await redis.get(bus.queue_depth(project)) or 0) == 1  # the first call's
+        assert int(await redis.get(names.queue_depth(project)) or 0) == 1  # the first call's
         await redis.config_set("maxmemory", 0)
         again = await _many(client, [request(project, log(1))])
         assert not again[0].error_code and again[0].response.accepted == 1
@@ -102,7 +102,7 @@ async def test_the_gateway_answers_503_naming_redis_when_redis_is_full(
             await redis.config_set("maxmemory", 0)
             again = await http.post("/api/v1/ingest/single", json=log(1), headers=headers)
             assert again.status_code == 202, again.text
-        assert int(await redis.get(bus.queue_depth(project.id)) or 0) == 2
+        assert int(await redis.get(names.queue_depth(project.id)) or 0) == 2
     finally:
         await redis.aclose()
         await ingest.stop()

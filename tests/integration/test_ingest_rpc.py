@@ -14,12 +14,12 @@ import pytest
 import redis.asyncio as aioredis
 from psycopg.rows import dict_row
 
-from ledger import bus
 from ledger.config import Settings
 from ledger.core.fingerprints import FINGERPRINT_VERSION
 from ledger.daemons.ingest import IngestDaemon
 from ledger.errors import InvalidInputError, QueueFullError, RateLimitedError
 from ledger.proto import ingest_pb2
+from ledger.queue import names
 from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import (
     BATCH,
@@ -131,7 +131,7 @@ async def test_single_log_is_stored(ingest: tuple[IngestDaemon, IngestClient],
     depth = await client.call(client.stub.GetQueueDepth,
                               ingest_pb2.GetQueueDepthRequest(project_id=project))
     assert depth.queue_depth == 0
-    assert await aredis.xlen(bus.queue_stream(project)) == 0
+    assert await aredis.xlen(names.queue_stream(project)) == 0
     assert sum(w.stored for w in daemon.writers) == 1
 
 
@@ -164,7 +164,7 @@ async def test_no_valid_item_queues_nothing(paused: IngestClient, aredis: aiored
     assert response.message == "no log of the batch is valid"
     single = await send(paused, project, {"message": "no level"}, shape=SINGLE)
     assert (single.accepted, single.rejected, single.errors[0].field) == (0, 1, "timestamp")
-    assert await aredis.exists(bus.queue_stream(project), bus.queue_depth(project)) == 0
+    assert await aredis.exists(names.queue_stream(project), names.queue_depth(project)) == 0
 
 
 DEEP = b'{"logs": [' + b"[" * 10_000 + b"]" * 10_000 + b"]}"
@@ -192,7 +192,7 @@ async def test_malformed_body_is_invalid_argument_and_queues_nothing(
     project = new_project()
     with pytest.raises(InvalidInputError, match=says):
         await send(paused, project, body, shape=shape)
-    assert await aredis.exists(bus.queue_stream(project), bus.queue_depth(project)) == 0
+    assert await aredis.exists(names.queue_stream(project), names.queue_depth(project)) == 0
 
 
 async def test_bad_project_id_is_invalid_argument(paused: IngestClient) -> None:
@@ -242,11 +242,11 @@ async def test_queue_full_refuses_the_whole_request(paused: IngestClient,
     with pytest.raises(QueueFullError, match="retry in a minute") as refused:
         await send(paused, project, {"logs": [error_log(i) for i in range(501)]})
     assert refused.value.retry_after == 60
-    assert await aredis.xlen(bus.queue_stream(project)) == 1
-    assert int(await aredis.get(bus.queue_depth(project))) == 1000
-    assert await aredis.exists(bus.notifications_stream(project)) == 0  # nothing half-done
+    assert await aredis.xlen(names.queue_stream(project)) == 1
+    assert int(await aredis.get(names.queue_depth(project))) == 1000
+    assert await aredis.exists(names.notifications_stream(project)) == 0  # nothing half-done
     await send(paused, project, {"logs": [log(i) for i in range(500)]})  # exactly at the cap
-    assert int(await aredis.get(bus.queue_depth(project))) == 1500
+    assert int(await aredis.get(names.queue_depth(project))) == 1500
 
 
 async def test_daily_quota_refuses_the_whole_request(paused: IngestClient,
@@ -260,16 +260,16 @@ async def test_daily_quota_refuses_the_whole_request(paused: IngestClient,
     assert refused.value.retry_after is not None
     assert abs(refused.value.retry_after - (midnight - now).total_seconds()) < 5
     day = now.strftime("%Y%m%d")
-    assert int(await aredis.get(bus.daily_quota(project, day))) == 600
-    assert 86_400 < await aredis.ttl(bus.daily_quota(project, day)) <= 2 * 86_400
-    assert await aredis.xlen(bus.queue_stream(project)) == 1
+    assert int(await aredis.get(names.daily_quota(project, day))) == 600
+    assert 86_400 < await aredis.ttl(names.daily_quota(project, day)) <= 2 * 86_400
+    assert await aredis.xlen(names.queue_stream(project)) == 1
     await send(paused, project, {"logs": [log(i) for i in range(400)]}, daily_quota=1000)
 
 
 async def test_error_events_are_notified(paused: IngestClient, aredis: aioredis.Redis) -> None:
     project = new_project()
     pubsub = aredis.pubsub()
-    await pubsub.subscribe(bus.notifications_channel(project))
+    await pubsub.subscribe(names.notifications_channel(project))
     assert (await pubsub.get_message(timeout=2.0))["type"] == "subscribe"
     sent = error_log(1, release="2.0", environment="prod", attributes={"user": 7},
                      stack_trace="Traceback ...")
@@ -280,7 +280,7 @@ async def test_error_events_are_notified(paused: IngestClient, aredis: aioredis.
         assert message is not None, "no notification published"
         published.append(orjson.loads(message["data"]))
     await pubsub.aclose()
-    entries = await aredis.xrange(bus.notifications_stream(project))
+    entries = await aredis.xrange(names.notifications_stream(project))
     assert [e[0].decode() for e in entries] == [p["event_id"] for p in published]
     assert [orjson.loads(e[1][b"data"]) for e in entries] == [p["data"] for p in published]
     data = published[0]["data"]
@@ -296,15 +296,15 @@ async def test_error_events_are_notified(paused: IngestClient, aredis: aioredis.
 async def test_tail_is_fed_only_while_watched(paused: IngestClient, aredis: aioredis.Redis) -> None:
     project = new_project()
     await send(paused, project, {"logs": [log(0)]})
-    assert await aredis.exists(bus.tail_stream(project)) == 0
-    await aredis.set(bus.tail_watchers(project), b"1", ex=15)
+    assert await aredis.exists(names.tail_stream(project)) == 0
+    await aredis.set(names.tail_watchers(project), b"1", ex=15)
     pubsub = aredis.pubsub()
-    await pubsub.subscribe(bus.tail_channel(project))
+    await pubsub.subscribe(names.tail_channel(project))
     await pubsub.get_message(timeout=2.0)
     # The first request after a watcher appeared, then one while it is known.
     await send(paused, project, {"logs": [log(1), error_log(2)]})
     await send(paused, project, {"logs": [log(3)]})
-    entries = await aredis.xrange(bus.tail_stream(project))
+    entries = await aredis.xrange(names.tail_stream(project))
     assert [orjson.loads(e[1][b"data"])["message"] for e in entries] == [
         "message 1", "message 2", "message 3"]
     pokes = [await pubsub.get_message(timeout=2.0, ignore_subscribe_messages=True)

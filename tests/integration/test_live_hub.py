@@ -25,6 +25,7 @@ from ledger.daemons.gateway.live.events import (
 )
 from ledger.daemons.gateway.live.hub import Hub, Subscription
 from ledger.errors import InvalidInputError
+from ledger.queue import names
 from tests.live_support import emit_error, emit_log
 from tests.waiting import wait_until
 
@@ -169,9 +170,9 @@ async def test_a_slow_client_gets_skipped_with_the_count_when_the_stream_lost_th
         sent = []
         for _ in range(30):
             # An exact cap of 10 stands in for a stream that moved on past the client.
-            await aredis.xtrim(bus.notifications_stream(project), maxlen=10, approximate=False)
+            await aredis.xtrim(names.notifications_stream(project), maxlen=10, approximate=False)
             sent.append((await emit_error(aredis, project))[0])
-        await aredis.xtrim(bus.notifications_stream(project), maxlen=10, approximate=False)
+        await aredis.xtrim(names.notifications_stream(project), maxlen=10, approximate=False)
         got = await collect(slow, 16)
     assert ids(got[:5]) == sent[:5]
     skipped = got[5]
@@ -183,7 +184,7 @@ async def test_a_slow_client_gets_skipped_with_the_count_when_the_stream_lost_th
 async def test_resuming_from_beyond_the_cap_says_so_before_replaying(
         hub: Hub, aredis: aioredis.Redis) -> None:
     project = pid()
-    stream = bus.notifications_stream(project)
+    stream = names.notifications_stream(project)
     old, _ = await emit_error(aredis, project)
     async with aredis.pipeline(transaction=False) as pipe:
         for n in range(1100):
@@ -222,7 +223,7 @@ async def test_the_tail_feeds_only_while_watched_and_filters_levels(
     warnings = {project: EventFilter(levels=frozenset({"warning"}))}
     async with hub.subscribe(TAIL, {project: EventFilter()}) as everything, \
             hub.subscribe(TAIL, warnings) as only_warnings:
-        assert await aredis.exists(bus.tail_watchers(project))
+        assert await aredis.exists(names.tail_watchers(project))
         await everything.start({})
         await only_warnings.start({})
         sent = [await emit_log(aredis, project, level=level)
@@ -250,7 +251,7 @@ async def test_a_topic_nobody_follows_is_dropped_after_lingering(
     hub = Hub(client, linger_seconds=0.3)
     await hub.start()
     project = pid()
-    channel = bus.tail_channel(project)
+    channel = names.tail_channel(project)
 
     async def subscribers() -> int:
         return int((await aredis.pubsub_numsub(channel))[0][1])
@@ -281,13 +282,13 @@ async def test_a_redis_error_in_a_topic_task_is_retried_and_never_kills_the_hub(
     await hub.start()
     project = pid()
     # A key of the wrong type: every read of the tail stream fails with a Redis error.
-    await aredis.set(bus.tail_stream(project), b"not a stream")
+    await aredis.set(names.tail_stream(project), b"not a stream")
     try:
         with caplog.at_level(logging.WARNING, logger="ledger.daemons.gateway.live.hub"):
             entering = asyncio.create_task(_enter_and_receive(hub, aredis, project))
             await wait_until(lambda: "cannot read the tail" in caplog.text,
                              "the topic logged the failed read")
-            await aredis.delete(bus.tail_stream(project))
+            await aredis.delete(names.tail_stream(project))
             sent, got = await entering
         assert got == [sent]  # the same topic came back by itself once Redis answered
         # The idle topic is reaped; the hub is still alive and serves a new subscriber.

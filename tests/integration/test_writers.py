@@ -14,11 +14,11 @@ import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 from typer.testing import CliRunner
 
-from ledger import bus
 from ledger.cli.main import app
 from ledger.config import Settings
 from ledger.daemons.ingest.writer import Streams, Writer
 from ledger.db.pool import async_pool
+from ledger.queue import names
 from ledger.queue.backlog import dead_letters, queue_status, replay_dead_letters
 from ledger.queue.client import Queue
 from ledger.rpc.ingest_client import IngestClient
@@ -101,7 +101,7 @@ async def test_poison_log_is_isolated_dead_lettered_and_replayed(
                                            "--project", project, "--json")).stdout)
         assert replayed == {project: {"replayed": 1, "left": 0}}
         await stored(url, project, 100)
-        assert await aredis.xlen(bus.dead_letters(project)) == 0
+        assert await aredis.xlen(names.dead_letters(project)) == 0
         await cli(settings, "queue", "dead-letters", "--replay")  # nothing left: a no-op
     rows = fetch_logs(url, project)
     assert [r["message"] for r in rows].count("poison") == 1
@@ -130,40 +130,40 @@ async def test_dead_writers_entries_are_reclaimed(
     settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     project = new_project()
-    stream = bus.queue_stream(project)
+    stream = names.queue_stream(project)
     await send(paused, project, {"logs": [log(i) for i in range(50)]})
     await send(paused, project, {"logs": [log(i) for i in range(50, 60)]})
     await Streams(aredis).refresh(force=True)  # creates the group
     # A writer read both entries, then died without acknowledging them.
-    got = await aredis.xreadgroup(bus.WRITER_GROUP, "dead-writer", {stream: ">"}, count=10)
+    got = await aredis.xreadgroup(names.WRITER_GROUP, "dead-writer", {stream: ">"}, count=10)
     ids = [entry_id for entry_id, _ in got[0][1]]
     async with writer(aredis, pool) as alive:
         assert await alive.claim() == []  # not idle long enough: left to their owner
         assert await alive.step() == 0  # and not new either
         # 60 s of silence, without waiting for it: XCLAIM can set the idle time.
-        await aredis.xclaim(stream, bus.WRITER_GROUP, "dead-writer", 0, ids, idle=60_000)
+        await aredis.xclaim(stream, names.WRITER_GROUP, "dead-writer", 0, ids, idle=60_000)
         claimed = await alive.claim()
         # Delivered by the read, the test's XCLAIM and the reclaim: 3 of the 5 allowed.
         assert [(e.entry_id, e.n, e.deliveries) for e in claimed] == [
             (ids[0].decode(), 50, 3), (ids[1].decode(), 10, 3)]
         assert await alive.handle(claimed) == 60
     await stored(str(settings.logs_database_url), project, 60)
-    assert (await aredis.xpending(stream, bus.WRITER_GROUP))["pending"] == 0
+    assert (await aredis.xpending(stream, names.WRITER_GROUP))["pending"] == 0
     assert await aredis.xlen(stream) == 0
-    assert int(await aredis.get(bus.queue_depth(project))) == 0
+    assert int(await aredis.get(names.queue_depth(project))) == 0
 
 
 async def test_entry_delivered_too_often_is_dead_lettered(
     settings: Settings, paused: IngestClient, aredis: aioredis.Redis, pool: AsyncConnectionPool
 ) -> None:
     project = new_project()
-    stream = bus.queue_stream(project)
+    stream = names.queue_stream(project)
     await send(paused, project, {"logs": [log(i) for i in range(3)]})
     await Streams(aredis).refresh(force=True)
-    got = await aredis.xreadgroup(bus.WRITER_GROUP, "crashy", {stream: ">"})
+    got = await aredis.xreadgroup(names.WRITER_GROUP, "crashy", {stream: ">"})
     [entry_id] = [entry_id for entry_id, _ in got[0][1]]
     # Five writers died handling it (say it made them run out of memory).
-    await aredis.xclaim(stream, bus.WRITER_GROUP, "crashy", 0, [entry_id], idle=60_000,
+    await aredis.xclaim(stream, names.WRITER_GROUP, "crashy", 0, [entry_id], idle=60_000,
                         retrycount=5)
     async with writer(aredis, pool, max_attempts=5) as alive:
         assert await alive.step() == 3
@@ -171,7 +171,7 @@ async def test_entry_delivered_too_often_is_dead_lettered(
     assert [d.log["message"] for d in letters] == ["message 0", "message 1", "message 2"]
     assert all("after 5 deliveries" in d.error for d in letters)
     assert count_logs(str(settings.logs_database_url), project) == 0
-    assert int(await aredis.get(bus.queue_depth(project))) == 0
+    assert int(await aredis.get(names.queue_depth(project))) == 0
 
 
 async def test_unreadable_entry_is_dead_lettered_and_not_replayed(
@@ -180,8 +180,8 @@ async def test_unreadable_entry_is_dead_lettered_and_not_replayed(
     project = new_project()
     await send(paused, project, {"logs": [log(i) for i in range(4)]})
     # Something (a bug, a person with redis-cli) queued an entry that is not ours to read.
-    await aredis.xadd(bus.queue_stream(project), {"n": "2", "rows": "garbage"})
-    await aredis.incrby(bus.queue_depth(project), 2)
+    await aredis.xadd(names.queue_stream(project), {"n": "2", "rows": "garbage"})
+    await aredis.incrby(names.queue_depth(project), 2)
     async with writer(aredis, pool) as alone:
         assert await alone.step() == 6  # the good entry stored, the bad one set aside
     assert count_logs(str(settings.logs_database_url), project) == 4
@@ -189,8 +189,8 @@ async def test_unreadable_entry_is_dead_lettered_and_not_replayed(
     assert "unreadable queue entry" in letter.error
     queue = Queue(aredis)
     assert await replay_dead_letters(queue, project, max_depth=1000) == (0, 1)
-    assert await aredis.xlen(bus.dead_letters(project)) == 1  # kept for a person to look at
-    assert int(await aredis.get(bus.queue_depth(project))) == 0
+    assert await aredis.xlen(names.dead_letters(project)) == 1  # kept for a person to look at
+    assert int(await aredis.get(names.queue_depth(project))) == 0
 
 
 async def test_restarted_writer_takes_back_its_own_pending_entries(
@@ -199,8 +199,8 @@ async def test_restarted_writer_takes_back_its_own_pending_entries(
     project = new_project()
     await send(paused, project, {"logs": [log(i) for i in range(20)]})
     await Streams(aredis).refresh(force=True)
-    await aredis.xreadgroup(bus.WRITER_GROUP, "host:50052:w0",
-                            {bus.queue_stream(project): ">"})
+    await aredis.xreadgroup(names.WRITER_GROUP, "host:50052:w0",
+                            {names.queue_stream(project): ">"})
     async with writer(aredis, pool, name="host:50052:w0") as restarted:
         assert await restarted.recover() == 20  # at once, no 30 s idle wait
     await stored(str(settings.logs_database_url), project, 20)
@@ -219,7 +219,7 @@ async def test_busy_project_does_not_starve_a_small_one(
     assert count_logs(url, small) == 5
     stored_busy = count_logs(url, busy)
     assert 0 < stored_busy <= 4000  # a few entries of the backlog, not all of it
-    assert int(await aredis.get(bus.queue_depth(busy))) == 12_000 - stored_busy
+    assert int(await aredis.get(names.queue_depth(busy))) == 12_000 - stored_busy
 
 
 async def test_postgres_away_keeps_entries_and_writer_alive(
@@ -245,22 +245,22 @@ async def test_postgres_away_keeps_entries_and_writer_alive(
 
     down._note_failure = counted  # type: ignore[method-assign]
     task = asyncio.create_task(down.run())
-    stream = bus.queue_stream(project)
+    stream = names.queue_stream(project)
 
     async def holding_and_retried() -> bool:
-        pending = await aredis.xpending(stream, bus.WRITER_GROUP)
+        pending = await aredis.xpending(stream, names.WRITER_GROUP)
         return bool(pending["pending"]) and len(failures) >= 3
 
     await wait_until(holding_and_retried, "the writer holds the entry and retried with backoff")
     assert not task.done()
-    assert int(await aredis.get(bus.queue_depth(project))) == 30
-    assert (await aredis.xpending(stream, bus.WRITER_GROUP))["pending"] == 1
+    assert int(await aredis.get(names.queue_depth(project))) == 30
+    assert (await aredis.xpending(stream, names.WRITER_GROUP))["pending"] == 1
     stopping.set()
     await asyncio.wait_for(task, 5)  # stops promptly, entries left pending
     await gone.close()
-    assert (await aredis.xpending(stream, bus.WRITER_GROUP))["pending"] == 1
+    assert (await aredis.xpending(stream, names.WRITER_GROUP))["pending"] == 1
     # PostgreSQL is back (another writer, after the first one's entries went idle).
-    await aredis.xclaim(stream, bus.WRITER_GROUP, "w-down", 0,
+    await aredis.xclaim(stream, names.WRITER_GROUP, "w-down", 0,
                         [(await aredis.xrange(stream))[0][0]], idle=60_000)
     async with writer(aredis, pool) as back:
         assert await back.step() == 30

@@ -28,6 +28,7 @@ from ledger.core.alerts import evaluate, rules
 from ledger.core.alerts.evaluate import Notification
 from ledger.core.alerts.rules import Rule
 from ledger.queue.names import notifications_stream
+from ledger.queue.slots import GroupReader
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Evaluator:
         self.expires_after = timedelta(seconds=give_up_seconds)
         self.on_fired = on_fired
         self.consumer = consumer_name()
+        self._reader = GroupReader(redis, bus.ALERTS_GROUP, self.consumer)
         self.rules: dict[str, list[Rule]] = {}
         self.rules_evaluated = 0
         self.alerts_fired = 0
@@ -118,8 +120,9 @@ class Evaluator:
             for project_id in list(watched):
                 done += await self._take_over(project_id)
         streams: Any = {notifications_stream(p): ("0" if pending else ">") for p in watched}
-        replies: Any = await self.redis.xreadgroup(bus.ALERTS_GROUP, self.consumer, streams,
-                                              count=READ_COUNT, block=None if pending else block_ms)
+        # One read per hash slot on a Redis Cluster (every project has its own slot).
+        replies: Any = await self._reader.read(streams, count=READ_COUNT,
+                                               block_ms=None if pending else block_ms)
         work = []
         for stream, entries in replies or []:
             name = stream.decode() if isinstance(stream, bytes) else stream

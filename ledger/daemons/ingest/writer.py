@@ -3,7 +3,8 @@
 Each writer is one task with its own consumer name in the ``writers`` group. A round:
 
 1. every few seconds, ``XAUTOCLAIM`` entries another consumer left pending for 30 s (it died);
-2. ``XREADGROUP`` over every project stream with one COUNT per stream, so that a project
+2. ``XREADGROUP`` over every project stream (one per hash slot on a Redis Cluster, see
+   ``ledger.queue.slots``) with one COUNT per stream, so that a project
    with a huge backlog gets the same few entries per round as a project with one (the COUNT
    is sized so that a round takes about ``LOGS_PER_STREAM`` logs of each project: 4 entries
    of 1 000 logs, or up to 64 single-log entries);
@@ -48,6 +49,7 @@ from ledger.queue import names
 from ledger.queue import rows as rows_codec
 from ledger.queue.client import Ack, DeadLetter, Queue, ensure_group, queue_projects
 from ledger.queue.entries import Entry, as_text, decode_entry
+from ledger.queue.slots import GroupReader
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +77,10 @@ BACKOFF_FIRST_SECONDS = 0.1
 BACKOFF_MAX_SECONDS = 5.0
 
 #: Failures that say "a server is not there right now", not "this data is wrong".
+#: On a Redis Cluster also a failover in progress (CLUSTERDOWN, TRYAGAIN, redirects run out).
 TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout,
-             redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+             redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError,
+             redis.exceptions.ClusterError, redis.exceptions.TryAgainError)
 #: SQLSTATE classes that say "this data is wrong": data exception (22), integrity constraint
 #: violation (23), program limit exceeded (54: an index row too large, a value too long for a
 #: btree). psycopg files class 54 under OperationalError, so without this the writer took it
@@ -181,6 +185,7 @@ class Writer:
         self._largest = 1000
         #: Logs the last ``read()`` returned (the loop lingers after a small one).
         self.last_read_logs = 0
+        self._reader = GroupReader(redis, names.WRITER_GROUP, name)
 
     # -- loop -----------------------------------------------------------------------------------
 
@@ -254,9 +259,9 @@ class Writer:
         if not projects:
             await self.streams.wait_for_projects(BLOCK_MS / 1000)
             return []
-        read = asyncio.ensure_future(self.redis.xreadgroup(
-            names.WRITER_GROUP, self.name, {names.queue_stream(p): ">" for p in projects},
-            count=per_stream, block=BLOCK_MS))
+        # One XREADGROUP on one server; one per hash slot on a Redis Cluster (``slots``).
+        read = asyncio.ensure_future(self._reader.read(
+            {names.queue_stream(p): ">" for p in projects}, count=per_stream, block_ms=BLOCK_MS))
         stop = asyncio.ensure_future(self.stopping.wait())
         try:
             await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)

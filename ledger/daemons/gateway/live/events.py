@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from ledger import bus
 from ledger.errors import InvalidInputError
+from ledger.queue import names
 from ledger.queue.limits import NOTIFICATIONS_MAXLEN, TAIL_MAXLEN
 
 StreamKey = tuple[int, int]
@@ -86,9 +86,9 @@ class Feed:
     poke_only: bool  # the channel only says "read the stream"
 
 
-NOTIFICATIONS = Feed("notifications", "error_notification", bus.notifications_stream,
-                     bus.notifications_channel, NOTIFICATIONS_MAXLEN, poke_only=False)
-TAIL = Feed("tail", "log", bus.tail_stream, bus.tail_channel, TAIL_MAXLEN, poke_only=True)
+NOTIFICATIONS = Feed("notifications", "error_notification", names.notifications_stream,
+                     names.notifications_channel, NOTIFICATIONS_MAXLEN, poke_only=False)
+TAIL = Feed("tail", "log", names.tail_stream, names.tail_channel, TAIL_MAXLEN, poke_only=True)
 
 
 @dataclass(slots=True, eq=False)

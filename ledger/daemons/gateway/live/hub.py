@@ -6,7 +6,7 @@
 
 Two feeds share the machinery. ``NOTIFICATIONS``: ingest XADDs every error to a capped
 per-project stream and PUBLISHes ``{"event_id", "data"}``; the topic fans the message out as is.
-``TAIL``: ingest XADDs every log while ``bus.tail_watchers`` exists and only pokes the channel;
+``TAIL``: ingest XADDs every log while ``names.tail_watchers`` exists and only pokes the channel;
 the topic reads the new entries once (XRANGE after the last it read) for all its clients.
 
 No gap and no duplicate between replay and live: a client subscribes first (its queue buffers),
@@ -33,7 +33,6 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ledger import bus
 from ledger.daemons.gateway.live.events import (
     HEARTBEAT,
     ZERO,
@@ -49,6 +48,7 @@ from ledger.daemons.gateway.live.events import (
     parse_stream_id,
 )
 from ledger.errors import InvalidInputError, UnavailableError
+from ledger.queue import names
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ class Topic:
 
     async def watch(self) -> None:
         """Tell ingest (for a while) that someone follows this project's tail."""
-        await self.hub.redis.set(bus.tail_watchers(self.project_id), b"1",
+        await self.hub.redis.set(names.tail_watchers(self.project_id), b"1",
                                  ex=TAIL_WATCH_TTL_SECONDS)
 
     async def _keep_watching(self) -> None:

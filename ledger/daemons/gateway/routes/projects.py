@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, Request
 from redis.exceptions import RedisError
 from starlette.responses import Response
 
-from ledger import bus
 from ledger.core import sentry
 from ledger.daemons.gateway.edge.access import RequireAccount, account_projects, owned_project
 from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
@@ -32,6 +31,7 @@ from ledger.daemons.gateway.schemas.accounts import (
 from ledger.daemons.gateway.schemas.ingest import error_doc
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import UnavailableError
+from ledger.queue import names
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
 require_account = RequireAccount()
@@ -93,7 +93,7 @@ async def get_quota(request: Request, ref: str,
     project = await owned_project(gateway, account, ref)
     now = datetime.now(UTC)
     try:
-        raw = await gateway.redis.get(bus.daily_quota(project.id, now.strftime("%Y%m%d")))
+        raw = await gateway.redis.get(names.daily_quota(project.id, now.strftime("%Y%m%d")))
     except (RedisError, OSError) as exc:
         raise UnavailableError("cannot read today's usage right now", retry_after=5) from exc
     used = int(raw or 0)

@@ -184,6 +184,9 @@ def _run(settings: Settings) -> None:
             redis_url=str(settings.redis_url), redis_port=redis.port if redis else None,
             internal_token=str(settings.internal_token), jwt_secret=str(settings.jwt_secret),
             url=gateway_url, pid=os.getpid(),
+            # Where each daemon listens (ports move when taken), for `ledger status`.
+            addrs={n: getattr(settings, f"{n}_addr") for n in ("auth", "ingest", "query",
+                                                               "alerts")},
         )
         names = built_daemons()
         supervisor = Supervisor(settings, names, data, report=_report,

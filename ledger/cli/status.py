@@ -83,6 +83,8 @@ def _render(report: Any) -> None:
                       str(q["lag"]), _seconds(q["oldest_age_seconds"]), str(q["dead_letters"]))
     if report.queue:
         console.print(queue)
+    else:
+        console.print("Ingest queue: no project has queued a log yet", highlight=False)
     parts = Table(title="Partitions", title_justify="left", header_style="bold")
     for column in ("partition", "rows (estimate)", "size"):
         parts.add_column(column)

@@ -72,7 +72,8 @@ class Counter(_Family):
 
     def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
         super().__init__(name, help_text, labels)
-        self.values: dict[Labels, float] = {}
+        # Without labels the one series exists from the start: a scrape shows 0, not nothing.
+        self.values: dict[Labels, float] = {} if self.labels else {(): 0}
 
     def inc(self, amount: float = 1, **labels: str) -> None:
         key = self._key(labels)
@@ -114,6 +115,9 @@ class Histogram(_Family):
         self.buckets = tuple(sorted(buckets))
         self.counts: dict[Labels, list[int]] = {}
         self.sums: dict[Labels, float] = {}
+        if not self.labels:
+            self.counts[()] = [0] * (len(self.buckets) + 1)
+            self.sums[()] = 0.0
 
     def observe(self, value: float, **labels: str) -> None:
         key = self._key(labels)

@@ -50,6 +50,17 @@ async def test_a_failing_collector_keeps_the_scrape_answering() -> None:
     assert "ledger_thing 7" in (await registry.render()).splitlines()
 
 
+async def test_a_series_without_labels_shows_zero_before_anything_happens() -> None:
+    registry = Registry("ingest")
+    registry.counter("ledger_stored_total", "Stored.")
+    registry.histogram("ledger_batch", "Batch.", (1, 10))
+    registry.counter("ledger_by_reason_total", "By reason.", ("reason",))
+    lines = (await registry.render()).splitlines()
+    assert "ledger_stored_total 0" in lines
+    assert 'ledger_batch_bucket{le="+Inf"} 0' in lines and "ledger_batch_count 0" in lines
+    assert not any(line.startswith("ledger_by_reason_total") for line in lines)
+
+
 def test_names_and_labels_are_checked() -> None:
     registry = Registry("auth")
     with pytest.raises(ValueError, match="ledger_"):

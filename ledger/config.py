@@ -236,6 +236,15 @@ VARIABLES: tuple[Variable, ...] = (
              "Longest delay between two delivery attempts."),
     Variable("LEDGER_ALERTS_GIVE_UP_SECONDS", "alerts_give_up_seconds", 86_400.0, _float,
              "How long a delivery is retried before it is marked failed (24 h)."),
+    *(Variable(f"LEDGER_{daemon.upper()}_METRICS_LISTEN", f"{daemon}_metrics_listen", None,
+               _addr, f"Address of the {daemon} daemon's Prometheus metrics port (GET /metrics);"
+               " unset: no metrics port. (The gateway serves /metrics on its own port.)")
+      for daemon in ("auth", "ingest", "query", "analytics", "alerts")),
+    Variable("LEDGER_QUERY_DATABASE_URL", "query_database_url", None, _PG,
+             "PostgreSQL DSN the query daemon reads logs, error groups and metrics from,"
+             " e.g. a streaming replica of the logs database; writes (group status, merges,"
+             " fingerprint rules) stay on LEDGER_LOGS_DATABASE_URL. Unset: reads go there too."
+             " A replica lags: see README, Read replica."),
     Variable("LEDGER_ALERTS_CLAIM_IDLE_SECONDS", "alerts_claim_idle_seconds", 30.0, _float,
              "Notifications a stopped evaluator read but did not finish are taken over after"
              " this long."),
@@ -291,6 +300,12 @@ class Settings:
     alerts_retry_max_seconds: float = 900.0
     alerts_give_up_seconds: float = 86_400.0
     alerts_claim_idle_seconds: float = 30.0
+    auth_metrics_listen: str | None = None
+    ingest_metrics_listen: str | None = None
+    query_metrics_listen: str | None = None
+    analytics_metrics_listen: str | None = None
+    alerts_metrics_listen: str | None = None
+    query_database_url: str | None = None
     unknown: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod

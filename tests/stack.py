@@ -119,12 +119,15 @@ class Stack:
         return self.daemons[name].stop()
 
     def close(self) -> None:
-        for daemon in self.daemons.values():
-            if daemon.alive():
-                try:
-                    daemon.stop(timeout=10)
-                except subprocess.TimeoutExpired:
-                    daemon.kill()
+        # SIGTERM to all first, then wait: each stops within its own grace period, in parallel.
+        running = [d for d in self.daemons.values() if d.alive()]
+        for daemon in running:
+            daemon.proc.send_signal(signal.SIGTERM)
+        for daemon in running:
+            try:
+                daemon.stop(timeout=10)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
 
     def __enter__(self) -> Stack:
         return self

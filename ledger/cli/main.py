@@ -25,6 +25,7 @@ from ledger.cli import (
     projects,
     queue,
     serve,
+    status,
     tail,
     top,
     up,
@@ -93,6 +94,7 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 app.command("serve")(serve.serve)
 app.command("up")(up.up)
+app.command("status")(status.status_command)
 app.command("tail")(tail.tail)
 app.command("top")(top.top)
 app.add_typer(db.app, name="db")

@@ -70,7 +70,8 @@ def render() -> str:
         out += [".TP", f"\\fB{var.env}\\fR", _esc(var.doc + default)]
     out += [
         ".SH EXIT STATUS",
-        "0 on success; 64 bad usage or input; 65 database schema problem; 66 not found;"
+        "0 on success; 1 an error (ledger status: something is unhealthy);"
+        " 64 bad usage or input; 65 database schema problem; 66 not found;"
         " 69 a service is unavailable; 73 already exists; 75 try again later;"
         " 77 not allowed; 78 configuration error.",
         ".SH FILES",

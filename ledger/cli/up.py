@@ -171,6 +171,7 @@ def _run(settings: Settings) -> None:
             jwt_secret=settings.jwt_secret or state.get("jwt_secret") or secrets.token_urlsafe(48),
         )
         settings = _pick_grpc_ports(settings, port_free, free_port)
+        settings = _pick_metrics_ports(settings, free_port)
         if not port_free(settings.gateway_listen):
             raise ConfigError(f"port {settings.gateway_listen} is in use: stop what uses it, or"
                               " run `ledger up --listen 127.0.0.1:8080`")
@@ -184,6 +185,9 @@ def _run(settings: Settings) -> None:
             redis_url=str(settings.redis_url), redis_port=redis.port if redis else None,
             internal_token=str(settings.internal_token), jwt_secret=str(settings.jwt_secret),
             url=gateway_url, pid=os.getpid(),
+            # Where each daemon listens (ports move when taken), for `ledger status`.
+            addrs={n: getattr(settings, f"{n}_addr") for n in ("auth", "ingest", "query",
+                                                               "alerts")},
         )
         names = built_daemons()
         supervisor = Supervisor(settings, names, data, report=_report,
@@ -242,6 +246,23 @@ def _pick_grpc_ports(settings: Settings, port_free: Any, free_port: Any) -> Sett
     return settings.with_overrides(**changes)
 
 
+METRICS_DAEMONS = ("auth", "ingest", "query", "analytics", "alerts")
+
+
+def _pick_metrics_ports(settings: Settings, free_port: Any) -> Settings:
+    """A loopback metrics port for each daemon whose LEDGER_<DAEMON>_METRICS_LISTEN is unset,
+    so that a local stack can be scraped (and the banner says where) with nothing to set."""
+    changes = {f"{name}_metrics_listen": f"127.0.0.1:{free_port()}" for name in METRICS_DAEMONS
+               if not getattr(settings, f"{name}_metrics_listen")}
+    return settings.with_overrides(**changes)
+
+
+def _metrics_line(settings: Settings, url: str) -> str:
+    ports = [f"{name} :{listen.rsplit(':', 1)[1]}" for name in METRICS_DAEMONS
+             if (listen := getattr(settings, f"{name}_metrics_listen"))]
+    return f"{url}/metrics; " + ", ".join(ports) + " (GET /metrics)"
+
+
 def _gateway_url(listen: str) -> str:
     host, port = listen.rsplit(":", 1)
     host = "127.0.0.1" if host in ("0.0.0.0", "") else host
@@ -288,6 +309,7 @@ def _banner(settings: Settings, url: str, names: list[str], project: Any, key: s
     say(f"[bold green]Ledger is ready[/bold green] in {seconds:.1f}s")
     say(f"  gateway   [bold]{url}[/bold]  (OpenAPI: {url}/docs)")
     say(f"  daemons   {', '.join(names)}")
+    say(f"  metrics   {_metrics_line(settings, url)}")
     slug = getattr(project, "slug", None)
     if slug:
         say(f"  project   {slug}")

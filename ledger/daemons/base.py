@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
     from ledger.config import Settings
+    from ledger.daemons.metrics_server import MetricsServer
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ async def run(daemon: Daemon, *, ready_message: str | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await daemon.start()
+    metrics = None
     try:
+        metrics = await _start_metrics(daemon)
         if ready_message:
             logger.info("%s", ready_message)
         waiter = asyncio.create_task(daemon.wait(), name=f"{daemon.name}-wait")
@@ -93,9 +96,20 @@ async def run(daemon: Daemon, *, ready_message: str | None = None) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await waiter
     finally:
+        if metrics is not None:
+            await metrics.stop()
         await daemon.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def _start_metrics(daemon: Daemon) -> MetricsServer | None:
+    """The daemon's metrics port, when ``LEDGER_<DAEMON>_METRICS_LISTEN`` is set."""
+    from ledger.daemons.metrics_server import start_for
+
+    settings = getattr(daemon, "settings", None)
+    listen = getattr(settings, f"{daemon.name}_metrics_listen", None)
+    return await start_for(daemon, listen)
 
 
 class GrpcDaemon:
@@ -111,8 +125,14 @@ class GrpcDaemon:
     stop_grace_seconds = 5.0
 
     def __init__(self, settings: Settings) -> None:
+        from ledger.daemons.prometheus import Registry, observe_rpcs
+
         self.settings = settings
         self.port = 0
+        #: Served on ``LEDGER_<DAEMON>_METRICS_LISTEN`` when set (``run``).
+        self.metrics = Registry(self.name)
+        #: Pass to ``create_server(observe=...)``: requests by RPC and status code.
+        self.observe_rpcs = observe_rpcs(self.metrics)
         self._server: grpc.aio.Server | None = None
         self._pool: AsyncConnectionPool | None = None
         self._redis: aioredis.Redis | None = None

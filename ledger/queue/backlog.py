@@ -4,6 +4,7 @@ listed and replayed. Reads Redis directly; no daemon needs to run.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ class ProjectQueue:
     pending: int
     lag: int
     dead_letters: int
+    #: Age of the oldest entry still queued (delivered or not), 0 when the queue is empty:
+    #: how far behind the writers are.
+    oldest_age_seconds: float = 0.0
 
 
 def _int(value: Any) -> int:
@@ -54,7 +58,8 @@ async def queue_status(redis: aioredis.Redis, project_ids: Sequence[str] | None 
             pipe.xlen(names.queue_stream(project_id))
             pipe.xinfo_groups(names.queue_stream(project_id))
             pipe.xlen(names.dead_letters(project_id))
-            depth, length, groups, dead = await pipe.execute(raise_on_error=False)
+            pipe.xrange(names.queue_stream(project_id), count=1)
+            depth, length, groups, dead, first = await pipe.execute(raise_on_error=False)
         pending = 0
         if isinstance(groups, list):
             for group in groups:
@@ -64,8 +69,16 @@ async def queue_status(redis: aioredis.Redis, project_ids: Sequence[str] | None 
         # Acknowledged entries are deleted, so what the stream holds beyond the pending ones has
         # not been delivered to any writer yet (Redis 6.2 has no "lag" field to ask).
         out.append(ProjectQueue(project_id, max(0, _int(depth)), length, pending,
-                                max(0, length - pending), _int(dead)))
+                                max(0, length - pending), _int(dead), _age(first)))
     return out
+
+
+def _age(first: Any) -> float:
+    """Seconds since the first entry of an XRANGE answer was added (its id is a time)."""
+    if not isinstance(first, list) or not first:
+        return 0.0
+    millis = int(as_text(first[0][0]).split("-", 1)[0])
+    return max(0.0, round(time.time() - millis / 1000, 3))
 
 
 @dataclass(frozen=True)

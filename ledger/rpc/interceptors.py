@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -16,6 +17,43 @@ from ledger.rpc.status import grpc_code, trailing_metadata
 logger = logging.getLogger(__name__)
 
 TOKEN_KEY = "x-ledger-internal-token"  # noqa: S105 (a header name, not a secret)
+
+#: Told of every finished call: ``(rpc, status code name, seconds)`` (the daemon's metrics).
+CallObserver = Callable[[str, str, float], None]
+
+
+def rpc_name(method: str) -> str:
+    """``/ledger.v1.IngestService/IngestLogs`` -> ``IngestService/IngestLogs``."""
+    service, _, name = method.rpartition("/")
+    return f"{service.rsplit('.', 1)[-1]}/{name}"
+
+
+def _code_of(exc: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    if isinstance(exc, LedgerError):
+        return grpc_code(exc).name
+    if isinstance(exc, grpc.aio.AbortError):
+        code = context.code()
+        return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+    return grpc.StatusCode.INTERNAL.name
+
+
+class _Timed:
+    """Measures one call and tells the observer how it ended (once)."""
+
+    __slots__ = ("code", "method", "observe", "started")
+
+    def __init__(self, observe: CallObserver | None, method: str) -> None:
+        self.observe = observe
+        self.method = method
+        self.code = "OK"
+        self.started = time.perf_counter()
+
+    def failed(self, exc: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.code = _code_of(exc, context)
+
+    def done(self) -> None:
+        if self.observe is not None:
+            self.observe(rpc_name(self.method), self.code, time.perf_counter() - self.started)
 
 
 def _token_ok(context: grpc.aio.ServicerContext[Any, Any], token: str) -> bool:
@@ -37,65 +75,83 @@ async def _abort_for(exc: BaseException, context: grpc.aio.ServicerContext[Any, 
 
 
 def _wrap_unary_response(inner: Callable[..., Awaitable[Any]], token: str,
-                         method: str) -> Callable[..., Awaitable[Any]]:
+                         method: str, observe: CallObserver | None,
+                         ) -> Callable[..., Awaitable[Any]]:
     """unary-unary and stream-unary: one answer, awaited."""
 
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        if not _token_ok(context, token):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong internal token")
+        timed = _Timed(observe, method)
         try:
-            return await inner(request, context)
-        except Exception as exc:
-            await _abort_for(exc, context, method)
+            if not _token_ok(context, token):
+                timed.code = grpc.StatusCode.UNAUTHENTICATED.name
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                    "missing or wrong internal token")
+            try:
+                return await inner(request, context)
+            except Exception as exc:
+                timed.failed(exc, context)
+                await _abort_for(exc, context, method)
+        finally:
+            timed.done()
 
     return call
 
 
 def _wrap_stream_response(inner: Callable[..., Any], token: str,
-                          method: str) -> Callable[..., AsyncIterator[Any]]:
+                          method: str, observe: CallObserver | None,
+                          ) -> Callable[..., AsyncIterator[Any]]:
     """unary-stream and stream-stream: the token is checked before the first message."""
 
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any],
                    ) -> AsyncIterator[Any]:
-        if not _token_ok(context, token):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong internal token")
+        timed = _Timed(observe, method)
         try:
-            answer = inner(request, context)
-            if hasattr(answer, "__aiter__"):
-                async for message in answer:
-                    yield message
-            else:  # a coroutine that writes with context.write()
-                await answer
-        except Exception as exc:
-            await _abort_for(exc, context, method)
+            if not _token_ok(context, token):
+                timed.code = grpc.StatusCode.UNAUTHENTICATED.name
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                    "missing or wrong internal token")
+            try:
+                answer = inner(request, context)
+                if hasattr(answer, "__aiter__"):
+                    async for message in answer:
+                        yield message
+                else:  # a coroutine that writes with context.write()
+                    await answer
+            except Exception as exc:
+                timed.failed(exc, context)
+                await _abort_for(exc, context, method)
+        finally:
+            timed.done()
 
     return call
 
 
-def _wrap(handler: grpc.RpcMethodHandler[Any, Any], token: str,
-          method: str) -> grpc.RpcMethodHandler[Any, Any]:
+def _wrap(handler: grpc.RpcMethodHandler[Any, Any], token: str, method: str,
+          observe: CallObserver | None) -> grpc.RpcMethodHandler[Any, Any]:
     """``handler`` behind the token check and the error translation, whatever its kind."""
     codecs: dict[str, Any] = {"request_deserializer": handler.request_deserializer,
                               "response_serializer": handler.response_serializer}
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            _wrap_unary_response(handler.unary_unary, token, method), **codecs)
+            _wrap_unary_response(handler.unary_unary, token, method, observe), **codecs)
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
-            _wrap_unary_response(handler.stream_unary, token, method), **codecs)
+            _wrap_unary_response(handler.stream_unary, token, method, observe), **codecs)
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            _wrap_stream_response(handler.unary_stream, token, method), **codecs)
+            _wrap_stream_response(handler.unary_stream, token, method, observe), **codecs)
     assert handler.stream_stream is not None
     return grpc.stream_stream_rpc_method_handler(
-        _wrap_stream_response(handler.stream_stream, token, method), **codecs)
+        _wrap_stream_response(handler.stream_stream, token, method, observe), **codecs)
 
 
 class InternalTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Rejects any call without ``LEDGER_INTERNAL_TOKEN`` and translates ``LedgerError``."""
+    """Rejects any call without ``LEDGER_INTERNAL_TOKEN`` and translates ``LedgerError``;
+    tells ``observe`` (when given) how each call ended and how long it took."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, observe: CallObserver | None = None) -> None:
         self._token = token
+        self._observe = observe
 
     async def intercept_service(
         self,
@@ -107,4 +163,4 @@ class InternalTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _wrap(handler, self._token, handler_call_details.method)
+        return _wrap(handler, self._token, handler_call_details.method, self._observe)

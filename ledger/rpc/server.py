@@ -9,7 +9,7 @@ import grpc
 from ledger import __version__
 from ledger.errors import ConfigError
 from ledger.proto import health_pb2, health_pb2_grpc
-from ledger.rpc.interceptors import InternalTokenInterceptor
+from ledger.rpc.interceptors import CallObserver, InternalTokenInterceptor
 
 HealthCheck = Callable[[], Awaitable[dict[str, str]]]
 
@@ -38,13 +38,17 @@ class HealthServicer(health_pb2_grpc.HealthServiceServicer):
 
 
 def create_server(daemon: str, token: str | None, checks: HealthCheck, *,
-                  max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS) -> grpc.aio.Server:
-    """The server, not yet bound. ``token`` is required: no daemon runs without it."""
+                  max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS,
+                  observe: CallObserver | None = None) -> grpc.aio.Server:
+    """The server, not yet bound. ``token`` is required: no daemon runs without it.
+
+    ``observe`` is told of every finished call (the daemon's request metrics).
+    """
     if not token:
         raise ConfigError("LEDGER_INTERNAL_TOKEN is not set: every daemon needs the same token"
                           " (`ledger up` generates one)")
     server = grpc.aio.server(
-        interceptors=[InternalTokenInterceptor(token)],
+        interceptors=[InternalTokenInterceptor(token, observe)],
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),

@@ -109,6 +109,21 @@ def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
         assert listed.returncode == 0, listed.stderr
         assert key.split("_")[1] in listed.stdout
 
+        # `ledger status` finds every daemon through the saved state (ports that moved too).
+        status = subprocess.run([sys.executable, "-m", "ledger", "status", "--json"],
+                                cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert status.returncode == 0, status.stdout + status.stderr
+        report = json.loads(status.stdout)
+        assert all(d["healthy"] for d in report["daemons"].values()), report
+        # Every daemon's metrics port, shown in the banner, answers.
+        metrics = re.search(r"metrics +(\S+)/metrics; (.+) \(GET /metrics\)", banner)
+        assert metrics, banner
+        ports = dict(part.split(" :") for part in metrics.group(2).split(", "))
+        assert set(ports) == {"auth", "ingest", "query", "analytics", "alerts"}
+        scraped = httpx.get(f"http://127.0.0.1:{ports['ingest']}/metrics", timeout=10)
+        assert 'ledger_ingest_logs_total{outcome="accepted",reason=""} 1' in scraped.text
+
         # A daemon that dies is restarted and the restart is reported.
         pids = subprocess.run(["pgrep", "-P", str(first.proc.pid), "-f", "ledger serve ingest"],
                               capture_output=True, text=True).stdout.split()

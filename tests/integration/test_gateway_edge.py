@@ -114,7 +114,7 @@ async def test_deep_health_tells_the_public_only_the_status(env: Env) -> None:
     operator = {"X-Ledger-Internal-Token": str(env.settings.internal_token)}
     body = (await env.http.get("/health/deep", headers=operator)).json()
     assert body["checks"]["query"].startswith("unavailable at 127.0.0.1:")
-    assert body["breakers"] == {"auth": "closed"}
+    assert body["breakers"] == {"auth": "closed", "query": "closed"}
 
 
 async def test_a_database_outage_is_the_databases_not_the_daemons(env: Env) -> None:

@@ -70,7 +70,9 @@ class AlertsDaemon(GrpcDaemon):
                                retry_base_seconds=settings.alerts_retry_base_seconds,
                                retry_max_seconds=settings.alerts_retry_max_seconds)
                         for _ in range(settings.alerts_senders)]
-        self._server = create_server("alerts", settings.internal_token, self._health)
+        self._server = create_server("alerts", settings.internal_token, self._health,
+                                     observe=self.observe_rpcs)
+        self._watch_alert_counts()
         alerts_pb2_grpc.add_AlertsServiceServicer_to_server(AlertsServicer(pool), self._server)
         self.port = bind(self._server, settings.alerts_listen, "alerts")
         await self._server.start()
@@ -82,6 +84,31 @@ class AlertsDaemon(GrpcDaemon):
               for i, s in enumerate(self.senders)),
         ]
         logger.info("alerts: serving on port %d with %d senders", self.port, len(self.senders))
+
+    def _watch_alert_counts(self) -> None:
+        """Alerts fired, sent and not sent, read from the loops' own counts at each scrape."""
+        fired = self.metrics.counter("ledger_alerts_fired_total",
+                                     "Alerts the rules fired (one per rule and group).")
+        evaluated = self.metrics.counter("ledger_alerts_rule_evaluations_total",
+                                         "Rule evaluations, on events and periodic.", ("kind",))
+        sent = self.metrics.counter("ledger_alerts_sent_total",
+                                    "Alert deliveries a channel acknowledged.")
+        failed = self.metrics.counter(
+            "ledger_alerts_failed_total",
+            "Delivery attempts that failed: pending (retried later) or failed (given up).",
+            ("status",))
+
+        async def collect() -> None:
+            if self.evaluator is not None:
+                fired.set_total(self.evaluator.alerts_fired)
+                evaluated.set_total(self.evaluator.rules_evaluated, kind="events")
+            evaluated.set_total(self.periodic_evaluated, kind="periodic")
+            sent.set_total(sum(s.sent for s in self.senders))
+            for status in ("pending", "failed"):
+                failed.set_total(sum(s.unsent.get(status, 0) for s in self.senders),
+                                 status=status)
+
+        self.metrics.collect(collect)
 
     async def run_periodic_once(self) -> int:
         """Count error_rate and no_logs rules now (if this copy holds the interval's lock)."""

@@ -32,6 +32,8 @@ class Sender:
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
         self.sent = 0
+        #: Attempts that did not deliver: retried later (``pending``) or given up (``failed``).
+        self.unsent: dict[str, int] = {"pending": 0, "failed": 0}
         self.http: httpx.AsyncClient | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -75,6 +77,7 @@ class Sender:
             if status == "delivered":
                 self.sent += 1
             else:
+                self.unsent[status] = self.unsent.get(status, 0) + 1
                 logger.warning("alerts: delivery %s to %s: %s (%s)", delivery.id,
                                delivery.channel.name if delivery.channel else "?",
                                outcome.error, status)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from ledger.core import metrics, retention, rollups
 from ledger.daemons.analytics.runner import Job, JobRun, JobRunner
 from ledger.daemons.base import LoopDaemon
 from ledger.daemons.checks import require_schema
+from ledger.daemons.prometheus import LATENCY_BUCKETS, Registry
 from ledger.db import partitions
 from ledger.db.pool import async_pool, open_pool
 from ledger.errors import InvalidInputError, LedgerError, UnavailableError
@@ -53,6 +55,17 @@ class AnalyticsDaemon(LoopDaemon):
                                                     name="analytics-logs", max_size=2)
         self.redis: aioredis.Redis = bus.client(str(settings.redis_url))
         self.runner = JobRunner(self.redis, owner)
+        self.metrics = Registry(self.name)
+        self._runs = self.metrics.counter(
+            "ledger_analytics_job_runs_total",
+            "Job runs of this copy by outcome (ok, failed; busy: another copy held the lock;"
+            " not-due: another copy ran it recently).", ("job", "outcome"))
+        self._seconds = self.metrics.histogram(
+            "ledger_analytics_job_duration_seconds", "Time a job run took (ok or failed).",
+            (*LATENCY_BUCKETS, 30.0, 60.0, 300.0), ("job",))
+        self._last_ok = self.metrics.gauge(
+            "ledger_analytics_job_last_success_timestamp_seconds",
+            "When a job last succeeded on this copy (Unix time).", ("job",))
         # Made in start(): a grpc.aio channel belongs to the event loop running when it is
         # created, and `ledger serve` builds daemons before asyncio.run starts the loop.
         self.auth: AuthClient | None = None
@@ -80,13 +93,20 @@ class AnalyticsDaemon(LoopDaemon):
     async def run_once(self) -> None:
         """One tick: every job that is due, each under its lock; failures are logged."""
         for job in self.jobs.values():
+            began = time.monotonic()
             try:
                 run = await self.runner.run(job, functools.partial(self.work, job.name),
                                             scheduled=True)
             except Exception:
+                self._runs.inc(job=job.name, outcome="failed")
+                self._seconds.observe(time.monotonic() - began, job=job.name)
                 logger.exception("analytics: job %s failed; retrying in %.0fs", job.name,
                                  self.interval)
                 continue
+            self._runs.inc(job=job.name, outcome=run.outcome)
+            if run.outcome == "ok":
+                self._seconds.observe(run.seconds, job=job.name)
+                self._last_ok.set(run.started_at, job=job.name)
             if run.outcome == "ok" and any(run.summary.values()):
                 logger.info("analytics: %s done in %.2fs: %s", job.name, run.seconds,
                             run.summary)

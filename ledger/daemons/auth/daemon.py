@@ -36,7 +36,8 @@ class AuthDaemon(GrpcDaemon):
             UnavailableError: PostgreSQL or Redis cannot be reached.
         """
         settings = self.settings
-        server = create_server(self.name, settings.internal_token, self._health)
+        server = create_server(self.name, settings.internal_token, self._health,
+                               observe=self.observe_rpcs)
         settings.require("auth_database_url", "redis_url")
         assert settings.auth_database_url and settings.redis_url
         url = settings.auth_database_url

@@ -108,6 +108,7 @@ def create_app(
                                  auth_failure_limit) as gateway, open_live(gateway) as live:
             app.state.gateway = gateway
             app.state.live = live  # the SSE hub (live/routes.py)
+            metrics.sse_clients = lambda: len(live.hub.subscriptions)
             yield
 
     app = FastAPI(title="Ledger", version=__version__, description=DESCRIPTION,
@@ -144,8 +145,10 @@ async def _open_gateway(
     # Reads fail fast on a hung query daemon: a shorter deadline than the other daemons', and
     # after a few calls without an answer the breaker refuses at once (503) until a probe
     # gets through.
+    query_breaker = CircuitBreaker("query", failure_threshold=3)
+    metrics.query_breaker_state = lambda: query_breaker.state
     query = QueryClient(settings.query_addr, token, timeout=QUERY_DEADLINE_SECONDS,
-                        guard=CircuitBreaker("query", failure_threshold=3))
+                        guard=query_breaker)
     alerts = AlertsClient(settings.alerts_addr, token)
     keys = KeyValidator(redis, auth, KeyCache(settings.gateway_key_cache_seconds), breaker,
                         metrics, failure_limit=auth_failure_limit)

@@ -12,6 +12,7 @@ from ledger.config import Settings
 from ledger.core.connections import connect_redis
 from ledger.daemons.base import GrpcDaemon
 from ledger.daemons.ingest.grouping import GroupingCache
+from ledger.daemons.ingest.metrics import IngestMetrics
 from ledger.daemons.ingest.service import IngestServicer
 from ledger.daemons.ingest.writer import Streams, Writer
 from ledger.db import migrate
@@ -53,6 +54,7 @@ class IngestDaemon(GrpcDaemon):
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._streams: Streams | None = None
+        self.figures = IngestMetrics(self.metrics)
 
     async def start(self) -> None:
         """Open Redis and the logs pool, bind and start the server, start the writers.
@@ -64,7 +66,8 @@ class IngestDaemon(GrpcDaemon):
                 absorbs and the writers wait for it).
         """
         settings = self.settings
-        server = create_server(self.name, settings.internal_token, self._health)
+        server = create_server(self.name, settings.internal_token, self._health,
+                               observe=self.observe_rpcs)
         settings.require("logs_database_url", "redis_url")
         assert settings.logs_database_url and settings.redis_url
         url = settings.logs_database_url
@@ -80,10 +83,12 @@ class IngestDaemon(GrpcDaemon):
                                     max_size=max(2, settings.ingest_writers + 2), check=False)
             await self._pool.open(wait=False)
             self._streams = Streams(self._redis)
+            self.figures.watch_queue(self._redis)
             queue = Queue(self._redis, on_new_project=self._streams.project_queued)
             ingest_pb2_grpc.add_IngestServiceServicer_to_server(
                 IngestServicer(settings, queue, GroupingCache(
-                    self._pool, ttl=settings.ingest_grouping_cache_seconds)), server)
+                    self._pool, ttl=settings.ingest_grouping_cache_seconds),
+                    self.figures), server)
             self.port = bind(server, settings.ingest_listen, self.name)
             await server.start()
         except BaseException:
@@ -104,7 +109,8 @@ class IngestDaemon(GrpcDaemon):
         for index in range(self.settings.ingest_writers):
             writer = Writer(f"{prefix}:w{index}", self._redis, queue, self._pool, streams,
                             max_attempts=self.settings.ingest_max_attempts,
-                            stopping=self._stopping, known_months=months)
+                            stopping=self._stopping, known_months=months,
+                            on_batch=self.figures.batch)
             self.writers.append(writer)
             self._tasks.append(asyncio.create_task(writer.run(), name=f"ingest-writer-{index}"))
 

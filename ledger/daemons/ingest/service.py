@@ -24,6 +24,7 @@ from ledger.config import Settings
 from ledger.core import events
 from ledger.core.grouping_rules import GroupingConfig
 from ledger.daemons.ingest.grouping import GroupingCache
+from ledger.daemons.ingest.metrics import IngestMetrics
 from ledger.errors import (
     InvalidInputError,
     LedgerError,
@@ -129,9 +130,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     """Validates, enriches and queues logs; answers the queue depth."""
 
     def __init__(self, settings: Settings, queue: Queue,
-                 grouping: GroupingCache | None = None) -> None:
+                 grouping: GroupingCache | None = None,
+                 metrics: IngestMetrics | None = None) -> None:
         self._settings = settings
         self._queue = queue
+        self._metrics = metrics
         self._grouping = grouping or GroupingCache(None)
         # Whether each project had tail watchers at its last request: only then does a request
         # carry its logs for the tail inside the enqueue step (building them costs ~1 µs/log).
@@ -148,8 +151,21 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         else:
             _, prepared = self._prepare(request, now, grouping)
         if prepared.records:
-            await self._enqueue(project_id, prepared, int(request.daily_quota), now)
+            try:
+                await self._enqueue(project_id, prepared, int(request.daily_quota), now)
+            except LedgerError as exc:
+                self._count(prepared, exc)
+                raise
+        self._count(prepared)
         return _response(prepared)
+
+    def _count(self, prepared: Prepared, refused: LedgerError | None = None) -> None:
+        if self._metrics is None:
+            return
+        if refused is None:
+            self._metrics.accepted(len(prepared.records), prepared.errors)
+        else:
+            self._metrics.refused(len(prepared.records), prepared.errors, refused)
 
     async def IngestLogsMany(
         self, request: ingest_pb2.IngestLogsManyRequest, context: Context
@@ -181,11 +197,13 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 results.append(None)
                 waiting.append((index, project_id, prepared, int(item.daily_quota)))
             else:
+                self._count(prepared)
                 results.append(ingest_pb2.IngestLogsResult(response=_response(prepared)))
         if waiting:
             outcomes = await self._enqueue_many(waiting, now)
             # Every None of ``results`` is in ``waiting``: the list above stays one per request.
             for (index, _, prepared, _), outcome in zip(waiting, outcomes, strict=True):
+                self._count(prepared, outcome)
                 results[index] = (_error_result(outcome) if outcome is not None
                                   else ingest_pb2.IngestLogsResult(response=_response(prepared)))
         return ingest_pb2.IngestLogsManyResponse(results=[r for r in results if r is not None])

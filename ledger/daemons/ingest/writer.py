@@ -30,7 +30,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -86,6 +86,10 @@ TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout,
 #: btree). psycopg files class 54 under OperationalError, so without this the writer took it
 #: for an outage and retried the batch forever, holding back every project in it.
 DATA_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
+
+
+#: Told of each batch stored: ``(logs, seconds, oldest entry's enqueue time in ms, dead)``.
+BatchObserver = Callable[[int, float, int, int], None]
 
 
 def caused_by_data(exc: BaseException) -> bool:
@@ -166,8 +170,10 @@ class Writer:
     def __init__(self, name: str, redis: aioredis.Redis, queue: Queue,
                  pool: AsyncConnectionPool, streams: Streams, *, max_attempts: int,
                  stopping: asyncio.Event, known_months: set[date] | None = None,
-                 max_logs_per_round: int = MAX_LOGS_PER_ROUND) -> None:
+                 max_logs_per_round: int = MAX_LOGS_PER_ROUND,
+                 on_batch: BatchObserver | None = None) -> None:
         self.name = name
+        self.on_batch = on_batch
         self.redis = redis
         self.queue = queue
         self.pool = pool
@@ -372,6 +378,7 @@ class Writer:
         entries stay pending and are delivered again).
         """
         backoff = BACKOFF_FIRST_SECONDS
+        began = time.perf_counter()
         while True:
             try:
                 acks = await self._store(entries)
@@ -405,6 +412,9 @@ class Writer:
                 backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
         self._note_success()
         self.stored += done
+        if self.on_batch is not None:
+            dead = sum(len(a.dead) for project_acks in acks.values() for a in project_acks)
+            self.on_batch(done, time.perf_counter() - began, _oldest_ms(entries), dead)
         return done
 
     async def _drop_dead_connections(self) -> None:
@@ -560,6 +570,11 @@ def _dead(entry: Entry, index: int, error: str) -> DeadLetter:
     fingerprint = log.get("error_fingerprint")
     components = entry.components.get(fingerprint) if fingerprint else None
     return DeadLetter(error, orjson.dumps(log), orjson.dumps(components or {}))
+
+
+def _oldest_ms(entries: Sequence[Entry]) -> int:
+    """When the oldest of ``entries`` was queued (stream ids start with milliseconds)."""
+    return min((int(e.entry_id.split("-", 1)[0]) for e in entries), default=0)
 
 
 def _hours_by_project(entries: Sequence[Entry]) -> dict[str, set[int]]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 from ledger import bus
-from ledger.config import Settings
+from ledger.config import Settings, masked
 from ledger.daemons.base import GrpcDaemon
-from ledger.daemons.checks import require_schema
+from ledger.daemons.checks import postgres_health, require_schema
 from ledger.daemons.query.grouping_servicer import GroupingServicer
 from ledger.daemons.query.metrics_servicer import MetricsServicer
 from ledger.daemons.query.servicer import COUNT_GRACE_SECONDS, QueryServicer
@@ -46,6 +48,7 @@ class QueryDaemon(GrpcDaemon):
         super().__init__(settings)
         self.count_grace_seconds = count_grace_seconds
         self._servicer: QueryServicer | None = None
+        self._read_pool: AsyncConnectionPool | None = None
 
     async def start(self) -> None:
         """Check the schema, open the pool and Redis, bind and start the gRPC server."""
@@ -56,15 +59,32 @@ class QueryDaemon(GrpcDaemon):
         await require_schema(url, "logs")
         self._pool = async_pool(_with_timeout(url), name="query-logs", min_size=2, max_size=8)
         await open_pool(self._pool, url)
+        reads = self._pool
+        if settings.query_database_url:
+            # Reads from a replica; the writes (a group's status, grouping settings and
+            # merges) stay on the primary: a replica refuses them, and a person who just
+            # changed a rule must see it at once.
+            read_url = settings.query_database_url
+            self._read_pool = async_pool(_with_timeout(read_url), name="query-reads",
+                                         min_size=2, max_size=8)
+            try:
+                await open_pool(self._read_pool, read_url)
+            except BaseException:
+                self._read_pool = None
+                await self._close_clients()
+                raise
+            reads = self._read_pool
+            logger.info("query: reading from %s, writing to %s", masked(read_url), masked(url))
         self._redis = bus.client(settings.redis_url)
-        self._server = create_server("query", settings.internal_token, self._health)
-        self._servicer = QueryServicer(self._pool, self._redis, settings.auth_retention_days,
-                                       self.count_grace_seconds)
+        self._server = create_server("query", settings.internal_token, self._health,
+                                     observe=self.observe_rpcs)
+        self._servicer = QueryServicer(reads, self._redis, settings.auth_retention_days,
+                                       self.count_grace_seconds, write_pool=self._pool)
         query_pb2_grpc.add_QueryServiceServicer_to_server(self._servicer, self._server)
         grouping_pb2_grpc.add_GroupingServiceServicer_to_server(
             GroupingServicer(self._pool), self._server)
         metrics_pb2_grpc.add_MetricsServiceServicer_to_server(
-            MetricsServicer(self._pool, self._redis), self._server)
+            MetricsServicer(reads, self._redis), self._server)
         self.port = bind(self._server, settings.query_listen, "query")
         await self._server.start()
         logger.info("query: serving on port %d", self.port)
@@ -73,4 +93,15 @@ class QueryDaemon(GrpcDaemon):
         # The servicer's background counts use the pool: they end first.
         if self._servicer is not None:
             await self._servicer.close()
+        if self._read_pool is not None:
+            await self._read_pool.close()
+            self._read_pool = None
         await super()._close_clients()
+
+    async def _health(self) -> dict[str, str]:
+        if not self.settings.query_database_url:
+            return await super()._health()
+        # Concurrently: the whole report must fit in the gateway's deadline.
+        checks, reads = await asyncio.gather(super()._health(),
+                                             postgres_health(self._read_pool))
+        return {**checks, "postgres_reads": reads}

@@ -68,17 +68,22 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
     def __init__(self, pool: AsyncConnectionPool, redis: aioredis.Redis,
                  default_retention_days: int = 90,
-                 count_grace_seconds: float = COUNT_GRACE_SECONDS) -> None:
+                 count_grace_seconds: float = COUNT_GRACE_SECONDS, *,
+                 write_pool: AsyncConnectionPool | None = None) -> None:
+        """``pool`` serves the reads (a replica's, with LEDGER_QUERY_DATABASE_URL), and
+        ``write_pool`` (default: ``pool``) the one write, a group's status, on the primary."""
         self._pool = pool
+        self._write_pool = write_pool or pool
         self._redis = redis
         self._default_retention_days = default_retention_days
         self._count_grace = count_grace_seconds
         self._counts: dict[str, _SharedCount] = {}
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def _connection(self, *, write: bool = False,
+                          ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         try:
-            async with self._pool.connection() as conn:
+            async with (self._write_pool if write else self._pool).connection() as conn:
                 yield conn
         except psycopg.errors.QueryCanceled as exc:
             raise UnavailableError(
@@ -208,7 +213,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: query_pb2.UpdateErrorGroupStatusRequest, context: Context,
     ) -> query_pb2.UpdateErrorGroupStatusResponse:
         project_ids = _uuids("project_ids", request.project_ids)
-        async with self._connection() as conn:
+        async with self._connection(write=True) as conn:
             group = await error_groups.set_status(
                 conn, project_ids, request.group_id, request.status,
                 request.resolved_in_release or None)

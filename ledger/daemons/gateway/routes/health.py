@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from ledger import __version__
 from ledger.daemons.checks import redis_health
+from ledger.daemons.gateway.edge.breaker import CircuitBreaker
 from ledger.daemons.gateway.routes.responses import json_response
 from ledger.daemons.gateway.schemas.ingest import DeepHealthResponse, HealthResponse
 from ledger.daemons.gateway.state import Gateway
@@ -89,5 +90,7 @@ async def deep_health(request: Request) -> Response:
                                "version": __version__}
     if is_operator(request, gateway):
         body["checks"] = checks
-        body["breakers"] = {gateway.keys.breaker.name: gateway.keys.breaker.state.value}
+        breakers = [gateway.keys.breaker, gateway.query.guard]
+        body["breakers"] = {b.name: b.state.value for b in breakers
+                            if isinstance(b, CircuitBreaker)}
     return json_response(body, 200 if healthy else 503)

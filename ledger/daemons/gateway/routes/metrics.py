@@ -39,6 +39,9 @@ class Metrics:
         self.key_cache: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.sentry_items: defaultdict[str, int] = defaultdict(int)
         self.breaker_state: Callable[[], BreakerState] = lambda: BreakerState.CLOSED
+        self.query_breaker_state: Callable[[], BreakerState] = lambda: BreakerState.CLOSED
+        #: Open live (SSE) streams of this gateway; the lifespan points it at the hub.
+        self.sse_clients: Callable[[], int] = lambda: 0
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests[(route, method, status)] += 1
@@ -91,13 +94,21 @@ class Metrics:
         _family(lines, "ledger_auth_breaker_state", "gauge",
                 "Circuit breaker around the auth daemon: 1 for the current state.",
                 ((f'state="{s.value}"', int(s is current)) for s in BreakerState))
+        current = self.query_breaker_state()
+        _family(lines, "ledger_query_breaker_state", "gauge",
+                "Circuit breaker around the query daemon: 1 for the current state.",
+                ((f'state="{s.value}"', int(s is current)) for s in BreakerState))
+        _family(lines, "ledger_sse_clients", "gauge",
+                "Live streams (SSE: notifications and tails) open on this gateway.",
+                (("", self.sse_clients()),))
         return "\n".join(lines) + "\n"
 
 
 def _family(lines: list[str], name: str, kind: str, help_text: str,
             samples: Iterable[tuple[str, int | float]]) -> None:
     lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    lines += [f"{name}{{{labels}}} {value}" for labels, value in samples]
+    lines += [f"{name}{{{labels}}} {value}" if labels else f"{name} {value}"
+              for labels, value in samples]
 
 
 def _esc(value: str) -> str:

@@ -187,4 +187,4 @@ class DeepHealthResponse(BaseModel):
                           " each daemon's own checks as `<daemon>.<check>`.")
     breakers: dict[str, str] | None = Field(
         None, description="Operators only: each circuit breaker's state (`closed`, `open`,"
-                          " `half_open`), e.g. `auth`.")
+                          " `half_open`): `auth` and `query`.")

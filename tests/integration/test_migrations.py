@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from psycopg import sql
 
+from ledger.core import error_groups
 from ledger.db import migrate, partitions
 from ledger.errors import MigrationError
 from tests.conftest import create_database, drop_database
@@ -73,3 +75,21 @@ def test_release_comparison_orders_numerically(logs_db_url: str) -> None:
         for a, b, want in cases:
             got = conn.execute("SELECT ledger_release_cmp(%s, %s)", (a, b)).fetchone()
             assert got == (want,), (a, b)
+
+
+@pytest.mark.parametrize("collation", ["C", "und-x-icu"])
+def test_sql_and_python_release_orders_agree_under_any_collation(
+        logs_db_url: str, collation: str) -> None:
+    """The writer reopens groups in SQL, the alerts evaluator predicts it in Python: one order.
+
+    A database (or a column) with a linguistic collation must not change the text tie-break.
+    """
+    cases = [("1.10.0", "1.9.2"), ("v2", "v10"), ("1.0-b", "1.0-B"), ("1.0-beta", "1.0-Beta"),
+             ("1.0_a", "1.0-a"), ("1.0.a", "1.0a"), ("2.0", "2.0"), ("v\u0663", "v3"),
+             ("r" + "9" * 30, "r" + "9" * 29 + "8")]
+    query = sql.SQL("SELECT ledger_release_cmp(%s COLLATE {c}, %s COLLATE {c})").format(
+        c=sql.Identifier(collation))
+    with psycopg.connect(logs_db_url) as conn:
+        for a, b in cases + [(b, a) for a, b in cases]:
+            got = conn.execute(query, (a, b)).fetchone()
+            assert got == (error_groups.release_cmp(a, b),), (a, b)

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import secrets
-import sys
 import tempfile
 import time
 import uuid
@@ -33,21 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from harness import GENEROUS_LIMITS, import_tests, migrated_servers, percentile
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # for tests.stack and tests.alert_receivers
-
+import_tests()  # for tests.stack and tests.alert_receivers
 from tests.alert_receivers import WebhookReceiver  # noqa: E402
 from tests.stack import Stack  # noqa: E402
 
 FAST_ENV = {"LEDGER_ALERTS_RULES_REFRESH_SECONDS": "1", "LEDGER_ALERTS_INTERVAL_SECONDS": "5"}
 STATS = re.compile(r"alerts: (\d+) rule evaluations \((\d+) on events, (\d+) periodic\) in"
                    r" ([\d.]+) s")
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def load() -> str:
@@ -239,26 +233,14 @@ async def drain(stack: Stack, keys: list[str], project_ids: list[str],
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    from ledger.cli.db import migrate_all
-    from ledger.config import Settings
     from ledger.core.bootstrap import ensure_default_setup
-    from ledger.embedded import EmbeddedPostgres, EmbeddedRedis
 
     with tempfile.TemporaryDirectory(prefix="ledger-bench-alerts-") as tmp:
         workdir = Path(tmp)
-        postgres = EmbeddedPostgres(workdir / "pg")
-        postgres.start()
-        redis = EmbeddedRedis(workdir / "redis")
+        servers = contextlib.ExitStack()
         receiver = WebhookReceiver().start()
         try:
-            settings = Settings(
-                auth_database_url=postgres.url("ledger_auth"),
-                logs_database_url=postgres.url("ledger_logs"),
-                redis_url=redis.start(), internal_token=secrets.token_urlsafe(16),
-                jwt_secret=secrets.token_urlsafe(32), data_dir=workdir / "data",
-                auth_rate_limit_minute=10**9, auth_rate_limit_hour=10**9,
-                auth_daily_quota=10**12, queue_max_depth=1_000_000)
-            migrate_all(settings)
+            settings = servers.enter_context(migrated_servers(workdir, **GENEROUS_LIMITS))
             setup = await ensure_default_setup(settings)
             assert setup.full_key is not None
             await add_alerts(settings, setup.project.id, receiver, [{"kind": "new_group"}])
@@ -293,8 +275,7 @@ async def main_async(args: argparse.Namespace) -> None:
                           f" {d['evaluations_per_s']:.0f}/s; load {load()}")
         finally:
             receiver.stop()
-            redis.stop()
-            postgres.stop()
+            servers.close()
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -41,9 +40,9 @@ from urllib.parse import urlsplit
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from harness import GENEROUS_LIMITS, import_tests, migrated_servers, percentile, print_results
 
 STUB_PATH = "/api/v1/ingest/single"
-REPO = Path(__file__).resolve().parents[1]
 
 
 # -- a small HTTP/1.1 client ------------------------------------------------------------------
@@ -107,13 +106,6 @@ class Target:
     async def connections(self, count: int) -> list[Connection]:
         return list(await asyncio.gather(*(Connection.open(self.host, self.port)
                                            for _ in range(count))))
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def one_log(i: int = 0) -> dict[str, Any]:
@@ -288,30 +280,16 @@ def stub_process() -> Any:
 @contextlib.asynccontextmanager
 async def own_stack(workdir: Path) -> AsyncIterator[tuple[str, str, Any]]:
     """Embedded PostgreSQL + Redis, migrations, a project with generous limits, 3 daemons."""
-    from ledger.cli.db import migrate_all
-    from ledger.config import Settings
-    from ledger.core.bootstrap import ensure_default_setup
-    from ledger.embedded import EmbeddedPostgres, EmbeddedRedis
+    import psycopg
 
-    sys.path.insert(0, str(REPO))  # for tests.stack
+    from ledger.core.bootstrap import ensure_default_setup
+
+    import_tests()
     from tests.stack import Stack
 
-    postgres = EmbeddedPostgres(workdir / "pg")
-    postgres.start()
-    redis = EmbeddedRedis(workdir / "redis")
-    try:
-        settings = Settings(
-            auth_database_url=postgres.url("ledger_auth"),
-            logs_database_url=postgres.url("ledger_logs"),
-            redis_url=redis.start(), internal_token=secrets.token_urlsafe(16),
-            jwt_secret=secrets.token_urlsafe(32), data_dir=workdir / "data",
-            auth_rate_limit_minute=10**9, auth_rate_limit_hour=10**9,
-            auth_daily_quota=10**12, queue_max_depth=1_000_000,
-        )
-        migrate_all(settings)
+    with migrated_servers(workdir, **GENEROUS_LIMITS) as settings:
         setup = await ensure_default_setup(settings)
         assert setup.full_key is not None
-        import psycopg
 
         async def count_rows() -> int:
             async with await psycopg.AsyncConnection.connect(
@@ -323,9 +301,30 @@ async def own_stack(workdir: Path) -> AsyncIterator[tuple[str, str, Any]]:
         with Stack(settings, workdir / "stack") as stack:
             stack.start("auth", "ingest", "gateway")
             yield stack.url, setup.full_key, count_rows
-    finally:
-        redis.stop()
-        postgres.stop()
+
+
+#: A benchmark's body: (gateway url, key, count of stored rows or None, own stack's folder).
+StackRun = Callable[[str, str, Callable[[], Awaitable[int]] | None, Path | None],
+                    Awaitable[None]]
+
+
+def run_on_stack(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 run: StackRun) -> None:
+    """``run`` against ``--url`` (with ``--api-key``), or against a stack of its own."""
+    import uvloop
+
+    if args.url:
+        if not args.api_key:
+            parser.error("--url needs --api-key")
+        uvloop.run(run(args.url, args.api_key, None, None))
+        return
+
+    async def self_contained() -> None:
+        with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+            async with own_stack(Path(tmp)) as (url, key, count_rows):
+                await run(url, key, count_rows, Path(tmp))
+
+    uvloop.run(self_contained())
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -366,11 +365,7 @@ async def run(args: argparse.Namespace, url: str, key: str,
                  f" max {max(gw_lat):.1f} ms (achieved {gw_rate:,.0f}/s, {lat_errors} non-2xx)"))
     rows.append(("machine load (1/5/15 min)",
                  " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"))
-    width = max(len(name) for name, _ in rows)
-    print(f"\n{'measure'.ljust(width)}  result")
-    print(f"{'-' * width}  {'-' * 60}")
-    for name, value in rows:
-        print(f"{name.ljust(width)}  {value}")
+    print_results(rows)
 
 
 def main() -> None:
@@ -389,20 +384,7 @@ def main() -> None:
     if args.serve_stub:
         serve_stub(args.serve_stub)
         return
-    import uvloop
-
-    if args.url:
-        if not args.api_key:
-            parser.error("--url needs --api-key")
-        uvloop.run(run(args, args.url, args.api_key, None))
-        return
-
-    async def self_contained() -> None:
-        with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
-            async with own_stack(Path(tmp)) as (url, key, count_rows):
-                await run(args, url, key, count_rows)
-
-    uvloop.run(self_contained())
+    run_on_stack(parser, args, lambda url, key, count_rows, _: run(args, url, key, count_rows))
 
 
 if __name__ == "__main__":

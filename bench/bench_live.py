@@ -25,8 +25,6 @@ import argparse
 import asyncio
 import contextlib
 import re
-import secrets
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -37,18 +35,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from harness import GENEROUS_LIMITS, import_tests, migrated_servers, percentile
 
-REPO = Path(__file__).resolve().parents[1]
 STREAM = "/api/v1/notifications/stream"
 MARKER = re.compile(rb"bench-(\d+)-(\d+)")
 TARGET_P99_MS = 30.0
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -244,36 +235,18 @@ async def fan_out(host: str, port: int, key: str, counts: list[int], errors: int
 @contextlib.asynccontextmanager
 async def own_stack(workdir: Path, max_streams: int) -> AsyncIterator[tuple[str, str, str, str]]:
     """Embedded PostgreSQL + Redis, migrations, a project with generous limits, 3 daemons."""
-    from ledger.cli.db import migrate_all
-    from ledger.config import Settings
     from ledger.core.bootstrap import ensure_default_setup
-    from ledger.embedded import EmbeddedPostgres, EmbeddedRedis
 
-    sys.path.insert(0, str(REPO))  # for tests.stack
+    import_tests()
     from tests.stack import Stack
 
-    postgres = EmbeddedPostgres(workdir / "pg")
-    postgres.start()
-    redis = EmbeddedRedis(workdir / "redis")
-    try:
-        settings = Settings(
-            auth_database_url=postgres.url("ledger_auth"),
-            logs_database_url=postgres.url("ledger_logs"),
-            redis_url=redis.start(), internal_token=secrets.token_urlsafe(16),
-            jwt_secret=secrets.token_urlsafe(32), data_dir=workdir / "data",
-            auth_rate_limit_minute=10**9, auth_rate_limit_hour=10**9,
-            auth_daily_quota=10**12, queue_max_depth=1_000_000,
-            gateway_max_live_streams=max_streams,
-        )
-        migrate_all(settings)
+    with migrated_servers(workdir, **GENEROUS_LIMITS,
+                          gateway_max_live_streams=max_streams) as settings:
         setup = await ensure_default_setup(settings)
         assert setup.full_key is not None
         with Stack(settings, workdir / "stack") as stack:
             stack.start("auth", "ingest", "gateway")
             yield stack.url, setup.full_key, str(settings.redis_url), setup.project.id
-    finally:
-        redis.stop()
-        postgres.stop()
 
 
 async def run(args: argparse.Namespace, url: str, key: str, redis_url: str | None,

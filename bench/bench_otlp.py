@@ -36,7 +36,8 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import Connection, Target, drained, one_log, own_stack, percentile
+from bench_ingest import Connection, Target, drained, one_log, own_stack
+from harness import percentile
 
 
 def daemon_cpu() -> dict[str, float]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from bench_ingest import Connection, Target, drained, fixed_rate, own_stack, percentile
+from bench_ingest import Connection, Target, drained, fixed_rate, run_on_stack
+from harness import percentile, print_results
 
 from ledger.core import sentry
 
@@ -225,11 +225,7 @@ async def run(args: argparse.Namespace, url: str, key: str,
          "before " + " / ".join(f"{x:.2f}" for x in load_before) + ", after "
          + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"),
     ]
-    width = max(len(name) for name, _ in rows)
-    print(f"\n{'measure'.ljust(width)}  result")
-    print(f"{'-' * width}  {'-' * 60}")
-    for name, value in rows:
-        print(f"{name.ljust(width)}  {value}")
+    print_results(rows)
 
 
 def main() -> None:
@@ -241,20 +237,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="envelopes/s, latency phase")
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    import uvloop
-
-    if args.url:
-        if not args.api_key:
-            parser.error("--url needs --api-key")
-        uvloop.run(run(args, args.url, args.api_key, None))
-        return
-
-    async def self_contained() -> None:
-        with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
-            async with own_stack(Path(tmp)) as (url, key, count_rows):
-                await run(args, url, key, count_rows, Path(tmp))
-
-    uvloop.run(self_contained())
+    run_on_stack(parser, args, lambda url, key, count_rows, workdir: run(
+        args, url, key, count_rows, workdir))
 
 
 if __name__ == "__main__":

@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import secrets
-import sys
 import tempfile
 import time
 import uuid
@@ -36,43 +34,21 @@ from typing import Any
 
 import httpx
 import orjson
+from harness import import_tests, migrated_servers, percentile
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "correct horse battery"
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 @contextlib.contextmanager
 def own_stack(workdir: Path) -> Iterator[str]:
     """Embedded PostgreSQL and Redis, migrations, and the four daemons the view needs."""
-    from ledger.cli.db import migrate_all
-    from ledger.config import Settings
-    from ledger.embedded import EmbeddedPostgres, EmbeddedRedis
-
-    sys.path.insert(0, str(REPO))  # for tests.stack
+    import_tests()
     from tests.stack import Stack
 
-    postgres = EmbeddedPostgres(workdir / "pg")
-    postgres.start()
-    redis = EmbeddedRedis(workdir / "redis")
-    try:
-        settings = Settings(
-            auth_database_url=postgres.url("ledger_auth"),
-            logs_database_url=postgres.url("ledger_logs"),
-            redis_url=redis.start(), internal_token=secrets.token_urlsafe(16),
-            jwt_secret=secrets.token_urlsafe(32), data_dir=workdir / "data")
-        migrate_all(settings)
-        with Stack(settings, workdir / "stack") as stack:
-            stack.start("auth", "ingest", "query", "gateway")
-            yield stack.url
-    finally:
-        redis.stop()
-        postgres.stop()
+    with migrated_servers(workdir) as settings, Stack(settings, workdir / "stack") as stack:
+        stack.start("auth", "ingest", "query", "gateway")
+        yield stack.url
 
 
 def provision(url: str) -> tuple[dict[str, Any], str, str]:

@@ -182,7 +182,8 @@ VARIABLES: tuple[Variable, ...] = (
              "How long a gateway keeps a validated API key in memory."),
     Variable("LEDGER_GATEWAY_MAX_LIVE_STREAMS", "gateway_max_live_streams", 20,
              lambda n, r: _int(n, r, 1),
-             "Live (SSE) streams one API key, project or account may hold open on one gateway."),
+             "Live (SSE) streams one API key, one project or one account (all its projects"
+             " keys and its own sessions together) may hold open on one gateway."),
     Variable("LEDGER_GATEWAY_TRUSTED_PROXIES", "gateway_trusted_proxies", (), _networks,
              "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For"
              " names the client; unset: none, the socket's peer is the client (throttles"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from ledger.daemons.ingest import IngestDaemon, create
 from ledger.proto import ingest_pb2
 from ledger.queue import names
 from ledger.rpc.ingest_client import IngestClient
+from tests.waiting import wait_until
 
 SINGLE = ingest_pb2.INGEST_SHAPE_SINGLE
 BATCH = ingest_pb2.INGEST_SHAPE_BATCH
@@ -90,15 +90,9 @@ def queue_depth(redis_url: str, project_id: str) -> int:
 
 async def eventually(check: Callable[[], Any], *, timeout: float = 10.0,
                      interval: float = 0.05) -> Any:
-    """Poll ``check`` (sync; run in a thread) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(check)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s (last value {value!r})")
-        await asyncio.sleep(interval)
+    """``wait_until`` for a blocking ``check``: run in a thread, so the loop keeps serving."""
+    return await wait_until(lambda: asyncio.to_thread(check), "the checked condition held",
+                            timeout=timeout, interval=interval)
 
 
 async def stored(url: str, project_id: str, count: int, *, timeout: float = 10.0) -> None:

@@ -97,6 +97,9 @@ class KeyIdentity:
     retention_days: int
     #: The project's numeric id in Sentry DSNs (``projects.dsn_id``).
     project_dsn_id: int = 0
+    #: The account owning the project: budgets shared by all of an account's projects (its
+    #: live streams) are counted against it. Empty in a cache entry written before it existed.
+    account_id: str = ""
 
     def to_json(self) -> bytes:
         """Serialise for a cache entry."""
@@ -106,6 +109,7 @@ class KeyIdentity:
             "scopes": list(self.scopes), "rate_limit_minute": self.rate_limit_minute,
             "rate_limit_hour": self.rate_limit_hour, "daily_quota": self.daily_quota,
             "retention_days": self.retention_days, "project_dsn_id": self.project_dsn_id,
+            "account_id": self.account_id,
         })
 
     @classmethod
@@ -121,8 +125,10 @@ class KeyIdentity:
                 rate_limit_hour=int(raw["rate_limit_hour"]),
                 daily_quota=int(raw["daily_quota"]), retention_days=int(raw["retention_days"]),
                 project_dsn_id=int(raw["project_dsn_id"]),
+                # Entries cached before the field existed stay readable (they expire in 10 min).
+                account_id=str(raw.get("account_id", "")),
             )
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a cached key identity: {exc}") from exc
 
     def allows(self, scope: str) -> bool:
@@ -321,7 +327,7 @@ SELECT k.id, k.secret_hash, k.scopes, k.status, k.last_used_at,
        coalesce(k.rate_limit_minute, p.rate_limit_minute) AS rate_limit_minute,
        coalesce(k.rate_limit_hour, p.rate_limit_hour) AS rate_limit_hour,
        p.id AS project_id, p.slug, p.name AS project_name, p.daily_quota, p.retention_days,
-       p.dsn_id
+       p.dsn_id, p.account_id
 FROM api_keys k JOIN projects p ON p.id = k.project_id
 WHERE k.key_id = %s
 """
@@ -354,7 +360,7 @@ async def validate_key(conn: Conn, redis: aioredis.Redis, full_key: str) -> KeyI
         project_name=row["project_name"], scopes=tuple(row["scopes"]),
         rate_limit_minute=row["rate_limit_minute"], rate_limit_hour=row["rate_limit_hour"],
         daily_quota=row["daily_quota"], retention_days=row["retention_days"],
-        project_dsn_id=row["dsn_id"],
+        project_dsn_id=row["dsn_id"], account_id=str(row["account_id"]),
     )
     digest = key_digest(full_key)
     await _cache(redis, identity, digest)

@@ -2,8 +2,12 @@
 
 Every rule of error groups lives here. Writing (called by the ingest writers, one row per project
 and fingerprint): a group's title, the events of a batch folded per group, the upsert of their
-counts and the regression rule (DESIGN §6; the release order it uses is the SQL function
-``ledger_release_cmp``, so that the rule runs inside PostgreSQL under the rows' locks).
+counts and the regression rule (DESIGN §6). The rule runs inside PostgreSQL, in the UPDATE that
+holds the rows' locks (a Python decision would need SELECT … FOR UPDATE and a second round
+trip per batch), so its release order exists twice: ``release_cmp`` here, and the SQL function
+``ledger_release_cmp`` (migration logs/0004) that the UPDATE calls. ``reopens`` is the rule in
+Python, for the alerts evaluator that predicts what the writer did; a test holds the two
+orders equal.
 
 Reading: groups are listed per project (by last seen or by event count), shown with an
 explanation built from the fingerprint components (DESIGN §6), and moved between
@@ -14,6 +18,7 @@ and ``ignored``.
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -330,6 +335,32 @@ WHERE g.status = 'resolved' AND g.project_id = r.project_id AND g.fingerprint = 
   AND (r.release IS NULL OR g.resolved_in_release IS NULL
        OR ledger_release_cmp(r.release, g.resolved_in_release) >= 0)
 """
+
+
+#: The numeric parts of a release ("v1.10.0-rc2": 1, 10, 0, 2); ASCII digits only, as in SQL.
+_RELEASE_NUMBERS = re.compile(r"[0-9]+")
+
+
+def release_cmp(a: str, b: str) -> int:
+    """DESIGN §6 release order: numeric parts first (1.10.0 > 1.9.2), then code-point text.
+
+    -1, 0 or 1, as ``ledger_release_cmp`` in SQL answers (parts cut to 18 digits in both).
+    """
+    na = [int(d[:18]) for d in _RELEASE_NUMBERS.findall(a)]
+    nb = [int(d[:18]) for d in _RELEASE_NUMBERS.findall(b)]
+    if na != nb:
+        return -1 if na < nb else 1
+    return 0 if a == b else (-1 if a < b else 1)
+
+
+def reopens(group: Mapping[str, Any], event: Mapping[str, Any], at: datetime) -> bool:
+    """DESIGN §6, as ``_REGRESS_GROUPS`` applies it: would an event seen ``at`` reopen the
+    resolved ``group``?"""
+    resolved_at = group.get("resolved_at")
+    if resolved_at is not None and at <= resolved_at:
+        return False
+    release, resolved_in = event.get("release"), group.get("resolved_in_release")
+    return release is None or resolved_in is None or release_cmp(release, resolved_in) >= 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,6 +172,7 @@ class KeyIdentity(_message.Message):
     DAILY_QUOTA_FIELD_NUMBER: _builtins.int
     RETENTION_DAYS_FIELD_NUMBER: _builtins.int
     PROJECT_DSN_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     project_id: _builtins.str
     project_slug: _builtins.str
@@ -182,6 +183,8 @@ class KeyIdentity(_message.Message):
     retention_days: _builtins.int
     project_dsn_id: _builtins.int
     """the project's numeric id in Sentry DSNs"""
+    account_id: _builtins.str
+    """the account owning the project (budgets shared by its projects, e.g. live streams)"""
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -197,10 +200,11 @@ class KeyIdentity(_message.Message):
         daily_quota: _builtins.int = ...,
         retention_days: _builtins.int = ...,
         project_dsn_id: _builtins.int = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily_quota", b"daily_quota", "key_id", b"key_id", "project_dsn_id", b"project_dsn_id", "project_id", b"project_id", "project_name", b"project_name", "project_slug", b"project_slug", "rate_limit_hour", b"rate_limit_hour", "rate_limit_minute", b"rate_limit_minute", "retention_days", b"retention_days", "scopes", b"scopes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "daily_quota", b"daily_quota", "key_id", b"key_id", "project_dsn_id", b"project_dsn_id", "project_id", b"project_id", "project_name", b"project_name", "project_slug", b"project_slug", "rate_limit_hour", b"rate_limit_hour", "rate_limit_minute", b"rate_limit_minute", "retention_days", b"retention_days", "scopes", b"scopes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

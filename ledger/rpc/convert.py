@@ -51,6 +51,7 @@ def identity_to_proto(identity: KeyIdentity) -> auth_pb2.KeyIdentity:
         scopes=list(identity.scopes), rate_limit_minute=identity.rate_limit_minute,
         rate_limit_hour=identity.rate_limit_hour, daily_quota=identity.daily_quota,
         retention_days=identity.retention_days, project_dsn_id=identity.project_dsn_id,
+        account_id=identity.account_id,
     )
 
 
@@ -62,6 +63,7 @@ def identity_from_proto(message: auth_pb2.KeyIdentity) -> KeyIdentity:
         scopes=tuple(message.scopes), rate_limit_minute=message.rate_limit_minute,
         rate_limit_hour=message.rate_limit_hour, daily_quota=message.daily_quota,
         retention_days=message.retention_days, project_dsn_id=message.project_dsn_id,
+        account_id=message.account_id,
     )
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from psycopg.rows import dict_row
@@ -19,6 +20,15 @@ from ledger.core import api_keys
 from ledger.core.bootstrap import ensure_default_setup
 from ledger.db import partitions
 from tests.stack import Stack
+from tests.waiting import wait_until_blocking
+
+
+def wait_queue_drained(url: str, key: str, timeout: float = 15.0) -> None:
+    """Until the key's project has nothing queued: everything accepted is in PostgreSQL."""
+    wait_until_blocking(
+        lambda: httpx.get(f"{url}/api/v1/queue/depth",
+                          headers={"X-API-Key": key}).json()["queue_depth"] == 0,
+        "the project's queue drained", timeout=timeout, interval=0.1)
 
 
 @dataclass
@@ -45,6 +55,10 @@ class RunningStack:
                 if len(rows) >= count or time.monotonic() > deadline:
                     return rows
                 time.sleep(0.1)
+
+    def wait_drained(self) -> None:
+        """Until this project's queue is empty."""
+        wait_queue_drained(self.url, self.key)
 
     def with_marker(self, marker: str, count: int,
                     deadline_seconds: float = 15) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from ledger.config import Settings
 from ledger.daemons.analytics import create
 from ledger.db import partitions
 from tests.stack import Stack
+from tests.waiting import wait_until_blocking
 
 
 def test_prune_of_a_daemon_built_before_the_loop_drops_old_partitions(
@@ -54,7 +55,6 @@ def _history(redis_url: str) -> list[dict[str, object]]:
 def test_two_analytics_processes_run_each_job_exactly_once(
         settings: Settings, tmp_path: Path) -> None:
     import subprocess
-    import time
 
     from tests.stack import LEDGER
 
@@ -68,15 +68,13 @@ def test_two_analytics_processes_run_each_job_exactly_once(
                                               stdout=out, stderr=subprocess.STDOUT,
                                               cwd=tmp_path))
         try:
-            deadline = time.monotonic() + 60
-            while True:  # until both copies have taken turns at the frequent jobs a few times
-                runs = _history(str(settings.redis_url))
-                rollups = [r for r in runs if r["job"] == "rollup"]
-                if len(rollups) >= 10 and len({r["owner"] for r in rollups}) == 2:
-                    break
-                assert time.monotonic() < deadline, runs
-                assert all(p.poll() is None for p in procs)
-                time.sleep(0.1)
+            def took_turns() -> bool:
+                assert all(p.poll() is None for p in procs), "an analytics copy exited"
+                rollups = [r for r in _history(str(settings.redis_url)) if r["job"] == "rollup"]
+                return len(rollups) >= 10 and len({r["owner"] for r in rollups}) == 2
+
+            wait_until_blocking(took_turns, "both copies took turns at the rollup a few times",
+                                timeout=60, interval=0.1)
         finally:
             for p in procs:
                 p.terminate()

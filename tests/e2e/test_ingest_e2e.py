@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from ledger.config import Settings
 from ledger.core.bootstrap import ensure_default_setup
 from ledger.db import partitions
+from tests.e2e.conftest import wait_queue_drained
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -107,11 +108,7 @@ def test_a_batch_of_1000_is_stored_field_for_field(stack: tuple[Stack, str]) -> 
     again = httpx.post(f"{running.url}/api/v1/ingest/batch", json={"logs": sent[:10]},
                        headers={"X-API-Key": key}, timeout=30)
     assert again.status_code == 202
-    depth_deadline = time.monotonic() + 10
-    while httpx.get(f"{running.url}/api/v1/queue/depth",
-                    headers={"X-API-Key": key}).json()["queue_depth"]:
-        assert time.monotonic() < depth_deadline
-        time.sleep(0.1)
+    wait_queue_drained(running.url, key, timeout=10)
     assert len(stored(running.settings, [r["log_id"] for r in sent[:10]], 0)) == 10
 
 

@@ -246,11 +246,7 @@ def test_a_resent_request_is_stored_once(running_stack: RunningStack) -> None:
         response = httpx.post(f"{running_stack.url}/v1/logs", content=body, headers=headers,
                               timeout=30)
         assert response.status_code == 200
-    deadline = time.monotonic() + 15
-    while httpx.get(f"{running_stack.url}/api/v1/queue/depth",
-                    headers={"X-API-Key": running_stack.key}).json()["queue_depth"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    running_stack.wait_drained()
     assert len(running_stack.with_marker(marker, 20, deadline_seconds=0)) == 20
 
 

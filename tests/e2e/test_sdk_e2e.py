@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,15 +26,6 @@ pytestmark = pytest.mark.e2e
 
 def _client(stack: RunningStack, **options: Any) -> Ledger:
     return Ledger(api_key=stack.key, url=stack.url, **options)
-
-
-def _drained(stack: RunningStack) -> None:
-    """Wait until the project's queue is empty (everything accepted is in PostgreSQL)."""
-    deadline = time.monotonic() + 15
-    while httpx.get(f"{stack.url}/api/v1/queue/depth",
-                    headers={"X-API-Key": stack.key}).json()["queue_depth"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
 
 
 def test_logs_exceptions_and_endpoints_land(running_stack: RunningStack) -> None:
@@ -133,7 +123,7 @@ def test_a_429_is_retried_after_retry_after_and_stored_once(
     assert client.close(timeout=20)
     assert flaky.requests == 2  # the lost answer, then the retry
     assert client.sent == 5
-    _drained(running_stack)
+    running_stack.wait_drained()
     rows = running_stack.with_marker(marker, 5, deadline_seconds=0)
     assert sorted(row["message"] for row in rows) == [f"{marker} {i}" for i in range(5)]
 
@@ -344,7 +334,7 @@ def test_a_forked_child_sends_its_own_logs_and_not_its_parents(running_stack: Ru
     assert os.waitstatus_to_exitcode(status) == 0
     client.info(f"{marker} parent after fork")
     assert client.close()
-    _drained(running_stack)
+    running_stack.wait_drained()
     rows = running_stack.with_marker(marker, 3, deadline_seconds=0)
     assert sorted(row["message"] for row in rows) == sorted(
         f"{marker} {what}" for what in ("parent before fork", "child", "parent after fork"))

@@ -26,6 +26,7 @@ from ledger.config import Settings
 from ledger.core import sentry
 from ledger.core.bootstrap import ensure_default_setup
 from ledger.db import partitions
+from tests.e2e.conftest import wait_queue_drained
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -138,9 +139,10 @@ def test_sdk_retry_of_one_event_is_stored_once(dsn_stack: tuple[Stack, str],
                             headers={"X-Sentry-Auth": f"Sentry sentry_version=7, sentry_key={key}"})
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"id": event_id}
-    rows = rows_for(settings, 1)
-    time.sleep(1.0)  # give a wrongly duplicated copy the time to land
-    rows = rows_for(settings, 1)
+    rows_for(settings, 1)
+    # Once nothing is queued, every copy that was accepted has reached the writers.
+    wait_queue_drained(stack.url, key)
+    rows = rows_for(settings, 1, deadline_seconds=0)
     assert [r["id"] for r in rows] == [uuid.UUID(event_id)]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from ledger.config import Settings
 from ledger.queue import names
 from tests.live_support import error_body, provision
 from tests.stack import LEDGER, Stack
+from tests.waiting import wait_until_blocking
 
 pytestmark = pytest.mark.e2e
 
@@ -44,11 +44,9 @@ def pipeline(stack: Stack, key: str, *args: str) -> subprocess.Popen[bytes]:
 def wait_subscribed(settings: Settings, channel: str, timeout: float = 20.0) -> None:
     """Until a gateway subscribed to ``channel``: the tail is then connected."""
     client = redis.Redis.from_url(str(settings.redis_url))
-    deadline = time.monotonic() + timeout
     try:
-        while not client.pubsub_numsub(channel)[0][1]:
-            assert time.monotonic() < deadline, f"nobody subscribed to {channel}"
-            time.sleep(0.05)
+        wait_until_blocking(lambda: client.pubsub_numsub(channel)[0][1],
+                            f"somebody subscribed to {channel}", timeout=timeout)
     finally:
         client.close()
 

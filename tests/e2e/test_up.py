@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from ledger.embedded import free_port
+from tests.waiting import wait_until_blocking
 
 pytestmark = pytest.mark.e2e
 
@@ -130,10 +131,8 @@ def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
         assert len(pids) == 1, pids
         os.kill(int(pids[0]), signal.SIGKILL)
         first.read_until("ingest restarted", timeout=30)
-        deadline = time.monotonic() + 30
-        while _ingest(url, key, "after restart").status_code != 202:
-            assert time.monotonic() < deadline, first.output
-            time.sleep(0.3)
+        wait_until_blocking(lambda: _ingest(url, key, "after restart").status_code == 202,
+                            "the restarted ingest accepts logs", interval=0.3)
         assert _count(_state(tmp_path)["logs_database_url"], "after restart") >= 1
     finally:
         code = first.interrupt()

@@ -10,8 +10,7 @@ it accepted with 202 meanwhile is stored once.
 from __future__ import annotations
 
 import signal
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 from ledger.config import Settings
 from tests.faults.support import account, logs, post_batch, stored_ids, wait_stored
 from tests.stack import Stack
+from tests.waiting import wait_until_blocking
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +32,8 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[Stack]:
         yield running
 
 
-def _until(check: object, what: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
+def _until(check: Callable[[], object], what: str, seconds: float = 30.0) -> None:
+    wait_until_blocking(check, what, timeout=seconds, interval=0.2)
 
 
 def test_a_hung_query_daemon_costs_reads_one_deadline_then_none(stack: Stack,

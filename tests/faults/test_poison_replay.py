@@ -8,7 +8,6 @@ The "poison" is a CHECK constraint the test adds, the stand-in for any row Postg
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ import pytest
 from ledger.config import Settings
 from tests.faults.support import account, logs, post_batch, stored, stored_ids, wait_stored
 from tests.stack import LEDGER, Stack
+from tests.waiting import wait_until_blocking
 
 pytestmark = pytest.mark.e2e
 
@@ -45,10 +45,9 @@ def test_a_poison_log_is_dead_lettered_then_replayed_and_stored_once(
             assert post_batch(http, key, batch).status_code == 202
         sent = {str(r["log_id"]) for r in batch}
         wait_stored(url, project["id"], 99)
-        deadline = time.monotonic() + 30
-        while not (letters := orjson.loads(_cli(stack, "queue", "dead-letters", "--json"))):
-            assert time.monotonic() < deadline, "no dead letter recorded"
-            time.sleep(0.2)
+        letters = wait_until_blocking(
+            lambda: orjson.loads(_cli(stack, "queue", "dead-letters", "--json")),
+            "a dead letter is recorded", interval=0.2)
         assert [d["log"]["id"] for d in letters] == [batch[37]["log_id"]]
         assert "no_poison" in letters[0]["error"]
         with psycopg.connect(url, autocommit=True) as conn:

@@ -9,7 +9,6 @@ gateway does. A reader keeps the query daemon busy meanwhile.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from ledger.config import Settings
 from tests.faults.support import account, logs, post_batch, stored_ids, wait_stored
 from tests.stack import Stack
+from tests.waiting import wait_until_blocking
 
 pytestmark = pytest.mark.e2e
 
@@ -88,10 +88,9 @@ class Load:
 
 
 def _wait_for(load: Load, more_than: int) -> None:
-    deadline = time.monotonic() + 30
-    while len(load.accepted) <= more_than:
-        assert time.monotonic() < deadline, load.answers
-        time.sleep(0.1)
+    wait_until_blocking(lambda: len(load.accepted) > more_than,
+                        f"more than {more_than} accepted (answers: {load.answers})",
+                        interval=0.1)
 
 
 def test_sigterm_each_daemon_under_load_exits_0_and_loses_nothing(

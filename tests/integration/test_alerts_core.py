@@ -23,6 +23,7 @@ from ledger.core.alerts.evaluate import Notification
 from ledger.errors import ConflictError, InvalidInputError, NotFoundError
 from tests.alert_receivers import WebhookReceiver
 from tests.logrows import insert_group, insert_logs, log
+from tests.waiting import wait_until
 
 P = str(uuid.uuid4())
 EXPIRES = timedelta(hours=24)
@@ -408,16 +409,10 @@ async def test_a_deleted_stream_gets_its_group_back(
     task = asyncio.create_task(evaluator.run(stopping))
     try:
         stream = names.notifications_stream(P)
-        for _ in range(100):
-            if await aredis.exists(stream):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: aredis.exists(stream), "the evaluator's group exists")
         await aredis.delete(stream)  # e.g. an operator's cleanup: the group goes with it
         await aredis.xadd(stream, {"data": orjson.dumps(note("after").event)})
-        for _ in range(200):
-            if await history.list_alerts(conn, [P]):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: history.list_alerts(conn, [P]), "an alert is recorded")
         assert [a["subject"] for a in await history.list_alerts(conn, [P])] == ["after"]
     finally:
         stopping.set()

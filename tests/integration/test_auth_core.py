@@ -66,7 +66,7 @@ async def test_created_key_validates_and_is_cached_under_its_digest(
     assert identity == api_keys.KeyIdentity(
         key_id=key_id, project_id=project.id, project_slug="shop", project_name="Shop API",
         scopes=("ingest", "read"), rate_limit_minute=60, rate_limit_hour=600, daily_quota=5000,
-        retention_days=30, project_dsn_id=project.dsn_id)
+        retention_days=30, project_dsn_id=project.dsn_id, account_id=project.account_id)
     assert project.dsn_id > 0  # numbered by the sequence of migration 0002
 
     digest = api_keys.key_digest(full_key)

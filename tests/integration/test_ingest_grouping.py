@@ -22,6 +22,7 @@ from ledger.daemons.ingest.service import PREPARE_INLINE_BYTES
 from ledger.embedded import free_port
 from ledger.queue import names
 from tests.ingest_support import error_log, log, running_ingest, send
+from tests.waiting import wait_until
 
 
 async def test_the_cache_reads_rules_and_merges_and_rereads_after_its_ttl(
@@ -78,8 +79,8 @@ async def test_a_big_request_is_prepared_while_the_event_loop_runs(
     monkeypatch.setattr(service, "prepare", prepare)
     async with running_ingest(settings, ingest_writers=0) as (_, client):
         big_task = asyncio.create_task(send(client, project, big))
-        while not started.is_set():
-            await asyncio.sleep(0.001)
+        await wait_until(started.is_set, "the big request's preparation started",
+                         interval=0.001)
         small = await send(client, project, {"logs": [log(1)]})
         assert small.accepted == 1
         assert not big_task.done()  # answered while the big request was still being prepared

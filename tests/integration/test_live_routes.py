@@ -222,10 +222,47 @@ async def test_more_keys_of_a_project_do_not_buy_more_streams(env: Env) -> None:
     response = await env.http.get("/api/v1/logs/tail", headers={"X-API-Key": third_key})
     assert response.status_code == 429
     assert "too many live streams open for this project" in response.json()["detail"]
-    # Another project's key is not affected.
-    other = env.source("/api/v1/logs/tail", slug="beta").stream()
+    # Another account's project is not affected.
+    stranger = await accounts.register(env.conn, "stranger@example.com", "correct horse battery")
+    gamma = await projects.create_project(env.conn, account_id=stranger.id, name="gamma",
+                                          slug="gamma")
+    _, gamma_key = await api_keys.create_key(env.conn, gamma.id, "test")
+    other = EventSource(f"{env.url}/api/v1/logs/tail", headers={"X-API-Key": gamma_key},
+                        retry_seconds=0.05).stream()
     await connected(other)
     for stream in (first, second, other):
+        await stream.aclose()
+
+
+async def test_more_projects_of_an_account_do_not_buy_more_streams(env: Env) -> None:
+    """Issue 9 item 17: the budget holds per account across its projects' keys and its token."""
+    env.live.max_streams = 2
+    first = env.source("/api/v1/logs/tail", slug="alpha").stream()
+    second = env.source("/api/v1/logs/tail", slug="beta").stream()
+    await connected(first)
+    await connected(second)
+    # Each key and each project holds one stream only: the account's budget is what is spent.
+    _, another_beta_key = await api_keys.create_key(env.conn, env.project_ids["beta"], "more")
+    response = await env.http.get("/api/v1/logs/tail", headers={"X-API-Key": another_beta_key})
+    assert response.status_code == 429
+    assert response.json()["detail"] == ("too many live streams open for this account"
+                                         " (2 per gateway): close one and retry")
+    assert response.headers["Retry-After"] == "5"
+    # The account's own token spends the same budget.
+    login = await env.http.post("/api/v1/accounts/login", json={
+        "email": "live@example.com", "password": "correct horse battery"})
+    assert login.status_code == 200, login.text
+    bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    response = await env.http.get("/api/v1/notifications/stream", headers=bearer)
+    assert response.status_code == 429
+    assert "for this account" in response.json()["detail"]
+    await first.aclose()
+    await wait_until(lambda: sum((env.live.streams or {}).values()) <= 3,
+                     "a closed stream released its slots")
+    third = EventSource(f"{env.url}/api/v1/logs/tail", headers={"X-API-Key": another_beta_key},
+                        retry_seconds=0.05).stream()
+    await connected(third)
+    for stream in (second, third):
         await stream.aclose()
 
 

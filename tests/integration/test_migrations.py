@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from psycopg import sql
 
+from ledger.core import error_groups
 from ledger.db import migrate, partitions
 from ledger.errors import MigrationError
 from tests.conftest import create_database, drop_database
@@ -73,3 +75,25 @@ def test_release_comparison_orders_numerically(logs_db_url: str) -> None:
         for a, b, want in cases:
             got = conn.execute("SELECT ledger_release_cmp(%s, %s)", (a, b)).fetchone()
             assert got == (want,), (a, b)
+
+
+def test_sql_and_python_release_orders_agree_under_any_collation(logs_db_url: str) -> None:
+    """The writer reopens groups in SQL, the alerts evaluator predicts it in Python: one order.
+
+    A database (or a column) with a linguistic collation must not change the text tie-break:
+    checked under C and under every linguistic collation of the server among a few common ones
+    (ICU's root locale, glibc's en_US; a server built without both checks C alone).
+    """
+    cases = [("1.10.0", "1.9.2"), ("v2", "v10"), ("1.0-b", "1.0-B"), ("1.0-beta", "1.0-Beta"),
+             ("1.0_a", "1.0-a"), ("1.0.a", "1.0a"), ("2.0", "2.0"), ("v\u0663", "v3"),
+             ("r" + "9" * 30, "r" + "9" * 29 + "8")]
+    with psycopg.connect(logs_db_url) as conn:
+        linguistic = [row[0] for row in conn.execute(
+            "SELECT collname FROM pg_collation WHERE collname IN"
+            " ('und-x-icu', 'en-x-icu', 'en_US.utf8', 'en_US.UTF-8') ORDER BY collname")]
+        for collation in ["C", *linguistic]:
+            query = sql.SQL("SELECT ledger_release_cmp(%s COLLATE {c}, %s COLLATE {c})").format(
+                c=sql.Identifier(collation))
+            for a, b in cases + [(b, a) for a, b in cases]:
+                got = conn.execute(query, (a, b)).fetchone()
+                assert got == (error_groups.release_cmp(a, b),), (collation, a, b)

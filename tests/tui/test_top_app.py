@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from ledger.daemons.analytics import create
 from ledger.tui.top_app import TopApp, trend_text
 from tests.live_support import error_body, provision
 from tests.stack import Stack
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -58,10 +58,8 @@ async def running(settings: Settings, tmp_path: Path) -> AsyncIterator[Running]:
         answer = httpx.post(f"{stack.url}/api/v1/ingest/batch", json={"logs": logs},
                             headers={"X-API-Key": key}, timeout=10)
         assert answer.status_code == 202, answer.text
-        deadline = time.monotonic() + 20
-        while not _stored(str(settings.logs_database_url), len(logs)):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: asyncio.to_thread(_stored, str(settings.logs_database_url),
+                                                   len(logs)), "the batch is stored")
         analytics = create(stack.settings)
         await analytics.start()
         try:

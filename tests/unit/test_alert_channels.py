@@ -11,8 +11,8 @@ import pytest
 
 from ledger.core.alerts import channels, rules, senders
 from ledger.core.alerts.channels import Channel
-from ledger.core.alerts.evaluate import release_cmp
 from ledger.core.alerts.manage import sample_alert
+from ledger.core.error_groups import release_cmp
 from ledger.errors import InvalidInputError
 
 

@@ -72,7 +72,8 @@ def test_unknown_scope_is_refused_naming_the_valid_ones() -> None:
 
 def test_identity_json_round_trip() -> None:
     identity = KeyIdentity("abcdef234567", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "shop", "Shop",
-                           ("ingest",), 10, 100, 1000, 30)
+                           ("ingest",), 10, 100, 1000, 30, 7,
+                           "0190a1b2-0000-7e5f-8a9b-0c1d2e3f4a5b")
     assert KeyIdentity.from_json(identity.to_json()) == identity
     assert identity.allows("ingest") and not identity.allows("read")
 

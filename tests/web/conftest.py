@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from ledger.config import Settings
 from ledger.embedded import free_port
 from tests.live_support import emit_error
 from tests.stack import LEDGER, Stack
+from tests.waiting import wait_until_blocking
 
 pytestmark = pytest.mark.e2e
 
@@ -122,22 +121,18 @@ class Web:
 
     def wait_for_group(self, user: User, timeout: float = 20.0) -> dict[str, Any]:
         """The newest error group of the user's project, once the writers stored one."""
-        deadline = time.monotonic() + timeout
         with httpx.Client(base_url=self.url, headers={"X-API-Key": user.key}) as http:
-            while time.monotonic() < deadline:
-                groups = http.get("/api/v1/error-groups").raise_for_status().json()
-                if groups["error_groups"]:
-                    return dict(groups["error_groups"][0])
-                time.sleep(0.1)
-        raise AssertionError("no error group was stored")
+            groups = wait_until_blocking(
+                lambda: http.get("/api/v1/error-groups").raise_for_status().json()[
+                    "error_groups"], "an error group is stored", timeout=timeout, interval=0.1)
+        return dict(groups[0])
 
     def wait_for_logs(self, user: User, count: int, timeout: float = 20.0) -> None:
         """Until the writers stored ``count`` logs of the user's project."""
-        deadline = time.monotonic() + timeout
         with httpx.Client(base_url=self.url, headers={"X-API-Key": user.key}) as http:
-            while http.get("/api/v1/logs").raise_for_status().json()["total"] < count:
-                assert time.monotonic() < deadline, f"fewer than {count} logs were stored"
-                time.sleep(0.1)
+            wait_until_blocking(
+                lambda: http.get("/api/v1/logs").raise_for_status().json()["total"] >= count,
+                f"{count} logs are stored", timeout=timeout, interval=0.1)
 
     def project(self, user: User, slug: str) -> None:
         """One more project of the user's account."""
@@ -162,14 +157,14 @@ class SpareGateway:
             stdin=subprocess.DEVNULL, cwd=stack.workdir,
             env={**stack.env(), "LEDGER_GATEWAY_LISTEN": f"127.0.0.1:{port}"})
         log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "the spare gateway exited"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise AssertionError("the spare gateway did not become healthy")
+        wait_until_blocking(self._healthy, "the spare gateway is healthy", interval=0.1)
+
+    def _healthy(self) -> bool:
+        assert self.proc.poll() is None, "the spare gateway exited"
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -14,7 +14,6 @@ inserts nothing new, and two daemons racing on one subject record it once.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from psycopg.rows import dict_row
 
 from ledger import bus
 from ledger.core.alerts.rules import Rule
+from ledger.core.error_groups import reopens
 
 #: A group whose first event is at most this much older than the event we read is still new
 #: (the writer may have stored a batch-mate with an earlier timestamp first).
@@ -35,7 +35,6 @@ NEW_GROUP_SLACK = timedelta(seconds=1)
 #: How far back a regression recorded by the writer is matched to the event we read.
 REGRESSION_MATCH = timedelta(seconds=30)
 DEFAULT_ERROR_LEVELS = ("error", "critical")
-_DIGITS = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
@@ -88,24 +87,6 @@ class Stats:
 
     rules_evaluated: int = 0
     fired: list[str] = field(default_factory=list)
-
-
-def release_cmp(a: str, b: str) -> int:
-    """``ledger_release_cmp`` of the logs schema: numeric parts first (1.10 > 1.9), then text."""
-    na = [int(d[:18]) for d in _DIGITS.findall(a)]
-    nb = [int(d[:18]) for d in _DIGITS.findall(b)]
-    if na != nb:
-        return -1 if na < nb else 1
-    return 0 if a == b else (-1 if a < b else 1)
-
-
-def reopens(group: Mapping[str, Any], event: Mapping[str, Any], at: datetime) -> bool:
-    """DESIGN §6: would this event reopen the resolved ``group``?"""
-    resolved_at = group.get("resolved_at")
-    if resolved_at is not None and at <= resolved_at:
-        return False
-    release, resolved_in = event.get("release"), group.get("resolved_in_release")
-    return release is None or resolved_in is None or release_cmp(release, resolved_in) >= 0
 
 
 def _event_time(event: Mapping[str, Any], fallback: datetime) -> datetime:

@@ -67,8 +67,10 @@ class GatewayDaemon:
 
     def __init__(self, settings: Settings, app: FastAPI | None = None, *,
                  head_timeout_seconds: float = HEAD_TIMEOUT_SECONDS,
-                 max_head_bytes: int = MAX_HEAD_BYTES) -> None:
+                 max_head_bytes: int = MAX_HEAD_BYTES,
+                 max_concurrency: int = MAX_CONCURRENCY) -> None:
         self.settings = settings
+        self._max_concurrency = max_concurrency
         self.app = app or create_app(settings)
         self._protocol = BoundedHttpToolsProtocol.bounded(head_timeout_seconds, max_head_bytes)
         self.port = 0
@@ -88,7 +90,7 @@ class GatewayDaemon:
             self.port = int(sock.getsockname()[1])
             config = uvicorn.Config(
                 self.app, http=self._protocol, lifespan="off", access_log=False,
-                log_config=None, limit_concurrency=MAX_CONCURRENCY,
+                log_config=None, limit_concurrency=self._max_concurrency,
                 # Never rewrite the peer from X-Forwarded-For (uvicorn trusts 127.0.0.1 by
                 # default): edge/client_address.py decides, from LEDGER_GATEWAY_TRUSTED_PROXIES.
                 proxy_headers=False,

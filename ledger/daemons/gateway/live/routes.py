@@ -83,7 +83,7 @@ class Live:
     hub: Hub
     credentials: StreamCredentials
     heartbeat_seconds: float = HEARTBEAT_SECONDS
-    max_streams: int = 20  # per API key, project or account (LEDGER_GATEWAY_MAX_LIVE_STREAMS)
+    max_streams: int = 20  # per API key, project and account (LEDGER_GATEWAY_MAX_LIVE_STREAMS)
     streams: Counter[str] | None = None
 
     @contextlib.contextmanager
@@ -200,11 +200,13 @@ async def _account_targets(gateway: Gateway, principal: AccountPrincipal, projec
 
 
 def _owners(principal: Principal) -> tuple[str, ...]:
-    """Whose stream budget a stream spends: an account's, or a key's and its project's (so
-    that creating more keys does not buy more streams)."""
+    """Whose stream budget a stream spends: an account's, or a key's, its project's and its
+    account's (so that creating more keys or more projects does not buy more streams)."""
     if isinstance(principal, ApiKeyPrincipal):
-        return (f"API key:{principal.identity.key_id}",
-                f"project:{principal.identity.project_id}")
+        identity = principal.identity
+        owners = (f"API key:{identity.key_id}", f"project:{identity.project_id}")
+        # Empty only in an identity cached by an older gateway: it expires within minutes.
+        return (*owners, f"account:{identity.account_id}") if identity.account_id else owners
     return (f"account:{principal.account_id}",)
 
 

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ledger.core.events import CONSTRAINTS
-from ledger.core.rpc_models import IngestRequest, IngestResult, IngestShape
+from ledger.core.rpc_models import IngestResult, IngestShape
 from ledger.daemons.gateway.edge.principal import (
     AUTH_RESPONSES,
     ApiKeyPrincipal,
@@ -29,6 +29,7 @@ from ledger.daemons.gateway.edge.principal import (
     require_key,
 )
 from ledger.daemons.gateway.routes.bodies import check_json_content_type, read_body
+from ledger.daemons.gateway.routes.ingest_batcher import forward_logs
 from ledger.daemons.gateway.routes.responses import error_response, json_response
 from ledger.daemons.gateway.schemas.ingest import (
     ErrorResponse,
@@ -44,9 +45,6 @@ from ledger.daemons.gateway.state import Gateway
 
 router = APIRouter(prefix="/api/v1")
 
-#: Batches up to this size (after decompression) are coalesced like single logs; bigger ones
-#: are worth a call of their own.
-COALESCE_MAX_BYTES = 64 * 1024
 
 require_ingest = RequireKey("ingest")
 require_read = RequireKey("read")
@@ -84,16 +82,7 @@ async def _ingest(request: Request, principal: ApiKeyPrincipal,
     gateway: Gateway = request.app.state.gateway
     check_json_content_type(request)
     body = await read_body(request, gateway.settings.gateway_max_body_bytes)
-    identity = principal.identity
-    forwarded = IngestRequest(
-        project_id=identity.project_id, shape=shape, body=body,
-        retention_days=identity.retention_days, daily_quota=identity.daily_quota)
-    if len(body) <= COALESCE_MAX_BYTES:
-        response = await gateway.batcher.submit(forwarded)
-    else:
-        response = await gateway.ingest.ingest_logs(forwarded)
-    gateway.metrics.count_logs(response.accepted, response.rejected)
-    return response
+    return await forward_logs(gateway, principal.identity, shape, body)
 
 
 def _item_errors(response: IngestResult) -> list[dict[str, Any]]:

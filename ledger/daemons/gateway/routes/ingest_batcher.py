@@ -18,10 +18,15 @@ import asyncio
 import copy
 import logging
 from collections import deque
+from typing import TYPE_CHECKING
 
-from ledger.core.rpc_models import IngestRequest, IngestResult
+from ledger.core.api_keys import KeyIdentity
+from ledger.core.rpc_models import IngestRequest, IngestResult, IngestShape
 from ledger.errors import LedgerError, UnavailableError
 from ledger.rpc.ingest_client import IngestClient
+
+if TYPE_CHECKING:
+    from ledger.daemons.gateway.state import Gateway
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +38,9 @@ MAX_IN_FLIGHT = 1
 #: Request body bytes that may wait for a call: past it a request is refused at once (503)
 #: instead of piling up in the gateway's memory while ingest is slow.
 MAX_WAITING_BYTES = 64 * 1024 * 1024
+#: Bodies up to this size (after decompression and mapping) are coalesced like single logs;
+#: bigger ones are worth a call of their own.
+COALESCE_MAX_BYTES = 64 * 1024
 
 _Waiting = tuple[IngestRequest, "asyncio.Future[IngestResult]"]
 
@@ -137,3 +145,22 @@ class IngestBatcher:
         """Wait for the calls in flight (their requests are being answered)."""
         while self._calls:
             await asyncio.gather(*self._calls, return_exceptions=True)
+
+
+async def forward_logs(gateway: Gateway, identity: KeyIdentity, shape: IngestShape,
+                       body: bytes) -> IngestResult:
+    """Send a native body (``single`` or ``batch``) of ``identity``'s project to ingest.
+
+    What every ingest route does once it has native logs (its own, OTLP's or Sentry's mapped):
+    a small body waits for the batcher's next call, a big one has a call of its own, and the
+    gateway's log counters see the answer.
+    """
+    forwarded = IngestRequest(
+        project_id=identity.project_id, shape=shape, body=body,
+        retention_days=identity.retention_days, daily_quota=identity.daily_quota)
+    if len(body) <= COALESCE_MAX_BYTES:
+        response = await gateway.batcher.submit(forwarded)
+    else:
+        response = await gateway.ingest.ingest_logs(forwarded)
+    gateway.metrics.count_logs(response.accepted, response.rejected)
+    return response

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from ledger.core import otlp
 from ledger.core.events import InvalidBody, parse_json_body
-from ledger.core.rpc_models import IngestRequest, IngestResult
+from ledger.core.rpc_models import IngestResult
 from ledger.daemons.gateway.edge.principal import (
     AUTH_RESPONSES,
     ApiKeyPrincipal,
@@ -31,6 +31,7 @@ from ledger.daemons.gateway.edge.principal import (
     require_key,
 )
 from ledger.daemons.gateway.routes.bodies import read_body
+from ledger.daemons.gateway.routes.ingest_batcher import forward_logs
 from ledger.daemons.gateway.routes.responses import UnsupportedMediaTypeError
 from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.schemas.otlp import OtlpExportLogsResponse
@@ -42,8 +43,6 @@ router = APIRouter()
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-#: Requests up to this many bytes of mapped records are coalesced like native ones.
-COALESCE_MAX_BYTES = 64 * 1024
 #: Item errors spelled out in a partial-success message; the rest are counted.
 MAX_REASONS = 5
 
@@ -110,16 +109,8 @@ async def _export(request: Request, principal: ApiKeyPrincipal) -> Response:
     if count == 0:
         return _answer(media, 0, "", headers)
     records = otlp.to_records(resources, received_ns=time.time_ns())
-    native = orjson.dumps({"logs": records})
-    identity = principal.identity
-    forwarded = IngestRequest(
-        project_id=identity.project_id, shape="batch", body=native,
-        retention_days=identity.retention_days, daily_quota=identity.daily_quota)
-    if len(native) <= COALESCE_MAX_BYTES:
-        response = await gateway.batcher.submit(forwarded)
-    else:
-        response = await gateway.ingest.ingest_logs(forwarded)
-    gateway.metrics.count_logs(response.accepted, response.rejected)
+    response = await forward_logs(gateway, principal.identity, "batch",
+                                  orjson.dumps({"logs": records}))
     return _answer(media, response.rejected, _reasons(response, otlp.record_paths(resources)),
                    headers)
 

@@ -27,9 +27,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ledger.core import sentry
-from ledger.core.rpc_models import IngestRequest, IngestResult
+from ledger.core.rpc_models import IngestResult
 from ledger.daemons.gateway.edge.principal import ApiKeyPrincipal, authenticate_key
 from ledger.daemons.gateway.routes.bodies import read_body
+from ledger.daemons.gateway.routes.ingest_batcher import forward_logs
 from ledger.daemons.gateway.routes.responses import (
     error_response,
     json_response,
@@ -49,8 +50,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["sentry"])
 
-#: Batches up to this size are coalesced with other requests (as in the native routes).
-COALESCE_MAX_BYTES = 64 * 1024
 MISSING_KEY = ("missing credentials: configure the SDK with the DSN"
                " http://<ledger API key>@<host>:<port>/<project number>"
                " (`ledger keys create` prints it)")
@@ -109,17 +108,8 @@ async def _authenticate(request: Request, project: int,
 
 async def _ingest(gateway: Gateway, principal: ApiKeyPrincipal,
                   records: list[dict[str, Any]]) -> IngestResult:
-    identity = principal.identity
-    body = orjson.dumps({"logs": records})
-    forwarded = IngestRequest(
-        project_id=identity.project_id, shape="batch", body=body,
-        retention_days=identity.retention_days, daily_quota=identity.daily_quota)
-    if len(body) <= COALESCE_MAX_BYTES:
-        response = await gateway.batcher.submit(forwarded)
-    else:
-        response = await gateway.ingest.ingest_logs(forwarded)
-    gateway.metrics.count_logs(response.accepted, response.rejected)
-    return response
+    return await forward_logs(gateway, principal.identity, "batch",
+                              orjson.dumps({"logs": records}))
 
 
 async def _store(request: Request, principal: ApiKeyPrincipal,

@@ -4,18 +4,28 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test lint typecheck pytest proto bench clean help
+.PHONY: up test lint typecheck pytest proto man bench clean help
 
 help:
 	@echo "make up      run the whole stack locally (embedded PostgreSQL and Redis)"
 	@echo "make test    lint + types + the whole test suite"
 	@echo "make proto   regenerate the gRPC code from ledger/proto/*.proto"
+	@echo "make man     regenerate the man pages in man/ from the CLI"
 
+# uv installs the ~120 packages in seconds where pip takes a minute or more: use the uv on PATH,
+# else fetch uv itself from PyPI into the venv, else (no uv wheel for this platform, no
+# network to PyPI but a pip mirror) install with pip as before.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Ledger needs Python 3.11 or newer: run make PYTHON=python3.11 ...")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@uv=$$(command -v uv || true); \
+	if [ -z "$$uv" ] && $(BIN)/python -m pip install --quiet --disable-pip-version-check uv \
+	        >/dev/null 2>&1; then uv=$(BIN)/uv; fi; \
+	if [ -n "$$uv" ] && echo "installing Ledger and its dependencies with uv…" \
+	        && "$$uv" pip install --quiet --python $(BIN)/python -e '.[dev]'; then :; \
+	else echo "installing Ledger and its dependencies with pip…" \
+	    && $(BIN)/python -m pip install --quiet --upgrade pip \
+	    && $(BIN)/python -m pip install --quiet -e '.[dev]'; fi
 	@touch $(STAMP)
 
 up: $(STAMP)
@@ -34,6 +44,9 @@ test: lint typecheck pytest
 
 proto: $(STAMP)
 	$(BIN)/python -m ledger.proto.generate
+
+man: $(STAMP)
+	$(BIN)/python -m ledger.cli.manpage --write man
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ledger.cli.manpage import render
+from ledger.cli.manpage import pages, render
 from ledger.config import VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -12,8 +12,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_man_page_is_generated_from_the_current_cli() -> None:
     committed = (ROOT / "man" / "ledger.1").read_text()
-    assert committed == render(), \
-        "man/ledger.1 is stale: run python -m ledger.cli.manpage > man/ledger.1"
+    assert committed == render(), "man/ledger.1 is stale: run make man"
+
+
+def test_every_man_page_is_generated_from_the_current_cli() -> None:
+    wanted = pages()
+    committed = {p.name: p.read_text() for p in (ROOT / "man").glob("*.1")}
+    assert sorted(committed) == sorted(wanted), "man/ has missing or extra pages: run make man"
+    stale = [name for name, text in wanted.items() if committed[name] != text]
+    assert not stale, f"stale man pages {stale}: run make man"
 
 
 def test_every_variable_is_documented_in_the_man_page() -> None:

@@ -10,7 +10,7 @@ help:
 	@echo "make up      run the whole stack locally (embedded PostgreSQL and Redis)"
 	@echo "make test    lint + types + the whole test suite"
 	@echo "make proto   regenerate the gRPC code from ledger/proto/*.proto"
-	@echo "make man     regenerate the man pages in man/ from the CLI"
+	@echo "make man     regenerate man/*.1 and the README's configuration table from the code"
 
 # uv installs the ~120 packages in seconds where pip takes a minute or more: use the uv on PATH,
 # else fetch uv itself from PyPI into the venv, else (no uv wheel for this platform, no
@@ -47,6 +47,7 @@ proto: $(STAMP)
 
 man: $(STAMP)
 	$(BIN)/python -m ledger.cli.manpage --write man
+	$(BIN)/python -m ledger.cli.manpage --readme README.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

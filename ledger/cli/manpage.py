@@ -161,7 +161,7 @@ def render() -> str:
 
 def pages() -> dict[str, str]:
     """Every man page by file name: ``ledger.1`` and one ``ledger-<name>.1`` per command."""
-    root = typer.main.get_command(app)
+    root: Any = typer.main.get_command(app)
     names = [f"ledger-{n}" for n in _names(root)]
     result = {"ledger.1": render()}
     for name in _names(root):

@@ -14,9 +14,10 @@ help:
 
 # uv installs the ~120 packages in seconds where pip takes a minute or more: use the uv on PATH,
 # else fetch uv itself from PyPI into the venv, else (no uv wheel for this platform, no
-# network to PyPI but a pip mirror) install with pip as before. --compile-bytecode: pip writes
-# the .pyc files at install, uv only when asked; without them the first `ledger up` compiles
-# every library once per daemon it starts, which cost more than the install saved.
+# network to PyPI but a pip mirror) install with pip as before. Ledger's own dependencies are
+# installed with --compile-bytecode (pip writes the .pyc files at install, uv only when asked:
+# without them the first `ledger up` compiles every library in each daemon it starts), the
+# development tools after them without (compiling mypy, hypothesis & co. would double the time).
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Ledger needs Python 3.11 or newer: run make PYTHON=python3.11 ...")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +25,8 @@ $(STAMP): pyproject.toml
 	if [ -z "$$uv" ] && $(BIN)/python -m pip install --quiet --disable-pip-version-check uv \
 	        >/dev/null 2>&1; then uv=$(BIN)/uv; fi; \
 	if [ -n "$$uv" ] && echo "installing Ledger and its dependencies with uv…" \
-	        && "$$uv" pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'; \
-	then :; \
+	        && "$$uv" pip install --quiet --compile-bytecode --python $(BIN)/python -e . \
+	        && "$$uv" pip install --quiet --python $(BIN)/python -e '.[dev]'; then :; \
 	else echo "installing Ledger and its dependencies with pip…" \
 	    && $(BIN)/python -m pip install --quiet --upgrade pip \
 	    && $(BIN)/python -m pip install --quiet -e '.[dev]'; fi

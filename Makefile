@@ -12,27 +12,38 @@ help:
 	@echo "make proto   regenerate the gRPC code from ledger/proto/*.proto"
 	@echo "make man     regenerate man/*.1 and the README's configuration table from the code"
 
-# uv installs the ~120 packages in seconds where pip takes a minute or more: use the uv on PATH,
-# else fetch uv itself from PyPI into the venv, else (no uv wheel for this platform, no
-# network to PyPI but a pip mirror) install with pip as before. Ledger's own dependencies are
-# installed with --compile-bytecode (pip writes the .pyc files at install, uv only when asked:
-# without them the first `ledger up` compiles every library in each daemon it starts), the
-# development tools after them without (compiling mypy, hypothesis & co. would double the time).
-$(STAMP): pyproject.toml
+# Two installs: what `ledger up` needs (RUNTIME), then the development tools for `make test`
+# (STAMP), so that a first `make up` does not wait for mypy, playwright and schemathesis.
+# uv installs in seconds where pip takes a minute or more: the uv on PATH, else uv fetched
+# from PyPI into the venv, else (no uv wheel for this platform, no PyPI but a pip mirror) pip.
+# --compile-bytecode: pip writes the .pyc files at install, uv only when asked, and without
+# them the first `ledger up` compiles every library in each daemon it starts.
+RUNTIME := $(VENV)/.runtime-stamp
+FIND_UV  = if command -v uv >/dev/null 2>&1; then uv=uv; elif test -x $(BIN)/uv; then uv=$(BIN)/uv; \
+	elif $(BIN)/python -m pip install --quiet --disable-pip-version-check uv >/dev/null 2>&1; \
+	then uv=$(BIN)/uv; else uv=; fi
+
+$(RUNTIME): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Ledger needs Python 3.11 or newer: run make PYTHON=python3.11 ...")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@uv=$$(command -v uv || true); \
-	if [ -z "$$uv" ] && $(BIN)/python -m pip install --quiet --disable-pip-version-check uv \
-	        >/dev/null 2>&1; then uv=$(BIN)/uv; fi; \
-	if [ -n "$$uv" ] && echo "installing Ledger and its dependencies with uv…" \
-	        && "$$uv" pip install --quiet --compile-bytecode --python $(BIN)/python -e . \
-	        && "$$uv" pip install --quiet --python $(BIN)/python -e '.[dev]'; then :; \
-	else echo "installing Ledger and its dependencies with pip…" \
+	@$(FIND_UV); \
+	if [ -n "$$uv" ] && echo "installing Ledger with uv…" \
+	        && "$$uv" pip install --quiet --compile-bytecode --python $(BIN)/python -e .; \
+	then :; \
+	else echo "installing Ledger with pip…" \
 	    && $(BIN)/python -m pip install --quiet --upgrade pip \
+	    && $(BIN)/python -m pip install --quiet -e .; fi
+	@touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
+	@$(FIND_UV); \
+	if [ -n "$$uv" ] && echo "installing the development tools with uv…" \
+	        && "$$uv" pip install --quiet --python $(BIN)/python -e '.[dev]'; then :; \
+	else echo "installing the development tools with pip…" \
 	    && $(BIN)/python -m pip install --quiet -e '.[dev]'; fi
 	@touch $(STAMP)
 
-up: $(STAMP)
+up: $(RUNTIME)
 	$(BIN)/ledger up
 
 lint: $(STAMP)

@@ -136,7 +136,6 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
 
 
 def _run(settings: Settings) -> None:
-    from ledger.cli.db import migrate_all
     from ledger.daemons.supervisor import Supervisor, built_daemons, port_free
     from ledger.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
@@ -181,7 +180,7 @@ def _run(settings: Settings) -> None:
             raise ConfigError(f"port {settings.gateway_listen} is in use: stop what uses it, or"
                               " run `ledger up --listen 127.0.0.1:8080`")
         console.print("[dim]applying migrations…[/dim]")
-        _migrate_quietly(migrate_all, settings)
+        _migrate_quietly(settings)
         gateway_url = _gateway_url(settings.gateway_listen)
         save_state(
             data,
@@ -237,10 +236,12 @@ def _redis_port(settings: Settings, saved: int) -> int:
     return saved if saved and _free(saved) else 0
 
 
-def _migrate_quietly(migrate_all: Any, settings: Settings) -> None:
+def _migrate_quietly(settings: Settings) -> None:
     """Apply migrations without their per-migration INFO lines, which would cut into the
     banner; `ledger db status` lists them, and warnings and errors still show."""
     import logging
+
+    from ledger.cli.db import migrate_all
 
     migrate_logger = logging.getLogger("ledger.db.migrate")
     level = migrate_logger.level

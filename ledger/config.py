@@ -160,6 +160,11 @@ VARIABLES: tuple[Variable, ...] = (
              "When the embedded Redis fsyncs its AOF: `everysec` (a crashed OS or power cut can"
              " lose the last second of logs answered 202; a killed Redis loses none) or `always`"
              " (none, at 20-80 % of the ingest rate; see README, Reliability)."),
+    Variable("LEDGER_REDIS_EMBEDDED_PORT", "redis_embedded_port", None,
+             lambda n, r: _int(n, r, 1),
+             "Port of the embedded Redis that `ledger up` starts (unset: the port of the last"
+             " start when it is free, else any free one). A pinned port that is taken stops"
+             " `ledger up` instead of moving."),
     Variable("LEDGER_INTERNAL_TOKEN", "internal_token", None, _secret,
              "Shared token that every gRPC call between daemons carries."),
     Variable("LEDGER_JWT_SECRET", "jwt_secret", None, _secret,
@@ -266,6 +271,7 @@ class Settings:
     logs_database_url: str | None = None
     redis_url: str | None = None
     redis_appendfsync: str = "everysec"
+    redis_embedded_port: int | None = None
     internal_token: str | None = None
     jwt_secret: str | None = None
     data_dir: Path = Path(".ledger")

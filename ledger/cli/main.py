@@ -36,7 +36,7 @@ app = typer.Typer(
     help="Ledger: self-hosted logging and error tracking.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -136,7 +136,6 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
 
 
 def _run(settings: Settings) -> None:
-    from ledger.cli.db import migrate_all
     from ledger.daemons.supervisor import Supervisor, built_daemons, port_free
     from ledger.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
@@ -158,25 +157,31 @@ def _run(settings: Settings) -> None:
                 auth_database_url=settings.auth_database_url or postgres.url(AUTH_DB),
                 logs_database_url=settings.logs_database_url or postgres.url(LOGS_DB),
             )
+        moved: list[str] = []
         if not settings.redis_url:
             console.print("[dim]starting embedded Redis…[/dim]")
-            port = int(state.get("redis_port") or 0)
-            redis = EmbeddedRedis(data / "redis", port if port and _free(port) else 0,
+            saved = int(state.get("redis_port") or 0)
+            redis = EmbeddedRedis(data / "redis", _redis_port(settings, saved),
                                   appendfsync=settings.redis_appendfsync)
             settings = settings.with_overrides(redis_url=redis.start())
+            if saved and redis.port != saved:
+                moved.append(f"embedded Redis on {redis.port} ({saved} was in use;"
+                             " pin it with LEDGER_REDIS_EMBEDDED_PORT)")
             save_state(data, redis_pid=redis.pid)
         settings = settings.with_overrides(
             internal_token=settings.internal_token or state.get("internal_token")
             or secrets.token_urlsafe(32),
             jwt_secret=settings.jwt_secret or state.get("jwt_secret") or secrets.token_urlsafe(48),
         )
+        configured = settings
         settings = _pick_grpc_ports(settings, port_free, free_port)
+        moved += _moved_ports(configured, settings)
         settings = _pick_metrics_ports(settings, free_port)
         if not port_free(settings.gateway_listen):
             raise ConfigError(f"port {settings.gateway_listen} is in use: stop what uses it, or"
                               " run `ledger up --listen 127.0.0.1:8080`")
         console.print("[dim]applying migrations…[/dim]")
-        migrate_all(settings)
+        _migrate_quietly(settings)
         gateway_url = _gateway_url(settings.gateway_listen)
         save_state(
             data,
@@ -199,7 +204,7 @@ def _run(settings: Settings) -> None:
             save_state(data, api_key=new_key)
         key = new_key or load_state(data).get("api_key")
         _banner(settings, gateway_url, names, project, key, bool(new_key), account, password,
-                time.monotonic() - started)
+                time.monotonic() - started, moved)
         while True:
             supervisor.watch_once()
             time.sleep(0.5)
@@ -222,6 +227,44 @@ def _run(settings: Settings) -> None:
             signal.signal(sig, signal.SIG_DFL)
     _say_quietly("[green]stopped[/green]; data kept in " + str(data))
 
+
+
+def _redis_port(settings: Settings, saved: int) -> int:
+    """The embedded Redis's port: the pinned one, else the last start's when free, else any."""
+    pinned = settings.redis_embedded_port
+    if pinned:
+        if not _free(pinned):
+            raise ConfigError(f"port {pinned} (LEDGER_REDIS_EMBEDDED_PORT) is in use: stop what"
+                              " uses it, or pin another port")
+        return pinned
+    return saved if saved and _free(saved) else 0
+
+
+def _migrate_quietly(settings: Settings) -> None:
+    """Apply migrations without their per-migration INFO lines, which would cut into the
+    banner; `ledger db status` lists them, and warnings and errors still show."""
+    import logging
+
+    from ledger.cli.db import migrate_all
+
+    migrate_logger = logging.getLogger("ledger.db.migrate")
+    level = migrate_logger.level
+    migrate_logger.setLevel(max(logging.WARNING, level))
+    try:
+        migrate_all(settings)
+    finally:
+        migrate_logger.setLevel(level)
+
+
+def _moved_ports(configured: Settings, actual: Settings) -> list[str]:
+    """One line per gRPC daemon whose configured port was taken and that listens elsewhere."""
+    lines = []
+    for name in ("auth", "ingest", "query", "alerts"):
+        wanted, got = getattr(configured, f"{name}_listen"), getattr(actual, f"{name}_listen")
+        if wanted != got:
+            lines.append(f"{name} on {got} ({wanted} was in use;"
+                         f" pin it with LEDGER_{name.upper()}_LISTEN)")
+    return lines
 
 
 def _free(port: int) -> bool:
@@ -300,42 +343,58 @@ def _report(message: str) -> None:
 
 
 def _banner(settings: Settings, url: str, names: list[str], project: Any, key: str | None,
-            new_key: bool, account: Any, password: str | None, seconds: float) -> None:
+            new_key: bool, account: Any, password: str | None, seconds: float,
+            moved: list[str] | None = None) -> None:
     def say(text: str = "") -> None:
         # Never wrap: a key split over two lines cannot be copied.
         console.print(text, soft_wrap=True, highlight=False)
 
+    state_file = settings.data_dir / "state.json"
     say()
     say(f"[bold green]Ledger is ready[/bold green] in {seconds:.1f}s")
     say(f"  gateway   [bold]{url}[/bold]  (OpenAPI: {url}/docs)")
     say(f"  daemons   {', '.join(names)}")
     say(f"  metrics   {_metrics_line(settings, url)}")
+    for line in moved or ():
+        say(f"  [yellow]moved[/yellow]     {line}")
     slug = getattr(project, "slug", None)
     if slug:
         say(f"  project   {slug}")
-    if key:
+    if key and new_key:
         say(f"  API key   [bold]{key}[/bold]")
-        if new_key:
-            say("            [yellow]shown once; also saved in "
-                f"{settings.data_dir / 'state.json'} for `ledger tail`[/yellow]")
+        say(f"            [yellow]shown once; also saved in {state_file} for `ledger tail`"
+            "[/yellow]")
         dsn_id = getattr(project, "dsn_id", 0)
         if dsn_id:
             from ledger.core.sentry import dsn
 
             say(f"  Sentry    {dsn(key, url.split('://', 1)[-1], dsn_id)}  (DSN for Sentry SDKs)")
+    elif key:
+        # Shown in full on the first start only: a terminal's scrollback or a shared screen
+        # should not get the key on every start.
+        say(f"  API key   {_key_hint(key)}  (in full: \"api_key\" in {state_file};"
+            f" another: `{_cli_name()} keys create --project {slug or 'default'}`)")
     else:
         say("  API key   [yellow]none saved here: create one with"
-            " `ledger keys create --project default`[/yellow]")
+            f" `{_cli_name()} keys create --project default`[/yellow]")
     if password and account is not None:
         say(f"  account   {getattr(account, 'email', '')} / password [bold]{password}"
             "[/bold] (shown once)")
     say(f"  data      {settings.data_dir}   logs: {settings.data_dir / 'logs'}")
     say()
-    if key:
+    if key and new_key:
         say("  Try it:")
         say(f"    curl -s -X POST {url}/api/v1/ingest/single -H 'X-API-Key: {key}' \\")
         say("      -H 'Content-Type: application/json' \\")
         say("      -d '{\"timestamp\": \"'$(date -u +%FT%TZ)'\", \"level\": \"error\","
                       " \"message\": \"hello\"}'")
-        say(f"    {_cli_name()} tail --errors")
+    if key:
+        say(f"    {_cli_name()} tail --errors" if new_key
+            else f"  Try it:  {_cli_name()} tail --errors   (it uses the saved key)")
     say("\n[dim]Press Ctrl-C to stop.[/dim]")
+
+
+def _key_hint(key: str) -> str:
+    """The key's public prefix (what `ledger keys list` shows), never its secret part."""
+    head, _, _ = key.rpartition("_")
+    return f"{head}_…" if head else "ledger_…"

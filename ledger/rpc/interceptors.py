@@ -17,6 +17,9 @@ from ledger.rpc.status import grpc_code, trailing_metadata
 logger = logging.getLogger(__name__)
 
 TOKEN_KEY = "x-ledger-internal-token"  # noqa: S105 (a header name, not a secret)
+#: The standard gRPC health check answers without the token: Kubernetes probes cannot send
+#: metadata, and its answer (SERVING) tells nothing that a TCP connect would not.
+OPEN_METHOD_PREFIX = "/grpc.health.v1.Health/"
 
 #: Told of every finished call: ``(rpc, status code name, seconds)`` (the daemon's metrics).
 CallObserver = Callable[[str, str, float], None]
@@ -161,6 +164,6 @@ class InternalTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
-        if handler is None:
+        if handler is None or handler_call_details.method.startswith(OPEN_METHOD_PREFIX):
             return handler
         return _wrap(handler, self._token, handler_call_details.method, self._observe)

@@ -1,10 +1,20 @@
-"""A gRPC aio server with the internal-token interceptor and the health service installed."""
+"""A gRPC aio server with the internal-token interceptor and the health services installed.
+
+Two health services: Ledger's own ``ledger.v1.HealthService/GetHealth`` (token required; the
+daemon's dependency checks, for ``ledger up`` and the gateway's ``/health/deep``) and the
+standard ``grpc.health.v1.Health/Check`` (no token; SERVING while the server answers), which is
+what Kubernetes' ``grpc:`` probes and ``grpc_health_probe`` speak. The standard one does not
+report dependencies on purpose: a PostgreSQL outage must not take every daemon out of its
+Service, or the gateway could no longer answer 503s that name what is down.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
 import grpc
+from grpc_health.v1 import health_pb2 as std_health_pb2
+from grpc_health.v1 import health_pb2_grpc as std_health_pb2_grpc
 
 from ledger import __version__
 from ledger.errors import ConfigError
@@ -37,6 +47,22 @@ class HealthServicer(health_pb2_grpc.HealthServiceServicer):
         )
 
 
+class StandardHealthServicer(std_health_pb2_grpc.HealthServicer):  # type: ignore[misc]
+    """``grpc.health.v1.Health/Check``: SERVING for the whole server and any service name.
+
+    Kubernetes sends the probe's ``service`` field (``liveness``, ``readiness``); both mean
+    "does this process serve gRPC", so every name gets the same answer.
+    """
+
+    async def Check(
+        self,
+        request: std_health_pb2.HealthCheckRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> std_health_pb2.HealthCheckResponse:
+        return std_health_pb2.HealthCheckResponse(
+            status=std_health_pb2.HealthCheckResponse.SERVING)
+
+
 def create_server(daemon: str, token: str | None, checks: HealthCheck, *,
                   max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS,
                   observe: CallObserver | None = None) -> grpc.aio.Server:
@@ -57,6 +83,7 @@ def create_server(daemon: str, token: str | None, checks: HealthCheck, *,
         ],
     )
     health_pb2_grpc.add_HealthServiceServicer_to_server(HealthServicer(daemon, checks), server)
+    std_health_pb2_grpc.add_HealthServicer_to_server(StandardHealthServicer(), server)
     return server
 
 

@@ -8,6 +8,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,13 +28,14 @@ KEY = re.compile(r"API key\s+(ledger_\S+)")
 
 
 class UpProcess:
-    def __init__(self, workdir: Path, port: int) -> None:
+    def __init__(self, workdir: Path, port: int, extra_env: dict[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
         self.output = ""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ledger", "up", "--data-dir", str(workdir / ".ledger"),
              "--listen", f"127.0.0.1:{port}"],
-            cwd=workdir, env=env | {"COLUMNS": "200"}, stdout=subprocess.PIPE,
+            cwd=workdir, env=env | {"COLUMNS": "200"} | (extra_env or {}),
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
 
@@ -88,11 +90,15 @@ def _count(logs_url: str, message: str, timeout: float = 15.0) -> int:
 def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    first = UpProcess(tmp_path, port)
+    redis_port = free_port()
+    first = UpProcess(tmp_path, port, {"LEDGER_REDIS_EMBEDDED_PORT": str(redis_port)})
     try:
         banner = first.read_until("Press Ctrl-C to stop", timeout=120)
         assert "Ledger is ready" in banner
         assert url in banner
+        assert " INFO " not in banner  # no log lines cut into the banner
+        assert _state(tmp_path)["redis_port"] == redis_port
+        assert "password" in banner and "shown once" in banner
         match = KEY.search(banner)
         assert match, banner
         key = match.group(1)
@@ -140,11 +146,21 @@ def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
     assert "stopped" in first.output
 
     # A second `ledger up` on the same data dir reuses it: same key, data kept, no new key.
-    second = UpProcess(tmp_path, port)
-    try:
+    # An internal port that is taken moves, and the banner says where.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = f"127.0.0.1:{busy.getsockname()[1]}"
+        second = UpProcess(tmp_path, port, {"LEDGER_QUERY_LISTEN": taken,
+                                            "LEDGER_QUERY_ADDR": taken})
         banner = second.read_until("Press Ctrl-C to stop", timeout=120)
-        assert key in banner
-        assert "shown once" not in banner  # no new key, no new password on a second start
+    try:
+        assert key not in banner  # the full key was shown once, on the first start
+        assert f"{key.rsplit('_', 1)[0]}_…" in banner
+        assert str(tmp_path / ".ledger" / "state.json") in banner
+        assert "shown once" not in banner and "password" not in banner
+        assert re.search(rf"moved\s+query on 127\.0\.0\.1:\d+ \({taken} was in use", banner), \
+            banner
         assert _count(_state(tmp_path)["logs_database_url"], "first run") == 1
         assert _ingest(url, key, "second run").status_code == 202
     finally:
@@ -152,8 +168,6 @@ def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
 
 
 def test_up_refuses_a_gateway_port_in_use(tmp_path: Path) -> None:
-    import socket
-
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -77,7 +77,8 @@ class IngestDaemon(GrpcDaemon):
             # check per checkout (a round trip per batch): writers retry a failed batch, and
             # drop the pool's dead connections when one fails (``Writer.handle``).
             self._pool = async_pool(url, name="ingest-logs", min_size=1,
-                                    max_size=max(2, settings.ingest_writers + 2), check=False)
+                                    max_size=max(2, settings.ingest_writers + 2), check=False,
+                                    idle_seconds=settings.db_pool_idle_seconds)
             await self._pool.open(wait=False)
             self._streams = Streams(self._redis)
             queue = Queue(self._redis, on_new_project=self._streams.project_queued)

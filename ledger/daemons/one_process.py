@@ -120,6 +120,9 @@ class OneProcess:
             return
         task = failed[0]
         name = waiters[task]
+        if task.cancelled():  # cancelled from inside the daemon, not by us
+            logger.error("%s: its wait was cancelled; stopping every daemon", name)
+            raise DaemonFailedError(name, f"the {name} daemon stopped unexpectedly (cancelled)")
         exc = task.exception()
         if exc is not None:
             logger.error("%s: failed; stopping every daemon", name, exc_info=exc)

@@ -1,5 +1,5 @@
 """`ledger up` as a new user runs it: embedded databases, ready banner, a working key, Ctrl-C,
-a second start on the same data, a daemon that dies and comes back."""
+a second start on the same data (in the other mode), a daemon that dies and comes back."""
 
 from __future__ import annotations
 
@@ -26,13 +26,14 @@ KEY = re.compile(r"API key\s+(ledger_\S+)")
 
 
 class UpProcess:
-    def __init__(self, workdir: Path, port: int) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    def __init__(self, workdir: Path, port: int, *args: str,
+                 env: dict[str, str] | None = None) -> None:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
         self.output = ""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ledger", "up", "--data-dir", str(workdir / ".ledger"),
-             "--listen", f"127.0.0.1:{port}"],
-            cwd=workdir, env=env | {"COLUMNS": "200"}, stdout=subprocess.PIPE,
+             "--listen", f"127.0.0.1:{port}", *args],
+            cwd=workdir, env=base | (env or {}) | {"COLUMNS": "200"}, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
 
@@ -87,7 +88,9 @@ def _count(logs_url: str, message: str, timeout: float = 15.0) -> int:
 def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    first = UpProcess(tmp_path, port)
+    # Daemons as child processes (restarted when they die); the second start below is the
+    # default one-process mode on the same data.
+    first = UpProcess(tmp_path, port, "--processes")
     try:
         banner = first.read_until("Press Ctrl-C to stop", timeout=120)
         assert "Ledger is ready" in banner

@@ -121,7 +121,8 @@ class IngestDaemon(GrpcDaemon):
             stopping.cancel()
         for task in self._tasks:
             if task in done and not self._stopping.is_set():
-                exc = task.exception()
+                # A cancelled task has no exception to give (exception() would raise).
+                exc = None if task.cancelled() else task.exception()
                 raise RuntimeError(f"ingest: {task.get_name()} stopped unexpectedly") from exc
 
     async def stop(self) -> None:

@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import command_line, describe, load_average, memory_kib, tree  # noqa: E402
+from machine import command_line, describe, load_average, memory_kib, tree
 
-from ledger.embedded import free_port  # noqa: E402
+from ledger.embedded import free_port
 
 MODES = ("one-process", "processes")
 READY = b"Press Ctrl-C to stop"

@@ -31,7 +31,12 @@ def _version(argv: list[str], pattern: str) -> str:
 
 def postgres_version() -> str:
     """The embedded PostgreSQL's (pgserver) version: the server `ledger up` starts."""
-    from pgserver._commands import POSTGRES_BIN_PATH  # type: ignore[import-untyped]
+    import warnings
+
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset (servers, CI).
+        warnings.simplefilter("ignore")
+        from pgserver._commands import POSTGRES_BIN_PATH  # type: ignore[import-untyped]
 
     return _version([str(Path(POSTGRES_BIN_PATH) / "postgres"), "--version"],
                     r"(\d+(?:\.\d+)+)")

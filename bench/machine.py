@@ -36,7 +36,7 @@ def postgres_version() -> str:
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset (servers, CI).
         warnings.simplefilter("ignore")
-        from pgserver._commands import POSTGRES_BIN_PATH  # type: ignore[import-untyped]
+        from pgserver._commands import POSTGRES_BIN_PATH
 
     return _version([str(Path(POSTGRES_BIN_PATH) / "postgres"), "--version"],
                     r"(\d+(?:\.\d+)+)")

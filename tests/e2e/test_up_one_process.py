@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -68,14 +69,15 @@ async def test_one_process_serves_ingest_query_and_live(settings: Settings,
         event = await asyncio.wait_for(_live_error(url, key, marker), 30)
         assert event["message"] == marker
 
-        async def stored() -> list[dict[str, object]] | None:
+        async def stored() -> list[dict[str, Any]]:
             async with httpx.AsyncClient(base_url=url, timeout=10) as http:
                 page = (await http.get("/api/v1/logs", headers={"X-API-Key": key},
                                        params={"search": marker})).json()
-            logs: list[dict[str, object]] = page["logs"]
-            return logs or None
+            found: list[dict[str, Any]] = page["logs"]
+            return found
 
-        logs = await wait_until(stored, "the error read back through the query daemon")
+        logs: list[dict[str, Any]] = await wait_until(
+            stored, "the error read back through the query daemon")
         assert [log["message"] for log in logs] == [marker]
         assert logs[0]["id"] == event["id"]
     finally:

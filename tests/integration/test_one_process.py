@@ -4,6 +4,7 @@ them on ports the OS picks, real PostgreSQL and Redis; one that fails stops them
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from datetime import UTC, datetime
 
@@ -58,7 +59,8 @@ async def test_a_dying_daemon_task_stops_every_daemon_and_names_it(settings: Set
     assert stack.daemons == {}
     for name, port in ports.items():
         if port:
-            assert await wait_until(lambda p=port: _refused(p), f"{name} stopped listening")
+            assert await wait_until(functools.partial(_refused, port),
+                                    f"{name} stopped listening")
 
 
 async def test_a_daemon_that_cannot_start_stops_those_before_it(settings: Settings) -> None:
@@ -75,4 +77,4 @@ async def test_a_daemon_that_cannot_start_stops_those_before_it(settings: Settin
         listen = getattr(stack.settings, f"{name}_listen")
         port = int(listen.rsplit(":", 1)[1])
         assert port != 0
-        assert await wait_until(lambda p=port: _refused(p), f"{name} stopped listening")
+        assert await wait_until(functools.partial(_refused, port), f"{name} stopped listening")

@@ -103,6 +103,11 @@ def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
 
         assert _ingest(url, key, "first run").status_code == 202
         assert _count(_state(tmp_path)["logs_database_url"], "first run") == 1
+        # The embedded server runs sized for one machine (ledger.embedded.EMBEDDED_SETTINGS).
+        with psycopg.connect(_state(tmp_path)["logs_database_url"]) as conn:
+            sized = {name: conn.execute(f"SHOW {name}").fetchone()
+                     for name in ("shared_buffers", "io_method")}
+        assert sized == {"shared_buffers": ("32MB",), "io_method": ("sync",)}
 
         # Other commands from the same folder find the running stack with no flags.
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}

@@ -200,6 +200,8 @@ def _run(settings: Settings, *, one_process: bool) -> None:
         )
         names = built_daemons()
         if one_process:
+            # No child daemons to record; an earlier run's (stopped above) are forgotten.
+            replace_state(data, {k: v for k, v in load_state(data).items() if k != "daemons"})
             _serve_in_one_process(settings, names, gateway_url, started)
         else:
             supervisor = Supervisor(settings, names, data, report=_report,

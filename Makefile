@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test lint typecheck pytest proto man bench clean help
+.PHONY: up test lint typecheck pytest proto man bench bench-quick clean help
 
 help:
 	@echo "make up      run the whole stack locally (embedded PostgreSQL and Redis)"
 	@echo "make test    lint + types + the whole test suite"
 	@echo "make proto   regenerate the gRPC code from ledger/proto/*.proto"
 	@echo "make man     regenerate man/*.1 and the README's configuration table from the code"
+	@echo "make bench-quick / make bench   the benchmark suite (~1 min / < 15 min), a markdown table"
 
 # Two installs: what `ledger up` needs (RUNTIME), then the development tools for `make test`
 # (STAMP), so that a first `make up` does not wait for mypy, playwright and schemathesis.
@@ -63,6 +64,12 @@ proto: $(STAMP)
 man: $(STAMP)
 	$(BIN)/python -m ledger.cli.manpage --write man
 	$(BIN)/python -m ledger.cli.manpage --readme README.md
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/suite.py --quick
+
+bench: $(STAMP)
+	$(BIN)/python bench/suite.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

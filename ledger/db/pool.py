@@ -38,7 +38,7 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 def async_pool(url: str, *, name: str, min_size: int = 1, max_size: int = 8,
-               check: bool = True) -> AsyncConnectionPool:
+               check: bool = True, idle_seconds: float | None = None) -> AsyncConnectionPool:
     """A pool that is not yet open: the daemon opens it at start and closes it at shutdown.
 
     Args:
@@ -49,12 +49,18 @@ def async_pool(url: str, *, name: str, min_size: int = 1, max_size: int = 8,
         check: Test each connection (one round trip) before handing it out. Callers that retry
             a failed step anyway (the ingest writers) turn it off: a dead connection then
             raises once, is discarded when returned, and the retry gets a fresh one.
+        idle_seconds: ``LEDGER_DB_POOL_IDLE_SECONDS``: when set, keep no connection open while
+            idle (``min_size`` 0) and close one unused for this long. A small stack's idle
+            connections are most of its PostgreSQL memory (one backend process each).
     """
+    if idle_seconds is not None:
+        min_size = 0
     return AsyncConnectionPool(
         url,
         name=name,
         min_size=min_size,
         max_size=max_size,
+        max_idle=idle_seconds if idle_seconds is not None else 600.0,
         open=False,
         kwargs={"autocommit": True},
         configure=_configure,

@@ -1,5 +1,5 @@
 """`ledger up` as a new user runs it: embedded databases, ready banner, a working key, Ctrl-C,
-a second start on the same data, a daemon that dies and comes back."""
+a second start on the same data (in the other mode), a daemon that dies and comes back."""
 
 from __future__ import annotations
 
@@ -28,14 +28,14 @@ KEY = re.compile(r"API key\s+(ledger_\S+)")
 
 
 class UpProcess:
-    def __init__(self, workdir: Path, port: int, extra_env: dict[str, str] | None = None) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    def __init__(self, workdir: Path, port: int, *args: str,
+                 env: dict[str, str] | None = None) -> None:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
         self.output = ""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ledger", "up", "--data-dir", str(workdir / ".ledger"),
-             "--listen", f"127.0.0.1:{port}"],
-            cwd=workdir, env=env | {"COLUMNS": "200"} | (extra_env or {}),
-            stdout=subprocess.PIPE,
+             "--listen", f"127.0.0.1:{port}", *args],
+            cwd=workdir, env=base | (env or {}) | {"COLUMNS": "200"}, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
 
@@ -91,7 +91,10 @@ def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     redis_port = free_port()
-    first = UpProcess(tmp_path, port, {"LEDGER_REDIS_EMBEDDED_PORT": str(redis_port)})
+    # Daemons as child processes (restarted when they die); the second start below is the
+    # default one-process mode on the same data.
+    first = UpProcess(tmp_path, port, "--processes",
+                      env={"LEDGER_REDIS_EMBEDDED_PORT": str(redis_port)})
     try:
         banner = first.read_until("Press Ctrl-C to stop", timeout=120)
         assert "Ledger is ready" in banner
@@ -107,6 +110,11 @@ def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
 
         assert _ingest(url, key, "first run").status_code == 202
         assert _count(_state(tmp_path)["logs_database_url"], "first run") == 1
+        # The embedded server runs sized for one machine (ledger.embedded.EMBEDDED_SETTINGS).
+        with psycopg.connect(_state(tmp_path)["logs_database_url"]) as conn:
+            sized = {name: conn.execute(f"SHOW {name}").fetchone()
+                     for name in ("shared_buffers", "io_method")}
+        assert sized == {"shared_buffers": ("32MB",), "io_method": ("sync",)}
 
         # Other commands from the same folder find the running stack with no flags.
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
@@ -151,8 +159,8 @@ def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = f"127.0.0.1:{busy.getsockname()[1]}"
-        second = UpProcess(tmp_path, port, {"LEDGER_QUERY_LISTEN": taken,
-                                            "LEDGER_QUERY_ADDR": taken})
+        second = UpProcess(tmp_path, port, env={"LEDGER_QUERY_LISTEN": taken,
+                                                "LEDGER_QUERY_ADDR": taken})
         banner = second.read_until("Press Ctrl-C to stop", timeout=120)
     try:
         assert key not in banner  # the full key was shown once, on the first start

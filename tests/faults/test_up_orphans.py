@@ -53,7 +53,8 @@ def ups() -> Iterator[list[UpProcess]]:
 
 def _stack_pids(workdir: Path) -> dict[str, int]:
     state = json.loads((workdir / ".ledger" / "state.json").read_text())
-    pids = {name: int(pid) for name, pid in state["daemons"].items()}
+    # No "daemons" in the default one-process mode: they all live in `ledger up` itself.
+    pids = {name: int(pid) for name, pid in state.get("daemons", {}).items()}
     pids["redis"] = int(state["redis_pid"])
     return pids
 
@@ -84,7 +85,7 @@ def _wait_all_gone(pids: dict[str, int], timeout: float = 30.0) -> dict[str, int
 def test_sigkill_of_the_supervisor_takes_the_stack_down_and_a_new_up_starts(
         workdir: Path, ups: list[UpProcess]) -> None:
     port = free_port()
-    up = UpProcess(workdir, port)
+    up = UpProcess(workdir, port, "--processes")  # children that must die with it
     ups.append(up)
     up.read_until(READY, timeout=120)
     pids = _stack_pids(workdir)
@@ -112,7 +113,7 @@ def test_sighup_stops_cleanly_and_a_stale_daemon_is_reported(
         data = workdir / ".ledger"
         data.mkdir()
         (data / "state.json").write_text(json.dumps({"daemons": {"ingest": stale.pid}}))
-        up = UpProcess(workdir, free_port())
+        up = UpProcess(workdir, free_port())  # the default, one-process mode
         ups.append(up)
         banner = up.read_until(READY, timeout=120)
         assert f"ingest daemon of an earlier `ledger up` on {data} is still running" \
@@ -120,6 +121,7 @@ def test_sighup_stops_cleanly_and_a_stale_daemon_is_reported(
         assert stale.wait(15) is not None
 
         pids = _stack_pids(workdir)
+        assert set(pids) == {"redis"}
         up.proc.send_signal(signal.SIGHUP)  # the terminal was closed
         rest, _ = up.proc.communicate(timeout=60)
         output = up.output + rest.decode(errors="replace")
@@ -135,7 +137,7 @@ def test_sighup_stops_cleanly_and_a_stale_daemon_is_reported(
 
 def test_two_sigterms_during_the_stop_still_stop_every_child(
         workdir: Path, ups: list[UpProcess]) -> None:
-    up = UpProcess(workdir, free_port())
+    up = UpProcess(workdir, free_port(), "--processes")
     ups.append(up)
     up.read_until(READY, timeout=120)
     pids = _stack_pids(workdir)

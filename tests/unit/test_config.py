@@ -106,3 +106,29 @@ def test_to_env_round_trips() -> None:
     original = Settings.from_env({"LEDGER_INGEST_WRITERS": "3", "LEDGER_URL": "http://x:1"})
     again = Settings.from_env(original.to_env())
     assert again == original
+
+
+def test_one_process_gives_later_daemons_the_port_an_earlier_one_bound() -> None:
+    from ledger.daemons.one_process import resolved
+
+    asked = Settings(auth_listen="127.0.0.1:0", query_listen="0.0.0.0:0",
+                     ingest_listen="127.0.0.1:50123", ingest_addr="127.0.0.1:50123")
+    auth = resolved(asked, "auth", 41001)
+    assert (auth.auth_listen, auth.auth_addr) == ("127.0.0.1:41001", "127.0.0.1:41001")
+    query = resolved(asked, "query", 41002)
+    assert (query.query_listen, query.query_addr) == ("0.0.0.0:41002", "127.0.0.1:41002")
+    assert resolved(asked, "ingest", 50123) == asked  # a fixed port is already in the address
+    assert resolved(asked, "gateway", 8000) == asked  # no daemon calls the gateway
+
+
+def test_db_pool_idle_seconds_empties_idle_pools() -> None:
+    from ledger.db.pool import async_pool
+
+    assert Settings.from_env({}).db_pool_idle_seconds is None
+    settings = Settings.from_env({"LEDGER_DB_POOL_IDLE_SECONDS": "60"})
+    assert settings.db_pool_idle_seconds == 60.0
+    lean = async_pool("postgresql://x/y", name="t", min_size=2,
+                      idle_seconds=settings.db_pool_idle_seconds)
+    assert (lean.min_size, lean.max_idle) == (0, 60.0)
+    kept = async_pool("postgresql://x/y", name="t", min_size=2)
+    assert (kept.min_size, kept.max_idle) == (2, 600.0)

@@ -58,7 +58,8 @@ class AlertsDaemon(GrpcDaemon):
         # No check per checkout (a round trip each): every loop retries a failed step, and a
         # connection that died with a PostgreSQL restart is dropped when it fails.
         pool = async_pool(settings.logs_database_url, name="alerts-logs",
-                          min_size=2, max_size=5 + settings.alerts_senders, check=False)
+                          min_size=2, max_size=5 + settings.alerts_senders, check=False,
+                          idle_seconds=settings.db_pool_idle_seconds)
         self._pool = pool
         await open_pool(pool, settings.logs_database_url)
         self._redis = bus.client(settings.redis_url)

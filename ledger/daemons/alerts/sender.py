@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -45,6 +46,9 @@ class Sender:
                 self.http = None
 
     async def _loop(self, stopping: asyncio.Event) -> None:
+        # Senders start together: spread their first polls over one period (see below).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), POLL_SECONDS * random.random())  # noqa: S311
         while not stopping.is_set():
             try:
                 handled = await self.step()
@@ -54,7 +58,11 @@ class Sender:
                 continue
             if not handled:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), POLL_SECONDS)
+                    # Jittered: senders started together would otherwise poll in lockstep for
+                    # ever, each holding a connection at the same instant, and an idle stack
+                    # would keep one PostgreSQL backend per sender open.
+                    await asyncio.wait_for(self.wakeup.wait(),
+                                           POLL_SECONDS * random.uniform(0.7, 1.3))  # noqa: S311
                 self.wakeup.clear()
 
     async def step(self) -> int:

@@ -52,7 +52,8 @@ class AnalyticsDaemon(LoopDaemon):
         self.settings = settings
         self.interval = settings.analytics_interval_seconds
         self.pool: AsyncConnectionPool = async_pool(str(settings.logs_database_url),
-                                                    name="analytics-logs", max_size=2)
+                                                    name="analytics-logs", max_size=2,
+                                                    idle_seconds=settings.db_pool_idle_seconds)
         self.redis: aioredis.Redis = bus.client(str(settings.redis_url))
         self.runner = JobRunner(self.redis, owner)
         self.metrics = Registry(self.name)

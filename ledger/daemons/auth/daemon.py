@@ -43,7 +43,8 @@ class AuthDaemon(GrpcDaemon):
         url = settings.auth_database_url
         await require_schema(url, "auth")
         try:
-            self._pool = async_pool(url, name="auth", max_size=POOL_MAX_SIZE)
+            self._pool = async_pool(url, name="auth", max_size=POOL_MAX_SIZE,
+                                    idle_seconds=settings.db_pool_idle_seconds)
             await open_pool(self._pool, url)
             self._redis = await connect_redis(settings.redis_url)
             servicer = AuthServicer(self._pool, self._redis,

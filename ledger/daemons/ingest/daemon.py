@@ -80,7 +80,8 @@ class IngestDaemon(GrpcDaemon):
             # check per checkout (a round trip per batch): writers retry a failed batch, and
             # drop the pool's dead connections when one fails (``Writer.handle``).
             self._pool = async_pool(url, name="ingest-logs", min_size=1,
-                                    max_size=max(2, settings.ingest_writers + 2), check=False)
+                                    max_size=max(2, settings.ingest_writers + 2), check=False,
+                                    idle_seconds=settings.db_pool_idle_seconds)
             await self._pool.open(wait=False)
             self._streams = Streams(self._redis)
             self.figures.watch_queue(self._redis)
@@ -126,7 +127,8 @@ class IngestDaemon(GrpcDaemon):
             stopping.cancel()
         for task in self._tasks:
             if task in done and not self._stopping.is_set():
-                exc = task.exception()
+                # A cancelled task has no exception to give (exception() would raise).
+                exc = None if task.cancelled() else task.exception()
                 raise RuntimeError(f"ingest: {task.get_name()} stopped unexpectedly") from exc
 
     async def stop(self) -> None:

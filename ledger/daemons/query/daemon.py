@@ -57,7 +57,8 @@ class QueryDaemon(GrpcDaemon):
         assert settings.logs_database_url and settings.redis_url
         url = settings.logs_database_url
         await require_schema(url, "logs")
-        self._pool = async_pool(_with_timeout(url), name="query-logs", min_size=2, max_size=8)
+        self._pool = async_pool(_with_timeout(url), name="query-logs", min_size=2, max_size=8,
+                                idle_seconds=settings.db_pool_idle_seconds)
         await open_pool(self._pool, url)
         reads = self._pool
         if settings.query_database_url:

@@ -188,6 +188,7 @@ def _run(settings: Settings) -> None:
         names = built_daemons()
         supervisor = Supervisor(settings, names, data, report=_report,
                                 on_spawn=lambda pids: save_state(data, daemons=pids))
+        names = list(supervisor.children)  # ingest as its API and writer processes
         console.print(f"[dim]starting {', '.join(names)}…[/dim]")
         supervisor.start_all()
         account, project, new_key, password = _bootstrap(settings)

@@ -48,7 +48,24 @@ _OPTIONS = [
     # unreached for minutes (the gateway's breaker probes would keep failing). Retry often.
     ("grpc.initial_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 2_000),
+    # Every call to the next address that answers: over a DNS name with several addresses (a
+    # scaled compose service, a headless Kubernetes service) or a list (``ledger up``'s ingest
+    # processes). One killed copy fails only its in-flight calls; the next go to the others.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
+
+
+def channel_target(addr: str) -> str:
+    """The gRPC target for ``addr``: one ``HOST:PORT``, or ``IP:PORT,IP:PORT,...``.
+
+    A list becomes gRPC's static ``ipv4:``/``ipv6:`` target, which takes IP addresses only
+    (the config refuses names in a list: one DNS name with several addresses does that job).
+    """
+    parts = [part.strip() for part in addr.split(",") if part.strip()]
+    if len(parts) <= 1:
+        return addr
+    scheme = "ipv6" if parts[0].startswith("[") else "ipv4"
+    return f"{scheme}:{','.join(parts)}"
 
 
 class DaemonClient:
@@ -68,7 +85,7 @@ class DaemonClient:
         self.timeout = timeout
         self.guard = guard
         self._metadata = ((TOKEN_KEY, token),)
-        self.channel = grpc.aio.insecure_channel(addr, options=_OPTIONS)
+        self.channel = grpc.aio.insecure_channel(channel_target(addr), options=_OPTIONS)
         self.stub: Any = type(self).stub_type(self.channel)
         self._health = health_pb2_grpc.HealthServiceStub(self.channel)
 

@@ -52,3 +52,12 @@ def test_two_postgres_servers_and_migrations_before_daemons() -> None:
     assert services["migrate"]["command"] == ["ledger", "db", "migrate"]
     assert services["ingest"]["depends_on"]["migrate"]["condition"] \
         == "service_completed_successfully"
+
+
+def test_writers_are_a_service_of_their_own_and_ingest_only_accepts() -> None:
+    services = _compose()["services"]
+    assert services["writer"]["command"] == ["ledger", "serve", "ingest", "--role", "writer"]
+    assert services["writer"]["deploy"]["replicas"] >= 2
+    assert services["ingest"]["environment"]["LEDGER_INGEST_ROLE"] == "api"
+    assert Settings.from_env({"LEDGER_INGEST_ROLE": "api"}).ingest_role == "api"
+    assert "ports" not in services["writer"]

@@ -51,11 +51,12 @@ def test_channel_target_is_a_static_list_for_several_addresses() -> None:
     assert channel_target("[::1]:5001,[::1]:5002") == "ipv6:[::1]:5001,[::1]:5002"
 
 
-def test_one_core_keeps_one_ingest_process_and_more_cores_split_it() -> None:
+def test_one_core_keeps_one_ingest_process_and_more_cores_spread_it() -> None:
     assert auto_ingest_layout(1) == (1, 0)
-    for cpus in (2, 4, 8, 16):
+    assert auto_ingest_layout(2) == (2, 1)  # measured best here (bench/RESULTS.md)
+    for cpus in (4, 8, 16):
         api, writers = auto_ingest_layout(cpus)
-        assert api >= 1 and writers >= 1 and api + writers <= cpus
+        assert 1 < api < cpus and 1 <= writers < api
 
 
 def test_settings_override_the_measured_layout() -> None:

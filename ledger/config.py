@@ -208,9 +208,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LEDGER_INGEST_LISTEN", "ingest_listen", "127.0.0.1:50052", _addr,
              "Address the ingest daemon's gRPC server binds."),
     Variable("LEDGER_INGEST_ADDR", "ingest_addr", "127.0.0.1:50052", _addrs,
-             "Where the gateway reaches the ingest daemon: one HOST:PORT (a DNS name with"
-             " several addresses is spread over all of them), or several IP:PORT separated"
-             " by commas; calls go round-robin over those that answer."),
+             "Where the gateway reaches the ingest daemon: one HOST:PORT, or several"
+             " IP:PORT separated by commas (several ingest API processes: calls go"
+             " round-robin over those that are up)."),
     Variable("LEDGER_INGEST_ROLE", "ingest_role", "all", _choice("all", "api", "writer"),
              "What `ledger serve ingest` runs: `api` (accept, validate and queue over gRPC),"
              " `writer` (only the writers that move the queue into PostgreSQL, with a"

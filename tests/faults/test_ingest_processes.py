@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import time
 import uuid
@@ -31,7 +32,6 @@ from tests.faults.support import (
     account,
     logs,
     send_until_accepted,
-    stored,
     stored_ids,
     wait_stored,
 )
@@ -75,10 +75,11 @@ async def test_sigkill_one_of_two_writer_processes(settings: Settings, tmp_path:
     stack = Stack(settings.with_overrides(ingest_claim_idle_seconds=1.0), tmp_path)
     with stack, redis.Redis.from_url(str(settings.redis_url)) as queue:
         stack.settings = stack.settings.with_overrides(ingest_role="api")
-        victim_port = stack.add("writer-1", "ingest", ingest_role="writer")
-        stack.add("writer-2", "ingest", ingest_role="writer")
-        stack.start("ingest", "writer-1", "writer-2")
-        victim = f"{socket.gethostname()}:{victim_port}:"
+        prefixes = {label: f"{socket.gethostname()}:"
+                           f"{stack.add(label, 'ingest', ingest_role='writer')}:"
+                    for label in ("writer-1", "writer-2")}
+        stack.start("ingest", *prefixes)
+        victim = ""
         client = IngestClient(f"127.0.0.1:{stack.ports['ingest']}",
                               str(settings.internal_token), timeout=10.0)
         stack_done: list[asyncio.Task[int]] = []
@@ -89,17 +90,26 @@ async def test_sigkill_one_of_two_writer_processes(settings: Settings, tmp_path:
 
             sender = asyncio.create_task(send_all())
             stack_done.append(sender)
-            # Kill the victim the moment it holds unacknowledged entries.
+            # Kill a writer process while it holds unacknowledged entries: both are frozen
+            # (SIGSTOP) while the pending counts are read, so neither acknowledges meanwhile.
+            procs = {label: stack.daemons[label].proc for label in prefixes}
             deadline = time.monotonic() + 20
             held: dict[str, int] = {}
             while not held:
-                assert time.monotonic() < deadline, "writer-1 never held pending entries"
-                assert not sender.done() or stored(url, project)[0] < BATCHES * BATCH_SIZE
-                held = {name: n for name, n in _pending_by_consumer(queue, project).items()
-                        if name.startswith(victim) and n}
-                if not held:
-                    await asyncio.sleep(0.002)
-            stack.kill("writer-1")
+                assert time.monotonic() < deadline, "no writer process held pending entries"
+                await asyncio.sleep(0.002)
+                for proc in procs.values():
+                    proc.send_signal(signal.SIGSTOP)
+                pending = _pending_by_consumer(queue, project)
+                for label, prefix in prefixes.items():
+                    held = {n: c for n, c in pending.items() if n.startswith(prefix) and c}
+                    if held:
+                        victim = label
+                        break
+                if held:
+                    stack.kill(victim)
+                for proc in procs.values():
+                    proc.send_signal(signal.SIGCONT)
             accepted = await sender
         finally:
             for task in stack_done:
@@ -112,8 +122,9 @@ async def test_sigkill_one_of_two_writer_processes(settings: Settings, tmp_path:
         assert int(queue.get(bus.queue_depth(project)) or 0) == 0
         assert queue.xlen(bus.queue_stream(project)) == 0
         assert not any(_pending_by_consumer(queue, project).values())
-        survivor_log = stack.daemons["writer-2"].log.read_text()
-        assert "reclaimed" in survivor_log, survivor_log[-2000:]
+        survivor = next(label for label in prefixes if label != victim)
+        survivor_log = stack.daemons[survivor].log.read_text()
+        assert "reclaimed" in survivor_log, (held, survivor_log[-2000:])
 
 
 async def test_sigkill_one_of_two_ingest_api_processes(settings: Settings,

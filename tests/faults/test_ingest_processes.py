@@ -41,9 +41,9 @@ pytestmark = pytest.mark.e2e
 
 BATCHES = 30
 BATCH_SIZE = 1000
-API_BATCHES = 30
+API_BATCHES = 20
 SENDERS = 4
-KILL_AT = 12 * BATCH_SIZE
+KILL_AT = 8 * BATCH_SIZE
 
 
 def _pending_by_consumer(queue: redis.Redis, project: str) -> dict[str, int]:

@@ -8,7 +8,7 @@ import pytest
 
 from ledger.config import Settings
 from ledger.embedded import free_port
-from ledger.errors import ConfigError, LedgerError
+from ledger.errors import LedgerError
 from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import (
     count_logs,
@@ -41,12 +41,6 @@ async def test_api_queues_and_a_writer_process_stores(settings: Settings) -> Non
                 await send(writer_client, project, {"logs": [log()]})
             await eventually(lambda: count_logs(url, project) == 50)
         assert queue_depth(str(settings.redis_url), project) == 0
-
-
-async def test_a_writer_process_needs_writers(settings: Settings) -> None:
-    with pytest.raises(ConfigError, match="LEDGER_INGEST_WRITERS"):
-        async with running_ingest(settings, ingest_role="writer", ingest_writers=0):
-            pass
 
 
 async def test_calls_skip_an_address_where_no_process_answers(settings: Settings) -> None:

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from ledger.cli.main import app
 from ledger.config import Settings
+from ledger.daemons.ingest import IngestDaemon
 from ledger.daemons.layout import auto_ingest_layout, ingest_counts, plan
 from ledger.errors import ConfigError
 from ledger.rpc.channel import channel_target
@@ -98,3 +99,9 @@ def test_role_is_only_for_ingest() -> None:
     result = CliRunner().invoke(app, ["serve", "query", "--role", "writer"])
     assert result.exit_code == 78
     assert "--role is for `ledger serve ingest`" in result.output
+
+
+async def test_a_writer_process_needs_writers() -> None:
+    daemon = IngestDaemon(Settings(ingest_role="writer", ingest_writers=0, internal_token="t"))
+    with pytest.raises(ConfigError, match="LEDGER_INGEST_WRITERS"):
+        await daemon.start()  # refused before anything is opened

@@ -40,9 +40,9 @@ def auto_ingest_layout(cpus: int) -> tuple[int, int]:
     against 40 k). One writer process apart from them stored as much as writers inside them
     (52 k against 50 k, within the noise) and keeps storing on its own scheduler when the
     accept side saturates its processes, as DESIGN §2.4 draws it. So: API processes for the
-    accept side's two thirds of the CPU, and one writer process (2.5 µs per log: one process
-    keeps up with far more than the accept side of a machine makes); beyond 2 cores this is
-    extrapolated, not measured, and the LEDGER_UP_* settings override it.
+    accept side's two thirds of the CPU, and one writer process per 8 cores (2.5 µs per log:
+    one keeps up with several API processes); beyond 2 cores this is extrapolated, not
+    measured, and the LEDGER_UP_* settings override it.
     """
     if cpus <= 1:
         return 1, 0  # one core: a second process only adds switching

@@ -71,6 +71,30 @@ def _addr(name: str, raw: str) -> str:
     return raw if match["host"] else f"0.0.0.0{raw}"
 
 
+def _addrs(name: str, raw: str) -> str:
+    """One HOST:PORT, or several comma-separated ones (spread over round-robin)."""
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts:
+        raise ConfigError(f"{name} must be HOST:PORT[,HOST:PORT...], got {raw!r}")
+    addrs = [_addr(name, part) for part in parts]
+    if len(addrs) > 1:
+        for addr in addrs:
+            try:
+                ipaddress.ip_address(addr.rsplit(":", 1)[0].strip("[]"))
+            except ValueError:
+                raise ConfigError(
+                    f"{name}: a list of addresses takes IP:PORT only, got {addr!r} (give one"
+                    " DNS name with several addresses instead)") from None
+    return ",".join(addrs)
+
+
+def _optional_int(minimum: int) -> Callable[[str, str], int | None]:
+    def parse(name: str, raw: str) -> int | None:
+        return None if raw.lower() == "auto" else _int(name, raw, minimum)
+
+    return parse
+
+
 def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
     def parse(name: str, raw: str) -> str:
         scheme = raw.split("://", 1)[0] if "://" in raw else ""
@@ -213,10 +237,27 @@ VARIABLES: tuple[Variable, ...] = (
              lambda n, r: _int(n, r, 1), "Default retention in days for a new project."),
     Variable("LEDGER_INGEST_LISTEN", "ingest_listen", "127.0.0.1:50052", _addr,
              "Address the ingest daemon's gRPC server binds."),
-    Variable("LEDGER_INGEST_ADDR", "ingest_addr", "127.0.0.1:50052", _addr,
-             "Where the gateway reaches the ingest daemon."),
+    Variable("LEDGER_INGEST_ADDR", "ingest_addr", "127.0.0.1:50052", _addrs,
+             "Where the gateway reaches the ingest daemon: one HOST:PORT, or several"
+             " IP:PORT separated by commas (several ingest API processes: calls go"
+             " round-robin over those that are up)."),
+    Variable("LEDGER_INGEST_ROLE", "ingest_role", "all", _choice("all", "api", "writer"),
+             "What `ledger serve ingest` runs: `api` (accept, validate and queue over gRPC),"
+             " `writer` (only the writers that move the queue into PostgreSQL, with a"
+             " health-only gRPC port), or `all` (both in one process)."),
     Variable("LEDGER_INGEST_WRITERS", "ingest_writers", 2, lambda n, r: _int(n, r, 0),
-             "Writer tasks per ingest daemon that move the queue into PostgreSQL."),
+             "Writer tasks per ingest process (roles `writer` and `all`) that move the queue"
+             " into PostgreSQL."),
+    Variable("LEDGER_INGEST_CLAIM_IDLE_SECONDS", "ingest_claim_idle_seconds", 30.0,
+             lambda n, r: max(_float(n, r), 0.1),
+             "Queue entries a writer read and did not acknowledge for this long (its process"
+             " died) are taken over by another writer."),
+    Variable("LEDGER_UP_INGEST_PROCESSES", "up_ingest_processes", None, _optional_int(1),
+             "Ingest API processes `ledger up` starts (`auto` or unset: as measured best for"
+             " the machine's cores, see bench/RESULTS.md)."),
+    Variable("LEDGER_UP_WRITER_PROCESSES", "up_writer_processes", None, _optional_int(0),
+             "Writer processes `ledger up` starts apart from the ingest API (0: the writers"
+             " run inside the ingest processes; `auto` or unset: as measured best)."),
     Variable("LEDGER_INGEST_QUEUE_MAX_DEPTH", "queue_max_depth", 100_000,
              lambda n, r: _int(n, r, 1),
              "Queued logs per project above which ingest answers 503"
@@ -298,7 +339,11 @@ class Settings:
     auth_retention_days: int = 90
     ingest_listen: str = "127.0.0.1:50052"
     ingest_addr: str = "127.0.0.1:50052"
+    ingest_role: str = "all"
     ingest_writers: int = 2
+    ingest_claim_idle_seconds: float = 30.0
+    up_ingest_processes: int | None = None
+    up_writer_processes: int | None = None
     queue_max_depth: int = 100_000
     ingest_max_attempts: int = 5
     ingest_grouping_cache_seconds: float = 5.0

@@ -5,6 +5,8 @@
         stack.start("auth", "ingest", "gateway")         # each on a free port, waits for health
         stack.url                                        # http://127.0.0.1:<gateway port>
         stack.kill("ingest"); stack.start("ingest")      # SIGKILL and restart one daemon
+        stack.add("writer-1", "ingest", ingest_role="writer")  # more processes of a daemon
+        stack.start("writer-1")
 
 Each daemon's stderr goes to ``<tmp>/<name>.log``; a daemon that fails to become healthy fails
 the test with the tail of that log.
@@ -18,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ledger.config import Settings
 from ledger.daemons.supervisor import check_healthy
@@ -71,6 +74,8 @@ class Stack:
         )
         self.ports = ports
         self.daemons: dict[str, DaemonProcess] = {}
+        #: Extra processes: label -> (daemon, their own settings).
+        self.specs: dict[str, tuple[str, Settings]] = {}
 
     @property
     def url(self) -> str:
@@ -78,6 +83,18 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         return self.settings.child_environ(self.extra_env)
+
+    def add(self, label: str, daemon: str, **overrides: Any) -> int:
+        """Declare another process of ``daemon`` under ``label``, on a port of its own.
+
+        It takes the stack's settings as they are now, plus ``overrides``; returns its port.
+        """
+        port = free_port()
+        self.specs[label] = (daemon, self.settings.with_overrides(**{
+            f"{daemon}_listen": f"127.0.0.1:{port}", f"{daemon}_addr": f"127.0.0.1:{port}",
+            **overrides}))
+        self.ports[label] = port
+        return port
 
     def start(self, *names: str, timeout: float = 30.0) -> None:
         for name in names:
@@ -91,7 +108,9 @@ class Stack:
             raise RuntimeError(f"{name} is already running")
         log = self.workdir / f"{name}.log"
         handle = log.open("ab")
-        proc = subprocess.Popen([*LEDGER, "serve", name], env=self.env(), stdout=handle,
+        daemon, settings = self.specs.get(name, (name, self.settings))
+        env = settings.child_environ(self.extra_env)
+        proc = subprocess.Popen([*LEDGER, "serve", daemon], env=env, stdout=handle,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=self.workdir)
         handle.close()
@@ -110,7 +129,8 @@ class Stack:
         raise AssertionError(f"{name} not healthy within {timeout}s:\n{daemon.log_tail()}")
 
     def _healthy(self, name: str) -> bool:
-        return check_healthy(name, self.settings)
+        daemon, settings = self.specs.get(name, (name, self.settings))
+        return check_healthy(daemon, settings)
 
     def kill(self, name: str) -> None:
         self.daemons[name].kill()

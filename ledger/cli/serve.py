@@ -9,6 +9,7 @@ import typer
 
 from ledger.cli.context import load_settings
 from ledger.cli.output import fail, handle_errors
+from ledger.errors import ConfigError
 
 
 class DaemonName(str, Enum):
@@ -20,16 +21,32 @@ class DaemonName(str, Enum):
     alerts = "alerts"
 
 
+class IngestRole(str, Enum):
+    all = "all"
+    api = "api"
+    writer = "writer"
+
+
 def serve(
     daemon: DaemonName = typer.Argument(..., help="Which daemon to run."),
+    role: IngestRole | None = typer.Option(
+        None, "--role", help="ingest only: api (accept and queue), writer (only the writers"
+        " that store the queue) or all (both) [LEDGER_INGEST_ROLE, default all]."),
 ) -> None:
     """Run one daemon (gateway, auth, ingest, query, analytics or alerts) until SIGTERM or Ctrl-C.
 
     Every daemon reads LEDGER_* variables (see `man ledger`); all of them need
-    LEDGER_INTERNAL_TOKEN, the same for every daemon of one installation.
+    LEDGER_INTERNAL_TOKEN, the same for every daemon of one installation. The ingest daemon
+    can run as several processes: `--role api` copies accept logs, `--role writer` copies
+    store them, each scaled on its own.
     """
     with handle_errors():
         settings = load_settings()
+        if role is not None:
+            if daemon is not DaemonName.ingest:
+                raise ConfigError(f"--role is for `ledger serve ingest`, not {daemon.value}:"
+                                  " drop it")
+            settings = settings.with_overrides(ingest_role=role.value)
         try:
             module = importlib.import_module(f"ledger.daemons.{daemon.value}")
         except ModuleNotFoundError as exc:

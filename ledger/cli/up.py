@@ -209,12 +209,14 @@ def _run(settings: Settings, *, one_process: bool) -> None:
         )
         names = built_daemons()
         if one_process:
-            # No child daemons to record; an earlier run's (stopped above) are forgotten.
+            # No child daemons to record; an earlier run's (stopped above) are forgotten. Ingest
+            # runs here in one copy with both roles (api and writers).
             replace_state(data, {k: v for k, v in load_state(data).items() if k != "daemons"})
             _serve_in_one_process(settings, names, gateway_url, started, moved)
         else:
             supervisor = Supervisor(settings, names, data, report=_report,
                                     on_spawn=lambda pids: save_state(data, daemons=pids))
+            names = list(supervisor.children)  # ingest as its API and writer processes
             console.print(f"[dim]starting {', '.join(names)}…[/dim]")
             supervisor.start_all()
             _announce(settings, gateway_url, names, started, moved)

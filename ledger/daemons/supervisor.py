@@ -1,7 +1,8 @@
 """`ledger up`: the whole stack as child processes of one command.
 
 Embedded PostgreSQL and Redis under the data dir unless URLs are given, migrations, every daemon
-as a `ledger serve <name>` child polled until healthy, a restart with backoff for a daemon that
+as a `ledger serve <name>` child polled until healthy (ingest as several API and writer
+processes, see ``layout``), a restart with backoff for a daemon that
 dies, and a clean stop in reverse order on Ctrl-C or SIGTERM.
 """
 
@@ -80,10 +81,16 @@ async def _grpc_healthy(name: str, addr: str, settings: Settings) -> bool:
 
 @dataclass
 class Child:
-    """One `ledger serve <name>` process with its log file and restart bookkeeping."""
+    """One `ledger serve <daemon>` process with its log file and restart bookkeeping.
+
+    ``name`` is unique among the children (``ingest-2``, ``writer-1``); ``daemon`` is what it
+    serves, with its own ``settings`` (its port, its ingest role) when given.
+    """
 
     name: str
     log: Path
+    daemon: str = ""
+    settings: Settings | None = None
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -91,9 +98,11 @@ class Child:
 
     def spawn(self, env: dict[str, str], cwd: Path) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        if self.settings is not None:
+            env = self.settings.child_environ()
         with self.log.open("ab") as handle:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ledger", "serve", self.name],
+                [sys.executable, "-m", "ledger", "serve", self.daemon or self.name],
                 env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=handle,
                 stderr=subprocess.STDOUT,
                 # Own process group: Ctrl-C in the terminal reaches only `ledger up`, which
@@ -141,7 +150,13 @@ class Supervisor:
         # Told every child's pid after each (re)start, so a later `ledger up` can find a stack
         # that was not stopped cleanly.
         self.on_spawn = on_spawn
-        self.children = {n: Child(n, settings.data_dir / "logs" / f"{n}.log") for n in names}
+        from ledger.daemons.layout import plan
+        from ledger.embedded import free_port
+
+        self.children = {
+            p.name: Child(p.name, settings.data_dir / "logs" / f"{p.name}.log", p.daemon,
+                          p.settings)
+            for p in plan(settings, names, free_port)}
         self._env = settings.child_environ()
 
     def start_all(self, timeout: float = 60.0) -> None:
@@ -164,7 +179,7 @@ class Supervisor:
                     f"the {child.name} daemon exited during start-up; its log"
                     f" ({child.log}) ends with:\n{child.log_tail()}"
                 )
-            if check_healthy(child.name, self.settings):
+            if check_healthy(child.daemon or child.name, child.settings or self.settings):
                 return
             time.sleep(0.1)
         raise UnavailableError(f"the {child.name} daemon was not healthy within {timeout:.0f}s;"

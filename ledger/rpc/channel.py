@@ -49,6 +49,25 @@ _OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
+#: For a list of addresses (``ledger up``'s ingest API processes): every call to the next
+#: address that is connected, so one killed copy fails only its in-flight calls and the next
+#: go to the others. Not for one address: there round-robin reconnects in the background
+#: with backoff and fails calls at once meanwhile, where pick-first (the default) connects
+#: when a call comes, so a daemon just restarted answers the very next call.
+_SPREAD = [("grpc.lb_policy_name", "round_robin")]
+
+
+def channel_target(addr: str) -> str:
+    """The gRPC target for ``addr``: one ``HOST:PORT``, or ``IP:PORT,IP:PORT,...``.
+
+    A list becomes gRPC's static ``ipv4:``/``ipv6:`` target, which takes IP addresses only
+    (the config refuses names in a list).
+    """
+    parts = [part.strip() for part in addr.split(",") if part.strip()]
+    if len(parts) <= 1:
+        return addr
+    scheme = "ipv6" if parts[0].startswith("[") else "ipv4"
+    return f"{scheme}:{','.join(parts)}"
 
 
 class DaemonClient:
@@ -68,7 +87,9 @@ class DaemonClient:
         self.timeout = timeout
         self.guard = guard
         self._metadata = ((TOKEN_KEY, token),)
-        self.channel = grpc.aio.insecure_channel(addr, options=_OPTIONS)
+        target = channel_target(addr)
+        self.channel = grpc.aio.insecure_channel(
+            target, options=_OPTIONS + (_SPREAD if target != addr else []))
         self.stub: Any = type(self).stub_type(self.channel)
         self._health = health_pb2_grpc.HealthServiceStub(self.channel)
 

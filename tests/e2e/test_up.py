@@ -142,8 +142,12 @@ def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
         # A daemon that dies is restarted and the restart is reported.
         pids = subprocess.run(["pgrep", "-P", str(first.proc.pid), "-f", "ledger serve ingest"],
                               capture_output=True, text=True).stdout.split()
-        assert len(pids) == 1, pids
-        os.kill(int(pids[0]), signal.SIGKILL)
+        daemons: dict[str, int] = json.loads((tmp_path / ".ledger" / "state.json").read_text()
+                                             )["daemons"]
+        # Ingest runs as its API and writer processes (daemons/layout.py), each recorded.
+        assert sorted(pids) == sorted(str(pid) for name, pid in daemons.items()
+                                      if name.startswith(("ingest", "writer"))), daemons
+        os.kill(int(daemons["ingest"]), signal.SIGKILL)
         first.read_until("ingest restarted", timeout=30)
         wait_until_blocking(lambda: _ingest(url, key, "after restart").status_code == 202,
                             "the restarted ingest accepts logs", interval=0.3)

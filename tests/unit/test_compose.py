@@ -157,3 +157,12 @@ async def _run(script: str) -> subprocess.CompletedProcess[str]:
 
     return await asyncio.to_thread(subprocess.run, [sys.executable, "-c", script],
                                    capture_output=True, text=True, timeout=30)
+
+
+def test_writers_are_a_service_of_their_own_and_ingest_only_accepts() -> None:
+    services = _compose()["services"]
+    assert services["writer"]["command"] == ["ledger", "serve", "ingest", "--role", "writer"]
+    assert services["writer"]["deploy"]["replicas"] >= 2
+    assert services["ingest"]["command"] == ["ledger", "serve", "ingest", "--role", "api"]
+    assert Settings.from_env({"LEDGER_INGEST_ROLE": "api"}).ingest_role == "api"
+    assert "ports" not in services["writer"]

@@ -1,4 +1,15 @@
-"""IngestDaemon: the IngestService gRPC server plus ``LEDGER_INGEST_WRITERS`` writer tasks."""
+"""IngestDaemon: the IngestService gRPC server and/or ``LEDGER_INGEST_WRITERS`` writer tasks.
+
+``LEDGER_INGEST_ROLE`` (``ledger serve ingest --role``) says which: ``api`` accepts, validates
+and queues; ``writer`` only runs the writers, so they scale on their own processes and cores;
+``all`` does both in one process (one event loop), as a small installation wants.
+
+A writer process still binds a gRPC port, serving only the health check: it is how ``ledger
+up`` and an orchestrator see it alive, and its ``host:port`` is the process's identity in the
+consumer group (ports are bound without SO_REUSEPORT, so two live processes on one host never
+share one), stable across a restart on the same address so that a restarted writer takes
+back its own pending entries at once.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +28,7 @@ from ledger.daemons.ingest.service import IngestServicer
 from ledger.daemons.ingest.writer import Streams, Writer
 from ledger.db import migrate
 from ledger.db.pool import async_pool, connect
-from ledger.errors import UnavailableError
+from ledger.errors import ConfigError, UnavailableError
 from ledger.proto import ingest_pb2_grpc
 from ledger.queue.client import Queue
 from ledger.rpc.server import bind, create_server
@@ -50,6 +61,7 @@ class IngestDaemon(GrpcDaemon):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
+        self.role = settings.ingest_role
         self.writers: list[Writer] = []
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -66,6 +78,11 @@ class IngestDaemon(GrpcDaemon):
                 absorbs and the writers wait for it).
         """
         settings = self.settings
+        serves_api = self.role in ("api", "all")
+        writers = settings.ingest_writers if self.role in ("writer", "all") else 0
+        if self.role == "writer" and not writers:
+            raise ConfigError("LEDGER_INGEST_WRITERS is 0 for an ingest process with the writer"
+                              " role: give it at least one writer, or run another role")
         server = create_server(self.name, settings.internal_token, self._health,
                                observe=self.observe_rpcs)
         settings.require("logs_database_url", "redis_url")
@@ -80,38 +97,44 @@ class IngestDaemon(GrpcDaemon):
             # check per checkout (a round trip per batch): writers retry a failed batch, and
             # drop the pool's dead connections when one fails (``Writer.handle``).
             self._pool = async_pool(url, name="ingest-logs", min_size=1,
-                                    max_size=max(2, settings.ingest_writers + 2), check=False,
+                                    max_size=max(2, writers + 2), check=False,
                                     idle_seconds=settings.db_pool_idle_seconds)
             await self._pool.open(wait=False)
             self._streams = Streams(self._redis)
             self.figures.watch_queue(self._redis)
-            queue = Queue(self._redis, on_new_project=self._streams.project_queued)
-            ingest_pb2_grpc.add_IngestServiceServicer_to_server(
-                IngestServicer(settings, queue, GroupingCache(
-                    self._pool, ttl=settings.ingest_grouping_cache_seconds),
-                    self.figures), server)
+            # Only writers in this process can be woken by its own enqueues; writer processes
+            # find new projects by polling the project set (within about a second).
+            queue = Queue(self._redis, on_new_project=self._streams.project_queued
+                          if writers else None)
+            if serves_api:
+                ingest_pb2_grpc.add_IngestServiceServicer_to_server(
+                    IngestServicer(settings, queue, GroupingCache(
+                        self._pool, ttl=settings.ingest_grouping_cache_seconds),
+                        self.figures), server)
             self.port = bind(server, settings.ingest_listen, self.name)
             await server.start()
         except BaseException:
             await self._close_clients()
             raise
         self._server = server
-        self._start_writers(queue)
+        self._start_writers(queue, writers)
         host = settings.ingest_listen.rsplit(":", 1)[0]
-        logger.info("ingest: serving gRPC on %s:%d with %d writers", host, self.port,
+        logger.info("ingest (%s role): serving %s on %s:%d with %d writers", self.role,
+                    "gRPC" if serves_api else "health checks", host, self.port,
                     len(self.writers))
 
-    def _start_writers(self, queue: Queue) -> None:
+    def _start_writers(self, queue: Queue, count: int) -> None:
         assert self._redis is not None and self._pool is not None and self._streams is not None
         streams = self._streams
         months: set[date] = set()
         # Stable per host and port: a restarted daemon takes back its own pending entries.
         prefix = f"{socket.gethostname()}:{self.port}"
-        for index in range(self.settings.ingest_writers):
+        for index in range(count):
             writer = Writer(f"{prefix}:w{index}", self._redis, queue, self._pool, streams,
                             max_attempts=self.settings.ingest_max_attempts,
                             stopping=self._stopping, known_months=months,
                             on_batch=self.figures.batch)
+            writer.claim_idle_ms = int(self.settings.ingest_claim_idle_seconds * 1000)
             self.writers.append(writer)
             self._tasks.append(asyncio.create_task(writer.run(), name=f"ingest-writer-{index}"))
 
@@ -147,6 +170,9 @@ class IngestDaemon(GrpcDaemon):
         self._stopped.set()
 
     async def _health(self) -> dict[str, str]:
-        alive = sum(1 for t in self._tasks if not t.done())
-        writers = "ok" if alive == len(self._tasks) else f"{alive} of {len(self._tasks)} running"
-        return {**await super()._health(), "writers": writers}
+        checks = await super()._health()
+        if self.role != "api":
+            alive = sum(1 for t in self._tasks if not t.done())
+            checks["writers"] = ("ok" if alive == len(self._tasks)
+                                 else f"{alive} of {len(self._tasks)} running")
+        return checks

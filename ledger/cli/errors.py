@@ -9,16 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.text import Text
 
 from ledger.cli import error_rules
 from ledger.cli.context import load_settings
+from ledger.cli.ids import checked_id, short_ids
 from ledger.cli.logs import level_text, when
-from ledger.cli.output import console, handle_errors, print_json, success, table
+from ledger.cli.output import console, handle_errors, one_line_table, print_json, success
 
 app = typer.Typer(help="Error groups: list them, see why events were grouped, triage them.",
                   no_args_is_help=True)
 app.add_typer(error_rules.app, name="rules")
 
+_GROUP_ID_HELP = "The group id, or its first 6+ characters (as `ledger errors list` shows)."
 STATUS_STYLES = {"unresolved": "red", "resolved": "green", "ignored": "dim"}
 
 
@@ -26,16 +29,28 @@ def _status(status: str) -> str:
     return f"[{STATUS_STYLES.get(status, '')}]{status}[/]"
 
 
+def group_path(group_id: str, action: str = "") -> str:
+    """The REST path of a group named by its id or a unique prefix of it."""
+    return f"/api/v1/error-groups/{checked_id('error group', group_id)}{action}"
+
+
 def _set_status(group_id: str, status: str, release: str | None = None) -> dict[str, Any]:
     from ledger.cli.api import GatewayClient
 
+    path = group_path(group_id, "/status")
     with GatewayClient(load_settings()) as client:
         body: dict[str, Any] = {"status": status}
         if release:
             body["resolved_in_release"] = release
-        group: dict[str, Any] = client.request(
-            "PATCH", f"/api/v1/error-groups/{group_id.strip()}/status", json=body)
+        group: dict[str, Any] = client.request("PATCH", path, json=body)
         return group
+
+
+def _done(group: dict[str, Any], json_output: bool, message: str) -> None:
+    if json_output:
+        print_json(group)
+    else:
+        success(message)
 
 
 @app.command("list")
@@ -58,23 +73,27 @@ def list_command(
         if json_output:
             print_json(page)
             return
-        table(None, ["id", "status", "level", "events", "last seen", "title"],
-              [[g["id"], _status(g["status"]), level_text(g["level"]), g["event_count"],
-                when(g["last_seen"]), g["title"][:80]] for g in page["error_groups"]])
+        groups = page["error_groups"]
+        short = short_ids(g["id"] for g in groups)
+        one_line_table(["id", "status", "level", "events", "last seen", "title"],
+                       [[short[g["id"]], Text.from_markup(_status(g["status"])),
+                         Text.from_markup(level_text(g["level"])), g["event_count"],
+                         when(g["last_seen"])[:16], g["title"]] for g in groups],
+                       flexible="title")
         console.print(f"[dim]{len(page['error_groups'])} of {page['total']} groups[/]",
                       highlight=False)
 
 
 @app.command("show")
 def show_command(
-    group_id: str = typer.Argument(..., help="The group id (from `ledger errors list`)."),
+    group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Show an error group: counts, status, why its events were grouped, a sample event."""
     from ledger.cli.api import GatewayClient
 
     with handle_errors(), GatewayClient(load_settings()) as client:
-        group = client.get(f"/api/v1/error-groups/{group_id.strip()}")
+        group = client.get(group_path(group_id))
         if json_output:
             print_json(group)
             return
@@ -109,32 +128,39 @@ def show_command(
 
 @app.command("resolve")
 def resolve_command(
-    group_id: str = typer.Argument(..., help="The group id."),
+    group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
     release: str | None = typer.Option(
         None, "--release", "-r", help="Fixed in this release: events from older releases do"
         " not reopen it."),
+    json_output: bool = typer.Option(False, "--json", help="Print the group as JSON."),
 ) -> None:
     """Mark an error group resolved; a new event (from this release or newer) reopens it."""
     with handle_errors():
         group = _set_status(group_id, "resolved", release)
         suffix = f" in release {group['resolved_in_release']}" if release else ""
-        success(f"resolved {group['title']!r}{suffix}")
+        _done(group, json_output, f"resolved {group['title']!r}{suffix}")
 
 
 @app.command("ignore")
-def ignore_command(group_id: str = typer.Argument(..., help="The group id.")) -> None:
+def ignore_command(
+    group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
+    json_output: bool = typer.Option(False, "--json", help="Print the group as JSON."),
+) -> None:
     """Ignore an error group: it stays out of the unresolved list."""
     with handle_errors():
         group = _set_status(group_id, "ignored")
-        success(f"ignored {group['title']!r}")
+        _done(group, json_output, f"ignored {group['title']!r}")
 
 
 @app.command("reopen")
-def reopen_command(group_id: str = typer.Argument(..., help="The group id.")) -> None:
+def reopen_command(
+    group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
+    json_output: bool = typer.Option(False, "--json", help="Print the group as JSON."),
+) -> None:
     """Mark a resolved or ignored error group unresolved again."""
     with handle_errors():
         group = _set_status(group_id, "unresolved")
-        success(f"reopened {group['title']!r}")
+        _done(group, json_output, f"reopened {group['title']!r}")
 
 
 def _print_merges(group: dict[str, Any]) -> None:
@@ -158,27 +184,36 @@ def _print_merges(group: dict[str, Any]) -> None:
 def merge_command(
     target: str = typer.Argument(..., help="The group that survives."),
     others: list[str] = typer.Argument(..., help="Groups merged into it."),
+    json_output: bool = typer.Option(False, "--json", help="Print the surviving group as JSON."),
 ) -> None:
-    """Merge groups into TARGET: their counts move, and their later events go to TARGET."""
+    """Merge groups into TARGET: their counts move, and their later events go to TARGET.
+
+    Groups are named by their ids or unique prefixes of them (6+ characters).
+    """
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
-        group = client.request("POST", f"/api/v1/error-groups/{target.strip()}/merge",
-                               json={"group_ids": [o.strip() for o in others]})
-        success(f"merged {len(others)} group(s) into {group['title']!r}"
-                f" ({group['event_count']} events)")
+    with handle_errors():
+        path = group_path(target, "/merge")
+        sources = [checked_id("error group", o) for o in others]
+        with GatewayClient(load_settings()) as client:
+            group = client.request("POST", path, json={"group_ids": sources})
+        _done(group, json_output, f"merged {len(others)} group(s) into {group['title']!r}"
+                                  f" ({group['event_count']} events)")
 
 
 @app.command("unmerge")
 def unmerge_command(
     target: str = typer.Argument(..., help="The group it was merged into."),
     group_id: str = typer.Argument(..., help="The group to take back out."),
+    json_output: bool = typer.Option(False, "--json", help="Print the target group as JSON."),
 ) -> None:
     """Undo a merge: GROUP_ID is listed again and gets its later events back."""
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
-        group = client.request("POST", f"/api/v1/error-groups/{target.strip()}/unmerge",
-                               json={"group_id": group_id.strip()})
-        success(f"unmerged {group_id.strip()} from {group['title']!r}"
-                f" ({group['event_count']} events left)")
+    with handle_errors():
+        path = group_path(target, "/unmerge")
+        source = checked_id("error group", group_id)
+        with GatewayClient(load_settings()) as client:
+            group = client.request("POST", path, json={"group_id": source})
+        _done(group, json_output, f"unmerged {source} from {group['title']!r}"
+                                  f" ({group['event_count']} events left)")

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ledger.cli.context import load_settings
-from ledger.cli.output import console, handle_errors, print_json, print_json_line, table
+from ledger.cli.output import (
+    console,
+    handle_errors,
+    one_line_table,
+    print_json,
+    print_json_line,
+    table,
+    terminal_width,
+)
 from ledger.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -90,16 +99,50 @@ def print_line(row: dict[str, Any]) -> None:
                   soft_wrap=True)
 
 
+#: Below these terminal widths a column of ``ledger logs`` is left out (the id never is).
+_WIDE_FROM = {"type": 100, "environment": 130, "release": 130}
+_FULL_TIME_FROM = 120
+
+
+def page_columns(width: int) -> list[str]:
+    """The columns of a page of logs that fit ``width`` terminal columns, in order."""
+    wanted = ["time", "level", "type", "message", "environment", "release", "id"]
+    return [c for c in wanted if width >= _WIDE_FROM.get(c, 0)]
+
+
+def short_when(iso: str, width: int) -> str:
+    """``when`` at wide terminals; month, day and seconds at narrow ones."""
+    full = when(iso)
+    return full if width >= _FULL_TIME_FROM else full[5:19]
+
+
 def print_page(page: dict[str, Any]) -> None:
-    """A page as a table, oldest at the top (like a terminal log), and how to see more."""
+    """A page as a table, oldest at the top (like a terminal log), and how to see more.
+
+    One line per log at any width: the columns are picked by the terminal's width, the
+    message is cut with "…", and ids are shown as their shortest unique prefix, never cut.
+    """
+    from rich.text import Text
+
+    from ledger.cli.ids import short_ids
+
+    width = terminal_width()
     rows = list(reversed(page["logs"]))
-    table(None, ["time", "level", "type", "message", "environment", "release", "id"],
-          [[when(r["timestamp"]), level_text(r["level"]), r["log_type"], summary(r, 80),
-            r.get("environment"), r.get("release"), r["id"]] for r in rows])
+    short = short_ids(r["id"] for r in rows)
+    columns = page_columns(width)
+    cells: dict[str, Callable[[dict[str, Any]], Any]] = {
+        "time": lambda r: short_when(r["timestamp"], width),
+        "level": lambda r: Text.from_markup(level_text(r["level"])),
+        "type": lambda r: r["log_type"],
+        "message": lambda r: summary(r, 200), "environment": lambda r: r.get("environment"),
+        "release": lambda r: r.get("release"), "id": lambda r: short[r["id"]],
+    }
+    one_line_table(columns, [[cells[c](r) for c in columns] for r in rows], flexible="message")
     total = f"{page['total']}" + ("" if page["total_exact"] else "+")
     console.print(f"[dim]{len(rows)} of {total} matching logs[/]", highlight=False)
     if page.get("next_cursor"):
-        console.print(f"[dim]older: --cursor {page['next_cursor']}[/]", highlight=False)
+        console.print(f"[dim]older: --cursor {page['next_cursor']}[/]", highlight=False,
+                      soft_wrap=True)
 
 
 def new_logs(client: GatewayClient, params: dict[str, Any], since: str,

@@ -123,3 +123,27 @@ def test_keys_create_prints_the_sentry_dsn_and_projects_show_its_number(
     served = CliRunner(env={**cli.env, "LEDGER_GATEWAY_LISTEN": "0.0.0.0:9000"})
     wildcard = orjson.loads(_ok(served, "projects", "show", "shop", "--json"))
     assert wildcard["dsn_template"] == f"http://<API key>@localhost:9000/{number}"
+
+
+def test_keys_by_prefix_revoked_twice_and_listed_for_the_keys_project(cli: CliRunner) -> None:
+    _ok(cli, "accounts", "create", "keys@example.com", "--password", "password1")
+    _ok(cli, "projects", "create", "Shop", "--slug", "shop", "--owner", "keys@example.com")
+    key = orjson.loads(_ok(cli, "keys", "create", "--project", "shop", "--json"))
+    # With the key in use, `keys list` defaults to its project, like `logs` and `errors` do.
+    with_key = CliRunner(env={**cli.env, "LEDGER_API_KEY": key["full_key"]})
+    assert [k["key_id"] for k in orjson.loads(_ok(with_key, "keys", "list", "--json"))] == [
+        key["key_id"]]
+    code, line = _fails(cli, "keys", "list")
+    assert code == 64 and "pass --project <slug>" in line
+
+    first = cli.invoke(app, ["keys", "revoke", key["key_id"][:6]])
+    assert first.exit_code == 0, first.output
+    assert f"revoked API key {key['key_id']}" in first.stdout
+    assert "INFO" not in first.output and "ledger.core" not in first.output
+    again = cli.invoke(app, ["keys", "revoke", key["key_id"]])
+    assert again.exit_code == 0 and "was already revoked" in again.stdout
+    assert "✓ revoked" not in again.stdout
+    assert orjson.loads(_ok(cli, "keys", "revoke", key["key_id"][:8], "--json"))[
+        "already_revoked"] is True
+    code, line = _fails(cli, "keys", "revoke", "ab!")
+    assert code == 64 and "is not a valid key id" in line

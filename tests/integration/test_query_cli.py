@@ -193,3 +193,67 @@ async def test_cli_errors_are_one_clear_line(cli: Cli) -> None:
     assert code == 77
     code, line = await cli.fails("logs", url=f"http://127.0.0.1:{free_port()}")
     assert code == 69 and "cannot reach the gateway" in line
+
+
+async def test_ids_are_typed_as_unique_prefixes_and_shown_whole(cli: Cli) -> None:
+    p = cli.project["id"]
+    first = insert_group(cli.logs_db, p, "fp-a", id="abcdef01-0000-4000-8000-000000000001",
+                         title="KeyError: 'a'")
+    insert_group(cli.logs_db, p, "fp-b", id="abcdef01-0000-4000-8000-000000000002")
+    lone = insert_group(cli.logs_db, p, "fp-c", id="0123cdef-0000-4000-8000-000000000003",
+                        title="ValueError: lone")
+    assert (await cli.json("errors", "show", "0123cd"))["id"] == lone["id"]
+    assert (await cli.json("errors", "resolve", "0123CDEF"))["status"] == "resolved"
+    assert (await cli.json("errors", "reopen", "0123cdef-00"))["status"] == "unresolved"
+    assert (await cli.json("errors", "ignore", lone["id"]))["status"] == "ignored"
+    code, line = await cli.fails("errors", "show", "abcdef")
+    assert code == 64 and "ambiguous: 2 matches" in line
+    assert (await cli.json("errors", "show", "abcdef01-0000-4000-8000-000000000001")
+            )["title"] == first["title"]
+    # Malformed and unknown ids: the same clear words from every command, never "Not Found".
+    for command in ("show", "resolve", "ignore", "reopen"):
+        code, line = await cli.fails("errors", command, "not-a-uuid")
+        assert code == 64 and "'not-a-uuid' is not a valid error group id" in line, line
+        code, line = await cli.fails("errors", command, "e418db3c")
+        assert code == 66 and "error group e418db3c not found" in line, line
+    code, line = await cli.fails("errors", "show", "abc")
+    assert "first 6 or more characters" in line
+    code, line = await cli.fails("errors", "merge", "0123cd", "abcdef")
+    assert "ambiguous" in line
+    # The REST route resolves prefixes too, and a log id by prefix.
+    [row] = insert_logs(cli.logs_db, [log(p, datetime.now(UTC), message="by prefix")])
+    async with httpx.AsyncClient(base_url=cli.url, headers={"X-API-Key": cli.key}) as http:
+        found = await http.get(f"/api/v1/logs/{row['id'][:10]}")
+        assert found.status_code == 200 and found.json()["message"] == "by prefix"
+        assert (await http.get(f"/api/v1/error-groups/{lone['id'][:8]}")).json()["id"] \
+            == lone["id"]
+        refused = await http.get("/api/v1/error-groups/zz-not-an-id")
+        assert refused.status_code == 400 and "not a valid error group id" in refused.text
+
+
+@pytest.mark.parametrize("columns", [80, 140])
+async def test_tables_fit_the_terminal_one_line_per_row(cli: Cli, columns: int) -> None:
+    now = datetime.now(UTC)
+    p = cli.project["id"]
+    rows = insert_logs(cli.logs_db, [log(
+        p, now - timedelta(seconds=i), level="error", log_type="exception",
+        message="Unhandled exception in request handler " * 3, error_type="ZeroDivisionError",
+        error_message="division by zero", environment="production", release="2024.11.30-rc1")
+        for i in range(5)])
+    insert_group(cli.logs_db, p, "fp-wide", title="ZeroDivisionError: division by zero " * 4)
+    runner = CliRunner(env={"LEDGER_URL": cli.url, "LEDGER_API_KEY": cli.key,
+                            "LEDGER_DATA_DIR": str(cli.data_dir), "COLUMNS": str(columns)})
+    for args in (["logs"], ["errors", "list"]):
+        result = await asyncio.to_thread(runner.invoke, app, args)
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert all(len(line) <= columns for line in lines), lines
+        assert "…" in result.stdout  # the message or title was cut, not wrapped
+    lines = (await asyncio.to_thread(runner.invoke, app, ["logs"])).stdout.splitlines()
+    # One line per log, ending in its id's shortest unique prefix (whole, at least 8 long).
+    shown = [line.split()[-1] for line in lines[1:6]]
+    assert len(set(shown)) == 5 and all(len(s) >= 8 for s in shown)
+    assert sorted(r["id"] for r in rows for s in shown if r["id"].startswith(s)) == sorted(
+        r["id"] for r in rows)
+    assert lines[6] == "5 of 5 matching logs"
+    assert ("environment" in lines[0]) == (columns >= 130)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import typer
 
+from ledger.cli import flags
 from ledger.cli.context import load_settings
 from ledger.cli.output import fail, handle_errors, print_json, success, table
 
@@ -26,10 +27,11 @@ def _hour(raw: str | None) -> datetime | None:
 @app.command("run")
 def run_command(
     job: str = typer.Argument(..., help=f"One of: {', '.join(JOBS)}."),
-    hour: str | None = typer.Option(
-        None, "--hour", help="rollup only: recompute this hour (e.g. 2026-11-27T10) for every"
-                             " project, instead of the hours writers touched."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    hour: str | None = flags.option(
+        "--hour", None,
+        help="rollup only: recompute this hour (e.g. 2026-11-27T10) for every project, instead of"
+             " the hours writers touched."),
+    json_output: bool = flags.option("--json", False, help="Print JSON."),
 ) -> None:
     """Run one analytics job now, under the same lock the daemons take.
 
@@ -64,8 +66,8 @@ def run_command(
 
 @app.command("history")
 def history_command(
-    job: str | None = typer.Option(None, "--job", help="Only this job."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    job: str | None = flags.option("--job", None, help="Only this job."),
+    json_output: bool = flags.option("--json", False, help="Print JSON."),
 ) -> None:
     """The newest job runs of every analytics copy (outcome, duration, error)."""
     import asyncio

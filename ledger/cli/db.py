@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import typer
 
+from ledger.cli import flags
 from ledger.cli.context import load_settings
 from ledger.cli.output import handle_errors, print_json, success, table
 from ledger.config import Settings
@@ -38,7 +39,7 @@ def migrate_all(settings: Settings, *, create: bool = True) -> dict[str, list[st
 
 @app.command("migrate")
 def migrate_command(
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Apply pending migrations to both databases (creating them if missing)."""
     with handle_errors():
@@ -55,7 +56,7 @@ def migrate_command(
 
 @app.command("status")
 def status_command(
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Show every migration of both databases and whether it is applied."""
     from ledger.db import migrate

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from ledger.cli import error_rules
+from ledger.cli import error_rules, flags
 from ledger.cli.context import load_settings
 from ledger.cli.ids import checked_id, short_ids
 from ledger.cli.logs import level_text, when
@@ -55,19 +55,21 @@ def _done(group: dict[str, Any], json_output: bool, message: str) -> None:
 
 @app.command("list")
 def list_command(
-    project: str | None = typer.Option(
-        None, "--project", "-p", help="Project id or slug (default: the API key's project)."),
-    status: list[str] = typer.Option([], "--status", help="unresolved, resolved or ignored;"
-                                     " repeat for several (default: all)."),
-    sort: str = typer.Option("last_seen", "--sort", help="last_seen, count or first_seen."),
-    search: str | None = typer.Option(None, "--search", "-s", help="Text in the title."),
-    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="How many groups."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    project: str | None = flags.option(
+        "--project", None, help="Project id or slug (default: the API key's project)."),
+    status: list[str] = flags.option(
+        "--status", [], help="unresolved, resolved or ignored; repeat for several (default: all)."),
+    sort: str = flags.option("--sort", "last_seen", help="last_seen, count or first_seen."),
+    search: str | None = flags.option("--search", None, help="Text in the title."),
+    limit: int = flags.option("--limit", 50, min=1, max=1000, help="How many groups."),
+    url: str | None = flags.option("--url", None),
+    api_key: str | None = flags.option("--api-key", None),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """List a project's error groups, most recently seen first."""
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
+    with handle_errors(), GatewayClient(load_settings(url=url), api_key=api_key) as client:
         page = client.get("/api/v1/error-groups", project_id=project, status=",".join(status),
                           sort=sort, search=search, limit=limit)
         if json_output:
@@ -87,7 +89,7 @@ def list_command(
 @app.command("show")
 def show_command(
     group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Show an error group: counts, status, why its events were grouped, a sample event."""
     from ledger.cli.api import GatewayClient
@@ -129,10 +131,10 @@ def show_command(
 @app.command("resolve")
 def resolve_command(
     group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
-    release: str | None = typer.Option(
-        None, "--release", "-r", help="Fixed in this release: events from older releases do"
-        " not reopen it."),
-    json_output: bool = typer.Option(False, "--json", help="Print the group as JSON."),
+    release: str | None = flags.option(
+        "--release", None,
+        help="Fixed in this release: events from older releases do not reopen it."),
+    json_output: bool = flags.option("--json", False, help="Print the group as JSON."),
 ) -> None:
     """Mark an error group resolved; a new event (from this release or newer) reopens it."""
     with handle_errors():
@@ -144,7 +146,7 @@ def resolve_command(
 @app.command("ignore")
 def ignore_command(
     group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print the group as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the group as JSON."),
 ) -> None:
     """Ignore an error group: it stays out of the unresolved list."""
     with handle_errors():
@@ -155,7 +157,7 @@ def ignore_command(
 @app.command("reopen")
 def reopen_command(
     group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print the group as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the group as JSON."),
 ) -> None:
     """Mark a resolved or ignored error group unresolved again."""
     with handle_errors():
@@ -184,7 +186,7 @@ def _print_merges(group: dict[str, Any]) -> None:
 def merge_command(
     target: str = typer.Argument(..., help="The group that survives."),
     others: list[str] = typer.Argument(..., help="Groups merged into it."),
-    json_output: bool = typer.Option(False, "--json", help="Print the surviving group as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the surviving group as JSON."),
 ) -> None:
     """Merge groups into TARGET: their counts move, and their later events go to TARGET.
 
@@ -205,7 +207,7 @@ def merge_command(
 def unmerge_command(
     target: str = typer.Argument(..., help="The group it was merged into."),
     group_id: str = typer.Argument(..., help="The group to take back out."),
-    json_output: bool = typer.Option(False, "--json", help="Print the target group as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the target group as JSON."),
 ) -> None:
     """Undo a merge: GROUP_ID is listed again and gets its later events back."""
     from ledger.cli.api import GatewayClient

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ledger.cli import flags
 from ledger.cli.authdb import gateway_host, run_auth, when
 from ledger.cli.context import load_settings
 from ledger.cli.output import console, handle_errors, print_json, success, warn
@@ -35,17 +36,17 @@ def _as_json(key: ApiKeyRow) -> dict[str, Any]:
 
 @app.command("create")
 def create_command(
-    project: str = typer.Option(..., "--project", "-p", help="Project slug or id."),
-    name: str = typer.Option("", "--name", "-n", help="A label, e.g. where the key is used."),
-    scope: list[str] = typer.Option(
-        [], "--scope", "-s",
-        help="ingest, read or triage (change error groups' status); repeat for several"
-             " (default: ingest and read). Ship applications with ingest."),
-    rate_limit_minute: int | None = typer.Option(
-        None, "--rate-limit-minute", min=0, help="Own requests/minute (default: the project's)."),
-    rate_limit_hour: int | None = typer.Option(
-        None, "--rate-limit-hour", min=0, help="Own requests/hour (default: the project's)."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    project: str = flags.option("--project", ..., help="Project slug or id."),
+    name: str = flags.option("--name", "", help="A label, e.g. where the key is used."),
+    scope: list[str] = flags.option(
+        "--scope", [],
+        help="ingest, read or triage (change error groups' status); repeat for several (default:"
+             " ingest and read). Ship applications with ingest."),
+    rate_limit_minute: int | None = flags.option(
+        "--rate-limit-minute", None, min=0, help="Own requests/minute (default: the project's)."),
+    rate_limit_hour: int | None = flags.option(
+        "--rate-limit-hour", None, min=0, help="Own requests/hour (default: the project's)."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Create an API key for a project and print it ONCE."""
     from ledger.core import api_keys, projects, sentry
@@ -73,9 +74,9 @@ def create_command(
 
 @app.command("list")
 def list_command(
-    project: str | None = typer.Option(
-        None, "--project", "-p", help="Project slug or id (default: the API key's project)."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    project: str | None = flags.option(
+        "--project", None, help="Project slug or id (default: the API key's project)."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """List the API keys of a project, active and revoked (never their secrets)."""
     from ledger.core import api_keys, projects
@@ -124,7 +125,7 @@ def _print_table(slug: str, keys: list[ApiKeyRow]) -> None:
 def revoke_command(
     key: str = typer.Argument(..., help="The key id (as `ledger keys list` shows), its first 6+"
                                         " characters, or the full key."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Revoke an API key: every gateway refuses it within a second."""
     from ledger.core import api_keys

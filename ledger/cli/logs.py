@@ -12,8 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import typer
-
+from ledger.cli import flags
 from ledger.cli.context import load_settings
 from ledger.cli.output import (
     console,
@@ -210,41 +209,46 @@ def follow(client: GatewayClient, params: dict[str, Any], first: dict[str, Any],
 
 
 def logs_command(
-    project: str | None = typer.Option(
-        None, "--project", "-p", help="Project id or slug (default: the API key's project)."),
-    period: str | None = typer.Option(
-        None, "--period", help="today, last1h, last24h, last7days, last30days, currentWeek,"
-        " currentMonth or currentYear (UTC)."),
-    since: str | None = typer.Option(None, "--since", help="Only logs newer than this: 30s,"
-                                     " 15m, 2h, 7d."),
-    start: str | None = typer.Option(None, "--from", help="Start, ISO-8601."),
-    end: str | None = typer.Option(None, "--to", help="End, ISO-8601 (exclusive)."),
-    level: list[str] = typer.Option([], "--level", "-l", help="debug, info, warning, error or"
-                                    " critical; repeat for several."),
-    log_type: list[str] = typer.Option([], "--type", "-t", help="Log type (exception, endpoint"
-                                       ", …); repeat for several."),
-    environment: list[str] = typer.Option([], "--env", "-e", help="Environment; repeatable."),
-    release: list[str] = typer.Option([], "--release", "-r", help="Release; repeatable."),
-    fingerprint: str | None = typer.Option(None, "--fingerprint",
-                                           help="Only events of this error fingerprint."),
-    search: str | None = typer.Option(None, "--search", "-s",
-                                      help="Text in the message or error (case-insensitive)."),
-    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="How many logs."),
-    cursor: str | None = typer.Option(None, "--cursor", help="Continue after a previous page."),
-    follow_logs: bool = typer.Option(False, "--follow", "-f",
-                                     help="Keep polling and print new logs until Ctrl-C."),
-    interval: float = typer.Option(2.0, "--interval", min=0.2,
-                                   help="Seconds between polls with --follow."),
-    patterns: bool = typer.Option(False, "--patterns", help="Group the matching logs (the"
-                                  f" newest {PATTERN_SCAN_LOGS} at most) by message pattern,"
-                                  " with counts; --limit is then how many patterns."),
-    json_output: bool = typer.Option(False, "--json", help="JSON (one object per line with"
-                                     " --follow)."),
+    project: str | None = flags.option(
+        "--project", None, help="Project id or slug (default: the API key's project)."),
+    period: str | None = flags.option(
+        "--period", None,
+        help="today, last1h, last24h, last7days, last30days, currentWeek, currentMonth or"
+             " currentYear (UTC)."),
+    since: str | None = flags.option(
+        "--since", None, help="Only logs newer than this: 30s, 15m, 2h, 7d."),
+    start: str | None = flags.option("--from", None, help="Start, ISO-8601."),
+    end: str | None = flags.option("--to", None, help="End, ISO-8601 (exclusive)."),
+    level: list[str] = flags.option(
+        "--level", [], help="debug, info, warning, error or critical; repeat for several."),
+    log_type: list[str] = flags.option(
+        "--type", [], help="Log type (exception, endpoint, …); repeat for several."),
+    environment: list[str] = flags.option("--environment", [], help="Environment; repeatable."),
+    release: list[str] = flags.option("--release", [], help="Release; repeatable."),
+    fingerprint: str | None = flags.option(
+        "--fingerprint", None, help="Only events of this error fingerprint."),
+    search: str | None = flags.option(
+        "--search", None, help="Text in the message or error (case-insensitive)."),
+    limit: int = flags.option("--limit", 50, min=1, max=1000, help="How many logs."),
+    cursor: str | None = flags.option("--cursor", None, help="Continue after a previous page."),
+    follow_logs: bool = flags.option(
+        "--follow", False, help="Keep polling and print new logs until Ctrl-C."),
+    interval: float = flags.option(
+        "--interval", 2.0, min=0.2, help="Seconds between polls with --follow."),
+    patterns: bool = flags.option(
+        "--patterns", False,
+        help="Group the matching logs (the"
+             f" newest {PATTERN_SCAN_LOGS} at most) by message pattern,"
+             " with counts; --limit is then how many patterns."),
+    url: str | None = flags.option("--url", None),
+    api_key: str | None = flags.option("--api-key", None),
+    json_output: bool = flags.option(
+        "--json", False, help="JSON (one object per line with --follow)."),
 ) -> None:
     """Search a project's logs, newest last; --follow keeps printing new ones.
 
-    Reads through the gateway with LEDGER_URL and LEDGER_API_KEY (a key with the read scope),
-    which default to what `ledger up` saved.
+    Reads through the gateway (LEDGER_URL) with --api-key, LEDGER_API_KEY, your `ledger login`
+    (every project of the account) or the key `ledger up` saved, in that order.
     """
     from ledger.cli.api import GatewayClient
 
@@ -256,7 +260,7 @@ def logs_command(
         if patterns and (follow_logs or cursor):
             raise InvalidInputError("--patterns reads the newest logs: leave out --follow and"
                                     " --cursor")
-        with GatewayClient(load_settings()) as client:
+        with GatewayClient(load_settings(url=url), api_key=api_key) as client:
             if patterns:
                 _show_patterns(client, params, limit, json_output)
                 return

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ledger.cli import flags
 from ledger.cli.context import load_settings
 from ledger.cli.output import console, fail, handle_errors, print_json, success, table
 from ledger.config import Settings
@@ -55,7 +56,7 @@ def _info_row(info: PartitionInfo) -> list[str]:
 
 
 @app.command("list")
-def list_command(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_command(json_output: bool = flags.option("--json", False, help="Print JSON.")) -> None:
     """List partitions with their time range, estimated rows and size on disk."""
     from ledger.db import partitions
     from ledger.db.pool import connect
@@ -71,9 +72,8 @@ def list_command(json_output: bool = typer.Option(False, "--json", help="Print J
 
 @app.command("create")
 def create_command(
-    ahead: int = typer.Option(2, "--months-ahead", "--ahead", min=0, max=36,
-                              help="Months ahead of this one."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    ahead: int = flags.option("--months-ahead", 2, min=0, max=36, help="Months ahead of this one."),
+    json_output: bool = flags.option("--json", False, help="Print JSON."),
 ) -> None:
     """Create the partitions of this month and the next N months (idempotent)."""
     from ledger.db import partitions
@@ -92,14 +92,14 @@ def create_command(
 
 @app.command("prune")
 def prune_command(
-    older_than: str | None = typer.Option(
-        None, "--older-than",
+    older_than: str | None = flags.option(
+        "--older-than", None,
         help="Drop partitions wholly older than this (90d, 12w, 6m, 1y) [default: the longest"
              " retention of any project, at least LEDGER_AUTH_RETENTION_DAYS]."),
-    dry_run: bool = typer.Option(False, "--dry-run",
-                                 help="Show what would be dropped and trimmed; change nothing."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    dry_run: bool = flags.option(
+        "--dry-run", False, help="Show what would be dropped and trimmed; change nothing."),
+    yes: bool = flags.option("--yes", False, help="Do not ask for confirmation."),
+    json_output: bool = flags.option("--json", False, help="Print JSON."),
 ) -> None:
     """Drop whole partitions past the retention (instant, no DELETE), then trim projects with
     a shorter retention inside the partitions that remain, in small batches.

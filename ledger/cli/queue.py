@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from ledger.cli import flags
 from ledger.cli.context import load_settings
 from ledger.cli.output import console, handle_errors, print_json, success, warn
 
@@ -53,7 +54,7 @@ def _project(project: str | None) -> list[str] | None:
 
 @app.command("status")
 def status_command(
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Show each project's queue: depth, stream length, pending, lag and dead letters.
 
@@ -78,13 +79,12 @@ def status_command(
 
 @app.command("dead-letters")
 def dead_letters_command(
-    project: str | None = typer.Option(None, "--project", "-p",
-                                       help="Only this project (its id)."),
-    replay: bool = typer.Option(False, "--replay",
-                                help="Queue them again; each leaves the list once queued."),
-    limit: int = typer.Option(100, "--limit", min=1, max=100_000,
-                              help="Most dead letters listed per project."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    project: str | None = flags.option("--project", None, help="Only this project (its id)."),
+    replay: bool = flags.option(
+        "--replay", False, help="Queue them again; each leaves the list once queued."),
+    limit: int = flags.option(
+        "--limit", 100, min=1, max=100_000, help="Most dead letters listed per project."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """List the logs PostgreSQL kept refusing, with the error; --replay queues them again.
 

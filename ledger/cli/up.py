@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-import typer
-
+from ledger.cli import flags
 from ledger.cli.context import load_state, replace_state, save_state
 from ledger.cli.output import console, err_console, handle_errors
 from ledger.config import Settings
@@ -23,12 +22,10 @@ LOGS_DB = "ledger_logs"
 
 
 def up(
-    data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Where embedded databases, state and logs live [LEDGER_DATA_DIR]."
-    ),
-    listen: str | None = typer.Option(
-        None, "--listen", help="Gateway address HOST:PORT [LEDGER_GATEWAY_LISTEN]."
-    ),
+    data_dir: Path | None = flags.option(
+        "--data-dir", None),
+    listen: str | None = flags.option(
+        "--listen", None, help="Gateway address HOST:PORT [LEDGER_GATEWAY_LISTEN]."),
 ) -> None:
     """Run the whole stack locally: databases, migrations, every daemon, a default API key.
 

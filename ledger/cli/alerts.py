@@ -37,7 +37,7 @@ def _run(project: str, operation: Callable[[psycopg.AsyncConnection[Any], str], 
     """``operation(logs connection, project id)`` after finding the project in auth."""
     import asyncio
 
-    from ledger.cli.context import load_settings
+    from ledger.cli.context import load_settings, reaching_the_stack
     from ledger.core import projects
     from ledger.core.connections import connect_postgres
 
@@ -57,7 +57,8 @@ def _run(project: str, operation: Callable[[psycopg.AsyncConnection[Any], str], 
         finally:
             await logs.close()
 
-    return asyncio.run(main())
+    with reaching_the_stack():
+        return asyncio.run(main())
 
 
 def _cooldown(raw: str | None) -> int | None:

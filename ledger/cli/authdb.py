@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ledger.cli.context import load_settings
+from ledger.cli.context import load_settings, reaching_the_stack
 
 if TYPE_CHECKING:
     import psycopg
@@ -36,7 +36,8 @@ def run_auth(operation: Operation[T], settings: Settings | None = None) -> T:
         async with auth_connections(settings) as (conn, redis):
             return await operation(conn, redis)
 
-    return asyncio.run(main())
+    with reaching_the_stack():
+        return asyncio.run(main())
 
 
 def quiet_core_logs() -> None:

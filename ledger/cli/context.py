@@ -10,7 +10,9 @@ The state is found like git finds ``.git``: ``LEDGER_DATA_DIR`` when set, else t
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +73,24 @@ def load_settings(**flags: Any) -> Settings:
     state = load_state(data_dir)
     fallback = {k: state.get(k) for k in _STATE_FIELDS if getattr(settings, k) in (None, "")}
     return settings.with_overrides(data_dir=data_dir, **fallback).with_overrides(**flags)
+
+
+@contextlib.contextmanager
+def reaching_the_stack() -> Iterator[None]:
+    """Commands that talk to PostgreSQL or Redis directly: "cannot connect" says what to do.
+
+    Without a running stack the saved state still names its (gone) servers; the socket
+    error alone does not tell a newcomer that `ledger up` is what is missing.
+    """
+    from ledger.errors import UnavailableError
+
+    try:
+        yield
+    except UnavailableError as exc:
+        if not exc.message.startswith("cannot connect to"):
+            raise
+        reason = exc.message.removesuffix(" (is it running? is the URL right?)")
+        raise UnavailableError(
+            f"the stack is not reachable ({reason}): start it with `ledger up`, or point"
+            " LEDGER_AUTH_DATABASE_URL, LEDGER_LOGS_DATABASE_URL and LEDGER_REDIS_URL at"
+            " running servers") from exc

@@ -105,7 +105,7 @@ def test_unreachable_database_is_one_line(tmp_path: Path, redis_url: str) -> Non
         "LEDGER_AUTH_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
         "LEDGER_REDIS_URL": redis_url, "LEDGER_DATA_DIR": str(tmp_path)})
     code, line = _fails(cli, "projects", "list")
-    assert code == 69 and "cannot connect to PostgreSQL" in line
+    assert code == 69 and "cannot connect to PostgreSQL" in line and "`ledger up`" in line
 
 
 def test_keys_create_prints_the_sentry_dsn_and_projects_show_its_number(
@@ -147,3 +147,44 @@ def test_keys_by_prefix_revoked_twice_and_listed_for_the_keys_project(cli: CliRu
         "already_revoked"] is True
     code, line = _fails(cli, "keys", "revoke", "ab!")
     assert code == 64 and "is not a valid key id" in line
+
+
+def test_queue_status_names_projects_by_slug(cli: CliRunner, redis_url: str) -> None:
+    import redis as sync_redis
+
+    from ledger.queue import names
+
+    _ok(cli, "accounts", "create", "queue@example.com", "--password", "password1")
+    project = orjson.loads(_ok(cli, "projects", "create", "Queued", "--slug", "queued",
+                               "--owner", "queue@example.com", "--json"))
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        client.sadd(names.QUEUE_PROJECTS, project["id"])
+    finally:
+        client.close()
+    [row] = orjson.loads(_ok(cli, "queue", "status", "--json"))
+    assert (row["project_id"], row["project_slug"]) == (project["id"], "queued")
+    wide = CliRunner(env={**cli.env, "COLUMNS": "140"})
+    line = next(x for x in _ok(wide, "queue", "status").splitlines() if project["id"] in x)
+    assert "queued" in line
+    assert orjson.loads(_ok(cli, "queue", "dead-letters", "--project", "queued", "--json")) == []
+
+
+def test_no_stack_says_to_run_ledger_up(tmp_path: Path) -> None:
+    from ledger.embedded import free_port
+
+    # What a stopped `ledger up` leaves: a state naming servers that are gone.
+    data = tmp_path / ".ledger"
+    data.mkdir()
+    port = free_port()
+    (data / "state.json").write_bytes(orjson.dumps({
+        "auth_database_url": f"postgresql://postgres@127.0.0.1:{port}/ledger_auth",
+        "logs_database_url": f"postgresql://postgres@127.0.0.1:{port}/ledger_logs",
+        "redis_url": f"redis://127.0.0.1:{free_port()}/0"}))
+    gone = CliRunner(env={"LEDGER_DATA_DIR": str(data), "LEDGER_AUTH_DATABASE_URL": None,
+                          "LEDGER_LOGS_DATABASE_URL": None, "LEDGER_REDIS_URL": None})
+    for args in (["projects", "list"], ["queue", "status"], ["keys", "list", "-p", "x"]):
+        code, line = _fails(gone, *args)
+        assert code == 69 and "the stack is not reachable" in line, line
+        assert "start it with `ledger up`" in line
+        assert not line.startswith("error: Error 111")

@@ -68,7 +68,8 @@ def port_in_use(listen: str) -> bool:
     host, _, port = listen.rpartition(":")
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
-            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE)[0]
     except (OSError, ValueError):
         return False  # an address gRPC will refuse and explain itself
     with socket.socket(family, kind, proto) as probe:

@@ -9,7 +9,8 @@ import typer
 
 from ledger.cli import flags
 from ledger.cli.context import load_settings, reaching_the_stack
-from ledger.cli.output import console, handle_errors, print_json, success, warn
+from ledger.cli.ids import short_ids
+from ledger.cli.output import console, handle_errors, one_line_table, print_json, success, warn
 
 app = typer.Typer(help="The ingest queue: depth per project, dead letters.",
                   no_args_is_help=True)
@@ -107,10 +108,10 @@ def status_command(
         if not rows:
             success("the queue is empty: no project has queued a log yet")
             return
-        _table("Ingest queue", ["project", "depth", "entries", "pending", "lag", "dead",
-                                "project id"],
-               [[slugs.get(r.project_id, "?"), r.depth, r.length, r.pending, r.lag,
-                 r.dead_letters, r.project_id] for r in rows])
+        short = short_ids(r.project_id for r in rows)  # --json has the whole ids
+        one_line_table(["project", "id", "depth", "entries", "pending", "lag", "dead"],
+                       [[slugs.get(r.project_id, "-"), short[r.project_id], r.depth, r.length,
+                         r.pending, r.lag, r.dead_letters] for r in rows], flexible="project")
 
 
 @app.command("dead-letters")
@@ -183,12 +184,13 @@ def dead_letters_command(
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    """Like ``output.table``, but names and ids are never wrapped: people copy them."""
+    """Like ``output.table``, but ids (the first column) are never wrapped: people copy them."""
     from rich.table import Table
 
     out = Table(title=title, title_justify="left", header_style="bold")
-    for i, column in enumerate(columns):
-        out.add_column(column, no_wrap=i == 0 or column.endswith("id"))
+    out.add_column(columns[0], no_wrap=True)
+    for column in columns[1:]:
+        out.add_column(column)
     for row in rows:
         out.add_row(*("" if v is None else str(v) for v in row))
     console.print(out)

@@ -11,6 +11,7 @@ import select
 import stat
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +84,7 @@ def tail(
         credential = _credential(settings, api_key)
         source = _source(settings, credential, errors, project, ",".join(level), since)
         if json_lines or not sys.stdout.isatty():
-            asyncio.run(_print_lines(source, credential))
+            asyncio.run(_print_lines(source))
             return
         _run_tui(source, settings, errors, project)
 
@@ -109,14 +110,32 @@ def _source(settings: Settings, credential: Credential, errors: bool, project: s
     params = {k: v for k, v in (("project_id", project), ("level", level)) if v}
     return EventSource(f"{str(settings.url).rstrip('/')}{path}", params=params,
                        headers=credential.headers,
-                       last_event_id=since_cursor(since) if since else None)
+                       last_event_id=since_cursor(since) if since else None,
+                       fresh_headers=None if credential.is_key else _fresh(credential))
+
+
+def _fresh(credential: Credential) -> Callable[[], Awaitable[dict[str, str]]]:
+    """Headers for each (re)connection: a login's access token lasts 15 minutes."""
+    from ledger.cli import credentials
+    from ledger.errors import UnavailableError
+
+    current = credential
+
+    async def headers() -> dict[str, str]:
+        nonlocal current
+        # The gateway away: this attempt fails and is retried like any other.
+        with contextlib.suppress(UnavailableError):
+            current = await asyncio.to_thread(credentials.refresh, current)
+        return current.headers
+
+    return headers
 
 
 # -- JSON lines -------------------------------------------------------------------------------
 
 
-async def _print_lines(source: EventSource, credential: Credential) -> None:
-    reader = asyncio.create_task(_copy_events(source, credential), name="tail-events")
+async def _print_lines(source: EventSource) -> None:
+    reader = asyncio.create_task(_copy_events(source), name="tail-events")
     waiters: set[asyncio.Task[Any]] = {reader}
     if _stdout_is_pipe():
         waiters.add(asyncio.create_task(_reader_gone(), name="tail-pipe-watch"))
@@ -132,8 +151,7 @@ async def _print_lines(source: EventSource, credential: Credential) -> None:
         reader.result()  # raises the LedgerError that ended the stream
 
 
-async def _copy_events(source: EventSource, credential: Credential) -> None:
-    from ledger.cli import credentials
+async def _copy_events(source: EventSource) -> None:
     from ledger.sse_client import Connection
 
     lost = False
@@ -145,9 +163,6 @@ async def _copy_events(source: EventSource, credential: Credential) -> None:
                     wait = max(0.0, (item.retry_at or 0.0) - time.monotonic())
                     err_console.print(f"[yellow]{source.url}: {item.error}; retrying in"
                                       f" {wait:.0f}s[/yellow]", highlight=False, soft_wrap=True)
-                    # A login's access token lasts 15 min: the next attempt carries a fresh one.
-                    credential = await asyncio.to_thread(credentials.refresh, credential)
-                    source.headers = dict(credential.headers)
                 elif item.state == "connected" and lost:
                     lost = False
                     err_console.print("[green]reconnected; catching up[/green]")

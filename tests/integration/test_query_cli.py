@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,8 @@ class Cli:
     project: dict[str, Any]
     logs_db: str
     data_dir: Path
-    email: str
-    bearer: dict[str, str]
+    email: str = ""
+    bearer: dict[str, str] = field(default_factory=dict)
 
     async def run(self, *args: str, key: str | None = None, url: str | None = None) -> Result:
         runner = CliRunner(env={"LEDGER_URL": url or self.url, "LEDGER_API_KEY": key or self.key,
@@ -315,6 +315,7 @@ async def test_login_reaches_every_project_and_refusals_name_the_credential(
     saved.write_bytes(orjson.dumps(data))
     assert (await run(bare, "errors", "list", "-p", "shop", "--json")).exit_code == 0
     assert orjson.loads(saved.read_bytes())["logins"][cli.url]["refresh_token"] != before
+    await _tail_reconnects_with_a_fresh_token(cli, config, monkeypatch)
 
     out = await run(bare, "logout")
     assert out.exit_code == 0 and f"logged out {cli.email}" in out.stdout
@@ -333,6 +334,36 @@ async def test_login_reaches_every_project_and_refusals_name_the_credential(
                        "XDG_CONFIG_HOME": str(config)}, "errors", "list", "--json")
     assert found.exit_code == 0, found.output
     assert "LEDGER_URL is not set" not in found.output
+
+
+async def _tail_reconnects_with_a_fresh_token(cli: Cli, config: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ledger tail` outlives the 15-minute access token: each (re)connection refreshes it."""
+    from ledger.cli import credentials
+    from ledger.cli.tail import _source
+    from ledger.sse_client import Connection
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    login = credentials.saved_login(cli.url)
+    assert login is not None
+    stale = credentials.Login(**{**vars(login), "access_token": "expired.access.token",
+                                 "access_expires_at": "2000-01-01T00:00:00+00:00"})
+    source = _source(Settings(url=cli.url), credentials.Credential(
+        {"Authorization": "Bearer expired.access.token"}, "the login", stale),
+        False, "shop", "", None)
+    states = []
+    stream = source.stream()
+    try:
+        async with asyncio.timeout(20):
+            async for item in stream:
+                if isinstance(item, Connection):
+                    states.append(item.state)
+                    if item.state != "connecting":
+                        break
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    assert states == ["connecting", "connected"]
+    assert source.headers["Authorization"] != "Bearer expired.access.token"
 
 
 async def _project_id(cli: Cli, slug: str) -> str:

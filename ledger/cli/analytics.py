@@ -7,7 +7,7 @@ from datetime import datetime
 import typer
 
 from ledger.cli import flags
-from ledger.cli.context import load_settings
+from ledger.cli.context import load_settings, reaching_the_stack
 from ledger.cli.output import fail, handle_errors, print_json, success, table
 
 app = typer.Typer(help="Analytics jobs: rollups, metric caches, partitions, retention.",
@@ -42,7 +42,7 @@ def run_command(
 
     from ledger.daemons.analytics import create
 
-    with handle_errors():
+    with handle_errors(), reaching_the_stack():
         if job not in JOBS:
             raise fail(f"unknown job {job!r}: use one of {', '.join(JOBS)}", 64)
         when = _hour(hour)
@@ -75,7 +75,7 @@ def history_command(
     from ledger import bus
     from ledger.daemons.analytics.runner import history
 
-    with handle_errors():
+    with handle_errors(), reaching_the_stack():
         settings = load_settings()
         settings.require("redis_url")
 

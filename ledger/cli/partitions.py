@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ledger.cli import flags
-from ledger.cli.context import load_settings
+from ledger.cli.context import load_settings, reaching_the_stack
 from ledger.cli.output import console, fail, handle_errors, print_json, success, table
 from ledger.config import Settings
 
@@ -61,7 +61,7 @@ def list_command(json_output: bool = flags.option("--json", False, help="Print J
     from ledger.db import partitions
     from ledger.db.pool import connect
 
-    with handle_errors(), connect(_logs_url(load_settings())) as conn:
+    with handle_errors(), reaching_the_stack(), connect(_logs_url(load_settings())) as conn:
         infos = partitions.describe_sync(conn)
         if json_output:
             print_json([_info_json(i) for i in infos])
@@ -79,7 +79,7 @@ def create_command(
     from ledger.db import partitions
     from ledger.db.pool import connect
 
-    with handle_errors(), connect(_logs_url(load_settings())) as conn:
+    with handle_errors(), reaching_the_stack(), connect(_logs_url(load_settings())) as conn:
         created = partitions.ensure_months_sync(
             conn, partitions.months_ahead(datetime.now(UTC), ahead))
         if json_output:
@@ -110,7 +110,7 @@ def prune_command(
 
     from ledger.core import retention
 
-    with handle_errors():
+    with handle_errors(), reaching_the_stack():
         settings = load_settings()
         url = _logs_url(settings)
         days = retention.parse_age(older_than) if older_than else None

@@ -183,7 +183,8 @@ def test_no_stack_says_to_run_ledger_up(tmp_path: Path) -> None:
         "redis_url": f"redis://127.0.0.1:{free_port()}/0"}))
     gone = CliRunner(env={"LEDGER_DATA_DIR": str(data), "LEDGER_AUTH_DATABASE_URL": None,
                           "LEDGER_LOGS_DATABASE_URL": None, "LEDGER_REDIS_URL": None})
-    for args in (["projects", "list"], ["queue", "status"], ["keys", "list", "-p", "x"]):
+    for args in (["projects", "list"], ["queue", "status"], ["keys", "list", "-p", "x"],
+                 ["db", "status"], ["partitions", "list"]):
         code, line = _fails(gone, *args)
         assert code == 69 and "the stack is not reachable" in line, line
         assert "start it with `ledger up`" in line

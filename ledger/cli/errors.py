@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.text import Text
 
 from ledger.cli import error_rules, flags
@@ -99,7 +100,7 @@ def show_command(
         if json_output:
             print_json(group)
             return
-        console.print(f"[bold]{group['title']}[/]", highlight=False)
+        console.print(f"[bold]{escape(group['title'])}[/]", highlight=False)
         resolved = ""
         if group["status"] == "resolved":
             resolved = f" in release {group['resolved_in_release']}" if group.get(
@@ -110,9 +111,9 @@ def show_command(
             ("level", level_text(group["level"])), ("type", group["log_type"]),
             ("events", str(group["event_count"])), ("first seen", when(group["first_seen"])),
             ("last seen", when(group["last_seen"])),
-            ("last release", group.get("last_release") or "-"),
-            ("fingerprint", f"{group['fingerprint']} (v{group['fingerprint_version']})"),
-            ("why grouped", group["why_grouped"]),
+            ("last release", escape(group.get("last_release") or "-")),
+            ("fingerprint", escape(f"{group['fingerprint']} (v{group['fingerprint_version']})")),
+            ("why grouped", escape(group["why_grouped"])),
         ]
         if group.get("merged_into"):
             facts.append(("merged into", group["merged_into"]))

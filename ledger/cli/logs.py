@@ -90,10 +90,12 @@ def level_text(level: str) -> str:
 
 
 def print_line(row: dict[str, Any]) -> None:
-    """One log as one line (follow mode)."""
-    where = " ".join(str(v) for v in (row.get("environment"), row.get("release")) if v)
+    """One log as one line (follow mode); what the application sent is never read as markup."""
+    from rich.markup import escape
+
+    where = escape(" ".join(str(v) for v in (row.get("environment"), row.get("release")) if v))
     console.print(f"{when(row['timestamp'])} {level_text(row['level']):<8} "
-                  f"[dim]{row['log_type']}[/] {summary(row)}"
+                  f"[dim]{escape(str(row['log_type']))}[/] {escape(summary(row))}"
                   + (f" [dim]({where})[/]" if where else ""), highlight=False, markup=True,
                   soft_wrap=True)
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ledger.errors import LedgerError
@@ -82,18 +83,21 @@ def one_line_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
         console.print(line, soft_wrap=True, highlight=False)
 
 
+# Messages carry names and titles that users chose: escaped, a "[b]" in a title stays text.
+
+
 def success(message: str) -> None:
-    console.print(f"[green]✓[/green] {message}")
+    console.print(f"[green]✓[/green] {escape(message)}")
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+    err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one error line; return the Exit to raise (``raise fail(...)``)."""
     # soft_wrap: one line however narrow the terminal (scripts and tests read it whole).
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -221,12 +221,12 @@ def logs_command(
         "--since", None, help="Only logs newer than this: 30s, 15m, 2h, 7d."),
     start: str | None = flags.option("--from", None, help="Start, ISO-8601."),
     end: str | None = flags.option("--to", None, help="End, ISO-8601 (exclusive)."),
-    level: list[str] = flags.option(
-        "--level", [], help="debug, info, warning, error or critical; repeat for several."),
-    log_type: list[str] = flags.option(
-        "--type", [], help="Log type (exception, endpoint, …); repeat for several."),
-    environment: list[str] = flags.option("--environment", [], help="Environment; repeatable."),
-    release: list[str] = flags.option("--release", [], help="Release; repeatable."),
+    level: list[str] = flags.option("--level", []),
+    log_type: list[str] = flags.option("--type", []),
+    environment: list[str] = flags.option(
+        "--environment", [], help="Environment; repeat or comma-separate for several."),
+    release: list[str] = flags.option(
+        "--release", [], help="Release; repeat or comma-separate for several."),
     fingerprint: str | None = flags.option(
         "--fingerprint", None, help="Only events of this error fingerprint."),
     search: str | None = flags.option(

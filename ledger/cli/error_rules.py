@@ -40,11 +40,12 @@ def _print_rules(settings: dict[str, Any]) -> None:
 
 @app.command("list")
 def list_command(project: str | None = PROJECT,
+                 url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
                  json_output: bool = flags.option("--json", False, help="Print JSON.")) -> None:
     """List the project's fingerprint rules, in the order they are tried."""
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
+    with handle_errors(), GatewayClient(load_settings(url=url), api_key=api_key) as client:
         settings = client.get(f"/api/v1/projects/{_project(client, project)}/grouping")
         if json_output:
             print_json(settings)
@@ -59,12 +60,13 @@ def add_command(
     position: int | None = flags.option(
         "--position", None, min=0, help="Insert before this rule (default: last)."),
     project: str | None = PROJECT,
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
     json_output: bool = flags.option("--json", False, help="Print the new setting as JSON."),
 ) -> None:
     """Add a fingerprint rule; new events that match get its fingerprint."""
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
+    with handle_errors(), GatewayClient(load_settings(url=url), api_key=api_key) as client:
         body: dict[str, Any] = {"rule": rule}
         if position is not None:
             body["position"] = position
@@ -81,12 +83,13 @@ def add_command(
 @app.command("remove")
 def remove_command(index: int = typer.Argument(..., help="The rule's number (from `list`)."),
                    project: str | None = PROJECT,
+                   url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
                    json_output: bool = flags.option(
                        "--json", False, help="Print the new setting as JSON.")) -> None:
     """Remove a fingerprint rule."""
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
+    with handle_errors(), GatewayClient(load_settings(url=url), api_key=api_key) as client:
         settings = client.request(
             "DELETE", f"/api/v1/projects/{_project(client, project)}/fingerprint-rules/{index}")
         if json_output:
@@ -102,13 +105,14 @@ def test_command(
     rule: list[str] = flags.option(
         "--rule", [], help="Try this rule instead of the stored ones; repeat for several."),
     project: str | None = PROJECT,
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
     json_output: bool = flags.option("--json", False, help="Print JSON."),
 ) -> None:
     """Show which fingerprint an event would get, and which rule (if any) decided it."""
     from ledger.cli.api import GatewayClient
     from ledger.errors import InvalidInputError
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
+    with handle_errors(), GatewayClient(load_settings(url=url), api_key=api_key) as client:
         text = sys.stdin.read() if event == "-" else (
             Path(event).read_text() if not event.lstrip().startswith("{") else event)
         try:

@@ -35,11 +35,12 @@ def group_path(group_id: str, action: str = "") -> str:
     return f"/api/v1/error-groups/{checked_id('error group', group_id)}{action}"
 
 
-def _set_status(group_id: str, status: str, release: str | None = None) -> dict[str, Any]:
+def _set_status(group_id: str, status: str, release: str | None = None, *,
+                url: str | None = None, api_key: str | None = None) -> dict[str, Any]:
     from ledger.cli.api import GatewayClient
 
     path = group_path(group_id, "/status")
-    with GatewayClient(load_settings()) as client:
+    with GatewayClient(load_settings(url=url), api_key=api_key) as client:
         body: dict[str, Any] = {"status": status}
         if release:
             body["resolved_in_release"] = release
@@ -63,8 +64,7 @@ def list_command(
     sort: str = flags.option("--sort", "last_seen", help="last_seen, count or first_seen."),
     search: str | None = flags.option("--search", None, help="Text in the title."),
     limit: int = flags.option("--limit", 50, min=1, max=1000, help="How many groups."),
-    url: str | None = flags.option("--url", None),
-    api_key: str | None = flags.option("--api-key", None),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
     json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """List a project's error groups, most recently seen first."""
@@ -90,12 +90,13 @@ def list_command(
 @app.command("show")
 def show_command(
     group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
     json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Show an error group: counts, status, why its events were grouped, a sample event."""
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
+    with handle_errors(), GatewayClient(load_settings(url=url), api_key=api_key) as client:
         group = client.get(group_path(group_id))
         if json_output:
             print_json(group)
@@ -135,11 +136,12 @@ def resolve_command(
     release: str | None = flags.option(
         "--release", None,
         help="Fixed in this release: events from older releases do not reopen it."),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
     json_output: bool = flags.option("--json", False, help="Print the group as JSON."),
 ) -> None:
     """Mark an error group resolved; a new event (from this release or newer) reopens it."""
     with handle_errors():
-        group = _set_status(group_id, "resolved", release)
+        group = _set_status(group_id, "resolved", release, url=url, api_key=api_key)
         suffix = f" in release {group['resolved_in_release']}" if release else ""
         _done(group, json_output, f"resolved {group['title']!r}{suffix}")
 
@@ -147,22 +149,24 @@ def resolve_command(
 @app.command("ignore")
 def ignore_command(
     group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
     json_output: bool = flags.option("--json", False, help="Print the group as JSON."),
 ) -> None:
     """Ignore an error group: it stays out of the unresolved list."""
     with handle_errors():
-        group = _set_status(group_id, "ignored")
+        group = _set_status(group_id, "ignored", url=url, api_key=api_key)
         _done(group, json_output, f"ignored {group['title']!r}")
 
 
 @app.command("reopen")
 def reopen_command(
     group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
     json_output: bool = flags.option("--json", False, help="Print the group as JSON."),
 ) -> None:
     """Mark a resolved or ignored error group unresolved again."""
     with handle_errors():
-        group = _set_status(group_id, "unresolved")
+        group = _set_status(group_id, "unresolved", url=url, api_key=api_key)
         _done(group, json_output, f"reopened {group['title']!r}")
 
 
@@ -187,6 +191,7 @@ def _print_merges(group: dict[str, Any]) -> None:
 def merge_command(
     target: str = typer.Argument(..., help="The group that survives."),
     others: list[str] = typer.Argument(..., help="Groups merged into it."),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
     json_output: bool = flags.option("--json", False, help="Print the surviving group as JSON."),
 ) -> None:
     """Merge groups into TARGET: their counts move, and their later events go to TARGET.
@@ -198,7 +203,7 @@ def merge_command(
     with handle_errors():
         path = group_path(target, "/merge")
         sources = [checked_id("error group", o) for o in others]
-        with GatewayClient(load_settings()) as client:
+        with GatewayClient(load_settings(url=url), api_key=api_key) as client:
             group = client.request("POST", path, json={"group_ids": sources})
         _done(group, json_output, f"merged {len(others)} group(s) into {group['title']!r}"
                                   f" ({group['event_count']} events)")
@@ -208,6 +213,7 @@ def merge_command(
 def unmerge_command(
     target: str = typer.Argument(..., help="The group it was merged into."),
     group_id: str = typer.Argument(..., help="The group to take back out."),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
     json_output: bool = flags.option("--json", False, help="Print the target group as JSON."),
 ) -> None:
     """Undo a merge: GROUP_ID is listed again and gets its later events back."""
@@ -216,7 +222,7 @@ def unmerge_command(
     with handle_errors():
         path = group_path(target, "/unmerge")
         source = checked_id("error group", group_id)
-        with GatewayClient(load_settings()) as client:
+        with GatewayClient(load_settings(url=url), api_key=api_key) as client:
             group = client.request("POST", path, json={"group_id": source})
         _done(group, json_output, f"unmerged {source} from {group['title']!r}"
                                   f" ({group['event_count']} events left)")

@@ -127,3 +127,8 @@ def option(long: str, default: Any = None, *, help: str | None = None,
         spelled[0] = f"{long}/{secondary}"
     return typer.Option(default, *spelled, help=help or flag.meaning,
                         metavar=flag.metavar, **settings)
+
+
+#: The pair every command that talks to the gateway takes (one object, shared, like Typer allows).
+GATEWAY_URL = option("--url", None)
+API_KEY = option("--api-key", None)

@@ -77,3 +77,12 @@ def test_every_command_that_prints_takes_json() -> None:
     missing = [" ".join(path) for path, command in _commands()
                if path not in NO_JSON and not any("--json" in o.opts for o in _options(command))]
     assert missing == []
+
+
+def test_every_gateway_command_takes_url_and_api_key() -> None:
+    through_gateway = [(path, c) for path, c in _commands()
+                       if path[0] in ("logs", "tail", "top", "errors")]
+    assert len(through_gateway) >= 10
+    missing = [" ".join(path) for path, command in through_gateway
+               if not {"--url", "--api-key"} <= {o for p in _options(command) for o in p.opts}]
+    assert missing == []

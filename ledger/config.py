@@ -419,6 +419,15 @@ class Settings:
                 raise ConfigError(f"{env} is not set: set it, or run the stack with `ledger up`")
 
 
+def user_config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The user's folder for Ledger's CLI files (`ledger login`'s tokens), as XDG says:
+    ``$XDG_CONFIG_HOME/ledger``, else ``~/.config/ledger``."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME", "").strip()
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"
+    return root / "ledger"
+
+
 def masked(url: str | None) -> str:
     """A DSN fit for a log line or an error message: the password is replaced by ``***``."""
     return "" if url is None else _mask_url(str(url))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -111,14 +111,18 @@ class EventSource:
         last_event_id: resume after this id on the first attempt too.
         retry_seconds: fixed delay before the first retry; None follows the server's ``retry:``.
         client: an httpx client to use (closed by its owner); one is made otherwise.
+        fresh_headers: called before each attempt for the headers to send instead of
+            ``headers`` (credentials that expire, such as an account's access token).
     """
 
     def __init__(self, url: str, *, headers: dict[str, str] | None = None,
                  params: dict[str, str] | None = None, last_event_id: str | None = None,
                  retry_seconds: float | None = None, client: httpx.AsyncClient | None = None,
                  read_timeout: float = READ_TIMEOUT_SECONDS,
-                 max_backoff: float = MAX_BACKOFF_SECONDS) -> None:
+                 max_backoff: float = MAX_BACKOFF_SECONDS,
+                 fresh_headers: Callable[[], Awaitable[dict[str, str]]] | None = None) -> None:
         self.url = url
+        self._fresh_headers = fresh_headers
         self.headers = dict(headers or {})
         self.params = dict(params or {})
         self.last_event_id = last_event_id
@@ -173,6 +177,8 @@ class EventSource:
         return backoff * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not a secret
 
     async def _attempt(self, client: httpx.AsyncClient) -> AsyncIterator[ServerEvent | Connection]:
+        if self._fresh_headers is not None:
+            self.headers = dict(await self._fresh_headers())
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **self.headers}
         if self.last_event_id:
             headers["Last-Event-ID"] = self.last_event_id

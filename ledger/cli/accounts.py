@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ledger.cli import flags
 from ledger.cli.authdb import run_auth, when
 from ledger.cli.output import console, handle_errors, print_json, success, table, warn
 
@@ -21,12 +22,12 @@ app = typer.Typer(help="Accounts: the people who log in and own projects.",
 @app.command("create")
 def create_command(
     email: str = typer.Argument(..., help="Login email."),
-    name: str = typer.Option("", "--name", "-n", help="Display name."),
-    password: str | None = typer.Option(
-        None, "--password",
-        help="At least 8 characters. Default: asked for on a terminal, else generated and"
-             " printed once."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    name: str = flags.option("--name", "", help="Display name."),
+    password: str | None = flags.option(
+        "--password", None,
+        help="At least 8 characters. Default: asked for on a terminal, else generated and printed"
+             " once."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Create an account that can log in and own projects."""
     import secrets
@@ -57,7 +58,7 @@ def create_command(
 
 @app.command("list")
 def list_command(
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """List every account."""
     from ledger.core import accounts, projects

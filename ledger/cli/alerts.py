@@ -7,11 +7,13 @@ that the alerts daemon is what evaluates the rules and sends. `channels test` se
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from ledger.cli import flags
 from ledger.cli.output import console, handle_errors, print_json, success, table, warn
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ def _run(project: str, operation: Callable[[psycopg.AsyncConnection[Any], str], 
     """``operation(logs connection, project id)`` after finding the project in auth."""
     import asyncio
 
-    from ledger.cli.context import load_settings
+    from ledger.cli.context import load_settings, reaching_the_stack
     from ledger.core import projects
     from ledger.core.connections import connect_postgres
 
@@ -55,7 +57,8 @@ def _run(project: str, operation: Callable[[psycopg.AsyncConnection[Any], str], 
         finally:
             await logs.close()
 
-    return asyncio.run(main())
+    with reaching_the_stack():
+        return asyncio.run(main())
 
 
 def _cooldown(raw: str | None) -> int | None:
@@ -101,23 +104,21 @@ def _show_rules(found: list[dict[str, Any]]) -> None:
                           "state"), rows)
 
 
-OPT_THRESHOLD = typer.Option(None, "--threshold", help="Events (group_frequency) or errors"
-                             " per minute (error_rate).")
-OPT_WINDOW = typer.Option(None, "--window", help="Minutes (group_frequency, error_rate,"
-                          " no_logs).")
-OPT_ENV = typer.Option([], "--environment", "-e", help="Only this environment (repeatable).")
-OPT_LEVEL = typer.Option([], "--level", help="Only this level (repeatable).")
-OPT_TYPE = typer.Option([], "--log-type", help="Only this log type (repeatable).")
-OPT_RELEASE = typer.Option([], "--release", help="Only this release (repeatable).")
-OPT_COOLDOWN = typer.Option(None, "--cooldown", help="One alert per rule and group per this"
-                            " long: 30m, 1h, 0 (default 1h).")
-OPT_CHANNEL = typer.Option([], "--channel", "-c", help="Channel name or id (repeatable).")
-OPT_JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+OPT_THRESHOLD = flags.option(
+    "--threshold", None, help="Events (group_frequency) or errors per minute (error_rate).")
+OPT_WINDOW = flags.option("--window", None, help="Minutes (group_frequency, error_rate, no_logs).")
+OPT_ENV = flags.option("--environment", [], help="Only this environment (repeatable).")
+OPT_LEVEL = flags.option("--level", [], help="Only this level (repeatable).")
+OPT_TYPE = flags.option("--type", [], help="Only this log type (repeatable).")
+OPT_RELEASE = flags.option("--release", [], help="Only this release (repeatable).")
+OPT_COOLDOWN = flags.option(
+    "--cooldown", None, help="One alert per rule and group per this long: 30m, 1h, 0 (default 1h).")
+OPT_CHANNEL = flags.option("--channel", [], help="Channel name or id (repeatable).")
+OPT_JSON = flags.option("--json", False, help="Print the result as JSON.")
 
 
 @rules_app.command("list")
-def rules_list(project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p",
-                                           help=PROJECT_HELP),
+def rules_list(project: str = flags.option("--project", DEFAULT_PROJECT, help=PROJECT_HELP),
                json_output: bool = OPT_JSON) -> None:
     """List the project's alert rules."""
     from ledger.core.alerts import rules
@@ -132,14 +133,14 @@ def rules_list(project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p",
 
 @rules_app.command("add")
 def rules_add(
-    name: str = typer.Option(..., "--name", help="A name for the rule."),
-    kind: str = typer.Option(..., "--kind", help="new_group, regression, group_frequency,"
-                             " error_rate or no_logs."),
+    name: str = flags.option("--name", ..., help="A name for the rule."),
+    kind: str = flags.option(
+        "--kind", ..., help="new_group, regression, group_frequency, error_rate or no_logs."),
     threshold: float | None = OPT_THRESHOLD, window: int | None = OPT_WINDOW,
     environment: list[str] = OPT_ENV, level: list[str] = OPT_LEVEL,
     log_type: list[str] = OPT_TYPE, release: list[str] = OPT_RELEASE,
     cooldown: str | None = OPT_COOLDOWN, channel: list[str] = OPT_CHANNEL,
-    project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p", help=PROJECT_HELP),
+    project: str = flags.option("--project", DEFAULT_PROJECT, help=PROJECT_HELP),
     json_output: bool = OPT_JSON,
 ) -> None:
     """Add an alert rule (it watches what happens from now on)."""
@@ -159,13 +160,14 @@ def rules_add(
 @rules_app.command("update")
 def rules_update(
     rule: str = typer.Argument(..., help="Rule name or id."),
-    name: str | None = typer.Option(None, "--name", help="A new name."),
+    name: str | None = flags.option("--name", None, help="A new name."),
     threshold: float | None = OPT_THRESHOLD, window: int | None = OPT_WINDOW,
     environment: list[str] = OPT_ENV, level: list[str] = OPT_LEVEL,
     log_type: list[str] = OPT_TYPE, release: list[str] = OPT_RELEASE,
     cooldown: str | None = OPT_COOLDOWN, channel: list[str] = OPT_CHANNEL,
-    enabled: bool | None = typer.Option(None, "--enabled/--disabled", help="Turn it on or off."),
-    project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p", help=PROJECT_HELP),
+    enabled: bool | None = flags.option(
+        "--enabled", None, secondary="--disabled", help="Turn it on or off."),
+    project: str = flags.option("--project", DEFAULT_PROJECT, help=PROJECT_HELP),
     json_output: bool = OPT_JSON,
 ) -> None:
     """Change a rule: only the options given change (filters given replace all filters)."""
@@ -192,13 +194,17 @@ def rules_update(
 
 @rules_app.command("remove")
 def rules_remove(rule: str = typer.Argument(..., help="Rule name or id."),
-                 project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p",
-                                             help=PROJECT_HELP)) -> None:
+                 project: str = flags.option(
+                     "--project", DEFAULT_PROJECT, help=PROJECT_HELP),
+                 json_output: bool = OPT_JSON) -> None:
     """Remove a rule (the alerts it fired stay in the history)."""
     from ledger.core.alerts import manage
 
     with handle_errors():
         removed = _run(project, lambda conn, pid: manage.remove_rule(conn, pid, rule))
+        if json_output:
+            print_json(removed)
+            return
         success(f"removed rule {removed['name']!r}")
 
 
@@ -207,23 +213,23 @@ def rules_remove(rule: str = typer.Argument(..., help="Rule name or id."),
 
 @channels_app.command("add")
 def channels_add(
-    name: str = typer.Option(..., "--name", help="A name for the channel."),
-    kind: str = typer.Option(..., "--kind", help="webhook, slack or email."),
-    url: str | None = typer.Option(None, "--url", help="webhook/slack: the https:// URL."),
-    secret: str | None = typer.Option(None, "--secret", help="webhook: signing secret"
-                                      " (default: generated and shown once)."),
-    allow_insecure_localhost: bool = typer.Option(
-        False, "--allow-insecure-localhost", help="Accept http:// for a localhost receiver."),
-    smtp_host: str | None = typer.Option(None, "--smtp-host", help="email: SMTP server."),
-    smtp_port: int | None = typer.Option(None, "--smtp-port", help="email: port (587/465)."),
-    security: str = typer.Option("starttls", "--security", help="email: starttls, tls, none."),
-    username: str | None = typer.Option(None, "--username", help="email: SMTP login."),
-    password: str | None = typer.Option(None, "--password", help="email: SMTP password."),
-    sender: str | None = typer.Option(None, "--from", help="email: the From address."),
-    to: list[str] = typer.Option([], "--to", help="email: a recipient (repeatable)."),
-    no_tls_verify: bool = typer.Option(False, "--no-tls-verify",
-                                       help="email: accept a self-signed certificate."),
-    project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p", help=PROJECT_HELP),
+    name: str = flags.option("--name", ..., help="A name for the channel."),
+    kind: str = flags.option("--kind", ..., help="webhook, slack or email."),
+    url: str | None = flags.option("--webhook-url", None, help="webhook/slack: the https:// URL."),
+    secret: str | None = flags.option(
+        "--secret", None, help="webhook: signing secret (default: generated and shown once)."),
+    allow_insecure_localhost: bool = flags.option(
+        "--allow-insecure-localhost", False, help="Accept http:// for a localhost receiver."),
+    smtp_host: str | None = flags.option("--smtp-host", None, help="email: SMTP server."),
+    smtp_port: int | None = flags.option("--smtp-port", None, help="email: port (587/465)."),
+    security: str = flags.option("--security", "starttls", help="email: starttls, tls, none."),
+    username: str | None = flags.option("--smtp-user", None, help="email: SMTP login."),
+    password: str | None = flags.option("--smtp-password", None, help="email: SMTP password."),
+    sender: str | None = flags.option("--mail-from", None, help="email: the From address."),
+    to: list[str] = flags.option("--mail-to", [], help="email: a recipient (repeatable)."),
+    no_tls_verify: bool = flags.option(
+        "--no-tls-verify", False, help="email: accept a self-signed certificate."),
+    project: str = flags.option("--project", DEFAULT_PROJECT, help=PROJECT_HELP),
     json_output: bool = OPT_JSON,
 ) -> None:
     """Add a channel. An e-mail channel is stored only once its server accepted the login."""
@@ -252,8 +258,7 @@ def channels_add(
 
 
 @channels_app.command("list")
-def channels_list(project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p",
-                                              help=PROJECT_HELP),
+def channels_list(project: str = flags.option("--project", DEFAULT_PROJECT, help=PROJECT_HELP),
                   json_output: bool = OPT_JSON) -> None:
     """List the project's channels (never their secrets)."""
     from ledger.core.alerts import channels
@@ -278,8 +283,9 @@ def channels_list(project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p"
 
 @channels_app.command("remove")
 def channels_remove(channel: str = typer.Argument(..., help="Channel name or id."),
-                    project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p",
-                                                help=PROJECT_HELP)) -> None:
+                    project: str = flags.option(
+                        "--project", DEFAULT_PROJECT, help=PROJECT_HELP),
+                    json_output: bool = OPT_JSON) -> None:
     """Remove a channel that no rule uses."""
     from ledger.core.alerts import channels
 
@@ -288,13 +294,16 @@ def channels_remove(channel: str = typer.Argument(..., help="Channel name or id.
             return (await channels.delete(conn, project_id, channel)).name
 
     with handle_errors():
-        success(f"removed channel {_run(project, operation)!r}")
+        name = _run(project, operation)
+        if json_output:
+            print_json({"removed_channel": name})
+            return
+        success(f"removed channel {name!r}")
 
 
 @channels_app.command("test")
 def channels_test(channel: str = typer.Argument(..., help="Channel name or id."),
-                  project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p",
-                                              help=PROJECT_HELP),
+                  project: str = flags.option("--project", DEFAULT_PROJECT, help=PROJECT_HELP),
                   json_output: bool = OPT_JSON) -> None:
     """Send a real test message and print what the receiver answered."""
     from ledger.cli.output import fail
@@ -317,10 +326,10 @@ def channels_test(channel: str = typer.Argument(..., help="Channel name or id.")
 
 @app.command("history")
 def history_command(
-    rule: str | None = typer.Option(None, "--rule", help="Only this rule (name or id)."),
-    since: str | None = typer.Option(None, "--since", help="ISO-8601 time or 2h, 1d..."),
-    limit: int = typer.Option(50, "--limit", help="At most this many (1-500)."),
-    project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p", help=PROJECT_HELP),
+    rule: str | None = flags.option("--rule", None, help="Only this rule (name or id)."),
+    since: str | None = flags.option("--since", None, help="ISO-8601 time or 2h, 1d..."),
+    limit: int = flags.option("--limit", 50, help="At most this many (1-500)."),
+    project: str = flags.option("--project", DEFAULT_PROJECT, help=PROJECT_HELP),
     json_output: bool = OPT_JSON,
 ) -> None:
     """Alerts that fired, newest first, and how each delivery went."""
@@ -343,24 +352,32 @@ def history_command(
 @app.command("snooze")
 def snooze_command(target: str = typer.Argument(..., help="Rule name/id, or error group id."),
                    duration: str = typer.Argument(..., help="How long: 30m, 2h, 1d."),
-                   project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p",
-                                               help=PROJECT_HELP)) -> None:
+                   project: str = flags.option(
+                       "--project", DEFAULT_PROJECT, help=PROJECT_HELP),
+                   json_output: bool = OPT_JSON) -> None:
     """Snooze a rule or a group: its alerts are recorded, not sent, until then."""
     from ledger.core.alerts import rules
 
     with handle_errors():
         done = _run(project, lambda conn, pid: rules.snooze(conn, pid, target, duration))
         assert done.until is not None
+        if json_output:
+            print_json(dataclasses.asdict(done))
+            return
         success(f"snoozed {done.target} {done.name!r} until {done.until:%Y-%m-%d %H:%M} UTC")
 
 
 @app.command("unsnooze")
 def unsnooze_command(target: str = typer.Argument(..., help="Rule name/id, or error group id."),
-                     project: str = typer.Option(DEFAULT_PROJECT, "--project", "-p",
-                                                 help=PROJECT_HELP)) -> None:
+                     project: str = flags.option(
+                         "--project", DEFAULT_PROJECT, help=PROJECT_HELP),
+                     json_output: bool = OPT_JSON) -> None:
     """End a snooze: alerts are sent again."""
     from ledger.core.alerts import rules
 
     with handle_errors():
         done = _run(project, lambda conn, pid: rules.snooze(conn, pid, target, None))
+        if json_output:
+            print_json(dataclasses.asdict(done))
+            return
         success(f"unsnoozed {done.target} {done.name!r}")

@@ -6,7 +6,8 @@ from datetime import datetime
 
 import typer
 
-from ledger.cli.context import load_settings
+from ledger.cli import flags
+from ledger.cli.context import load_settings, reaching_the_stack
 from ledger.cli.output import fail, handle_errors, print_json, success, table
 
 app = typer.Typer(help="Analytics jobs: rollups, metric caches, partitions, retention.",
@@ -26,10 +27,11 @@ def _hour(raw: str | None) -> datetime | None:
 @app.command("run")
 def run_command(
     job: str = typer.Argument(..., help=f"One of: {', '.join(JOBS)}."),
-    hour: str | None = typer.Option(
-        None, "--hour", help="rollup only: recompute this hour (e.g. 2026-11-27T10) for every"
-                             " project, instead of the hours writers touched."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    hour: str | None = flags.option(
+        "--hour", None,
+        help="rollup only: recompute this hour (e.g. 2026-11-27T10) for every project, instead of"
+             " the hours writers touched."),
+    json_output: bool = flags.option("--json", False, help="Print JSON."),
 ) -> None:
     """Run one analytics job now, under the same lock the daemons take.
 
@@ -40,7 +42,7 @@ def run_command(
 
     from ledger.daemons.analytics import create
 
-    with handle_errors():
+    with handle_errors(), reaching_the_stack():
         if job not in JOBS:
             raise fail(f"unknown job {job!r}: use one of {', '.join(JOBS)}", 64)
         when = _hour(hour)
@@ -64,8 +66,8 @@ def run_command(
 
 @app.command("history")
 def history_command(
-    job: str | None = typer.Option(None, "--job", help="Only this job."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    job: str | None = flags.option("--job", None, help="Only this job."),
+    json_output: bool = flags.option("--json", False, help="Print JSON."),
 ) -> None:
     """The newest job runs of every analytics copy (outcome, duration, error)."""
     import asyncio
@@ -73,7 +75,7 @@ def history_command(
     from ledger import bus
     from ledger.daemons.analytics.runner import history
 
-    with handle_errors():
+    with handle_errors(), reaching_the_stack():
         settings = load_settings()
         settings.require("redis_url")
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ledger.cli.context import load_settings
+from ledger.cli.context import load_settings, reaching_the_stack
 
 if TYPE_CHECKING:
     import psycopg
@@ -30,12 +30,23 @@ def run_auth(operation: Operation[T], settings: Settings | None = None) -> T:
     from ledger.core.connections import auth_connections
 
     settings = settings or load_settings()
+    quiet_core_logs()
 
     async def main() -> T:
         async with auth_connections(settings) as (conn, redis):
             return await operation(conn, redis)
 
-    return asyncio.run(main())
+    with reaching_the_stack():
+        return asyncio.run(main())
+
+
+def quiet_core_logs() -> None:
+    """The operations' INFO lines are for daemons' logs; a command says what it did itself."""
+    import logging
+
+    core = logging.getLogger("ledger.core")
+    if not core.isEnabledFor(logging.DEBUG):  # --verbose keeps them
+        core.setLevel(logging.WARNING)
 
 
 def when(value: datetime | None, empty: str = "") -> str:

@@ -1,13 +1,18 @@
 """Settings for a CLI command: environment first, then what a running `ledger up` saved.
 
 `ledger up` writes ``<data dir>/state.json`` (URLs of its databases and Redis, the internal token,
-the gateway URL and the default project's key) so that `ledger keys …` or `ledger tail` run from
-the same folder work with no flags. Environment variables always win over the saved state.
+the gateway URL and the default project's key) so that `ledger keys …` or `ledger tail` work with
+no flags. Environment variables always win over the saved state.
+
+The state is found like git finds ``.git``: ``LEDGER_DATA_DIR`` when set, else the first
+``.ledger/state.json`` in the current folder or one of its parents.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +53,44 @@ def replace_state(data_dir: Path, state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def find_data_dir(settings: Settings, start: Path | None = None) -> Path:
+    """``settings.data_dir`` when set; else the nearest ``.ledger`` holding a state, upwards."""
+    default = Settings().data_dir
+    if settings.data_dir != default:
+        return settings.data_dir
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if state_path(folder / default).is_file():
+            return folder / default
+    return settings.data_dir
+
+
 def load_settings(**flags: Any) -> Settings:
     """Settings from flags, then ``LEDGER_*`` variables, then the state of a local `ledger up`."""
     settings = Settings.from_env()
     settings.warn_unknown()
-    state = load_state(flags.get("data_dir") or settings.data_dir)
+    data_dir = flags.pop("data_dir", None) or find_data_dir(settings)
+    state = load_state(data_dir)
     fallback = {k: state.get(k) for k in _STATE_FIELDS if getattr(settings, k) in (None, "")}
-    return settings.with_overrides(**fallback).with_overrides(**flags)
+    return settings.with_overrides(data_dir=data_dir, **fallback).with_overrides(**flags)
+
+
+@contextlib.contextmanager
+def reaching_the_stack() -> Iterator[None]:
+    """Commands that talk to PostgreSQL or Redis directly: "cannot connect" says what to do.
+
+    Without a running stack the saved state still names its (gone) servers; the socket
+    error alone does not tell a newcomer that `ledger up` is what is missing.
+    """
+    from ledger.errors import UnavailableError
+
+    try:
+        yield
+    except UnavailableError as exc:
+        if not exc.message.startswith("cannot connect to"):
+            raise
+        reason = exc.message.removesuffix(" (is it running? is the URL right?)")
+        raise UnavailableError(
+            f"the stack is not reachable ({reason}): start it with `ledger up`, or point"
+            " LEDGER_AUTH_DATABASE_URL, LEDGER_LOGS_DATABASE_URL and LEDGER_REDIS_URL at"
+            " running servers") from exc

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import typer
 
-from ledger.cli.context import load_settings
+from ledger.cli import flags
+from ledger.cli.context import load_settings, reaching_the_stack
 from ledger.cli.output import handle_errors, print_json, success, table
 from ledger.config import Settings
 
@@ -38,10 +39,10 @@ def migrate_all(settings: Settings, *, create: bool = True) -> dict[str, list[st
 
 @app.command("migrate")
 def migrate_command(
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Apply pending migrations to both databases (creating them if missing)."""
-    with handle_errors():
+    with handle_errors(), reaching_the_stack():
         applied = migrate_all(load_settings())
         if json_output:
             print_json({"applied": applied})
@@ -55,13 +56,13 @@ def migrate_command(
 
 @app.command("status")
 def status_command(
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Show every migration of both databases and whether it is applied."""
     from ledger.db import migrate
     from ledger.db.pool import connect
 
-    with handle_errors():
+    with handle_errors(), reaching_the_stack():
         rows = []
         for database, url in _urls(load_settings()).items():
             with connect(url) as conn:

@@ -12,14 +12,15 @@ from typing import Any
 
 import typer
 
+from ledger.cli import flags
 from ledger.cli.context import load_settings
 from ledger.cli.output import console, handle_errors, print_json, success, table
 
 app = typer.Typer(help="Fingerprint rules: send matching events to a group of your choosing.",
                   no_args_is_help=True)
 
-PROJECT = typer.Option(None, "--project", "-p",
-                       help="Project id or slug (default: the API key's project).")
+PROJECT = flags.option(
+    "--project", None, help="Project id or slug (default: the API key's project).")
 
 
 def _project(client: Any, project: str | None) -> str:
@@ -39,11 +40,12 @@ def _print_rules(settings: dict[str, Any]) -> None:
 
 @app.command("list")
 def list_command(project: str | None = PROJECT,
-                 json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+                 url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
+                 json_output: bool = flags.option("--json", False, help="Print JSON.")) -> None:
     """List the project's fingerprint rules, in the order they are tried."""
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
+    with handle_errors(), GatewayClient(load_settings(url=url), api_key=api_key) as client:
         settings = client.get(f"/api/v1/projects/{_project(client, project)}/grouping")
         if json_output:
             print_json(settings)
@@ -55,33 +57,44 @@ def list_command(project: str | None = PROJECT,
 def add_command(
     rule: str = typer.Argument(..., help='e.g. "error.type:ConnectionError -> connection-errors"'
                                " or 'message:\"*timeout*\" -> {{ default }}, timeout'."),
-    position: int | None = typer.Option(None, "--position", min=0,
-                                        help="Insert before this rule (default: last)."),
+    position: int | None = flags.option(
+        "--position", None, min=0, help="Insert before this rule (default: last)."),
     project: str | None = PROJECT,
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
+    json_output: bool = flags.option("--json", False, help="Print the new setting as JSON."),
 ) -> None:
     """Add a fingerprint rule; new events that match get its fingerprint."""
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
+    with handle_errors(), GatewayClient(load_settings(url=url), api_key=api_key) as client:
         body: dict[str, Any] = {"rule": rule}
         if position is not None:
             body["position"] = position
         settings = client.request(
             "POST", f"/api/v1/projects/{_project(client, project)}/fingerprint-rules",
             json=body)
+        if json_output:
+            print_json(settings)
+            return
         success(f"rule added (revision {settings['revision']})")
         _print_rules(settings)
 
 
 @app.command("remove")
 def remove_command(index: int = typer.Argument(..., help="The rule's number (from `list`)."),
-                   project: str | None = PROJECT) -> None:
+                   project: str | None = PROJECT,
+                   url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
+                   json_output: bool = flags.option(
+                       "--json", False, help="Print the new setting as JSON.")) -> None:
     """Remove a fingerprint rule."""
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
+    with handle_errors(), GatewayClient(load_settings(url=url), api_key=api_key) as client:
         settings = client.request(
             "DELETE", f"/api/v1/projects/{_project(client, project)}/fingerprint-rules/{index}")
+        if json_output:
+            print_json(settings)
+            return
         success(f"rule {index} removed (revision {settings['revision']})")
         _print_rules(settings)
 
@@ -89,16 +102,17 @@ def remove_command(index: int = typer.Argument(..., help="The rule's number (fro
 @app.command("test")
 def test_command(
     event: str = typer.Argument(..., help="A log as JSON, a file holding one, or - for stdin."),
-    rule: list[str] = typer.Option([], "--rule", help="Try this rule instead of the stored"
-                                   " ones; repeat for several."),
+    rule: list[str] = flags.option(
+        "--rule", [], help="Try this rule instead of the stored ones; repeat for several."),
     project: str | None = PROJECT,
-    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
+    json_output: bool = flags.option("--json", False, help="Print JSON."),
 ) -> None:
     """Show which fingerprint an event would get, and which rule (if any) decided it."""
     from ledger.cli.api import GatewayClient
     from ledger.errors import InvalidInputError
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
+    with handle_errors(), GatewayClient(load_settings(url=url), api_key=api_key) as client:
         text = sys.stdin.read() if event == "-" else (
             Path(event).read_text() if not event.lstrip().startswith("{") else event)
         try:

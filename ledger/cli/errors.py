@@ -9,16 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
-from ledger.cli import error_rules
+from ledger.cli import error_rules, flags
 from ledger.cli.context import load_settings
+from ledger.cli.ids import checked_id, short_ids
 from ledger.cli.logs import level_text, when
-from ledger.cli.output import console, handle_errors, print_json, success, table
+from ledger.cli.output import console, handle_errors, one_line_table, print_json, success
 
 app = typer.Typer(help="Error groups: list them, see why events were grouped, triage them.",
                   no_args_is_help=True)
 app.add_typer(error_rules.app, name="rules")
 
+_GROUP_ID_HELP = "The group id, or its first 6+ characters (as `ledger errors list` shows)."
 STATUS_STYLES = {"unresolved": "red", "resolved": "green", "ignored": "dim"}
 
 
@@ -26,59 +30,78 @@ def _status(status: str) -> str:
     return f"[{STATUS_STYLES.get(status, '')}]{status}[/]"
 
 
-def _set_status(group_id: str, status: str, release: str | None = None) -> dict[str, Any]:
+def group_path(group_id: str, action: str = "") -> str:
+    """The REST path of a group named by its id or a unique prefix of it."""
+    return f"/api/v1/error-groups/{checked_id('error group', group_id)}{action}"
+
+
+def _set_status(group_id: str, status: str, release: str | None = None, *,
+                url: str | None = None, api_key: str | None = None) -> dict[str, Any]:
     from ledger.cli.api import GatewayClient
 
-    with GatewayClient(load_settings()) as client:
+    path = group_path(group_id, "/status")
+    with GatewayClient(load_settings(url=url), api_key=api_key) as client:
         body: dict[str, Any] = {"status": status}
         if release:
             body["resolved_in_release"] = release
-        group: dict[str, Any] = client.request(
-            "PATCH", f"/api/v1/error-groups/{group_id.strip()}/status", json=body)
+        group: dict[str, Any] = client.request("PATCH", path, json=body)
         return group
+
+
+def _done(group: dict[str, Any], json_output: bool, message: str) -> None:
+    if json_output:
+        print_json(group)
+    else:
+        success(message)
 
 
 @app.command("list")
 def list_command(
-    project: str | None = typer.Option(
-        None, "--project", "-p", help="Project id or slug (default: the API key's project)."),
-    status: list[str] = typer.Option([], "--status", help="unresolved, resolved or ignored;"
-                                     " repeat for several (default: all)."),
-    sort: str = typer.Option("last_seen", "--sort", help="last_seen, count or first_seen."),
-    search: str | None = typer.Option(None, "--search", "-s", help="Text in the title."),
-    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="How many groups."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    project: str | None = flags.option(
+        "--project", None, help="Project id or slug (default: the API key's project)."),
+    status: list[str] = flags.option(
+        "--status", [], help="unresolved, resolved or ignored; repeat for several (default: all)."),
+    sort: str = flags.option("--sort", "last_seen", help="last_seen, count or first_seen."),
+    search: str | None = flags.option("--search", None, help="Text in the title."),
+    limit: int = flags.option("--limit", 50, min=1, max=1000, help="How many groups."),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """List a project's error groups, most recently seen first."""
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
+    with handle_errors(), GatewayClient(load_settings(url=url), api_key=api_key) as client:
         page = client.get("/api/v1/error-groups", project_id=project, status=",".join(status),
                           sort=sort, search=search, limit=limit)
         if json_output:
             print_json(page)
             return
-        table(None, ["id", "status", "level", "events", "last seen", "title"],
-              [[g["id"], _status(g["status"]), level_text(g["level"]), g["event_count"],
-                when(g["last_seen"]), g["title"][:80]] for g in page["error_groups"]])
+        groups = page["error_groups"]
+        short = short_ids(g["id"] for g in groups)
+        one_line_table(["id", "status", "level", "events", "last seen", "title"],
+                       [[short[g["id"]], Text.from_markup(_status(g["status"])),
+                         Text.from_markup(level_text(g["level"])), g["event_count"],
+                         when(g["last_seen"])[:16], g["title"]] for g in groups],
+                       flexible="title")
         console.print(f"[dim]{len(page['error_groups'])} of {page['total']} groups[/]",
                       highlight=False)
 
 
 @app.command("show")
 def show_command(
-    group_id: str = typer.Argument(..., help="The group id (from `ledger errors list`)."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Show an error group: counts, status, why its events were grouped, a sample event."""
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
-        group = client.get(f"/api/v1/error-groups/{group_id.strip()}")
+    with handle_errors(), GatewayClient(load_settings(url=url), api_key=api_key) as client:
+        group = client.get(group_path(group_id))
         if json_output:
             print_json(group)
             return
-        console.print(f"[bold]{group['title']}[/]", highlight=False)
+        console.print(f"[bold]{escape(group['title'])}[/]", highlight=False)
         resolved = ""
         if group["status"] == "resolved":
             resolved = f" in release {group['resolved_in_release']}" if group.get(
@@ -89,9 +112,9 @@ def show_command(
             ("level", level_text(group["level"])), ("type", group["log_type"]),
             ("events", str(group["event_count"])), ("first seen", when(group["first_seen"])),
             ("last seen", when(group["last_seen"])),
-            ("last release", group.get("last_release") or "-"),
-            ("fingerprint", f"{group['fingerprint']} (v{group['fingerprint_version']})"),
-            ("why grouped", group["why_grouped"]),
+            ("last release", escape(group.get("last_release") or "-")),
+            ("fingerprint", escape(f"{group['fingerprint']} (v{group['fingerprint_version']})")),
+            ("why grouped", escape(group["why_grouped"])),
         ]
         if group.get("merged_into"):
             facts.append(("merged into", group["merged_into"]))
@@ -109,32 +132,42 @@ def show_command(
 
 @app.command("resolve")
 def resolve_command(
-    group_id: str = typer.Argument(..., help="The group id."),
-    release: str | None = typer.Option(
-        None, "--release", "-r", help="Fixed in this release: events from older releases do"
-        " not reopen it."),
+    group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
+    release: str | None = flags.option(
+        "--release", None,
+        help="Fixed in this release: events from older releases do not reopen it."),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
+    json_output: bool = flags.option("--json", False, help="Print the group as JSON."),
 ) -> None:
     """Mark an error group resolved; a new event (from this release or newer) reopens it."""
     with handle_errors():
-        group = _set_status(group_id, "resolved", release)
+        group = _set_status(group_id, "resolved", release, url=url, api_key=api_key)
         suffix = f" in release {group['resolved_in_release']}" if release else ""
-        success(f"resolved {group['title']!r}{suffix}")
+        _done(group, json_output, f"resolved {group['title']!r}{suffix}")
 
 
 @app.command("ignore")
-def ignore_command(group_id: str = typer.Argument(..., help="The group id.")) -> None:
+def ignore_command(
+    group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
+    json_output: bool = flags.option("--json", False, help="Print the group as JSON."),
+) -> None:
     """Ignore an error group: it stays out of the unresolved list."""
     with handle_errors():
-        group = _set_status(group_id, "ignored")
-        success(f"ignored {group['title']!r}")
+        group = _set_status(group_id, "ignored", url=url, api_key=api_key)
+        _done(group, json_output, f"ignored {group['title']!r}")
 
 
 @app.command("reopen")
-def reopen_command(group_id: str = typer.Argument(..., help="The group id.")) -> None:
+def reopen_command(
+    group_id: str = typer.Argument(..., help=_GROUP_ID_HELP),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
+    json_output: bool = flags.option("--json", False, help="Print the group as JSON."),
+) -> None:
     """Mark a resolved or ignored error group unresolved again."""
     with handle_errors():
-        group = _set_status(group_id, "unresolved")
-        success(f"reopened {group['title']!r}")
+        group = _set_status(group_id, "unresolved", url=url, api_key=api_key)
+        _done(group, json_output, f"reopened {group['title']!r}")
 
 
 def _print_merges(group: dict[str, Any]) -> None:
@@ -158,27 +191,38 @@ def _print_merges(group: dict[str, Any]) -> None:
 def merge_command(
     target: str = typer.Argument(..., help="The group that survives."),
     others: list[str] = typer.Argument(..., help="Groups merged into it."),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
+    json_output: bool = flags.option("--json", False, help="Print the surviving group as JSON."),
 ) -> None:
-    """Merge groups into TARGET: their counts move, and their later events go to TARGET."""
+    """Merge groups into TARGET: their counts move, and their later events go to TARGET.
+
+    Groups are named by their ids or unique prefixes of them (6+ characters).
+    """
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
-        group = client.request("POST", f"/api/v1/error-groups/{target.strip()}/merge",
-                               json={"group_ids": [o.strip() for o in others]})
-        success(f"merged {len(others)} group(s) into {group['title']!r}"
-                f" ({group['event_count']} events)")
+    with handle_errors():
+        path = group_path(target, "/merge")
+        sources = [checked_id("error group", o) for o in others]
+        with GatewayClient(load_settings(url=url), api_key=api_key) as client:
+            group = client.request("POST", path, json={"group_ids": sources})
+        _done(group, json_output, f"merged {len(others)} group(s) into {group['title']!r}"
+                                  f" ({group['event_count']} events)")
 
 
 @app.command("unmerge")
 def unmerge_command(
     target: str = typer.Argument(..., help="The group it was merged into."),
     group_id: str = typer.Argument(..., help="The group to take back out."),
+    url: str | None = flags.GATEWAY_URL, api_key: str | None = flags.API_KEY,
+    json_output: bool = flags.option("--json", False, help="Print the target group as JSON."),
 ) -> None:
     """Undo a merge: GROUP_ID is listed again and gets its later events back."""
     from ledger.cli.api import GatewayClient
 
-    with handle_errors(), GatewayClient(load_settings()) as client:
-        group = client.request("POST", f"/api/v1/error-groups/{target.strip()}/unmerge",
-                               json={"group_id": group_id.strip()})
-        success(f"unmerged {group_id.strip()} from {group['title']!r}"
-                f" ({group['event_count']} events left)")
+    with handle_errors():
+        path = group_path(target, "/unmerge")
+        source = checked_id("error group", group_id)
+        with GatewayClient(load_settings(url=url), api_key=api_key) as client:
+            group = client.request("POST", path, json={"group_id": source})
+        _done(group, json_output, f"unmerged {source} from {group['title']!r}"
+                                  f" ({group['event_count']} events left)")

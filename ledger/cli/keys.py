@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ledger.cli import flags
 from ledger.cli.authdb import gateway_host, run_auth, when
 from ledger.cli.context import load_settings
 from ledger.cli.output import console, handle_errors, print_json, success, warn
 
 if TYPE_CHECKING:
+    from ledger.config import Settings
     from ledger.core.api_keys import ApiKeyRow
 
 app = typer.Typer(help="API keys: create, list and revoke the keys of a project.",
@@ -34,17 +36,17 @@ def _as_json(key: ApiKeyRow) -> dict[str, Any]:
 
 @app.command("create")
 def create_command(
-    project: str = typer.Option(..., "--project", "-p", help="Project slug or id."),
-    name: str = typer.Option("", "--name", "-n", help="A label, e.g. where the key is used."),
-    scope: list[str] = typer.Option(
-        [], "--scope", "-s",
-        help="ingest, read or triage (change error groups' status); repeat for several"
-             " (default: ingest and read). Ship applications with ingest."),
-    rate_limit_minute: int | None = typer.Option(
-        None, "--rate-limit-minute", min=0, help="Own requests/minute (default: the project's)."),
-    rate_limit_hour: int | None = typer.Option(
-        None, "--rate-limit-hour", min=0, help="Own requests/hour (default: the project's)."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    project: str = flags.option("--project", ..., help="Project slug or id."),
+    name: str = flags.option("--name", "", help="A label, e.g. where the key is used."),
+    scope: list[str] = flags.option(
+        "--scope", [],
+        help="ingest, read or triage (change error groups' status); repeat for several (default:"
+             " ingest and read). Ship applications with ingest."),
+    rate_limit_minute: int | None = flags.option(
+        "--rate-limit-minute", None, min=0, help="Own requests/minute (default: the project's)."),
+    rate_limit_hour: int | None = flags.option(
+        "--rate-limit-hour", None, min=0, help="Own requests/hour (default: the project's)."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Create an API key for a project and print it ONCE."""
     from ledger.core import api_keys, projects, sentry
@@ -72,22 +74,37 @@ def create_command(
 
 @app.command("list")
 def list_command(
-    project: str = typer.Option(..., "--project", "-p", help="Project slug or id."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    project: str | None = flags.option(
+        "--project", None, help="Project slug or id (default: the API key's project)."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """List the API keys of a project, active and revoked (never their secrets)."""
     from ledger.core import api_keys, projects
 
+    settings = load_settings()
+
     async def operation(conn: Any, redis: Any) -> tuple[str, list[ApiKeyRow]]:
-        found = await projects.get_project(conn, project)
+        found = await projects.get_project(conn, project or await _key_project(conn, settings))
         return found.slug, await api_keys.list_keys(conn, found.id)
 
     with handle_errors():
-        slug, keys = run_auth(operation)
+        slug, keys = run_auth(operation, settings)
         if json_output:
             print_json([_as_json(k) for k in keys])
             return
         _print_table(slug, keys)
+
+
+async def _key_project(conn: Any, settings: Settings) -> str:
+    """The project of the API key in use, like `ledger logs` and `ledger errors` default to."""
+    from ledger.core import api_keys
+    from ledger.errors import InvalidInputError
+
+    if not settings.api_key or not api_keys.looks_like_key(str(settings.api_key)):
+        raise InvalidInputError("which project? pass --project <slug> (no API key is set to"
+                                " default to its project)")
+    key = await api_keys.get_key(conn, api_keys.parse_key(str(settings.api_key))[0])
+    return key.project_id
 
 
 def _print_table(slug: str, keys: list[ApiKeyRow]) -> None:
@@ -106,19 +123,25 @@ def _print_table(slug: str, keys: list[ApiKeyRow]) -> None:
 
 @app.command("revoke")
 def revoke_command(
-    key: str = typer.Argument(..., help="The key id (as `ledger keys list` shows) or full key."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    key: str = typer.Argument(..., help="The key id (as `ledger keys list` shows), its first 6+"
+                                        " characters, or the full key."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Revoke an API key: every gateway refuses it within a second."""
     from ledger.core import api_keys
 
-    async def operation(conn: Any, redis: Any) -> ApiKeyRow:
-        key_id = api_keys.parse_key(key)[0] if api_keys.looks_like_key(key) else key.strip()
-        return await api_keys.revoke_key(conn, redis, key_id)
+    async def operation(conn: Any, redis: Any) -> tuple[ApiKeyRow, bool]:
+        found = await api_keys.find_key(conn, key)
+        # Revoke again all the same: it also clears any cached copy left behind.
+        revoked = await api_keys.revoke_key(conn, redis, found.key_id)
+        return revoked, found.status == "revoked"
 
     with handle_errors():
-        revoked = run_auth(operation)
+        revoked, already = run_auth(operation)
         if json_output:
-            print_json(_as_json(revoked))
-            return
-        success(f"revoked API key {revoked.key_id} ({revoked.key_prefix})")
+            print_json(_as_json(revoked) | {"already_revoked": already})
+        elif already:
+            success(f"API key {revoked.key_id} ({revoked.key_prefix}) was already revoked"
+                    f" (at {when(revoked.revoked_at)})")
+        else:
+            success(f"revoked API key {revoked.key_id} ({revoked.key_prefix})")

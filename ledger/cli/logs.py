@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import typer
-
+from ledger.cli import flags
 from ledger.cli.context import load_settings
-from ledger.cli.output import console, handle_errors, print_json, print_json_line, table
+from ledger.cli.output import (
+    console,
+    handle_errors,
+    one_line_table,
+    print_json,
+    print_json_line,
+    table,
+    terminal_width,
+)
 from ledger.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -82,24 +90,60 @@ def level_text(level: str) -> str:
 
 
 def print_line(row: dict[str, Any]) -> None:
-    """One log as one line (follow mode)."""
-    where = " ".join(str(v) for v in (row.get("environment"), row.get("release")) if v)
+    """One log as one line (follow mode); what the application sent is never read as markup."""
+    from rich.markup import escape
+
+    where = escape(" ".join(str(v) for v in (row.get("environment"), row.get("release")) if v))
     console.print(f"{when(row['timestamp'])} {level_text(row['level']):<8} "
-                  f"[dim]{row['log_type']}[/] {summary(row)}"
+                  f"[dim]{escape(str(row['log_type']))}[/] {escape(summary(row))}"
                   + (f" [dim]({where})[/]" if where else ""), highlight=False, markup=True,
                   soft_wrap=True)
 
 
+#: Below these terminal widths a column of ``ledger logs`` is left out (the id never is).
+_WIDE_FROM = {"type": 100, "environment": 130, "release": 130}
+_FULL_TIME_FROM = 120
+
+
+def page_columns(width: int) -> list[str]:
+    """The columns of a page of logs that fit ``width`` terminal columns, in order."""
+    wanted = ["time", "level", "type", "message", "environment", "release", "id"]
+    return [c for c in wanted if width >= _WIDE_FROM.get(c, 0)]
+
+
+def short_when(iso: str, width: int) -> str:
+    """``when`` at wide terminals; month, day and seconds at narrow ones."""
+    full = when(iso)
+    return full if width >= _FULL_TIME_FROM else full[5:19]
+
+
 def print_page(page: dict[str, Any]) -> None:
-    """A page as a table, oldest at the top (like a terminal log), and how to see more."""
+    """A page as a table, oldest at the top (like a terminal log), and how to see more.
+
+    One line per log at any width: the columns are picked by the terminal's width, the
+    message is cut with "…", and ids are shown as their shortest unique prefix, never cut.
+    """
+    from rich.text import Text
+
+    from ledger.cli.ids import short_ids
+
+    width = terminal_width()
     rows = list(reversed(page["logs"]))
-    table(None, ["time", "level", "type", "message", "environment", "release", "id"],
-          [[when(r["timestamp"]), level_text(r["level"]), r["log_type"], summary(r, 80),
-            r.get("environment"), r.get("release"), r["id"]] for r in rows])
+    short = short_ids(r["id"] for r in rows)
+    columns = page_columns(width)
+    cells: dict[str, Callable[[dict[str, Any]], Any]] = {
+        "time": lambda r: short_when(r["timestamp"], width),
+        "level": lambda r: Text.from_markup(level_text(r["level"])),
+        "type": lambda r: r["log_type"],
+        "message": lambda r: summary(r, 200), "environment": lambda r: r.get("environment"),
+        "release": lambda r: r.get("release"), "id": lambda r: short[r["id"]],
+    }
+    one_line_table(columns, [[cells[c](r) for c in columns] for r in rows], flexible="message")
     total = f"{page['total']}" + ("" if page["total_exact"] else "+")
     console.print(f"[dim]{len(rows)} of {total} matching logs[/]", highlight=False)
     if page.get("next_cursor"):
-        console.print(f"[dim]older: --cursor {page['next_cursor']}[/]", highlight=False)
+        console.print(f"[dim]older: --cursor {page['next_cursor']}[/]", highlight=False,
+                      soft_wrap=True)
 
 
 def new_logs(client: GatewayClient, params: dict[str, Any], since: str,
@@ -167,41 +211,46 @@ def follow(client: GatewayClient, params: dict[str, Any], first: dict[str, Any],
 
 
 def logs_command(
-    project: str | None = typer.Option(
-        None, "--project", "-p", help="Project id or slug (default: the API key's project)."),
-    period: str | None = typer.Option(
-        None, "--period", help="today, last1h, last24h, last7days, last30days, currentWeek,"
-        " currentMonth or currentYear (UTC)."),
-    since: str | None = typer.Option(None, "--since", help="Only logs newer than this: 30s,"
-                                     " 15m, 2h, 7d."),
-    start: str | None = typer.Option(None, "--from", help="Start, ISO-8601."),
-    end: str | None = typer.Option(None, "--to", help="End, ISO-8601 (exclusive)."),
-    level: list[str] = typer.Option([], "--level", "-l", help="debug, info, warning, error or"
-                                    " critical; repeat for several."),
-    log_type: list[str] = typer.Option([], "--type", "-t", help="Log type (exception, endpoint"
-                                       ", …); repeat for several."),
-    environment: list[str] = typer.Option([], "--env", "-e", help="Environment; repeatable."),
-    release: list[str] = typer.Option([], "--release", "-r", help="Release; repeatable."),
-    fingerprint: str | None = typer.Option(None, "--fingerprint",
-                                           help="Only events of this error fingerprint."),
-    search: str | None = typer.Option(None, "--search", "-s",
-                                      help="Text in the message or error (case-insensitive)."),
-    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000, help="How many logs."),
-    cursor: str | None = typer.Option(None, "--cursor", help="Continue after a previous page."),
-    follow_logs: bool = typer.Option(False, "--follow", "-f",
-                                     help="Keep polling and print new logs until Ctrl-C."),
-    interval: float = typer.Option(2.0, "--interval", min=0.2,
-                                   help="Seconds between polls with --follow."),
-    patterns: bool = typer.Option(False, "--patterns", help="Group the matching logs (the"
-                                  f" newest {PATTERN_SCAN_LOGS} at most) by message pattern,"
-                                  " with counts; --limit is then how many patterns."),
-    json_output: bool = typer.Option(False, "--json", help="JSON (one object per line with"
-                                     " --follow)."),
+    project: str | None = flags.option(
+        "--project", None, help="Project id or slug (default: the API key's project)."),
+    period: str | None = flags.option(
+        "--period", None,
+        help="today, last1h, last24h, last7days, last30days, currentWeek, currentMonth or"
+             " currentYear (UTC)."),
+    since: str | None = flags.option(
+        "--since", None, help="Only logs newer than this: 30s, 15m, 2h, 7d."),
+    start: str | None = flags.option("--from", None, help="Start, ISO-8601."),
+    end: str | None = flags.option("--to", None, help="End, ISO-8601 (exclusive)."),
+    level: list[str] = flags.option("--level", []),
+    log_type: list[str] = flags.option("--type", []),
+    environment: list[str] = flags.option(
+        "--environment", [], help="Environment; repeat or comma-separate for several."),
+    release: list[str] = flags.option(
+        "--release", [], help="Release; repeat or comma-separate for several."),
+    fingerprint: str | None = flags.option(
+        "--fingerprint", None, help="Only events of this error fingerprint."),
+    search: str | None = flags.option(
+        "--search", None, help="Text in the message or error (case-insensitive)."),
+    limit: int = flags.option("--limit", 50, min=1, max=1000, help="How many logs."),
+    cursor: str | None = flags.option("--cursor", None, help="Continue after a previous page."),
+    follow_logs: bool = flags.option(
+        "--follow", False, help="Keep polling and print new logs until Ctrl-C."),
+    interval: float = flags.option(
+        "--interval", 2.0, min=0.2, help="Seconds between polls with --follow."),
+    patterns: bool = flags.option(
+        "--patterns", False,
+        help="Group the matching logs (the"
+             f" newest {PATTERN_SCAN_LOGS} at most) by message pattern,"
+             " with counts; --limit is then how many patterns."),
+    url: str | None = flags.option("--url", None),
+    api_key: str | None = flags.option("--api-key", None),
+    json_output: bool = flags.option(
+        "--json", False, help="JSON (one object per line with --follow)."),
 ) -> None:
     """Search a project's logs, newest last; --follow keeps printing new ones.
 
-    Reads through the gateway with LEDGER_URL and LEDGER_API_KEY (a key with the read scope),
-    which default to what `ledger up` saved.
+    Reads through the gateway (LEDGER_URL) with --api-key, LEDGER_API_KEY, your `ledger login`
+    (every project of the account) or the key `ledger up` saved, in that order.
     """
     from ledger.cli.api import GatewayClient
 
@@ -213,7 +262,7 @@ def logs_command(
         if patterns and (follow_logs or cursor):
             raise InvalidInputError("--patterns reads the newest logs: leave out --follow and"
                                     " --cursor")
-        with GatewayClient(load_settings()) as client:
+        with GatewayClient(load_settings(url=url), api_key=api_key) as client:
             if patterns:
                 _show_patterns(client, params, limit, json_output)
                 return

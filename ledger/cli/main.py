@@ -19,7 +19,9 @@ from ledger.cli import (
     analytics,
     db,
     errors,
+    flags,
     keys,
+    login,
     logs,
     partitions,
     projects,
@@ -49,9 +51,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging on stderr."),
+    version: bool = flags.option(
+        "--version", False, callback=_version, is_eager=True, help="Print the version and exit."),
+    verbose: bool = flags.option("--verbose", False, help="Debug logging on stderr."),
 ) -> None:
     """Ledger: self-hosted logging and error tracking."""
     configure_logging("debug" if verbose else None)
@@ -97,6 +99,8 @@ app.command("up")(up.up)
 app.command("status")(status.status_command)
 app.command("tail")(tail.tail)
 app.command("top")(top.top)
+app.command("login")(login.login)
+app.command("logout")(login.logout)
 app.add_typer(db.app, name="db")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(projects.app, name="projects")

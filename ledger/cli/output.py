@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ledger.errors import LedgerError
@@ -44,18 +45,59 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     console.print(out)
 
 
+def terminal_width() -> int:
+    """Columns of the terminal (``COLUMNS`` wins, as for every rich console)."""
+    return console.width
+
+
+def one_line_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                   flexible: str) -> None:
+    """A table of one line per row: every cell stays whole except ``flexible``'s, which gets
+    the width left and ends in "…" when cut. Callers pick the columns that fit the width.
+    Cells are plain values, or ``rich.text.Text`` when styled.
+
+    Drawn by hand rather than with ``rich.table``: rich shrinks every column of a table
+    that is too wide, ids included, and those must stay whole to be copied.
+    """
+    from rich.text import Text
+
+    gap = "  "
+    # Plain values are shown as they are (a log message is not markup); styled cells come as Text.
+    cells = [[v.copy() if isinstance(v, Text) else Text("" if v is None else str(v))
+              for v in row] for row in rows]
+    widths = [max([len(c), *(r[i].cell_len for r in cells)]) for i, c in enumerate(columns)]
+    fixed = sum(w for c, w in zip(columns, widths, strict=True) if c != flexible)
+    spare = console.width - fixed - len(gap) * (len(columns) - 1) - 1
+    widths = [max(len(c), min(w, spare)) if c == flexible else w
+              for c, w in zip(columns, widths, strict=True)]
+    header = Text(gap.join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+                  style="bold")
+    console.print(header, soft_wrap=True, highlight=False)
+    for row in cells:
+        line = Text()
+        for i, (cell, width) in enumerate(zip(row, widths, strict=True)):
+            cell.truncate(width, overflow="ellipsis", pad=i < len(row) - 1)
+            line.append_text(cell)
+            if i < len(row) - 1:
+                line.append(gap)
+        console.print(line, soft_wrap=True, highlight=False)
+
+
+# Messages carry names and titles that users chose: escaped, a "[b]" in a title stays text.
+
+
 def success(message: str) -> None:
-    console.print(f"[green]✓[/green] {message}")
+    console.print(f"[green]✓[/green] {escape(message)}")
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+    err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one error line; return the Exit to raise (``raise fail(...)``)."""
     # soft_wrap: one line however narrow the terminal (scripts and tests read it whole).
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ledger.cli.context import load_settings
+from ledger.cli import flags
+from ledger.cli.context import load_settings, reaching_the_stack
 from ledger.cli.output import console, fail, handle_errors, print_json, success, table
 from ledger.config import Settings
 
@@ -55,12 +56,12 @@ def _info_row(info: PartitionInfo) -> list[str]:
 
 
 @app.command("list")
-def list_command(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_command(json_output: bool = flags.option("--json", False, help="Print JSON.")) -> None:
     """List partitions with their time range, estimated rows and size on disk."""
     from ledger.db import partitions
     from ledger.db.pool import connect
 
-    with handle_errors(), connect(_logs_url(load_settings())) as conn:
+    with handle_errors(), reaching_the_stack(), connect(_logs_url(load_settings())) as conn:
         infos = partitions.describe_sync(conn)
         if json_output:
             print_json([_info_json(i) for i in infos])
@@ -71,15 +72,14 @@ def list_command(json_output: bool = typer.Option(False, "--json", help="Print J
 
 @app.command("create")
 def create_command(
-    ahead: int = typer.Option(2, "--months-ahead", "--ahead", min=0, max=36,
-                              help="Months ahead of this one."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    ahead: int = flags.option("--months-ahead", 2, min=0, max=36, help="Months ahead of this one."),
+    json_output: bool = flags.option("--json", False, help="Print JSON."),
 ) -> None:
     """Create the partitions of this month and the next N months (idempotent)."""
     from ledger.db import partitions
     from ledger.db.pool import connect
 
-    with handle_errors(), connect(_logs_url(load_settings())) as conn:
+    with handle_errors(), reaching_the_stack(), connect(_logs_url(load_settings())) as conn:
         created = partitions.ensure_months_sync(
             conn, partitions.months_ahead(datetime.now(UTC), ahead))
         if json_output:
@@ -92,14 +92,14 @@ def create_command(
 
 @app.command("prune")
 def prune_command(
-    older_than: str | None = typer.Option(
-        None, "--older-than",
+    older_than: str | None = flags.option(
+        "--older-than", None,
         help="Drop partitions wholly older than this (90d, 12w, 6m, 1y) [default: the longest"
              " retention of any project, at least LEDGER_AUTH_RETENTION_DAYS]."),
-    dry_run: bool = typer.Option(False, "--dry-run",
-                                 help="Show what would be dropped and trimmed; change nothing."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    dry_run: bool = flags.option(
+        "--dry-run", False, help="Show what would be dropped and trimmed; change nothing."),
+    yes: bool = flags.option("--yes", False, help="Do not ask for confirmation."),
+    json_output: bool = flags.option("--json", False, help="Print JSON."),
 ) -> None:
     """Drop whole partitions past the retention (instant, no DELETE), then trim projects with
     a shorter retention inside the partitions that remain, in small batches.
@@ -110,7 +110,7 @@ def prune_command(
 
     from ledger.core import retention
 
-    with handle_errors():
+    with handle_errors(), reaching_the_stack():
         settings = load_settings()
         url = _logs_url(settings)
         days = retention.parse_age(older_than) if older_than else None

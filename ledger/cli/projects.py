@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ledger.cli import flags
 from ledger.cli.authdb import run_auth, when
 from ledger.cli.output import console, handle_errors, print_json, success, table
 
@@ -50,13 +51,13 @@ def _show(project: Project, owner: str, keys: list[ApiKeyRow] | None = None) -> 
 @app.command("create")
 def create_command(
     name: str = typer.Argument(..., help="Display name, e.g. \"Billing API\"."),
-    slug: str | None = typer.Option(
-        None, "--slug", help="URL name: a-z, 0-9 and '-', at most 64 (default: from NAME)."),
-    environment: str = typer.Option("production", "--environment", "-e",
-                                    help="Environment label, e.g. production or staging."),
-    owner: str | None = typer.Option(
-        None, "--owner", help="Email of the owning account (default: admin@ledger.local)."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    slug: str | None = flags.option(
+        "--slug", None, help="URL name: a-z, 0-9 and '-', at most 64 (default: from NAME)."),
+    environment: str = flags.option(
+        "--environment", "production", help="Environment label, e.g. production or staging."),
+    owner: str | None = flags.option(
+        "--owner", None, help="Email of the owning account (default: admin@ledger.local)."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Create a project (limits start from the LEDGER_AUTH_* defaults)."""
     from ledger.cli.context import load_settings
@@ -89,8 +90,8 @@ def create_command(
 
 @app.command("list")
 def list_command(
-    owner: str | None = typer.Option(None, "--owner", help="Only projects of this account."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    owner: str | None = flags.option("--owner", None, help="Only projects of this account."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """List projects (all of them, or one account's)."""
     from ledger.core import accounts, projects
@@ -119,7 +120,7 @@ def list_command(
 @app.command("show")
 def show_command(
     project: str = typer.Argument(..., help="Project slug or id."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Show one project: owner, limits and how many keys it has."""
     from ledger.core import accounts, api_keys, projects
@@ -143,18 +144,17 @@ def show_command(
 @app.command("update")
 def update_command(
     project: str = typer.Argument(..., help="Project slug or id."),
-    name: str | None = typer.Option(None, "--name", help="New display name."),
-    environment: str | None = typer.Option(None, "--environment", "-e",
-                                           help="New environment label."),
-    retention_days: int | None = typer.Option(None, "--retention-days", min=1,
-                                              help="Keep logs this many days."),
-    daily_quota: int | None = typer.Option(None, "--daily-quota", min=0,
-                                           help="Logs accepted per day (UTC)."),
-    rate_limit_minute: int | None = typer.Option(None, "--rate-limit-minute", min=0,
-                                                 help="Requests per minute per key."),
-    rate_limit_hour: int | None = typer.Option(None, "--rate-limit-hour", min=0,
-                                               help="Requests per hour per key."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    name: str | None = flags.option("--name", None, help="New display name."),
+    environment: str | None = flags.option("--environment", None, help="New environment label."),
+    retention_days: int | None = flags.option(
+        "--retention-days", None, min=1, help="Keep logs this many days."),
+    daily_quota: int | None = flags.option(
+        "--daily-quota", None, min=0, help="Logs accepted per day (UTC)."),
+    rate_limit_minute: int | None = flags.option(
+        "--rate-limit-minute", None, min=0, help="Requests per minute per key."),
+    rate_limit_hour: int | None = flags.option(
+        "--rate-limit-hour", None, min=0, help="Requests per hour per key."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Change a project's name, environment, retention, quota or rate limits.
 

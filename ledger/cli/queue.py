@@ -7,8 +7,10 @@ from typing import Any
 
 import typer
 
-from ledger.cli.context import load_settings
-from ledger.cli.output import console, handle_errors, print_json, success, warn
+from ledger.cli import flags
+from ledger.cli.context import load_settings, reaching_the_stack
+from ledger.cli.ids import short_ids
+from ledger.cli.output import console, handle_errors, one_line_table, print_json, success, warn
 
 app = typer.Typer(help="The ingest queue: depth per project, dead letters.",
                   no_args_is_help=True)
@@ -35,25 +37,56 @@ def _run(work: Any) -> Any:
     from ledger.errors import UnavailableError
 
     try:
-        return asyncio.run(_redis_call(work))
+        with reaching_the_stack():
+            return asyncio.run(_redis_call(work))
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         raise UnavailableError(f"lost the connection to Redis: {exc}") from exc
 
 
-def _project(project: str | None) -> list[str] | None:
+async def project_slugs(settings: Any, project_ids: list[str]) -> dict[str, str]:
+    """Slugs of these projects from the auth database; ``{}`` when it cannot be read.
+
+    The queue lives in Redis and stays readable while PostgreSQL is down: names are a
+    courtesy there, never a reason to fail.
+    """
+    from ledger.core.connections import connect_postgres
+    from ledger.errors import UnavailableError
+
+    if not project_ids or not settings.auth_database_url:
+        return {}
+    try:
+        conn = await connect_postgres(settings.auth_database_url)
+    except UnavailableError:
+        return {}
+    try:
+        cur = await conn.execute("SELECT id::text, slug FROM projects WHERE id = ANY(%s::uuid[])",
+                                 [project_ids])
+        return {str(row[0]): str(row[1]) for row in await cur.fetchall()}
+    finally:
+        await conn.close()
+
+
+async def _project(settings: Any, project: str | None) -> list[str] | None:
+    """The project id of ``--project`` (an id, or a slug looked up in the auth database)."""
     if project is None:
         return None
-    from ledger.errors import InvalidInputError
+    from ledger.core.connections import connect_postgres
+    from ledger.core.projects import get_project
     from ledger.queue.backlog import is_uuid
 
-    if not is_uuid(project):
-        raise InvalidInputError(f"--project must be a project id (a UUID), got {project!r}")
-    return [project.lower()]
+    if is_uuid(project):
+        return [project.lower()]
+    settings.require("auth_database_url")
+    conn = await connect_postgres(settings.auth_database_url)
+    try:
+        return [(await get_project(conn, project)).id]
+    finally:
+        await conn.close()
 
 
 @app.command("status")
 def status_command(
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """Show each project's queue: depth, stream length, pending, lag and dead letters.
 
@@ -63,28 +96,32 @@ def status_command(
     """
     from ledger.queue.backlog import queue_status
 
+    async def status(redis: Any, settings: Any) -> tuple[list[Any], dict[str, str]]:
+        rows = await queue_status(redis)
+        return rows, await project_slugs(settings, [r.project_id for r in rows])
+
     with handle_errors():
-        rows = _run(lambda redis, settings: queue_status(redis))
+        rows, slugs = _run(status)
         if json_output:
-            print_json([vars(r) for r in rows])
+            print_json([vars(r) | {"project_slug": slugs.get(r.project_id)} for r in rows])
             return
         if not rows:
             success("the queue is empty: no project has queued a log yet")
             return
-        _table("Ingest queue", ["project", "depth", "entries", "pending", "lag", "dead"],
-               [[r.project_id, r.depth, r.length, r.pending, r.lag, r.dead_letters]
-                for r in rows])
+        short = short_ids(r.project_id for r in rows)  # --json has the whole ids
+        one_line_table(["project", "id", "depth", "entries", "pending", "lag", "dead"],
+                       [[slugs.get(r.project_id, "-"), short[r.project_id], r.depth, r.length,
+                         r.pending, r.lag, r.dead_letters] for r in rows], flexible="project")
 
 
 @app.command("dead-letters")
 def dead_letters_command(
-    project: str | None = typer.Option(None, "--project", "-p",
-                                       help="Only this project (its id)."),
-    replay: bool = typer.Option(False, "--replay",
-                                help="Queue them again; each leaves the list once queued."),
-    limit: int = typer.Option(100, "--limit", min=1, max=100_000,
-                              help="Most dead letters listed per project."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    project: str | None = flags.option("--project", None, help="Only this project (its id)."),
+    replay: bool = flags.option(
+        "--replay", False, help="Queue them again; each leaves the list once queued."),
+    limit: int = flags.option(
+        "--limit", 100, min=1, max=100_000, help="Most dead letters listed per project."),
+    json_output: bool = flags.option("--json", False, help="Print the result as JSON."),
 ) -> None:
     """List the logs PostgreSQL kept refusing, with the error; --replay queues them again.
 
@@ -95,10 +132,9 @@ def dead_letters_command(
     from ledger.queue import backlog
     from ledger.queue.client import Queue, Refused, queue_projects
 
-    wanted = _project(project)
-
     async def listing(redis: Any, settings: Any) -> list[backlog.StoredDeadLetter]:
         found: list[backlog.StoredDeadLetter] = []
+        wanted = await _project(settings, project)
         projects = wanted if wanted is not None else await queue_projects(redis)
         for project_id in projects:
             found += await backlog.dead_letters(redis, project_id, count=limit)
@@ -107,6 +143,7 @@ def dead_letters_command(
     async def replaying(redis: Any, settings: Any) -> dict[str, tuple[int, int]]:
         queue = Queue(redis)
         done: dict[str, tuple[int, int]] = {}
+        wanted = await _project(settings, project)
         projects = wanted if wanted is not None else await queue_projects(redis)
         for project_id in projects:
             try:

@@ -7,6 +7,7 @@ from enum import Enum
 
 import typer
 
+from ledger.cli import flags
 from ledger.cli.context import load_settings
 from ledger.cli.output import fail, handle_errors
 from ledger.errors import ConfigError
@@ -29,8 +30,8 @@ class IngestRole(str, Enum):
 
 def serve(
     daemon: DaemonName = typer.Argument(..., help="Which daemon to run."),
-    role: IngestRole | None = typer.Option(
-        None, "--role", help="ingest only: api (accept and queue), writer (only the writers"
+    role: IngestRole | None = flags.option(
+        "--role", None, help="ingest only: api (accept and queue), writer (only the writers"
         " that store the queue) or all (both) [LEDGER_INGEST_ROLE, default all]."),
 ) -> None:
     """Run one daemon (gateway, auth, ingest, query, analytics or alerts) until SIGTERM or Ctrl-C.

@@ -11,16 +11,17 @@ import select
 import stat
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import typer
-
+from ledger.cli import flags
 from ledger.cli.context import load_settings
 from ledger.cli.output import err_console, fail, handle_errors, print_json_line
 from ledger.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
+    from ledger.cli.credentials import Credential
     from ledger.config import Settings
     from ledger.sse_client import EventSource
 
@@ -54,23 +55,21 @@ def since_cursor(since: str, now: datetime | None = None) -> str:
 
 
 def tail(
-    errors: bool = typer.Option(False, "--errors", "-e",
-                                help="Only errors: exceptions and error/critical logs."),
-    project: str | None = typer.Option(None, "--project", "-p",
-                                       help="Project slug or id (default: the key's project)."),
-    level: str | None = typer.Option(None, "--level", "-l",
-                                     help="Only these levels, comma-separated: error,critical."),
-    since: str | None = typer.Option(None, "--since", "-s",
-                                     help="First show what the server still holds from this far"
-                                          " back: 30s, 10m, 2h, 1d or an ISO time."),
-    url: str | None = typer.Option(None, "--url",
-                                   help="Gateway URL (default: LEDGER_URL, or `ledger up`'s)."),
-    api_key: str | None = typer.Option(None, "--api-key",
-                                       help="API key with the read scope (default:"
-                                            " LEDGER_API_KEY, or `ledger up`'s)."),
-    json_lines: bool = typer.Option(False, "--json",
-                                    help="One JSON object per line instead of the terminal UI"
-                                         " (the default when stdout is not a terminal)."),
+    errors: bool = flags.option(
+        "--errors", False, help="Only errors: exceptions and error/critical logs."),
+    project: str | None = flags.option(
+        "--project", None, help="Project slug or id (default: the key's project)."),
+    level: list[str] = flags.option("--level", []),
+    since: str | None = flags.option(
+        "--since", None,
+        help="First show what the server still holds from this far back: 30s, 10m, 2h, 1d or an"
+             " ISO time."),
+    url: str | None = flags.option("--url", None),
+    api_key: str | None = flags.option("--api-key", None),
+    json_lines: bool = flags.option(
+        "--json", False,
+        help="One JSON object per line instead of the terminal UI (the default when stdout is not"
+             " a terminal)."),
 ) -> None:
     """Follow a project's errors (--errors) or all its logs live, as they are ingested.
 
@@ -82,28 +81,54 @@ def tail(
     """
     with handle_errors():
         settings = load_settings(url=url, api_key=api_key)
-        source = _source(settings, errors, project, level, since)
+        credential = _credential(settings, api_key)
+        source = _source(settings, credential, errors, project, ",".join(level), since)
         if json_lines or not sys.stdout.isatty():
             asyncio.run(_print_lines(source))
             return
         _run_tui(source, settings, errors, project)
 
 
-def _source(settings: Settings, errors: bool, project: str | None, level: str | None,
-            since: str | None) -> EventSource:
-    from ledger.sse_client import EventSource
+def _credential(settings: Settings, api_key: str | None) -> Credential:
+    from ledger.cli import credentials
 
     if not settings.url:
         raise ConfigError("no gateway URL: pass --url, set LEDGER_URL, or start the stack with"
-                          " `ledger up` in this folder")
-    if not settings.api_key:
-        raise ConfigError("no API key: pass --api-key, set LEDGER_API_KEY, or start the stack"
-                          " with `ledger up` in this folder")
+                          " `ledger up` (its state is found in this folder or above)")
+    found = credentials.pick(settings, api_key_flag=api_key)
+    if found is None:
+        raise ConfigError("no credential: run `ledger login`, pass --api-key, or set"
+                          " LEDGER_API_KEY (or start the stack with `ledger up`)")
+    return credentials.refresh(found)
+
+
+def _source(settings: Settings, credential: Credential, errors: bool, project: str | None,
+            level: str, since: str | None) -> EventSource:
+    from ledger.sse_client import EventSource
+
     path = "/api/v1/notifications/stream" if errors else "/api/v1/logs/tail"
     params = {k: v for k, v in (("project_id", project), ("level", level)) if v}
     return EventSource(f"{str(settings.url).rstrip('/')}{path}", params=params,
-                       headers={"X-API-Key": str(settings.api_key)},
-                       last_event_id=since_cursor(since) if since else None)
+                       headers=credential.headers,
+                       last_event_id=since_cursor(since) if since else None,
+                       fresh_headers=None if credential.is_key else _fresh(credential))
+
+
+def _fresh(credential: Credential) -> Callable[[], Awaitable[dict[str, str]]]:
+    """Headers for each (re)connection: a login's access token lasts 15 minutes."""
+    from ledger.cli import credentials
+    from ledger.errors import UnavailableError
+
+    current = credential
+
+    async def headers() -> dict[str, str]:
+        nonlocal current
+        # The gateway away: this attempt fails and is retried like any other.
+        with contextlib.suppress(UnavailableError):
+            current = await asyncio.to_thread(credentials.refresh, current)
+        return current.headers
+
+    return headers
 
 
 # -- JSON lines -------------------------------------------------------------------------------
@@ -136,8 +161,8 @@ async def _copy_events(source: EventSource) -> None:
                 if item.state == "waiting":
                     lost = True
                     wait = max(0.0, (item.retry_at or 0.0) - time.monotonic())
-                    err_console.print(f"[yellow]{item.error}; retrying in {wait:.0f}s[/yellow]",
-                                      highlight=False)
+                    err_console.print(f"[yellow]{source.url}: {item.error}; retrying in"
+                                      f" {wait:.0f}s[/yellow]", highlight=False, soft_wrap=True)
                 elif item.state == "connected" and lost:
                     lost = False
                     err_console.print("[green]reconnected; catching up[/green]")
@@ -183,7 +208,7 @@ def _run_tui(source: EventSource, settings: Settings, errors: bool,
     from ledger.tui.tail_app import TailApp
 
     _log_to_file(settings)
-    names, scope = _project_names(settings, project)
+    names, scope = _project_names(settings, project, source.headers)
     app = TailApp(source, errors_only=errors, scope=scope, project_names=names)
     app.run()
     if app.fatal is not None:
@@ -202,13 +227,14 @@ def _log_to_file(settings: Settings) -> None:
     root.addHandler(target)
 
 
-def _project_names(settings: Settings, project: str | None) -> tuple[dict[str, str], str]:
+def _project_names(settings: Settings, project: str | None,
+                   headers: dict[str, str] | None = None) -> tuple[dict[str, str], str]:
     """The key's project slug for the table and the status line (best effort)."""
     import httpx
 
     try:
         answer = httpx.get(f"{str(settings.url).rstrip('/')}/api/v1/settings", timeout=3.0,
-                           headers={"X-API-Key": str(settings.api_key)})
+                           headers=headers or {"X-API-Key": str(settings.api_key)})
         body = answer.json() if answer.status_code == 200 else {}
     except (httpx.HTTPError, ValueError):
         body = {}

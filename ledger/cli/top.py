@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-import typer
-
+from ledger.cli import flags
 from ledger.cli.context import load_settings
 from ledger.cli.output import handle_errors, print_json
-from ledger.errors import ConfigError
 
 if TYPE_CHECKING:
     import httpx
@@ -46,16 +44,13 @@ async def snapshot(http: httpx.AsyncClient, project: str | None = None) -> dict[
 
 
 def top(
-    project: str | None = typer.Option(None, "--project", "-p",
-                                       help="Project slug or id (default: the key's project)."),
-    url: str | None = typer.Option(None, "--url",
-                                   help="Gateway URL (default: LEDGER_URL, or `ledger up`'s)."),
-    api_key: str | None = typer.Option(None, "--api-key",
-                                       help="API key with the read scope (default:"
-                                            " LEDGER_API_KEY, or `ledger up`'s)."),
-    refresh: float = typer.Option(5.0, "--refresh", min=1.0, max=600.0,
-                                  help="Seconds between refreshes."),
-    json_output: bool = typer.Option(False, "--json", help="Print one snapshot as JSON."),
+    project: str | None = flags.option(
+        "--project", None, help="Project slug or id (default: the key's project)."),
+    url: str | None = flags.option("--url", None),
+    api_key: str | None = flags.option("--api-key", None),
+    refresh: float = flags.option(
+        "--refresh", 5.0, min=1.0, max=600.0, help="Seconds between refreshes."),
+    json_output: bool = flags.option("--json", False, help="Print one snapshot as JSON."),
 ) -> None:
     """A live dashboard of one project: error rate over 24 h, volume by level, top error
     groups with their trend, slowest routes by p95.
@@ -64,18 +59,15 @@ def top(
     """
     import httpx
 
+    from ledger.cli.tail import _credential
+
     with handle_errors():
         settings = load_settings(url=url, api_key=api_key)
-        if not settings.url:
-            raise ConfigError("no gateway URL: pass --url, set LEDGER_URL, or start the stack"
-                              " with `ledger up`")
-        if not settings.api_key:
-            raise ConfigError("no API key: pass --api-key, set LEDGER_API_KEY, or start the"
-                              " stack with `ledger up`")
+        credential = _credential(settings, api_key)
 
         def client() -> httpx.AsyncClient:
             return httpx.AsyncClient(base_url=str(settings.url).rstrip("/"), timeout=10.0,
-                                     headers={"X-API-Key": str(settings.api_key)})
+                                     headers=credential.headers)
 
         if json_output:
             async def once() -> dict[str, Any]:
@@ -88,7 +80,7 @@ def top(
         from ledger.tui.top_app import TopApp
 
         _log_to_file(settings)
-        _, scope = _project_names(settings, project)
+        _, scope = _project_names(settings, project, credential.headers)
 
         async def run() -> None:
             async with client() as http:

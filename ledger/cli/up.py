@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import typer
-
+from ledger.cli import flags
 from ledger.cli.context import load_state, replace_state, save_state
 from ledger.cli.output import console, err_console, handle_errors
 from ledger.config import Settings
@@ -26,14 +25,12 @@ EMBEDDED_POOL_IDLE_SECONDS = 60.0
 
 
 def up(
-    data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Where embedded databases, state and logs live [LEDGER_DATA_DIR]."
-    ),
-    listen: str | None = typer.Option(
-        None, "--listen", help="Gateway address HOST:PORT [LEDGER_GATEWAY_LISTEN]."
-    ),
-    processes: bool = typer.Option(
-        False, "--processes/--one-process",
+    data_dir: Path | None = flags.option(
+        "--data-dir", None),
+    listen: str | None = flags.option(
+        "--listen", None, help="Gateway address HOST:PORT [LEDGER_GATEWAY_LISTEN]."),
+    processes: bool = flags.option(
+        "--processes", False, secondary="--one-process",
         help="--processes: each daemon as a `ledger serve` child process, restarted when it"
         " dies. --one-process (the default): every daemon in this process, still talking"
         " gRPC over loopback; less memory and a faster start, and a daemon that fails stops"

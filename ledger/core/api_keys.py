@@ -320,6 +320,40 @@ async def get_key(conn: Conn, key_id: str) -> ApiKeyRow:
     return _row(row)
 
 
+_KEY_ID_PREFIX = re.compile(r"^[a-z2-7]{6,32}$")
+
+
+async def find_key(conn: Conn, text: str) -> ApiKeyRow:
+    """The key that ``text`` names: a full key, a key id, or a unique prefix (6+) of a key id.
+
+    Raises:
+        InvalidInputError: ``text`` cannot be a key id, or several key ids start with it.
+        NotFoundError: no key id starts with it.
+    """
+    cleaned = text.strip()
+    key_id = parse_key(cleaned)[0] if looks_like_key(cleaned) else cleaned.lower()
+    if not _KEY_ID_PREFIX.match(key_id):
+        raise InvalidInputError(
+            f"{cleaned[:64]!r} is not a valid key id: give the key id (as `ledger keys list`"
+            " shows), its first 6 or more characters, or the full key")
+    async with conn.cursor(row_factory=dict_row) as cur:
+        # A scan, but of one small table, and only for commands an operator types.
+        await cur.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE starts_with(key_id, %s)"
+                          " ORDER BY key_id LIMIT 101", (key_id,))
+        rows = await cur.fetchall()
+    exact = [r for r in rows if r["key_id"] == key_id]
+    if exact:
+        return _row(exact[0])
+    if not rows:
+        raise NotFoundError(f"no API key with id {key_id!r}: list them with"
+                            " `ledger keys list --project <slug>`")
+    if len(rows) > 1:
+        many = "100+" if len(rows) > 100 else str(len(rows))
+        raise InvalidInputError(f"key id {key_id} is ambiguous: {many} matches;"
+                                " give more characters")
+    return _row(rows[0])
+
+
 # -- validation ---------------------------------------------------------------------------------
 
 _IDENTITY_SQL = """

@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from ledger.core import log_search
+from ledger.core import id_prefixes, log_search
 from ledger.errors import InvalidInputError, NotFoundError
 
 STATUSES = ("unresolved", "resolved", "ignored")
@@ -195,11 +195,10 @@ def _group_dict(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _group_id(group_id: str) -> str:
-    try:
-        return str(uuid.UUID(group_id))
-    except ValueError:
-        raise InvalidInputError(f"error group id must be a UUID, got {group_id[:64]!r}") from None
+async def resolve_group_id(conn: psycopg.AsyncConnection[Any], project_ids: list[str],
+                           group_id: str) -> str:
+    """The whole id of the group among ``project_ids`` that ``group_id`` is or starts."""
+    return await id_prefixes.resolve(conn, "error_groups", "error group", project_ids, group_id)
 
 
 async def list_groups(conn: psycopg.AsyncConnection[Any],
@@ -222,7 +221,7 @@ async def list_groups(conn: psycopg.AsyncConnection[Any],
 async def get_group(conn: psycopg.AsyncConnection[Any], project_ids: list[str],
                     group_id: str) -> dict[str, Any]:
     """A group among ``project_ids`` with its explanation and sample event, or 404."""
-    wanted = _group_id(group_id)
+    wanted = await resolve_group_id(conn, project_ids, group_id)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             sql.SQL("SELECT {columns} FROM error_groups"
@@ -261,8 +260,8 @@ def check_status_change(status: str, resolved_in_release: str | None) -> str | N
 async def set_status(conn: psycopg.AsyncConnection[Any], project_ids: list[str], group_id: str,
                      status: str, resolved_in_release: str | None) -> dict[str, Any]:
     """Move a group to ``status``; ``resolved`` stamps ``resolved_at``. Returns the group."""
-    wanted = _group_id(group_id)
     release = check_status_change(status, resolved_in_release)
+    wanted = await resolve_group_id(conn, project_ids, group_id)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             sql.SQL(

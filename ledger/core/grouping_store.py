@@ -204,8 +204,9 @@ async def _locked(conn: Conn, project_ids: list[str], ids: list[str]) -> dict[st
 async def merge(conn: Conn, project_ids: list[str], target_id: str, source_ids: Sequence[str],
                 *, actor: str | None = None) -> dict[str, Any]:
     """Merge ``source_ids`` into ``target_id``; the surviving group with its merge history."""
-    target = error_groups._group_id(target_id)
-    sources = list(dict.fromkeys(error_groups._group_id(s) for s in source_ids))
+    target = await error_groups.resolve_group_id(conn, project_ids, target_id)
+    sources = list(dict.fromkeys([await error_groups.resolve_group_id(conn, project_ids, s)
+                                  for s in source_ids]))
     if not sources:
         raise InvalidInputError("name at least one group to merge into the target")
     if len(sources) > 50:
@@ -259,8 +260,8 @@ async def _merge_one(conn: Conn, into: dict[str, Any], group: dict[str, Any],
 async def unmerge(conn: Conn, project_ids: list[str], target_id: str, source_id: str, *,
                   actor: str | None = None) -> dict[str, Any]:
     """Undo the merge of ``source_id`` into ``target_id``; the target with its history."""
-    target = error_groups._group_id(target_id)
-    source = error_groups._group_id(source_id)
+    target = await error_groups.resolve_group_id(conn, project_ids, target_id)
+    source = await error_groups.resolve_group_id(conn, project_ids, source_id)
     async with conn.transaction():
         await _locked(conn, project_ids, sorted([target, source]))
         cur = await conn.execute(

@@ -35,6 +35,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from ledger.core import id_prefixes
 from ledger.errors import InvalidInputError, NotFoundError
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -484,12 +485,7 @@ async def count_matching(conn: psycopg.AsyncConnection[Any], query: LogQuery,
 async def fetch_log(conn: psycopg.AsyncConnection[Any], project_ids: list[str],
                     log_id: str) -> dict[str, Any]:
     """One log by id among ``project_ids`` (those the caller may read), or ``NotFoundError``."""
-    try:
-        wanted = str(uuid.UUID(log_id))
-    except ValueError:
-        raise InvalidInputError(f"log id must be a UUID, got {log_id[:64]!r}") from None
-    if not project_ids:
-        raise NotFoundError(f"log {wanted} not found")
+    wanted = await id_prefixes.resolve(conn, "logs", "log", project_ids, log_id)
     statement = sql.SQL(
         "SELECT {columns} FROM logs WHERE project_id = ANY(%s::uuid[]) AND id = %s"
         " ORDER BY timestamp DESC LIMIT 1"

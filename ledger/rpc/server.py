@@ -87,8 +87,39 @@ def create_server(daemon: str, token: str | None, checks: HealthCheck, *,
     return server
 
 
+def port_in_use(listen: str) -> bool:
+    """Whether something already listens on ``listen`` (HOST:PORT), found by binding it once.
+
+    gRPC's C core logs its own "Failed to add port" line on stderr before it returns 0;
+    asking first lets a busy port be one clear error and nothing else.
+    """
+    import errno
+    import socket
+
+    host, _, port = listen.rpartition(":")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE)[0]
+    except (OSError, ValueError):
+        return False  # an address gRPC will refuse and explain itself
+    with socket.socket(family, kind, proto) as probe:
+        # As gRPC binds: a port left in TIME_WAIT by a stopped daemon is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 def bind(server: grpc.aio.Server, listen: str, daemon: str) -> int:
     """Bind ``listen`` (HOST:PORT, port 0 for any); return the port, or a clear error."""
+    if not listen.endswith(":0") and port_in_use(listen):
+        raise ConfigError(
+            f"cannot listen on {listen} for {daemon}: the port is in use (another `ledger serve"
+            f" {daemon}` or `ledger up`?); stop it, or set LEDGER_{daemon.upper()}_LISTEN to"
+            " another HOST:PORT")
     try:
         port = server.add_insecure_port(listen)
     except RuntimeError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 import subprocess
 from pathlib import Path
 
@@ -49,10 +50,15 @@ async def test_serve_auth_create_validate_revoke_then_sigterm(
 def test_serve_auth_refuses_to_start_with_one_clear_line(
     settings: Settings, tmp_path: Path
 ) -> None:
+    busy = socket.create_server(("127.0.0.1", 0))  # held until the test ends
+    port = busy.getsockname()[1]
     cases = {
         "LEDGER_INTERNAL_TOKEN is not set": dataclasses.replace(settings, internal_token=None),
         "cannot connect to PostgreSQL": settings.with_overrides(
             auth_database_url="postgresql://ledger@127.0.0.1:1/ledger"),
+        # One line, and not gRPC's C-core "Failed to add port" before it.
+        f"cannot listen on 127.0.0.1:{port} for auth: the port is in use": settings.with_overrides(
+            auth_listen=f"127.0.0.1:{port}"),
     }
     procs = {
         expected: subprocess.Popen([*LEDGER, "serve", "auth"], env=broken.child_environ(),
@@ -67,3 +73,4 @@ def test_serve_auth_refuses_to_start_with_one_clear_line(
         assert proc.returncode != 0, text
         assert len(lines) == 1 and expected in lines[0], text
         assert lines[0].startswith("error: ") and "Traceback" not in text
+    busy.close()

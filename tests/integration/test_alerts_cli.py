@@ -47,7 +47,7 @@ def fails(cli: CliRunner, *args: str) -> str:
 def test_alerts_commands(cli: CliRunner, receiver: WebhookReceiver) -> None:
     p = ("--project", "shop")
     added = ok(cli, "alerts", "channels", "add", *p, "--name", "hook", "--kind", "webhook",
-               "--url", receiver.url, "--allow-insecure-localhost")
+               "--webhook-url", receiver.url, "--allow-insecure-localhost")
     secret = added.split("signing secret: ", 1)[1].split()[0]
     assert len(secret) >= 32
     listing = ok(cli, "alerts", "channels", "list", *p)
@@ -55,11 +55,11 @@ def test_alerts_commands(cli: CliRunner, receiver: WebhookReceiver) -> None:
     assert secret not in ok(cli, "alerts", "channels", "list", *p, "--json")
 
     assert "https" in fails(cli, "alerts", "channels", "add", *p, "--name", "x", "--kind",
-                            "webhook", "--url", "http://example.com/hook")
+                            "webhook", "--webhook-url", "http://example.com/hook")
     assert "cannot use SMTP server" in fails(
         cli, "alerts", "channels", "add", *p, "--name", "m", "--kind", "email",
         "--smtp-host", "localhost", "--smtp-port", "1", "--security", "none",
-        "--from", "a@example.com", "--to", "b@example.com")
+        "--mail-from", "a@example.com", "--mail-to", "b@example.com")
     assert "unknown channel 'nope'" in fails(cli, "alerts", "rules", "add", *p, "--name", "r",
                                              "--kind", "new_group", "--channel", "nope")
     assert "no project 'other'" in fails(cli, "alerts", "rules", "list", "--project", "other")

@@ -105,7 +105,7 @@ def test_unreachable_database_is_one_line(tmp_path: Path, redis_url: str) -> Non
         "LEDGER_AUTH_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
         "LEDGER_REDIS_URL": redis_url, "LEDGER_DATA_DIR": str(tmp_path)})
     code, line = _fails(cli, "projects", "list")
-    assert code == 69 and "cannot connect to PostgreSQL" in line
+    assert code == 69 and "cannot connect to PostgreSQL" in line and "`ledger up`" in line
 
 
 def test_keys_create_prints_the_sentry_dsn_and_projects_show_its_number(
@@ -123,3 +123,69 @@ def test_keys_create_prints_the_sentry_dsn_and_projects_show_its_number(
     served = CliRunner(env={**cli.env, "LEDGER_GATEWAY_LISTEN": "0.0.0.0:9000"})
     wildcard = orjson.loads(_ok(served, "projects", "show", "shop", "--json"))
     assert wildcard["dsn_template"] == f"http://<API key>@localhost:9000/{number}"
+
+
+def test_keys_by_prefix_revoked_twice_and_listed_for_the_keys_project(cli: CliRunner) -> None:
+    _ok(cli, "accounts", "create", "keys@example.com", "--password", "password1")
+    _ok(cli, "projects", "create", "Shop", "--slug", "shop", "--owner", "keys@example.com")
+    key = orjson.loads(_ok(cli, "keys", "create", "--project", "shop", "--json"))
+    # With the key in use, `keys list` defaults to its project, like `logs` and `errors` do.
+    with_key = CliRunner(env={**cli.env, "LEDGER_API_KEY": key["full_key"]})
+    assert [k["key_id"] for k in orjson.loads(_ok(with_key, "keys", "list", "--json"))] == [
+        key["key_id"]]
+    code, line = _fails(cli, "keys", "list")
+    assert code == 64 and "pass --project <slug>" in line
+
+    first = cli.invoke(app, ["keys", "revoke", key["key_id"][:6]])
+    assert first.exit_code == 0, first.output
+    assert f"revoked API key {key['key_id']}" in first.stdout
+    assert "INFO" not in first.output and "ledger.core" not in first.output
+    again = cli.invoke(app, ["keys", "revoke", key["key_id"]])
+    assert again.exit_code == 0 and "was already revoked" in again.stdout
+    assert "✓ revoked" not in again.stdout
+    assert orjson.loads(_ok(cli, "keys", "revoke", key["key_id"][:8], "--json"))[
+        "already_revoked"] is True
+    code, line = _fails(cli, "keys", "revoke", "ab!")
+    assert code == 64 and "is not a valid key id" in line
+
+
+def test_queue_status_names_projects_by_slug(cli: CliRunner, redis_url: str) -> None:
+    import redis as sync_redis
+
+    from ledger.queue import names
+
+    _ok(cli, "accounts", "create", "queue@example.com", "--password", "password1")
+    project = orjson.loads(_ok(cli, "projects", "create", "Queued", "--slug", "queued",
+                               "--owner", "queue@example.com", "--json"))
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        client.sadd(names.QUEUE_PROJECTS, project["id"])
+    finally:
+        client.close()
+    [row] = orjson.loads(_ok(cli, "queue", "status", "--json"))
+    assert (row["project_id"], row["project_slug"]) == (project["id"], "queued")
+    narrow = CliRunner(env={**cli.env, "COLUMNS": "80"})
+    [line] = [x for x in _ok(narrow, "queue", "status").splitlines() if project["id"][:8] in x]
+    assert line.startswith("queued ") and len(line) <= 80
+    assert orjson.loads(_ok(cli, "queue", "dead-letters", "--project", "queued", "--json")) == []
+
+
+def test_no_stack_says_to_run_ledger_up(tmp_path: Path) -> None:
+    from ledger.embedded import free_port
+
+    # What a stopped `ledger up` leaves: a state naming servers that are gone.
+    data = tmp_path / ".ledger"
+    data.mkdir()
+    port = free_port()
+    (data / "state.json").write_bytes(orjson.dumps({
+        "auth_database_url": f"postgresql://postgres@127.0.0.1:{port}/ledger_auth",
+        "logs_database_url": f"postgresql://postgres@127.0.0.1:{port}/ledger_logs",
+        "redis_url": f"redis://127.0.0.1:{free_port()}/0"}))
+    gone = CliRunner(env={"LEDGER_DATA_DIR": str(data), "LEDGER_AUTH_DATABASE_URL": None,
+                          "LEDGER_LOGS_DATABASE_URL": None, "LEDGER_REDIS_URL": None})
+    for args in (["projects", "list"], ["queue", "status"], ["keys", "list", "-p", "x"],
+                 ["db", "status"], ["partitions", "list"]):
+        code, line = _fails(gone, *args)
+        assert code == 69 and "the stack is not reachable" in line, line
+        assert "start it with `ledger up`" in line
+        assert not line.startswith("error: Error 111")

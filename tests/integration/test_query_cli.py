@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ class Cli:
     project: dict[str, Any]
     logs_db: str
     data_dir: Path
+    email: str = ""
+    bearer: dict[str, str] = field(default_factory=dict)
 
     async def run(self, *args: str, key: str | None = None, url: str | None = None) -> Result:
         runner = CliRunner(env={"LEDGER_URL": url or self.url, "LEDGER_API_KEY": key or self.key,
@@ -72,15 +74,16 @@ async def cli(settings: Settings, tmp_path: Path) -> AsyncIterator[Cli]:
     url = f"http://127.0.0.1:{gateway.port}"
     try:
         async with httpx.AsyncClient(base_url=url) as http:
+            email = f"{uuid.uuid4().hex[:8]}@example.com"
             tokens = (await http.post("/api/v1/accounts/register", json={
-                "email": f"{uuid.uuid4().hex[:8]}@example.com",
-                "password": "correct horse battery"})).json()
+                "email": email, "password": "correct horse battery"})).json()
             bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
             project = (await http.post("/api/v1/projects", headers=bearer,
                                        json={"name": "CLI", "slug": "cli-app"})).json()
             key = (await http.post("/api/v1/projects/cli-app/api-keys", headers=bearer,
                                    json={"scopes": ["read", "triage"]})).json()["full_key"]
-        yield Cli(url, key, project, settings.logs_database_url or "", tmp_path / "data")
+        yield Cli(url, key, project, settings.logs_database_url or "", tmp_path / "data", email,
+                  bearer)
     finally:
         for daemon in reversed(daemons):
             await daemon.stop()
@@ -193,3 +196,176 @@ async def test_cli_errors_are_one_clear_line(cli: Cli) -> None:
     assert code == 77
     code, line = await cli.fails("logs", url=f"http://127.0.0.1:{free_port()}")
     assert code == 69 and "cannot reach the gateway" in line
+
+
+async def test_ids_are_typed_as_unique_prefixes_and_shown_whole(cli: Cli) -> None:
+    p = cli.project["id"]
+    first = insert_group(cli.logs_db, p, "fp-a", id="abcdef01-0000-4000-8000-000000000001",
+                         title="KeyError: 'a'")
+    insert_group(cli.logs_db, p, "fp-b", id="abcdef01-0000-4000-8000-000000000002")
+    lone = insert_group(cli.logs_db, p, "fp-c", id="0123cdef-0000-4000-8000-000000000003",
+                        title="ValueError: lone")
+    assert (await cli.json("errors", "show", "0123cd"))["id"] == lone["id"]
+    assert (await cli.json("errors", "resolve", "0123CDEF"))["status"] == "resolved"
+    assert (await cli.json("errors", "reopen", "0123cdef-00"))["status"] == "unresolved"
+    assert (await cli.json("errors", "ignore", lone["id"]))["status"] == "ignored"
+    code, line = await cli.fails("errors", "show", "abcdef")
+    assert code == 64 and "ambiguous: 2 matches" in line
+    assert (await cli.json("errors", "show", "abcdef01-0000-4000-8000-000000000001")
+            )["title"] == first["title"]
+    # Malformed and unknown ids: the same clear words from every command, never "Not Found".
+    for command in ("show", "resolve", "ignore", "reopen"):
+        code, line = await cli.fails("errors", command, "not-a-uuid")
+        assert code == 64 and "'not-a-uuid' is not a valid error group id" in line, line
+        code, line = await cli.fails("errors", command, "e418db3c")
+        assert code == 66 and "error group e418db3c not found" in line, line
+    code, line = await cli.fails("errors", "show", "abc")
+    assert "first 6 or more characters" in line
+    code, line = await cli.fails("errors", "merge", "0123cd", "abcdef")
+    assert "ambiguous" in line
+    # The REST route resolves prefixes too, and a log id by prefix.
+    [row] = insert_logs(cli.logs_db, [log(p, datetime.now(UTC), message="by prefix")])
+    async with httpx.AsyncClient(base_url=cli.url, headers={"X-API-Key": cli.key}) as http:
+        found = await http.get(f"/api/v1/logs/{row['id'][:10]}")
+        assert found.status_code == 200 and found.json()["message"] == "by prefix"
+        assert (await http.get(f"/api/v1/error-groups/{lone['id'][:8]}")).json()["id"] \
+            == lone["id"]
+        refused = await http.get("/api/v1/error-groups/zz-not-an-id")
+        assert refused.status_code == 400 and "not a valid error group id" in refused.text
+
+
+async def test_tables_fit_the_terminal_one_line_per_row(cli: Cli) -> None:
+    now = datetime.now(UTC)
+    p = cli.project["id"]
+    rows = insert_logs(cli.logs_db, [log(
+        p, now - timedelta(seconds=i), level="error", log_type="exception",
+        message="Unhandled exception in request handler " * 3, error_type="ZeroDivisionError",
+        error_message="division by zero", environment="production", release="2024.11.30-rc1")
+        for i in range(5)])
+    insert_group(cli.logs_db, p, "fp-wide", title="ZeroDivisionError: division by zero " * 4)
+    for columns in (80, 140):
+        runner = CliRunner(env={"LEDGER_URL": cli.url, "LEDGER_API_KEY": cli.key,
+                                "LEDGER_DATA_DIR": str(cli.data_dir), "COLUMNS": str(columns)})
+        for args in (["logs"], ["errors", "list"]):
+            result = await asyncio.to_thread(runner.invoke, app, args)
+            assert result.exit_code == 0, result.output
+            lines = result.stdout.splitlines()
+            assert all(len(line) <= columns for line in lines), lines
+            assert "…" in result.stdout  # the message or title was cut, not wrapped
+            if args == ["logs"]:
+                # One line per log, ending in its id's shortest unique prefix (whole, 8+).
+                shown = [line.split()[-1] for line in lines[1:6]]
+                assert len(set(shown)) == 5 and all(len(s) >= 8 for s in shown)
+                assert sorted(r["id"] for r in rows for s in shown if r["id"].startswith(s)) \
+                    == sorted(r["id"] for r in rows)
+                assert lines[6] == "5 of 5 matching logs"
+                assert ("environment" in lines[0]) == (columns >= 130)
+
+
+async def test_login_reaches_every_project_and_refusals_name_the_credential(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with httpx.AsyncClient(base_url=cli.url, headers=cli.bearer) as http:
+        await http.post("/api/v1/projects", json={"name": "Shop", "slug": "shop"})
+    shop_group = insert_group(cli.logs_db, (await _project_id(cli, "shop")), "fp-shop",
+                              title="KeyError: shop")
+    config = tmp_path / "config"
+    # No key anywhere: no LEDGER_API_KEY and a data dir without a `ledger up` state.
+    bare = {"LEDGER_URL": cli.url, "LEDGER_API_KEY": None, "LEDGER_DATA_DIR": str(tmp_path),
+            "XDG_CONFIG_HOME": str(config), "COLUMNS": "200"}
+    keyed = bare | {"LEDGER_API_KEY": cli.key}
+
+    async def run(env: dict[str, str | None], *args: str) -> Result:
+        return await asyncio.to_thread(CliRunner(env=env).invoke, app, list(args))
+
+    refused = await run(keyed, "logs", "--project", "shop")
+    assert refused.exit_code == 66
+    line = refused.stderr.strip()
+    assert f"the API key {cli.key.split('_')[1]} (from LEDGER_API_KEY), a key of project" \
+           " cli-app" in line and "`ledger login` reaches every project" in line
+    nothing = await run(bare, "logs")
+    assert nothing.exit_code == 78 and "run `ledger login`" in nothing.stderr
+
+    logged = await run(bare, "login", "--email", cli.email, "--password",
+                       "correct horse battery")
+    assert logged.exit_code == 0 and f"logged in to {cli.url} as {cli.email}" in logged.stdout
+    saved = config / "ledger" / "credentials.json"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert "correct horse battery" not in saved.read_text()
+
+    # Logged in, every project of the account is one --project away.
+    assert orjson.loads((await run(bare, "logs", "--project", "shop", "--json")).stdout)[
+        "logs"] == []
+    shop = orjson.loads((await run(bare, "errors", "list", "-p", "shop", "--json")).stdout)
+    assert [g["id"] for g in shop["error_groups"]] == [shop_group["id"]]
+    which = await run(bare, "logs")
+    assert which.exit_code == 64 and "pass --project <slug>" in which.stderr
+    assert "project_id" not in which.stderr
+    bad = await run(bare, "logs", "-p", "shop", "--from", "notadate")
+    assert bad.exit_code == 64 and "--from" in bad.stderr and "periodFrom" not in bad.stderr
+    assert "(sent" not in bad.stderr  # a bad date is not an access problem
+    other = await run(bare, "logs", "--project", "someone-elses")
+    assert f"(sent the login of {cli.email} (`ledger login`))" in other.stderr
+    # A key still wins when given: scripts keep working.
+    assert (await run(bare, "logs", "--api-key", cli.key, "--json")).exit_code == 0
+
+    # An expired access token is refreshed on the way (and the rotated pair saved).
+    data = orjson.loads(saved.read_bytes())
+    before = data["logins"][cli.url]["refresh_token"]
+    data["logins"][cli.url]["access_expires_at"] = "2000-01-01T00:00:00+00:00"
+    saved.write_bytes(orjson.dumps(data))
+    assert (await run(bare, "errors", "list", "-p", "shop", "--json")).exit_code == 0
+    assert orjson.loads(saved.read_bytes())["logins"][cli.url]["refresh_token"] != before
+    await _tail_reconnects_with_a_fresh_token(cli, config, monkeypatch)
+
+    out = await run(bare, "logout")
+    assert out.exit_code == 0 and f"logged out {cli.email}" in out.stdout
+    assert orjson.loads(saved.read_bytes())["logins"] == {}
+    assert "run `ledger login`" in (await run(bare, "logs")).stderr
+    assert "not logged in" in (await run(bare, "logout")).stdout
+
+    # The state of `ledger up` is found from a subfolder, like git finds .git.
+    stack = tmp_path / "stack"
+    (stack / ".ledger").mkdir(parents=True)
+    (stack / ".ledger" / "state.json").write_bytes(orjson.dumps({"url": cli.url,
+                                                                  "api_key": cli.key}))
+    (stack / "tests" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(stack / "tests" / "deep")
+    found = await run({"LEDGER_URL": None, "LEDGER_API_KEY": None, "LEDGER_DATA_DIR": None,
+                       "XDG_CONFIG_HOME": str(config)}, "errors", "list", "--json")
+    assert found.exit_code == 0, found.output
+    assert "LEDGER_URL is not set" not in found.output
+
+
+async def _tail_reconnects_with_a_fresh_token(cli: Cli, config: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ledger tail` outlives the 15-minute access token: each (re)connection refreshes it."""
+    from ledger.cli import credentials
+    from ledger.cli.tail import _source
+    from ledger.sse_client import Connection
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    login = credentials.saved_login(cli.url)
+    assert login is not None
+    stale = credentials.Login(**{**vars(login), "access_token": "expired.access.token",
+                                 "access_expires_at": "2000-01-01T00:00:00+00:00"})
+    source = _source(Settings(url=cli.url), credentials.Credential(
+        {"Authorization": "Bearer expired.access.token"}, "the login", stale),
+        False, "shop", "", None)
+    states = []
+    stream = source.stream()
+    try:
+        async with asyncio.timeout(20):
+            async for item in stream:
+                if isinstance(item, Connection):
+                    states.append(item.state)
+                    if item.state != "connecting":
+                        break
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    assert states == ["connecting", "connected"]
+    assert source.headers["Authorization"] != "Bearer expired.access.token"
+
+
+async def _project_id(cli: Cli, slug: str) -> str:
+    async with httpx.AsyncClient(base_url=cli.url, headers=cli.bearer) as http:
+        return str((await http.get(f"/api/v1/projects/{slug}")).json()["id"])

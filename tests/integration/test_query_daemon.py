@@ -205,7 +205,7 @@ async def test_bad_parameters_are_invalid_argument(query: QueryClient) -> None:
         await list_logs(query, cursor="bm90IGEgY3Vyc29y")
     with pytest.raises(InvalidInputError, match="project_id must be a UUID"):
         await list_logs(query, project="not-a-uuid")
-    with pytest.raises(InvalidInputError, match="log id must be a UUID"):
+    with pytest.raises(InvalidInputError, match="not a valid log id"):
         await query.call(query.stub.GetLog, query_pb2.GetLogRequest(project_ids=[A],
                                                                        log_id="42"))
 

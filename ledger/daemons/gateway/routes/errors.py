@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
-
 import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from ledger.daemons.gateway.edge.access import readable_project, readable_project_ids
 from ledger.daemons.gateway.edge.principal import Principal, RequirePrincipal
-from ledger.daemons.gateway.routes.logs import READ_RESPONSES, json_bytes, log_page, query_params
+from ledger.daemons.gateway.routes.logs import (
+    READ_RESPONSES,
+    GroupId,
+    json_bytes,
+    log_page,
+    query_params,
+)
 from ledger.daemons.gateway.schemas.queries import (
     GROUP_PARAMETERS,
     LOG_PARAMETERS,
@@ -61,31 +65,31 @@ async def list_groups(request: Request,
 
 
 @router.get(
-    "/error-groups/{group_id:uuid}",
+    "/error-groups/{group_id}",
     summary="Show an error group",
     response_model=ErrorGroupDetail,
     responses=READ_RESPONSES,
 )
-async def get_group(request: Request, group_id: uuid.UUID,
+async def get_group(request: Request, group_id: GroupId,
                     principal: Principal = Depends(require_read)) -> Response:
     """A group with counts, first/last seen, status, a sample event and why it was grouped."""
     gateway: Gateway = request.app.state.gateway
     project_ids = await readable_project_ids(gateway, principal)
-    return json_bytes(await gateway.query.get_error_group(project_ids, str(group_id)),
+    return json_bytes(await gateway.query.get_error_group(project_ids, group_id),
                       principal)
 
 
 @router.patch(
-    "/error-groups/{group_id:uuid}/status",
+    "/error-groups/{group_id}/status",
     summary="Resolve, ignore or reopen an error group",
     response_model=ErrorGroup,
     responses=READ_RESPONSES,
 )
-async def set_group_status(request: Request, group_id: uuid.UUID, change: StatusChange,
+async def set_group_status(request: Request, group_id: GroupId, change: StatusChange,
                            principal: Principal = Depends(require_triage)) -> Response:
     """Set ``status``; ``resolved`` stamps ``resolved_at`` and may carry ``resolved_in_release``."""
     gateway: Gateway = request.app.state.gateway
     project_ids = await readable_project_ids(gateway, principal)
     updated = await gateway.query.update_error_group_status(
-        project_ids, str(group_id), change.status, change.resolved_in_release or "")
+        project_ids, group_id, change.status, change.resolved_in_release or "")
     return json_bytes(updated, principal)

@@ -6,15 +6,13 @@ groups need an account or a key with the ``triage`` scope (DESIGN §4).
 
 from __future__ import annotations
 
-import uuid
-
 import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from ledger.daemons.gateway.edge.access import readable_project, readable_project_ids
 from ledger.daemons.gateway.edge.principal import ApiKeyPrincipal, Principal, RequirePrincipal
-from ledger.daemons.gateway.routes.logs import READ_RESPONSES, json_bytes
+from ledger.daemons.gateway.routes.logs import READ_RESPONSES, GroupId, json_bytes
 from ledger.daemons.gateway.schemas.grouping import (
     GroupingSettings,
     InAppBody,
@@ -100,26 +98,26 @@ async def test_rules(request: Request, project: str, body: RuleTestBody,
     return json_bytes(found, principal)
 
 
-@router.post("/error-groups/{group_id:uuid}/merge", summary="Merge error groups into this one",
+@router.post("/error-groups/{group_id}/merge", summary="Merge error groups into this one",
              response_model=ErrorGroupDetail, responses=READ_RESPONSES)
-async def merge_groups(request: Request, group_id: uuid.UUID, body: MergeBody,
+async def merge_groups(request: Request, group_id: GroupId, body: MergeBody,
                        principal: Principal = Depends(require_triage)) -> Response:
     """Merge ``group_ids`` into the group: counts move, later events come here too."""
     gateway: Gateway = request.app.state.gateway
     project_ids = await readable_project_ids(gateway, principal)
-    found = await gateway.query.merge_error_groups(project_ids, str(group_id), body.group_ids,
+    found = await gateway.query.merge_error_groups(project_ids, group_id, body.group_ids,
                                                    actor=_actor(principal))
     return json_bytes(found, principal)
 
 
-@router.post("/error-groups/{group_id:uuid}/unmerge",
+@router.post("/error-groups/{group_id}/unmerge",
              summary="Take a merged group back out of this one",
              response_model=ErrorGroupDetail, responses=READ_RESPONSES)
-async def unmerge_group(request: Request, group_id: uuid.UUID, body: UnmergeBody,
+async def unmerge_group(request: Request, group_id: GroupId, body: UnmergeBody,
                         principal: Principal = Depends(require_triage)) -> Response:
     """Undo a merge: the moved count goes back, later events go to their own group again."""
     gateway: Gateway = request.app.state.gateway
     project_ids = await readable_project_ids(gateway, principal)
-    found = await gateway.query.unmerge_error_group(project_ids, str(group_id), body.group_id,
+    found = await gateway.query.unmerge_error_group(project_ids, group_id, body.group_id,
                                                     actor=_actor(principal))
     return json_bytes(found, principal)

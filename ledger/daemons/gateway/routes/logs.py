@@ -6,11 +6,11 @@ parameter). The page comes back as JSON bytes and is embedded in the answer with
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from ledger.daemons.gateway.edge.access import readable_project, readable_project_ids
@@ -18,6 +18,29 @@ from ledger.daemons.gateway.edge.principal import AUTH_RESPONSES, Principal, Req
 from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.schemas.queries import LOG_PARAMETERS, LogPage, StoredLog
 from ledger.daemons.gateway.state import Gateway
+
+
+class HexIdConvertor(Convertor[str]):
+    """A whole UUID or a prefix of one: hex digits and dashes.
+
+    ``/logs/{id}`` shares its parent with ``/logs/tail``, and the router that holds a route
+    is not the one deciding the order: only an id-shaped segment may reach ``get_log``.
+    """
+
+    regex = "[0-9a-fA-F-]{1,36}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("hexid", HexIdConvertor())
+
+#: An error group or log id in a path: the whole UUID or a unique prefix (core/id_prefixes.py).
+GroupId = Annotated[str, Path(max_length=64, description="The whole id, or its first 6+"
+                                                         " characters when they are unique")]
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
 require_read = RequirePrincipal("read")
@@ -72,14 +95,14 @@ async def list_logs(request: Request,
 
 
 @router.get(
-    "/logs/{log_id:uuid}",
+    "/logs/{log_id:hexid}",
     summary="Show one log",
     response_model=StoredLog,
     responses=READ_RESPONSES,
 )
-async def get_log(request: Request, log_id: uuid.UUID,
+async def get_log(request: Request, log_id: str,
                   principal: Principal = Depends(require_read)) -> Response:
     """One log by id, if it belongs to a project the caller may read."""
     gateway: Gateway = request.app.state.gateway
     project_ids = await readable_project_ids(gateway, principal)
-    return json_bytes(await gateway.query.get_log(project_ids, str(log_id)), principal)
+    return json_bytes(await gateway.query.get_log(project_ids, log_id), principal)

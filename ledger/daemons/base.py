@@ -79,7 +79,7 @@ async def run(daemon: Daemon, *, ready_message: str | None = None) -> None:
     await daemon.start()
     metrics = None
     try:
-        metrics = await _start_metrics(daemon)
+        metrics = await start_metrics(daemon)
         if ready_message:
             logger.info("%s", ready_message)
         waiter = asyncio.create_task(daemon.wait(), name=f"{daemon.name}-wait")
@@ -103,7 +103,7 @@ async def run(daemon: Daemon, *, ready_message: str | None = None) -> None:
             loop.remove_signal_handler(sig)
 
 
-async def _start_metrics(daemon: Daemon) -> MetricsServer | None:
+async def start_metrics(daemon: Daemon) -> MetricsServer | None:
     """The daemon's metrics port, when ``LEDGER_<DAEMON>_METRICS_LISTEN`` is set."""
     from ledger.daemons.metrics_server import start_for
 

@@ -21,11 +21,14 @@ import logging
 import signal
 from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.config import Settings
-from ledger.daemons.base import Daemon
+from ledger.daemons.base import Daemon, start_metrics
 from ledger.errors import LedgerError, UnavailableError
+
+if TYPE_CHECKING:
+    from ledger.daemons.metrics_server import MetricsServer
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,9 @@ class OneProcess:
         self.names = list(names)
         #: Started daemons by name, in start order (``stop`` goes backwards).
         self.daemons: dict[str, Daemon] = {}
+        #: Each daemon's own metrics port (LEDGER_<DAEMON>_METRICS_LISTEN), as `ledger serve`
+        #: gives it one: the registries stay per daemon in one process too.
+        self.metrics: dict[str, MetricsServer | None] = {}
 
     async def start(self) -> None:
         """Create and start each daemon in order; the first that fails stops those started.
@@ -101,6 +107,11 @@ class OneProcess:
                 raise DaemonFailedError(
                     name, f"the {name} daemon failed to start ({_describe(exc)})") from exc
             self.daemons[name] = daemon
+            try:
+                self.metrics[name] = await start_metrics(daemon)
+            except BaseException:
+                await self.stop()
+                raise
             self.settings = resolved(self.settings, name, int(getattr(daemon, "port", 0)))
 
     async def watch(self, stop: asyncio.Event) -> None:
@@ -135,7 +146,10 @@ class OneProcess:
         is logged and the others are stopped anyway."""
         for name in reversed(list(self.daemons)):
             daemon = self.daemons.pop(name)
+            metrics = self.metrics.pop(name, None)
             try:
+                if metrics is not None:
+                    await metrics.stop()
                 await daemon.stop()
             except Exception:  # one daemon's bad stop must not leave the others running
                 logger.exception("%s: failed while stopping", name)

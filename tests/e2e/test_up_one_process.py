@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +81,17 @@ async def test_one_process_serves_ingest_query_and_live(settings: Settings,
             stored, "the error read back through the query daemon")
         assert [log["message"] for log in logs] == [marker]
         assert logs[0]["id"] == event["id"]
+
+        # Each daemon's metrics port the banner names answers, in one process too.
+        ports = dict(re.findall(r"(auth|ingest|query|analytics|alerts) :(\d+)", banner))
+        assert set(ports) == {"auth", "ingest", "query", "analytics", "alerts"}, banner
+        async with httpx.AsyncClient(timeout=10) as http:
+            for name, metrics_port in ports.items():
+                text = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+                assert "ledger_" in text, name
+            ingest = (await http.get(f"http://127.0.0.1:{ports['ingest']}/metrics")).text
+        accepted = r'^ledger_ingest_logs_total\{[^}]*outcome="accepted"[^}]*\} [1-9]'
+        assert re.search(accepted, ingest, re.M), ingest
     finally:
         code = await asyncio.to_thread(up.interrupt)
     assert code == 0, up.output

@@ -8,6 +8,7 @@ import psycopg
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
+from ledger import bus
 from ledger.db import migrate
 from ledger.db.pool import connect
 
@@ -59,9 +60,19 @@ async def redis_health(redis: aioredis.Redis | None) -> str:
     if redis is None:
         return "not started"
     try:
-        await asyncio.wait_for(redis.ping(), HEALTH_TIMEOUT_SECONDS)
+        await asyncio.wait_for(_ping(redis), HEALTH_TIMEOUT_SECONDS)
     except TimeoutError:
         return f"error: no answer within {HEALTH_TIMEOUT_SECONDS:g} s"
     except Exception as exc:  # any failure is the answer, not an error
         return f"error: {type(exc).__name__}: {exc}"
     return "ok"
+
+
+async def _ping(redis: aioredis.Redis) -> None:
+    cluster = bus.cluster_of(redis)
+    if cluster is None:
+        await redis.ping()
+        return
+    # The masters only: a replica down leaves every slot served, so it must not make a daemon
+    # report Redis unhealthy (redis-py's default pings every node, replicas included).
+    await cluster.ping(target_nodes=cluster.PRIMARIES)

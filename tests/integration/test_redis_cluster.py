@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -264,3 +265,33 @@ async def test_a_master_fails_over_during_ingest_and_nothing_is_lost_or_duplicat
     finally:
         await redis.aclose()
 
+
+
+def _pings(cluster: redis_cluster.RedisCluster, port: int) -> int:
+    stats = cluster.cli(port, "info", "commandstats")
+    found = re.search(r"cmdstat_ping:calls=(\d+)", stats)
+    return int(found.group(1)) if found else 0
+
+
+async def test_health_asks_every_master_and_no_replica(
+        cluster: redis_cluster.RedisCluster) -> None:
+    """Last in this module: it shuts a replica down for good. redis-py sends PING to one
+    default node only, so a master down whose slots nobody serves went unseen unless it was
+    that one; a replica down must not count."""
+    from ledger.daemons.checks import redis_health
+
+    client = bus.client(cluster.url)
+    try:
+        assert await redis_health(client) == "ok"
+        masters = cluster.masters()
+        before = {port: _pings(cluster, port) for port in masters}
+        assert await redis_health(client) == "ok"
+        assert all(_pings(cluster, port) > before[port] for port in masters), before
+
+        replica = cluster.replica_of(masters[0])
+        with contextlib.suppress(Exception):  # it closes the connection instead of answering
+            cluster.cli(replica, "shutdown", "nosave")
+        cluster.processes[replica].wait(10)
+        assert await redis_health(client) == "ok"  # every slot is still served
+    finally:
+        await client.aclose()

@@ -73,7 +73,9 @@ def tail(
 ) -> None:
     """Follow a project's errors (--errors) or all its logs live, as they are ingested.
 
-    In a terminal: a live table; / filters, p pauses, j/k move, e jumps to the next error.
+    In a terminal: a live table; / filters, p pauses, j/k move, e jumps to the next error,
+    G follows the newest, f shows the detail pane full-screen (Tab, arrows scroll it), t
+    groups the messages by pattern, q quits.
 
     Piped (or with --json): one JSON object per line on stdout; notices go to stderr.
 

@@ -216,7 +216,11 @@ def _run(settings: Settings, *, one_process: bool) -> None:
             names = list(supervisor.children)  # ingest as its API and writer processes
             console.print(f"[dim]starting {', '.join(names)}…[/dim]")
             supervisor.start_all()
-            _announce(settings, gateway_url, names, started, moved)
+            copies = {c.name: c.settings.ingest_metrics_listen
+                      for c in supervisor.children.values()
+                      if c.daemon == "ingest" and c.name != "ingest" and c.settings
+                      and c.settings.ingest_metrics_listen}
+            _announce(settings, gateway_url, names, started, moved, copies)
             while True:
                 supervisor.watch_once()
                 time.sleep(0.5)
@@ -280,7 +284,7 @@ def _moved_ports(configured: Settings, actual: Settings) -> list[str]:
 
 
 def _announce(settings: Settings, gateway_url: str, names: list[str], started: float,
-              moved: list[str]) -> None:
+              moved: list[str], copies: dict[str, str] | None = None) -> None:
     """Default account, project and key on the first run, then the ready banner."""
     data = settings.data_dir
     account, project, new_key, password = _bootstrap(settings)
@@ -288,7 +292,7 @@ def _announce(settings: Settings, gateway_url: str, names: list[str], started: f
         save_state(data, api_key=new_key)
     key = new_key or load_state(data).get("api_key")
     _banner(settings, gateway_url, names, project, key, bool(new_key), account, password,
-            time.monotonic() - started, moved)
+            time.monotonic() - started, moved, copies)
 
 
 def _serve_in_one_process(settings: Settings, names: list[str], gateway_url: str,
@@ -365,9 +369,13 @@ def _pick_metrics_ports(settings: Settings, free_port: Any) -> Settings:
     return settings.with_overrides(**changes)
 
 
-def _metrics_line(settings: Settings, url: str) -> str:
-    ports = [f"{name} :{listen.rsplit(':', 1)[1]}" for name in METRICS_DAEMONS
-             if (listen := getattr(settings, f"{name}_metrics_listen"))]
+def _metrics_line(settings: Settings, url: str, copies: dict[str, str] | None = None) -> str:
+    """Where to scrape: the gateway, each daemon, and ``copies`` (``ingest-2``, ``writer-1``:
+    the further ingest processes of --processes, each with a metrics port of its own)."""
+    listens = {name: listen for name in METRICS_DAEMONS
+               if (listen := getattr(settings, f"{name}_metrics_listen"))}
+    ports = [f"{name} :{listen.rsplit(':', 1)[1]}"
+             for name, listen in (listens | (copies or {})).items()]
     return f"{url}/metrics; " + ", ".join(ports) + " (GET /metrics)"
 
 
@@ -409,7 +417,7 @@ def _report(message: str) -> None:
 
 def _banner(settings: Settings, url: str, names: list[str], project: Any, key: str | None,
             new_key: bool, account: Any, password: str | None, seconds: float,
-            moved: list[str] | None = None) -> None:
+            moved: list[str] | None = None, copies: dict[str, str] | None = None) -> None:
     def say(text: str = "") -> None:
         # Never wrap: a key split over two lines cannot be copied.
         console.print(text, soft_wrap=True, highlight=False)
@@ -419,7 +427,7 @@ def _banner(settings: Settings, url: str, names: list[str], project: Any, key: s
     say(f"[bold green]Ledger is ready[/bold green] in {seconds:.1f}s")
     say(f"  gateway   [bold]{url}[/bold]  (OpenAPI: {url}/docs)")
     say(f"  daemons   {', '.join(names)}")
-    say(f"  metrics   {_metrics_line(settings, url)}")
+    say(f"  metrics   {_metrics_line(settings, url, copies)}")
     for line in moved or ():
         say(f"  [yellow]moved[/yellow]     {line}")
     slug = getattr(project, "slug", None)

@@ -80,6 +80,13 @@ def plan(settings: Settings, names: Iterable[str], free_port: Callable[[], int],
     listens = [settings.ingest_listen] + [f"127.0.0.1:{free_port()}"
                                           for _ in range(api_count - 1)]
     shared = settings.with_overrides(ingest_addr=",".join(_local(x) for x in listens))
+    def metrics_port(first: bool) -> dict[str, str]:
+        # One metrics port per process: the first ingest keeps LEDGER_INGEST_METRICS_LISTEN,
+        # each other copy binds a free loopback port of its own (two cannot share one).
+        if first or not settings.ingest_metrics_listen:
+            return {}
+        return {"ingest_metrics_listen": f"127.0.0.1:{free_port()}"}
+
     processes: list[Process] = []
     for name in names:
         if name != "ingest":
@@ -89,11 +96,12 @@ def plan(settings: Settings, names: Iterable[str], free_port: Callable[[], int],
             processes.append(Process(
                 "ingest" if index == 0 else f"ingest-{index + 1}", "ingest",
                 settings.with_overrides(ingest_role=role, ingest_listen=listen,
-                                        ingest_addr=_local(listen))))
+                                        ingest_addr=_local(listen),
+                                        **metrics_port(index == 0))))
         for index in range(writer_count):
             listen = f"127.0.0.1:{free_port()}"
             processes.append(Process(
                 f"writer-{index + 1}", "ingest",
                 settings.with_overrides(ingest_role="writer", ingest_listen=listen,
-                                        ingest_addr=listen)))
+                                        ingest_addr=listen, **metrics_port(False))))
     return processes

@@ -135,9 +135,18 @@ def test_up_from_nothing_to_ready_and_back(tmp_path: Path) -> None:
         metrics = re.search(r"metrics +(\S+)/metrics; (.+) \(GET /metrics\)", banner)
         assert metrics, banner
         ports = dict(part.split(" :") for part in metrics.group(2).split(", "))
-        assert set(ports) == {"auth", "ingest", "query", "analytics", "alerts"}
-        scraped = httpx.get(f"http://127.0.0.1:{ports['ingest']}/metrics", timeout=10)
-        assert 'ledger_ingest_logs_total{outcome="accepted",reason=""} 1' in scraped.text
+        # --processes on 2 cores: ingest as two API processes and a writer, a port each.
+        assert set(ports) >= {"auth", "ingest", "query", "analytics", "alerts"}
+        copies = {name for name in ports if name.startswith(("ingest-", "writer-"))}
+        assert copies == {p.rsplit(".", 1)[0] for p in os.listdir(tmp_path / ".ledger" / "logs")
+                          if p.startswith(("ingest-", "writer-"))}, ports
+        accepted = 0
+        for name in ("ingest", *sorted(c for c in copies if c.startswith("ingest-"))):
+            scraped = httpx.get(f"http://127.0.0.1:{ports[name]}/metrics", timeout=10).text
+            found = re.search(r'^ledger_ingest_logs_total\{outcome="accepted",reason=""\} (\d+)',
+                              scraped, re.M)
+            accepted += int(found.group(1)) if found else 0
+        assert accepted == 1  # the one log sent so far, by whichever API process took it
 
         # A daemon that dies is restarted and the restart is reported.
         pids = subprocess.run(["pgrep", "-P", str(first.proc.pid), "-f", "ledger serve ingest"],

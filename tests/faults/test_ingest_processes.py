@@ -25,8 +25,8 @@ import psycopg
 import pytest
 import redis
 
-from ledger import bus
 from ledger.config import Settings
+from ledger.queue import names
 from ledger.rpc.ingest_client import IngestClient
 from tests.faults.support import (
     account,
@@ -48,7 +48,7 @@ KILL_AT = 8 * BATCH_SIZE
 
 def _pending_by_consumer(queue: redis.Redis, project: str) -> dict[str, int]:
     try:
-        summary: Any = queue.xpending(bus.queue_stream(project), bus.WRITER_GROUP)
+        summary: Any = queue.xpending(names.queue_stream(project), names.WRITER_GROUP)
     except redis.ResponseError:  # NOGROUP: no writer has seen the project yet
         return {}
     return {(c["name"].decode() if isinstance(c["name"], bytes) else c["name"]): int(c["pending"])
@@ -119,8 +119,8 @@ async def test_sigkill_one_of_two_writer_processes(settings: Settings, tmp_path:
         assert accepted == expected
         wait_stored(url, project, expected, seconds=30)
         assert _error_counts(url, project) == [(expected // 10,)]  # each error counted once
-        assert int(queue.get(bus.queue_depth(project)) or 0) == 0
-        assert queue.xlen(bus.queue_stream(project)) == 0
+        assert int(queue.get(names.queue_depth(project)) or 0) == 0
+        assert queue.xlen(names.queue_stream(project)) == 0
         assert not any(_pending_by_consumer(queue, project).values())
         survivor = next(label for label in prefixes if label != victim)
         survivor_log = stack.daemons[survivor].log.read_text()

@@ -105,3 +105,16 @@ async def test_a_writer_process_needs_writers() -> None:
     daemon = IngestDaemon(Settings(ingest_role="writer", ingest_writers=0, internal_token="t"))
     with pytest.raises(ConfigError, match="LEDGER_INGEST_WRITERS"):
         await daemon.start()  # refused before anything is opened
+
+
+def test_every_ingest_process_gets_a_metrics_port_of_its_own() -> None:
+    ports = _ports()
+    settings = Settings(ingest_listen="127.0.0.1:50052", ingest_metrics_listen="127.0.0.1:9102",
+                        up_ingest_processes=2, up_writer_processes=1)
+    metrics = [p.settings.ingest_metrics_listen for p in plan(settings, NAMES, lambda: next(ports))
+               if p.daemon == "ingest"]
+    assert metrics[0] == "127.0.0.1:9102" and len(set(metrics)) == 3, metrics
+    # Off stays off for every copy.
+    quiet = Settings(ingest_listen="127.0.0.1:50052", up_ingest_processes=2, up_writer_processes=1)
+    assert {p.settings.ingest_metrics_listen for p in plan(quiet, NAMES, lambda: next(ports))
+            if p.daemon == "ingest"} == {None}

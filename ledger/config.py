@@ -307,7 +307,7 @@ VARIABLES: tuple[Variable, ...] = (
 ALIASES: dict[str, str] = {"LEDGER_QUEUE_MAX_DEPTH": "LEDGER_INGEST_QUEUE_MAX_DEPTH"}
 
 # Read by tooling rather than by a daemon; known so that they do not warn.
-_OTHER_KNOWN = {"LEDGER_TEST_POSTGRES_URL", "LEDGER_TEST_REDIS_URL"}
+_OTHER_KNOWN = {"LEDGER_TEST_POSTGRES_URL", "LEDGER_TEST_REDIS_URL", "LEDGER_TEST_REDIS_DBS"}
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,9 @@ def _run(settings: Settings, *, one_process: bool) -> None:
         configured = settings
         settings = _pick_grpc_ports(settings, port_free, free_port)
         moved += _moved_ports(configured, settings)
-        settings = _pick_metrics_ports(settings, free_port)
+        # One process binds port 0 and reports what it got: a port picked free here can be
+        # taken (by an outgoing connection's local port, say) before the daemon binds it.
+        settings = _pick_metrics_ports(settings, (lambda: 0) if one_process else free_port)
         if not port_free(settings.gateway_listen):
             raise ConfigError(f"port {settings.gateway_listen} is in use: stop what uses it, or"
                               " run `ledger up --listen 127.0.0.1:8080`")
@@ -311,7 +313,8 @@ def _serve_in_one_process(settings: Settings, names: list[str], gateway_url: str
         try:
             _run_async(serve_together(
                 settings, names,
-                on_ready=lambda _stack: _announce(settings, gateway_url, names, started, moved),
+                on_ready=lambda stack: _announce(_bound_metrics(settings, stack), gateway_url,
+                                                 names, started, moved),
                 on_stopping=lambda: _say_quietly("\n[dim]stopping…[/dim]")))
         except DaemonFailedError as exc:
             raise DaemonFailedError(exc.daemon, f"{exc.message}; every daemon was stopped"
@@ -367,6 +370,16 @@ def _pick_metrics_ports(settings: Settings, free_port: Any) -> Settings:
     changes = {f"{name}_metrics_listen": f"127.0.0.1:{free_port()}" for name in METRICS_DAEMONS
                if not getattr(settings, f"{name}_metrics_listen")}
     return settings.with_overrides(**changes)
+
+
+def _bound_metrics(settings: Settings, stack: Any) -> Settings:
+    """``settings`` with each one-process daemon's metrics listen at the port it bound."""
+    bound = {}
+    for name, server in stack.metrics.items():
+        if server is not None:
+            host = getattr(settings, f"{name}_metrics_listen").rsplit(":", 1)[0]
+            bound[f"{name}_metrics_listen"] = f"{host}:{server.port}"
+    return settings.with_overrides(**bound)
 
 
 def _metrics_line(settings: Settings, url: str, copies: dict[str, str] | None = None) -> str:

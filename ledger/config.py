@@ -431,3 +431,14 @@ def user_config_dir(environ: Mapping[str, str] | None = None) -> Path:
 def masked(url: str | None) -> str:
     """A DSN fit for a log line or an error message: the password is replaced by ``***``."""
     return "" if url is None else _mask_url(str(url))
+
+
+def quiet_grpc_core() -> None:
+    """Show only gRPC C-core errors unless GRPC_VERBOSITY says otherwise.
+
+    grpc's default also prints INFO lines on stderr, e.g. "Other threads are currently calling
+    into gRPC, skipping fork() handlers" whenever `ledger up` forks pg_ctl to stop the embedded
+    PostgreSQL. It must be set before grpc is first imported; child daemons inherit it.
+    """
+    if not os.environ.get("GRPC_VERBOSITY"):
+        os.environ["GRPC_VERBOSITY"] = "ERROR"

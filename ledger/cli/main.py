@@ -114,6 +114,9 @@ app.add_typer(alerts.app, name="alerts")
 
 
 def main() -> None:
+    from ledger.config import quiet_grpc_core
+
+    quiet_grpc_core()
     app()
 
 

@@ -97,5 +97,7 @@ async def test_one_process_serves_ingest_query_and_live(settings: Settings,
     assert code == 0, up.output
     assert "stopped" in up.output
     assert "Traceback" not in up.output
+    # No gRPC C-core INFO/WARNING lines (e.g. fork_posix.cc's when pg_ctl is forked at stop).
+    assert not re.search(r"^[IW]\d{4} \d\d:\d\d", up.output, re.M), up.output
     log = tmp_path / ".ledger" / "logs" / "ledger.log"
     assert "gateway listening" in log.read_text()  # the daemons' logs went to the file

@@ -353,58 +353,57 @@ async def test_rules_and_channels_refuse_bad_input_and_store_nothing(
         await rules.update(conn, P, "a", {"kind": "regression"})
 
 
-async def test_notifications_a_killed_reader_left_are_taken_over_and_counted_once(
-        conn: psycopg.AsyncConnection[Any], aredis: aioredis.Redis,
-        receiver: WebhookReceiver, logs_db_url: str) -> None:
+@pytest.fixture
+async def new_group_pool(conn: psycopg.AsyncConnection[Any], receiver: WebhookReceiver,
+                         logs_db_url: str) -> AsyncIterator[Any]:
+    """A webhook channel with a new_group rule on it, and the pool an Evaluator reads with."""
     from psycopg_pool import AsyncConnectionPool
-
-    from ledger import bus
-    from ledger.daemons.alerts.evaluator import Evaluator
-    from ledger.queue import names
 
     hook = await webhook(conn, receiver)
     await add_rule(conn, hook, kind="new_group")
     pool = AsyncConnectionPool(logs_db_url, open=False, kwargs={"autocommit": True})
     await pool.open()
     try:
-        def evaluator(idle: float) -> Evaluator:
-            return Evaluator(pool, aredis, refresh_seconds=0, claim_idle_seconds=idle,
-                             give_up_seconds=3600, on_fired=lambda: None)
-
-        crashed, survivor = evaluator(3600), evaluator(0)
-        await crashed.refresh_rules(force=True)
-        stream = names.notifications_stream(P)
-        for fingerprint in ("k1", "k2"):
-            await aredis.xadd(stream, {"data": orjson.dumps(note(fingerprint).event)})
-        # The first reader takes both entries and dies before evaluating them.
-        taken = await aredis.xreadgroup(bus.ALERTS_GROUP, crashed.consumer, {stream: ">"})
-        assert len(taken[0][1]) == 2
-        assert await survivor.step(block_ms=10) == 2
-        # Evaluated and acknowledged, but suppose the ack was lost: a replay adds nothing.
-        entries = (await aredis.xrange(stream))
-        assert await survivor._process(P, entries) == 2
-        assert len(await history.list_alerts(conn, [P])) == 2
-        assert (await aredis.xpending(stream, bus.ALERTS_GROUP))["pending"] == 0
+        yield pool
     finally:
         await pool.close()
 
 
-async def test_a_deleted_stream_gets_its_group_back(
-        conn: psycopg.AsyncConnection[Any], aredis: aioredis.Redis,
-        receiver: WebhookReceiver, logs_db_url: str) -> None:
-    import asyncio
+async def test_notifications_a_killed_reader_left_are_taken_over_and_counted_once(
+        conn: psycopg.AsyncConnection[Any], aredis: aioredis.Redis, new_group_pool: Any) -> None:
+    from ledger import bus
+    from ledger.daemons.alerts.evaluator import Evaluator
+    from ledger.queue import names
 
-    from psycopg_pool import AsyncConnectionPool
+    def evaluator(idle: float) -> Evaluator:
+        return Evaluator(new_group_pool, aredis, refresh_seconds=0, claim_idle_seconds=idle,
+                         give_up_seconds=3600, on_fired=lambda: None)
+
+    crashed, survivor = evaluator(3600), evaluator(0)
+    await crashed.refresh_rules(force=True)
+    stream = names.notifications_stream(P)
+    for fingerprint in ("k1", "k2"):
+        await aredis.xadd(stream, {"data": orjson.dumps(note(fingerprint).event)})
+    # The first reader takes both entries and dies before evaluating them.
+    taken = await aredis.xreadgroup(bus.ALERTS_GROUP, crashed.consumer, {stream: ">"})
+    assert len(taken[0][1]) == 2
+    assert await survivor.step(block_ms=10) == 2
+    # Evaluated and acknowledged, but suppose the ack was lost: a replay adds nothing.
+    entries = (await aredis.xrange(stream))
+    assert await survivor._process(P, entries) == 2
+    assert len(await history.list_alerts(conn, [P])) == 2
+    assert (await aredis.xpending(stream, bus.ALERTS_GROUP))["pending"] == 0
+
+
+async def test_a_deleted_stream_gets_its_group_back(
+        conn: psycopg.AsyncConnection[Any], aredis: aioredis.Redis, new_group_pool: Any) -> None:
+    import asyncio
 
     from ledger.daemons.alerts.evaluator import Evaluator
     from ledger.queue import names
 
-    hook = await webhook(conn, receiver)
-    await add_rule(conn, hook, kind="new_group")
-    pool = AsyncConnectionPool(logs_db_url, open=False, kwargs={"autocommit": True})
-    await pool.open()
     stopping = asyncio.Event()
-    evaluator = Evaluator(pool, aredis, refresh_seconds=60, claim_idle_seconds=60,
+    evaluator = Evaluator(new_group_pool, aredis, refresh_seconds=60, claim_idle_seconds=60,
                           give_up_seconds=3600, on_fired=lambda: None)
     task = asyncio.create_task(evaluator.run(stopping))
     try:
@@ -417,4 +416,3 @@ async def test_a_deleted_stream_gets_its_group_back(
     finally:
         stopping.set()
         await task
-        await pool.close()

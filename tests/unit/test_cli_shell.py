@@ -40,8 +40,10 @@ def test_install_completion_for_bash_writes_a_script_bash_can_source(tmp_path: P
     bash = shutil.which("bash")
     assert bash, "bash is needed for this test"
     env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"], "SHELL": bash}
-    # Run from bash: the shell is detected from the parent process, as in a terminal.
-    done = subprocess.run([bash, "-c", f"{LEDGER} --install-completion"], env=env,
+    # Run from bash: the shell is detected from the parent process, as in a terminal. The
+    # trailing command keeps bash the parent (`bash -c "one command"` execs it in its place,
+    # and detection then found whatever shell, if any, had started the test run).
+    done = subprocess.run([bash, "-c", f"{LEDGER} --install-completion; exit $?"], env=env,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert "bash completion installed" in done.stdout

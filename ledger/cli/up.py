@@ -143,6 +143,7 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
 
 
 def _run(settings: Settings, *, one_process: bool) -> None:
+    from ledger.daemons.ports import PortPicker
     from ledger.daemons.supervisor import Supervisor, built_daemons, port_free
     from ledger.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
@@ -184,11 +185,13 @@ def _run(settings: Settings, *, one_process: bool) -> None:
             jwt_secret=settings.jwt_secret or state.get("jwt_secret") or secrets.token_urlsafe(48),
         )
         configured = settings
-        settings = _pick_grpc_ports(settings, port_free, free_port)
+        # One picker for every port chosen here, so no two daemons are handed the same one.
+        picker = PortPicker(settings, free_port)
+        settings = _pick_grpc_ports(settings, port_free, picker.pick)
         moved += _moved_ports(configured, settings)
         # One process binds port 0 and reports what it got: a port picked free here can be
         # taken (by an outgoing connection's local port, say) before the daemon binds it.
-        settings = _pick_metrics_ports(settings, (lambda: 0) if one_process else free_port)
+        settings = _pick_metrics_ports(settings, (lambda: 0) if one_process else picker.pick)
         if not port_free(settings.gateway_listen):
             raise ConfigError(f"port {settings.gateway_listen} is in use: stop what uses it, or"
                               " run `ledger up --listen 127.0.0.1:8080`")

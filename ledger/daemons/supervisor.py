@@ -151,12 +151,13 @@ class Supervisor:
         # that was not stopped cleanly.
         self.on_spawn = on_spawn
         from ledger.daemons.layout import plan
+        from ledger.daemons.ports import PortPicker
         from ledger.embedded import free_port
 
         self.children = {
             p.name: Child(p.name, settings.data_dir / "logs" / f"{p.name}.log", p.daemon,
                           p.settings)
-            for p in plan(settings, names, free_port)}
+            for p in plan(settings, names, PortPicker(settings, free_port).pick)}
         self._env = settings.child_environ()
 
     def start_all(self, timeout: float = 60.0) -> None:

@@ -249,6 +249,14 @@ async def enabled(conn: psycopg.AsyncConnection[Any]) -> list[Rule]:
         return [_row(r) for r in await cur.fetchall()]
 
 
+async def enabled_for(conn: psycopg.AsyncConnection[Any], project_id: str) -> list[Rule]:
+    """The enabled rules of one project (the evaluator's check before a batch)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT * FROM alert_rules WHERE enabled AND project_id = %s"
+                          " ORDER BY id", (project_id,))
+        return [_row(r) for r in await cur.fetchall()]
+
+
 async def delete(conn: psycopg.AsyncConnection[Any], project_id: str, ref: str) -> Rule:
     rule = await get(conn, project_id, ref)
     async with conn.cursor() as cur:

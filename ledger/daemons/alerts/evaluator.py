@@ -62,16 +62,20 @@ class Evaluator:
         self._grouped: set[str] = set()
         self._loaded_at = 0.0
         self._claimed_at = 0.0
+        #: When each project's rules were last read (wall clock, taken before the query).
+        self._rules_as_of: dict[str, datetime] = {}
 
     async def refresh_rules(self, *, force: bool = False) -> dict[str, list[Rule]]:
         """Every enabled rule by project, reloaded at most every ``refresh_seconds``."""
         if force or time.monotonic() - self._loaded_at >= self.refresh_seconds:
+            as_of = datetime.now(UTC)
             async with self.pool.connection() as conn:
                 found = await rules.enabled(conn)
             by_project: dict[str, list[Rule]] = {}
             for rule in found:
                 by_project.setdefault(rule.project_id, []).append(rule)
             self.rules = by_project
+            self._rules_as_of = dict.fromkeys(by_project, as_of)
             self._loaded_at = time.monotonic()
             for project_id in by_project:
                 await self._ensure_group(project_id)
@@ -138,6 +142,23 @@ class Evaluator:
         counts = await asyncio.gather(*(one(p, e) for p, e in work))
         return done + sum(counts)
 
+    async def _rules_for(self, conn: Any, project_id: str,
+                         notes: list[Notification]) -> list[Rule]:
+        """The project's rules as of its newest notification.
+
+        The cache is refreshed every ``refresh_seconds``; a rule made since then must still
+        see the events that followed it (a user who adds a spike rule and sends three errors
+        expects the third to fire it), so a batch newer than the cache reads the project's
+        rules again: one indexed query per batch, only while events keep arriving.
+        """
+        newest = max(n.received_at for n in notes)
+        as_of = self._rules_as_of.get(project_id)
+        if as_of is None or newest >= as_of:
+            as_of = datetime.now(UTC)
+            self.rules[project_id] = await rules.enabled_for(conn, project_id)
+            self._rules_as_of[project_id] = as_of
+        return self.rules[project_id]
+
     async def _take_over(self, project_id: str) -> int:
         stream = notifications_stream(project_id)
         reply = await self.redis.xautoclaim(stream, bus.ALERTS_GROUP, self.consumer,
@@ -155,9 +176,9 @@ class Evaluator:
             note = Notification.parse(entry_id, data) if data is not None else None
             if note is not None:
                 notes.append(note)
-        project_rules = self.rules.get(project_id, [])
-        if notes and project_rules:
+        if notes and self.rules.get(project_id):
             async with self.pool.connection() as conn, conn.transaction():
+                project_rules = await self._rules_for(conn, project_id, notes)
                 stats = await evaluate.evaluate_events(
                     conn, self.redis, project_id, project_rules, notes,
                     now=datetime.now(UTC), expires_after=self.expires_after)

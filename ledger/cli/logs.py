@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import typer
+
 from ledger.cli import flags
 from ledger.cli.context import load_settings
 from ledger.cli.output import (
@@ -211,6 +213,9 @@ def follow(client: GatewayClient, params: dict[str, Any], first: dict[str, Any],
 
 
 def logs_command(
+    log_id: str | None = typer.Argument(
+        None, metavar="LOG_ID",
+        help="Show this one log in full (its id, or its first 6 or more characters)."),
     project: str | None = flags.option(
         "--project", None, help="Project id or slug (default: the API key's project)."),
     period: str | None = flags.option(
@@ -247,7 +252,8 @@ def logs_command(
     json_output: bool = flags.option(
         "--json", False, help="JSON (one object per line with --follow)."),
 ) -> None:
-    """Search a project's logs, newest last; --follow keeps printing new ones.
+    """Search a project's logs, newest last; --follow keeps printing new ones; `ledger logs
+    LOG_ID` shows one log in full.
 
     Reads through the gateway (LEDGER_URL) with --api-key, LEDGER_API_KEY, your `ledger login`
     (every project of the account) or the key `ledger up` saved, in that order.
@@ -259,6 +265,10 @@ def logs_command(
                                end=end, level=level, log_type=log_type,
                                environment=environment, release=release,
                                fingerprint=fingerprint, search=search)
+        if log_id is not None:
+            _show_one(log_id, url=url, api_key=api_key, json_output=json_output,
+                      other_flags=any(params.values()) or patterns or follow_logs or bool(cursor))
+            return
         if patterns and (follow_logs or cursor):
             raise InvalidInputError("--patterns reads the newest logs: leave out --follow and"
                                     " --cursor")
@@ -273,6 +283,23 @@ def logs_command(
                 print_json(page)
             else:
                 print_page(page)
+
+
+def _show_one(log_id: str, *, url: str | None, api_key: str | None, json_output: bool,
+              other_flags: bool) -> None:
+    from ledger.cli.api import GatewayClient
+    from ledger.cli.log_detail import log_path, print_log
+
+    if other_flags:
+        raise InvalidInputError("a LOG_ID shows that one log: leave out the filters, --follow,"
+                                " --patterns and --cursor (or the LOG_ID, to search)")
+    path = log_path(log_id)
+    with GatewayClient(load_settings(url=url), api_key=api_key) as client:
+        log = client.get(path)
+    if json_output:
+        print_json(log)
+    else:
+        print_log(log)
 
 
 def _show_patterns(client: GatewayClient, params: dict[str, Any], shown: int,

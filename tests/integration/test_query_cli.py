@@ -130,6 +130,30 @@ async def test_logs_filters_and_paging(cli: Cli) -> None:
     assert "2 of 2 matching logs" in out
 
 
+async def test_logs_shows_one_log_in_full_by_its_id_or_a_prefix(cli: Cli) -> None:
+    now = datetime.now(UTC)
+    trace = 'Traceback (most recent call last):\n  File "shop/pay.py", line 3, in charge\n'
+    [row] = insert_logs(cli.logs_db, [log(
+        cli.project["id"], now, level="error", log_type="exception", message="payment [red]x",
+        error_type="CardError", error_message="declined", stack_trace=trace,
+        environment="prod", release="1.1", attributes={"order": 42, "user": {"id": "u7"}},
+        error_fingerprint="fp-card")])
+    whole = str(row["id"])
+    shown = await cli.json("logs", whole)
+    assert shown["id"] == whole and shown["stack_trace"] == trace
+    assert shown["attributes"] == {"order": 42, "user": {"id": "u7"}}
+    out = await cli.ok("logs", whole[:8])
+    assert "CardError: declined" in out and "payment [red]x" in out  # sent text, not markup
+    assert 'File "shop/pay.py", line 3' in out and '"order": 42' in out
+    assert "fp-card" in out and whole in out
+    _, line = await cli.fails("logs", whole, "--level", "error")
+    assert "a LOG_ID shows that one log" in line
+    _, line = await cli.fails("logs", "not/an-id")
+    assert "is not a valid log id" in line
+    _, line = await cli.fails("logs", "f" * 12)
+    assert "not found" in line
+
+
 async def test_logs_patterns_turn_a_flood_into_one_line(cli: Cli) -> None:
     now = datetime.now(UTC)
     p = cli.project["id"]

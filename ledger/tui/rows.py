@@ -61,8 +61,12 @@ class LogRow:
 
     @property
     def kind(self) -> str:
-        """The error type, or the log type for logs that are not exceptions."""
-        return str(self.data.get("error_type") or self.data.get("log_type") or "")
+        """The log type (exception, logger, network, …).
+
+        Not the error type: the Message column already starts with it ("KeyError: 'sku'"),
+        and on an 80-column terminal the same word twice on a row costs the message its room.
+        """
+        return str(self.data.get("log_type") or "")
 
     @property
     def message(self) -> str:

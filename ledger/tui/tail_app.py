@@ -26,6 +26,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Sparkline, Static
 
+from ledger.core.log_search import LOG_TYPES
 from ledger.core.patterns import Pattern, PatternMiner
 from ledger.errors import LedgerError
 from ledger.sse_client import Connection, EventSource, ServerEvent
@@ -47,6 +48,7 @@ _FIXED = (("time", "Time", 8), ("level", "Level", 8), ("project", "Project", 10)
           ("kind", "Type", 16))
 _SINGLE_PROJECT = tuple(c for c in _FIXED if c[0] != "project")
 _COUNT_WIDTH = 5
+_KIND_WIDTH = max(len(t) for t in LOG_TYPES)
 _CELL_PADDING = 2  # DataTable pads each cell by one column on both sides
 _MIN_MESSAGE = 12
 #: The pattern view's fixed columns (key, label, width); the template takes the rest.
@@ -251,8 +253,8 @@ class TailApp(App[None]):
 
     def _layout(self) -> tuple[tuple[tuple[str, str, int], ...], int]:
         """The fixed columns and the message's width that fill the terminal's width."""
-        # The type column gives way first on a narrow terminal: the message matters more.
-        kind_width = max(8, min(18, self.size.width // 6))
+        # The longest log type ("exception") fits; past that the width is the message's.
+        kind_width = _KIND_WIDTH
         fixed = tuple((key, label, kind_width if key == "kind" else width)
                       for key, label, width in
                       (_FIXED if len(self.projects) > 1 else _SINGLE_PROJECT))

@@ -24,21 +24,17 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.bench_writers import make_requests  # noqa: E402
+from bench.harness import logs_database  # noqa: E402
 from ledger import bus  # noqa: E402
 from ledger.daemons.ingest.writer import Streams, Writer  # noqa: E402
-from ledger.db import migrate, partitions  # noqa: E402
-from ledger.db.pool import async_pool, with_database  # noqa: E402
-from ledger.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
+from ledger.db.pool import async_pool  # noqa: E402
 from ledger.queue import names  # noqa: E402
 from ledger.queue.client import Queue  # noqa: E402
 from tests import redis_cluster  # noqa: E402
@@ -94,28 +90,10 @@ async def main() -> None:
     parser.add_argument("--writers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ledger-bench-cluster-") as tmp:
-        pg = server = None
-        pg_url = os.environ.get("LEDGER_TEST_POSTGRES_URL")
-        single_url = os.environ.get("LEDGER_TEST_REDIS_URL")
-        if not pg_url:
-            pg = EmbeddedPostgres(Path(tmp) / "pg")
-            pg_url = pg.start()
-        if not single_url:
-            server = EmbeddedRedis(Path(tmp) / "redis")
-            single_url = server.start()
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-cluster-") as tmp, \
+            logs_database(Path(tmp), "cluster") as (url, single_url):
         cluster = redis_cluster.start(Path(tmp) / "cluster")
-        name = f"ledger_bench_cluster_{os.getpid()}"
-        with psycopg.connect(with_database(pg_url, "postgres"), autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {name}")
-        url = with_database(pg_url, name)
         try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                migrate.migrate(conn, "logs")
-                now = datetime.now(UTC)
-                partitions.ensure_months_sync(conn, partitions.months_ahead(now))
-                partitions.ensure_months_sync(
-                    conn, {partitions.month_of(now - timedelta(days=1))})
             results: dict[str, list[tuple[float, float]]] = {"one server": [], "cluster": []}
             for round_number in range(args.rounds):
                 for label, redis_url in (("one server", single_url), ("cluster", cluster.url)):
@@ -125,13 +103,7 @@ async def main() -> None:
                     f"{k} {v[-1][0]:,.0f} logs/s, lone log {v[-1][1]:.1f} ms"
                     for k, v in results.items()), flush=True)
         finally:
-            with psycopg.connect(with_database(pg_url, "postgres"), autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             cluster.stop()
-            if server is not None:
-                server.stop()
-            if pg is not None:
-                pg.stop()
     print()
     print(f"{args.projects} projects x {args.logs:,} logs, {args.writers} writers,"
           f" {os.cpu_count()} CPUs, median of {args.rounds} rounds")

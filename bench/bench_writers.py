@@ -43,12 +43,11 @@ from psycopg.types.json import Jsonb
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.harness import logs_database  # noqa: E402
 from ledger.core import events  # noqa: E402
 from ledger.daemons.ingest.service import prepare  # noqa: E402
 from ledger.daemons.ingest.writer import Streams, Writer  # noqa: E402
-from ledger.db import migrate, partitions  # noqa: E402
-from ledger.db.pool import async_pool, with_database  # noqa: E402
-from ledger.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
+from ledger.db.pool import async_pool  # noqa: E402
 from ledger.proto import ingest_pb2  # noqa: E402
 from ledger.queue import names  # noqa: E402
 from ledger.queue.client import Queue  # noqa: E402
@@ -149,59 +148,33 @@ async def main() -> None:
     parser.add_argument("--writers", type=int, default=2)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="ledger-bench-writers-") as tmp:
-        pg = redis_server = None
-        pg_url = os.environ.get("LEDGER_TEST_POSTGRES_URL")
-        redis_url = os.environ.get("LEDGER_TEST_REDIS_URL")
-        if not pg_url:
-            pg = EmbeddedPostgres(Path(tmp) / "pg")
-            pg_url = pg.start()
-        if not redis_url:
-            redis_server = EmbeddedRedis(Path(tmp) / "redis")
-            redis_url = redis_server.start()
-        name = f"ledger_bench_writers_{os.getpid()}"
-        with psycopg.connect(with_database(pg_url, "postgres"), autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name}")
-            admin.execute(f"CREATE DATABASE {name}")
-        url = with_database(pg_url, name)
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate.migrate(conn, "logs")
-            partitions.ensure_months_sync(conn, partitions.months_ahead(datetime.now(UTC)))
-            partitions.ensure_months_sync(
-                conn, {partitions.month_of(datetime.now(UTC) - timedelta(days=1))})
-        try:
-            results: dict[str, list[float]] = {"raw": [], "writers": [], "dedup": [],
-                                               "redelivered": []}
-            for round_number in range(args.rounds):
-                raw_project, project = str(uuid.uuid4()), str(uuid.uuid4())
-                requests = make_requests(project, args.logs)
-                ready = raw_rows(make_requests(raw_project, args.logs))  # untimed
-                results["raw"].append(args.logs / await raw_copy(url, ready))
-                results["writers"].append(args.logs / await writers_drain(
-                    url, redis_url, project, requests, args.writers))
-                results["redelivered"].append(args.logs / await writers_drain(
-                    url, redis_url, project, requests, args.writers))
-                # New logs, but each entry also holds one stored log: the de-duplicating way.
-                stored_log = {"log_id": requests[0].records[0]["id"],
-                              "timestamp": requests[0].records[0]["timestamp"].isoformat(),
-                              "level": "info", "message": "stored already"}
-                mixed = make_requests(project, args.logs, offset=args.logs, repeat=stored_log)
-                new_logs = sum(len(p.records) - 1 for p in mixed)
-                results["dedup"].append(new_logs / await writers_drain(
-                    url, redis_url, project, mixed, args.writers))
-                print(f"round {round_number + 1}: " + ", ".join(
-                    f"{k} {v[-1]:,.0f}/s" for k, v in results.items()), flush=True)
-                with psycopg.connect(url, autocommit=True) as conn:
-                    stored = conn.execute("SELECT count(*) FROM logs WHERE project_id = %s",
-                                          (project,)).fetchone()
-                    assert stored == (args.logs + new_logs,), stored  # each log exactly once
-        finally:
-            with psycopg.connect(with_database(pg_url, "postgres"), autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            if redis_server is not None:
-                redis_server.stop()
-            if pg is not None:
-                pg.stop()
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-writers-") as tmp, \
+            logs_database(Path(tmp), "writers") as (url, redis_url):
+        results: dict[str, list[float]] = {"raw": [], "writers": [], "dedup": [],
+                                           "redelivered": []}
+        for round_number in range(args.rounds):
+            raw_project, project = str(uuid.uuid4()), str(uuid.uuid4())
+            requests = make_requests(project, args.logs)
+            ready = raw_rows(make_requests(raw_project, args.logs))  # untimed
+            results["raw"].append(args.logs / await raw_copy(url, ready))
+            results["writers"].append(args.logs / await writers_drain(
+                url, redis_url, project, requests, args.writers))
+            results["redelivered"].append(args.logs / await writers_drain(
+                url, redis_url, project, requests, args.writers))
+            # New logs, but each entry also holds one stored log: the de-duplicating way.
+            stored_log = {"log_id": requests[0].records[0]["id"],
+                          "timestamp": requests[0].records[0]["timestamp"].isoformat(),
+                          "level": "info", "message": "stored already"}
+            mixed = make_requests(project, args.logs, offset=args.logs, repeat=stored_log)
+            new_logs = sum(len(p.records) - 1 for p in mixed)
+            results["dedup"].append(new_logs / await writers_drain(
+                url, redis_url, project, mixed, args.writers))
+            print(f"round {round_number + 1}: " + ", ".join(
+                f"{k} {v[-1]:,.0f}/s" for k, v in results.items()), flush=True)
+            with psycopg.connect(url, autocommit=True) as conn:
+                stored = conn.execute("SELECT count(*) FROM logs WHERE project_id = %s",
+                                      (project,)).fetchone()
+                assert stored == (args.logs + new_logs,), stored  # each log exactly once
 
     raw = statistics.median(results["raw"])
     print()

@@ -53,6 +53,54 @@ def migrated_servers(workdir: Path, **overrides: Any) -> Iterator[Settings]:
         postgres.stop()
 
 
+@contextlib.contextmanager
+def logs_database(workdir: Path, label: str) -> Iterator[tuple[str, str]]:
+    """A fresh, migrated logs database and a Redis: ``(database url, redis url)``.
+
+    The configured servers (``LEDGER_TEST_POSTGRES_URL`` / ``LEDGER_TEST_REDIS_URL``) when set,
+    else embedded ones under ``workdir``. The database has this month's partitions and
+    yesterday's; it is dropped, and whatever was started is stopped, on the way out.
+    """
+    import os
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+
+    from ledger.db import migrate, partitions
+    from ledger.db.pool import with_database
+    from ledger.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    with contextlib.ExitStack() as started:
+        pg_url = os.environ.get("LEDGER_TEST_POSTGRES_URL")
+        redis_url = os.environ.get("LEDGER_TEST_REDIS_URL")
+        if not pg_url:
+            postgres = EmbeddedPostgres(workdir / "pg")
+            pg_url = postgres.start()
+            started.callback(postgres.stop)
+        if not redis_url:
+            redis = EmbeddedRedis(workdir / "redis")
+            redis_url = redis.start()
+            started.callback(redis.stop)
+        name = f"ledger_bench_{label}_{os.getpid()}"
+        admin_url = with_database(pg_url, "postgres")
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name}")
+            admin.execute(f"CREATE DATABASE {name}")
+
+        def drop() -> None:
+            with psycopg.connect(admin_url, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+        started.callback(drop)
+        url = with_database(pg_url, name)
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate.migrate(conn, "logs")
+            now = datetime.now(UTC)
+            partitions.ensure_months_sync(conn, partitions.months_ahead(now))
+            partitions.ensure_months_sync(conn, {partitions.month_of(now - timedelta(days=1))})
+        yield url, redis_url
+
+
 def import_tests() -> None:
     """Make ``tests.stack`` and the other test harness modules importable."""
     if str(REPO) not in sys.path:

@@ -191,6 +191,10 @@ VARIABLES: tuple[Variable, ...] = (
              " `ledger up` instead of moving."),
     Variable("LEDGER_INTERNAL_TOKEN", "internal_token", None, _secret,
              "Shared token that every gRPC call between daemons carries."),
+    Variable("LEDGER_INTERNAL_TOKENS_ACCEPTED", "internal_tokens_accepted", None, _secret,
+             "Further internal tokens the daemons accept (comma-separated), to change"
+             " LEDGER_INTERNAL_TOKEN without downtime: give every daemon the new token here,"
+             " then make it LEDGER_INTERNAL_TOKEN with the old one here, then drop the old."),
     Variable("LEDGER_JWT_SECRET", "jwt_secret", None, _secret,
              "HMAC secret that signs account access tokens."),
     Variable("LEDGER_DATA_DIR", "data_dir", Path(".ledger"), lambda n, r: Path(r),
@@ -320,6 +324,7 @@ class Settings:
     redis_appendfsync: str = "everysec"
     redis_embedded_port: int | None = None
     internal_token: str | None = None
+    internal_tokens_accepted: str | None = None
     jwt_secret: str | None = None
     data_dir: Path = Path(".ledger")
     db_pool_idle_seconds: float | None = None
@@ -387,6 +392,11 @@ class Settings:
         """Log one warning per unknown ``LEDGER_*`` variable (likely a typo)."""
         for name in self.unknown:
             logger.warning("unknown setting %s is ignored (see `man ledger` for the list)", name)
+
+    def tokens_also_accepted(self) -> tuple[str, ...]:
+        """``LEDGER_INTERNAL_TOKENS_ACCEPTED`` as a tuple (besides LEDGER_INTERNAL_TOKEN)."""
+        raw = str(self.internal_tokens_accepted or "")
+        return tuple(t.strip() for t in raw.split(",") if t.strip())
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Apply command-line flags (``None`` means the flag was not given)."""

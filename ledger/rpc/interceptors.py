@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -59,9 +59,19 @@ class _Timed:
             self.observe(rpc_name(self.method), self.code, time.perf_counter() - self.started)
 
 
-def _token_ok(context: grpc.aio.ServicerContext[Any, Any], token: str) -> bool:
-    sent = dict(context.invocation_metadata() or ()).get(TOKEN_KEY, "")
-    return isinstance(sent, str) and hmac.compare_digest(sent.encode(), token.encode())
+def token_accepted(sent: object, tokens: tuple[str, ...]) -> bool:
+    """Whether ``sent`` is one of ``tokens`` (each compared in constant time, all of them
+    always, so the time taken does not tell which one came close)."""
+    if not isinstance(sent, str) or not sent:
+        return False
+    found = False
+    for token in tokens:
+        found |= hmac.compare_digest(sent.encode(), token.encode())
+    return found
+
+
+def _token_ok(context: grpc.aio.ServicerContext[Any, Any], tokens: tuple[str, ...]) -> bool:
+    return token_accepted(dict(context.invocation_metadata() or ()).get(TOKEN_KEY, ""), tokens)
 
 
 async def _abort_for(exc: BaseException, context: grpc.aio.ServicerContext[Any, Any],
@@ -77,7 +87,7 @@ async def _abort_for(exc: BaseException, context: grpc.aio.ServicerContext[Any, 
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
-def _wrap_unary_response(inner: Callable[..., Awaitable[Any]], token: str,
+def _wrap_unary_response(inner: Callable[..., Awaitable[Any]], tokens: tuple[str, ...],
                          method: str, observe: CallObserver | None,
                          ) -> Callable[..., Awaitable[Any]]:
     """unary-unary and stream-unary: one answer, awaited."""
@@ -85,7 +95,7 @@ def _wrap_unary_response(inner: Callable[..., Awaitable[Any]], token: str,
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         timed = _Timed(observe, method)
         try:
-            if not _token_ok(context, token):
+            if not _token_ok(context, tokens):
                 timed.code = grpc.StatusCode.UNAUTHENTICATED.name
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED,
                                     "missing or wrong internal token")
@@ -100,7 +110,7 @@ def _wrap_unary_response(inner: Callable[..., Awaitable[Any]], token: str,
     return call
 
 
-def _wrap_stream_response(inner: Callable[..., Any], token: str,
+def _wrap_stream_response(inner: Callable[..., Any], tokens: tuple[str, ...],
                           method: str, observe: CallObserver | None,
                           ) -> Callable[..., AsyncIterator[Any]]:
     """unary-stream and stream-stream: the token is checked before the first message."""
@@ -109,7 +119,7 @@ def _wrap_stream_response(inner: Callable[..., Any], token: str,
                    ) -> AsyncIterator[Any]:
         timed = _Timed(observe, method)
         try:
-            if not _token_ok(context, token):
+            if not _token_ok(context, tokens):
                 timed.code = grpc.StatusCode.UNAUTHENTICATED.name
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED,
                                     "missing or wrong internal token")
@@ -129,31 +139,34 @@ def _wrap_stream_response(inner: Callable[..., Any], token: str,
     return call
 
 
-def _wrap(handler: grpc.RpcMethodHandler[Any, Any], token: str, method: str,
+def _wrap(handler: grpc.RpcMethodHandler[Any, Any], tokens: tuple[str, ...], method: str,
           observe: CallObserver | None) -> grpc.RpcMethodHandler[Any, Any]:
     """``handler`` behind the token check and the error translation, whatever its kind."""
     codecs: dict[str, Any] = {"request_deserializer": handler.request_deserializer,
                               "response_serializer": handler.response_serializer}
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            _wrap_unary_response(handler.unary_unary, token, method, observe), **codecs)
+            _wrap_unary_response(handler.unary_unary, tokens, method, observe), **codecs)
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
-            _wrap_unary_response(handler.stream_unary, token, method, observe), **codecs)
+            _wrap_unary_response(handler.stream_unary, tokens, method, observe), **codecs)
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            _wrap_stream_response(handler.unary_stream, token, method, observe), **codecs)
+            _wrap_stream_response(handler.unary_stream, tokens, method, observe), **codecs)
     assert handler.stream_stream is not None
     return grpc.stream_stream_rpc_method_handler(
-        _wrap_stream_response(handler.stream_stream, token, method, observe), **codecs)
+        _wrap_stream_response(handler.stream_stream, tokens, method, observe), **codecs)
 
 
 class InternalTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Rejects any call without ``LEDGER_INTERNAL_TOKEN`` and translates ``LedgerError``;
     tells ``observe`` (when given) how each call ended and how long it took."""
 
-    def __init__(self, token: str, observe: CallObserver | None = None) -> None:
-        self._token = token
+    def __init__(self, token: str, observe: CallObserver | None = None, *,
+                 also_accepted: Sequence[str] = ()) -> None:
+        # also_accepted: the other token while a new one is rolled out (accept both, then
+        # send the new one, then drop the old one), so no daemon refuses another mid-way.
+        self._tokens = (token, *(t for t in also_accepted if t))
         self._observe = observe
 
     async def intercept_service(
@@ -166,4 +179,4 @@ class InternalTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(OPEN_METHOD_PREFIX):
             return handler
-        return _wrap(handler, self._token, handler_call_details.method, self._observe)
+        return _wrap(handler, self._tokens, handler_call_details.method, self._observe)

@@ -10,7 +10,7 @@ Service, or the gateway could no longer answer 503s that name what is down.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2 as std_health_pb2
@@ -65,16 +65,19 @@ class StandardHealthServicer(std_health_pb2_grpc.HealthServicer):  # type: ignor
 
 def create_server(daemon: str, token: str | None, checks: HealthCheck, *,
                   max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS,
-                  observe: CallObserver | None = None) -> grpc.aio.Server:
+                  observe: CallObserver | None = None,
+                  also_accepted: Sequence[str] = ()) -> grpc.aio.Server:
     """The server, not yet bound. ``token`` is required: no daemon runs without it.
 
-    ``observe`` is told of every finished call (the daemon's request metrics).
+    ``observe`` is told of every finished call (the daemon's request metrics);
+    ``also_accepted`` are further tokens taken while a new one is rolled out
+    (``LEDGER_INTERNAL_TOKENS_ACCEPTED``).
     """
     if not token:
         raise ConfigError("LEDGER_INTERNAL_TOKEN is not set: every daemon needs the same token"
                           " (`ledger up` generates one)")
     server = grpc.aio.server(
-        interceptors=[InternalTokenInterceptor(token, observe)],
+        interceptors=[InternalTokenInterceptor(token, observe, also_accepted=also_accepted)],
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),

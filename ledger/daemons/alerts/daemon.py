@@ -72,7 +72,8 @@ class AlertsDaemon(GrpcDaemon):
                                retry_max_seconds=settings.alerts_retry_max_seconds)
                         for _ in range(settings.alerts_senders)]
         self._server = create_server("alerts", settings.internal_token, self._health,
-                                     observe=self.observe_rpcs)
+                                     observe=self.observe_rpcs,
+                                     also_accepted=settings.tokens_also_accepted())
         self._watch_alert_counts()
         alerts_pb2_grpc.add_AlertsServiceServicer_to_server(AlertsServicer(pool), self._server)
         self.port = bind(self._server, settings.alerts_listen, "alerts")

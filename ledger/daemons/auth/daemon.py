@@ -37,7 +37,8 @@ class AuthDaemon(GrpcDaemon):
         """
         settings = self.settings
         server = create_server(self.name, settings.internal_token, self._health,
-                               observe=self.observe_rpcs)
+                               observe=self.observe_rpcs,
+                               also_accepted=settings.tokens_also_accepted())
         settings.require("auth_database_url", "redis_url")
         assert settings.auth_database_url and settings.redis_url
         url = settings.auth_database_url

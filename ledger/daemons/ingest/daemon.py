@@ -84,7 +84,8 @@ class IngestDaemon(GrpcDaemon):
             raise ConfigError("LEDGER_INGEST_WRITERS is 0 for an ingest process with the writer"
                               " role: give it at least one writer, or run another role")
         server = create_server(self.name, settings.internal_token, self._health,
-                               observe=self.observe_rpcs)
+                               observe=self.observe_rpcs,
+                               also_accepted=settings.tokens_also_accepted())
         settings.require("logs_database_url", "redis_url")
         assert settings.logs_database_url and settings.redis_url
         url = settings.logs_database_url

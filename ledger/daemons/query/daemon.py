@@ -78,7 +78,8 @@ class QueryDaemon(GrpcDaemon):
             logger.info("query: reading from %s, writing to %s", masked(read_url), masked(url))
         self._redis = bus.client(settings.redis_url)
         self._server = create_server("query", settings.internal_token, self._health,
-                                     observe=self.observe_rpcs)
+                                     observe=self.observe_rpcs,
+                                     also_accepted=settings.tokens_also_accepted())
         self._servicer = QueryServicer(reads, self._redis, settings.auth_retention_days,
                                        self.count_grace_seconds, write_pool=self._pool)
         query_pb2_grpc.add_QueryServiceServicer_to_server(self._servicer, self._server)

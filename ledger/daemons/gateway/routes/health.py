@@ -14,7 +14,6 @@ the value of ``LEDGER_INTERNAL_TOKEN``): error texts name hosts and databases.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 
 from fastapi import APIRouter, Request
@@ -28,6 +27,7 @@ from ledger.daemons.gateway.schemas.ingest import DeepHealthResponse, HealthResp
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import LedgerError
 from ledger.rpc.channel import DaemonClient
+from ledger.rpc.interceptors import token_accepted
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,10 @@ async def _check_daemon(client: DaemonClient) -> dict[str, str]:
 
 def is_operator(request: Request, gateway: Gateway) -> bool:
     """Whether the caller sent the internal token (and may see internal details)."""
-    sent = request.headers.get(OPERATOR_HEADER, "")
-    token = str(gateway.settings.internal_token or "")
-    return bool(sent) and bool(token) and hmac.compare_digest(sent.encode(), token.encode())
+    settings = gateway.settings
+    tokens = tuple(t for t in (str(settings.internal_token or ""),
+                               *settings.tokens_also_accepted()) if t)
+    return token_accepted(request.headers.get(OPERATOR_HEADER, ""), tokens)
 
 
 @router.get(

@@ -280,6 +280,61 @@ def _pings(cluster: redis_cluster.RedisCluster, port: int) -> int:
     return int(found.group(1)) if found else 0
 
 
+async def test_alerts_read_every_project_on_every_master_and_fire_once(
+        cluster: redis_cluster.RedisCluster, logs_db_url: str) -> None:
+    """The evaluator's read of the notification streams is one XREADGROUP per slot (a
+    cross-slot read is refused by a cluster): a new error on each of three masters fires its
+    rule, once, and the entries are acknowledged."""
+    from psycopg_pool import AsyncConnectionPool
+
+    from ledger.core.alerts import channels, history, rules
+    from ledger.daemons.alerts.evaluator import Evaluator
+    from tests.alert_receivers import WebhookReceiver
+
+    client = bus.client(cluster.url)
+    receiver = WebhookReceiver().start()
+    pool = AsyncConnectionPool(logs_db_url, open=False, kwargs={"autocommit": True})
+    await pool.open()
+    try:
+        assert await client.ping()  # learns the slot map
+        project_ids = spread_ids(client, 3)
+        async with pool.connection() as conn:
+            for project_id in project_ids:
+                name, kind, config, secret = channels.validate({
+                    "name": "hook", "kind": "webhook", "url": receiver.url,
+                    "allow_insecure_localhost": True})
+                await channels.insert(conn, project_id, name, kind, config, secret)
+                await rules.create(conn, project_id, {"name": "new", "kind": "new_group",
+                                                      "channels": ["hook"]})
+        evaluator = Evaluator(pool, client, refresh_seconds=60, claim_idle_seconds=60,
+                              give_up_seconds=3600, on_fired=lambda: None)
+        await evaluator.refresh_rules(force=True)
+        for project_id in project_ids:
+            event = {"id": str(uuid.uuid4()), "project_id": project_id,
+                     "timestamp": datetime.now(UTC).isoformat(), "level": "error",
+                     "log_type": "exception", "error_type": "KeyError",
+                     "error_message": "k", "error_fingerprint": f"fp-{project_id[:8]}"}
+            await client.xadd(names.notifications_stream(project_id),
+                              {"data": orjson.dumps(event)})
+        done = 0
+        for _ in range(20):
+            done += await evaluator.step(block_ms=100)
+            if done >= 3:
+                break
+        assert done == 3
+        async with pool.connection() as conn:
+            fired = await history.list_alerts(conn, project_ids)
+        assert sorted(a["project_id"] for a in fired) == sorted(project_ids)
+        for project_id in project_ids:
+            pending = await client.xpending(names.notifications_stream(project_id),
+                                            bus.ALERTS_GROUP)
+            assert pending["pending"] == 0
+    finally:
+        await pool.close()
+        receiver.stop()
+        await client.aclose()
+
+
 async def test_health_asks_every_master_and_no_replica(
         cluster: redis_cluster.RedisCluster) -> None:
     """Last in this module: it shuts a replica down for good. redis-py sends PING to one

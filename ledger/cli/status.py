@@ -25,8 +25,9 @@ def status_command(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Show the health of the whole stack: each daemon and its version, the queue per project
-    (depth, pending, lag, oldest entry, dead letters), partitions and their sizes, the last
-    analytics runs and the gateway's circuit breakers.
+    (depth, pending, lag, oldest entry, dead letters), each writer's pending entries and idle
+    time, partitions and their sizes, the last analytics runs and the gateway's circuit
+    breakers.
 
     Exits 0 when everything is healthy and 1 when something is not (each problem is listed),
     so that cron and monitoring can run it; 69 when no stack answers (run `ledger up`).
@@ -85,6 +86,14 @@ def _render(report: Any) -> None:
         console.print(queue)
     else:
         console.print("Ingest queue: no project has queued a log yet", highlight=False)
+    writers = Table(title="Writers", title_justify="left", header_style="bold")
+    for column in ("writer", "pending", "idle", "projects read"):
+        writers.add_column(column, no_wrap=column == "writer")
+    for w in report.writers:
+        writers.add_row(w["name"], str(w["pending"]), _seconds(w["idle_seconds"]),
+                        str(w["projects"]))
+    if report.writers:
+        console.print(writers)
     parts = Table(title="Partitions", title_justify="left", header_style="bold")
     for column in ("partition", "rows (estimate)", "size"):
         parts.add_column(column)

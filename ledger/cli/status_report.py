@@ -48,6 +48,7 @@ class Report:
     daemons: list[DaemonState] = field(default_factory=list)
     breakers: dict[str, str] = field(default_factory=dict)
     queue: list[dict[str, Any]] = field(default_factory=list)
+    writers: list[dict[str, Any]] = field(default_factory=list)
     partitions: list[dict[str, Any]] = field(default_factory=list)
     analytics: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -66,7 +67,7 @@ class Report:
                 "gateway_url": self.gateway_url,
                 "daemons": {d.name: {k: v for k, v in asdict(d).items() if k != "name"}
                             for d in self.daemons},
-                "breakers": self.breakers, "queue": self.queue,
+                "breakers": self.breakers, "queue": self.queue, "writers": self.writers,
                 "partitions": self.partitions, "analytics": self.analytics}
 
 
@@ -99,7 +100,7 @@ async def gather(settings: Settings, state: dict[str, Any]) -> Report:
         analytics = DaemonState("analytics", False, detail="unknown: Redis cannot be reached",
                                 answered=False)
     else:
-        report.queue, report.analytics = redis_part
+        report.queue, report.writers, report.analytics = redis_part
         stale = _analytics_problems(report.analytics, settings.analytics_interval_seconds)
         analytics = DaemonState("analytics", not stale,
                                 detail="; ".join(stale) or "jobs run on schedule")
@@ -179,9 +180,10 @@ async def _grpc(name: str, addr: str, settings: Settings) -> DaemonState:
     return DaemonState(name, health.healthy, health.version, detail, dict(health.checks))
 
 
-async def _redis(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | str:
+async def _redis(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                             list[dict[str, Any]]] | str:
     from ledger.daemons.analytics.runner import history
-    from ledger.queue.backlog import queue_status
+    from ledger.queue.backlog import queue_status, writer_consumers
 
     if not settings.redis_url:
         return "Redis: LEDGER_REDIS_URL is not set"
@@ -191,6 +193,7 @@ async def _redis(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[st
         return f"Redis: {getattr(exc, 'message', None) or 'no answer within 3 s'}"
     try:
         rows = await queue_status(client)
+        writers = await writer_consumers(client, [r.project_id for r in rows])
         runs = await history(client)
     except Exception as exc:  # the report's boundary: say what failed, go on
         return f"Redis at {masked(settings.redis_url)}: {type(exc).__name__}: {exc}"
@@ -199,7 +202,8 @@ async def _redis(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[st
     latest: dict[str, dict[str, Any]] = {}
     for run in runs:  # newest first
         latest.setdefault(str(run.get("job")), run)
-    return [asdict(r) for r in rows], [latest[j] for j in sorted(latest)]
+    return ([asdict(r) for r in rows], [asdict(w) for w in writers],
+            [latest[j] for j in sorted(latest)])
 
 
 async def _logs(settings: Settings) -> list[dict[str, Any]] | str:

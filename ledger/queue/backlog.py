@@ -73,6 +73,38 @@ async def queue_status(redis: aioredis.Redis, project_ids: Sequence[str] | None 
     return out
 
 
+@dataclass(frozen=True)
+class WriterConsumer:
+    """One writer (a consumer of the writers' group) over every project's queue stream."""
+
+    name: str
+    #: Entries delivered to it and not acknowledged: a dead writer keeps them until another
+    #: writer takes them over (XAUTOCLAIM, after 30 s idle).
+    pending: int
+    #: Seconds since it last read any project's stream (the least over the streams).
+    idle_seconds: float
+    #: Streams it has read from.
+    projects: int
+
+
+async def writer_consumers(redis: aioredis.Redis, project_ids: Sequence[str] | None = None,
+                           ) -> list[WriterConsumer]:
+    """Each writer's share of the queue, busiest first: which one is behind, or gone."""
+    found: dict[str, list[tuple[int, float]]] = {}
+    for project_id in project_ids if project_ids is not None else await queue_projects(redis):
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.xinfo_consumers(names.queue_stream(project_id), names.WRITER_GROUP)
+            [consumers] = await pipe.execute(raise_on_error=False)
+        if not isinstance(consumers, list):  # no stream or no group yet
+            continue
+        for consumer in consumers:
+            found.setdefault(as_text(consumer.get("name", b"")), []).append(
+                (_int(consumer.get("pending")), _int(consumer.get("idle")) / 1000))
+    out = [WriterConsumer(name, sum(p for p, _ in seen), round(min(i for _, i in seen), 3),
+                          len(seen)) for name, seen in found.items()]
+    return sorted(out, key=lambda c: (-c.pending, c.name))
+
+
 def _age(first: Any) -> float:
     """Seconds since the first entry of an XRANGE answer was added (its id is a time)."""
     if not isinstance(first, list) or not first:

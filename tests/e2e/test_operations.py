@@ -181,6 +181,8 @@ def test_status_of_a_healthy_stack(ops: Ops) -> None:
         assert report["daemons"][name]["healthy"] is True
         assert report["daemons"][name]["version"]
     assert report["breakers"] == {"auth": "closed", "query": "closed"}
+    # The writers that stored the test's logs, each with nothing left unacknowledged.
+    assert report["writers"] and {w["pending"] for w in report["writers"]} == {0}
     [queue] = report["queue"]
     assert (queue["slug"], queue["depth"], queue["dead_letters"]) == ("default", 0, 0)
     assert any(p["name"].startswith("logs_") for p in report["partitions"])
@@ -189,7 +191,7 @@ def test_status_of_a_healthy_stack(ops: Ops) -> None:
     screen = runner.invoke(app, ["status"], env=ops.env())
     assert screen.exit_code == 0, screen.output
     assert "Ledger is healthy" in screen.stdout
-    for word in ("Daemons", "Ingest queue", "default", "Partitions", "rollup"):
+    for word in ("Daemons", "Ingest queue", "default", "Writers", "Partitions", "rollup"):
         assert word in screen.stdout
 
 

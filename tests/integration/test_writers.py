@@ -19,7 +19,12 @@ from ledger.config import Settings
 from ledger.daemons.ingest.writer import Streams, Writer
 from ledger.db.pool import async_pool
 from ledger.queue import names
-from ledger.queue.backlog import dead_letters, queue_status, replay_dead_letters
+from ledger.queue.backlog import (
+    dead_letters,
+    queue_status,
+    replay_dead_letters,
+    writer_consumers,
+)
 from ledger.queue.client import Queue
 from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import (
@@ -144,12 +149,19 @@ async def test_dead_writers_entries_are_reclaimed(
         assert await alive.step() == 0  # and not new either
         # 60 s of silence, without waiting for it: XCLAIM can set the idle time.
         await aredis.xclaim(stream, names.WRITER_GROUP, "dead-writer", 0, ids, idle=60_000)
+        # `ledger status` names the writer that holds them (its idle time counts from the
+        # test's XCLAIM, done in its name a moment ago).
+        [dead] = await writer_consumers(aredis, [project])
+        assert (dead.name, dead.pending, dead.projects) == ("dead-writer", 2, 1)
+        assert 0 <= dead.idle_seconds < 30
         claimed = await alive.claim()
         # Delivered by the read, the test's XCLAIM and the reclaim: 3 of the 5 allowed.
         assert [(e.entry_id, e.n, e.deliveries) for e in claimed] == [
             (ids[0].decode(), 50, 3), (ids[1].decode(), 10, 3)]
         assert await alive.handle(claimed) == 60
     await stored(str(settings.logs_database_url), project, 60)
+    assert [(c.name, c.pending) for c in await writer_consumers(aredis, [project])] == [
+        ("dead-writer", 0), ("test-w0", 0)]
     assert (await aredis.xpending(stream, names.WRITER_GROUP))["pending"] == 0
     assert await aredis.xlen(stream) == 0
     assert int(await aredis.get(names.queue_depth(project))) == 0

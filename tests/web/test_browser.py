@@ -197,7 +197,7 @@ def test_overview_says_when_metrics_are_not_available(page: Page, web: Web) -> N
     shot(page, "overview")
 
 
-def test_keyboard_and_a_phone_sized_screen(page: Page, web: Web) -> None:
+def test_keyboard_a_phone_sized_screen_and_a_wide_dark_one(page: Page, web: Web) -> None:
     user = web.user()
     for n in range(3):
         web.ingest(user, f"phone error {n}")
@@ -226,3 +226,24 @@ def test_keyboard_and_a_phone_sized_screen(page: Page, web: Web) -> None:
     page.keyboard.press("Enter")
     expect(page.locator(".trace")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    # The same page on a 1920 px screen with the system in dark mode: dark colours that read
+    # (text far from its background), the content centred at its widest, nothing overflowing.
+    page.emulate_media(color_scheme="dark")
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    expect(page.locator(".trace")).to_be_visible()
+    # Why grouped: the exception chain by type and frames, not an object's default text.
+    chain = page.locator(".pairs").get_by_text("CheckoutError at shop/cart:checkout")
+    expect(chain).to_be_visible()
+    assert "[object Object]" not in page.locator("main").inner_text()
+    colours = page.evaluate("""() => {
+        const lum = (c) => { const [r, g, b] = c.match(/\\d+/g).map(Number);
+                             return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255; };
+        const html = getComputedStyle(document.documentElement);
+        return [lum(html.backgroundColor), lum(html.color)]; }""")
+    background, text = colours
+    assert background < 0.15 and text > 0.75, colours
+    box = page.locator("main").bounding_box()
+    assert box is not None and box["width"] == 1600 and abs(box["x"] - 160) <= 1, box
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1920
+    shot(page, "wide-dark")

@@ -102,12 +102,28 @@ export function attributes(attrs) {
     h("dd", null, typeof value === "string" ? value : JSON.stringify(value))]));
 }
 
+// One grouping component as text. An exception of the chain is a signature object: its type
+// and the frames it was grouped by (or its message, when the frames were minified).
+function componentText(value) {
+  if (Array.isArray(value)) {
+    const chain = value.some((v) => v && typeof v === "object");
+    return value.map(componentText).join(chain ? "; " : " → ");
+  }
+  if (value && typeof value === "object") {
+    const type = value.type || "exception";
+    if (Array.isArray(value.frames)) return value.frames.length ? `${type} at ${value.frames.join(" → ")}` : type;
+    if (value.minified) return `${type}: ${value.message ?? ""} (minified frames)`;
+    return JSON.stringify(value);
+  }
+  return String(value);
+}
+
 function components(group) {
   const parts = Object.entries(group.components || {}).filter(([name]) => name !== "method");
   return h("div", null,
     h("p", null, group.why_grouped),
     h("dl", { class: "pairs" }, h("dt", null, "method"), h("dd", null, String(group.components?.method ?? "")),
-      parts.map(([name, value]) => [h("dt", null, name), h("dd", null, Array.isArray(value) ? value.join(" → ") : String(value))]),
+      parts.map(([name, value]) => [h("dt", null, name), h("dd", null, componentText(value))]),
       h("dt", null, "fingerprint"), h("dd", null, h("code", null, group.fingerprint), ` (v${group.fingerprint_version})`)));
 }
 

@@ -252,7 +252,6 @@ async def fan_out(host: str, port: int, key: str, counts: list[int], errors: int
                   profile: Path | None = None, every_count: bool = False) -> list[FanOutRun]:
     received = Received()
     clients: list[SseClient] = []
-    sender = await Sender.open(host, port, key)
     results = []
     try:
         for run, count in enumerate(counts, start=10):
@@ -270,13 +269,19 @@ async def fan_out(host: str, port: int, key: str, counts: list[int], errors: int
                                              / (count - connected_before) / 1024)
             spy = (start_profile(gateway.pid, profile, errors / rate)
                    if gateway and profile and count == max(counts) else None)
+            # A connection of its own per burst: connecting thousands of clients outlasts the
+            # gateway's keep-alive, which would close one opened before.
+            sender = await Sender.open(host, port, key)
             cpu_before = gateway.cpu_seconds() if gateway else 0.0
             own_before, wall_before = own_cpu_seconds(), time.perf_counter()
             sent: dict[int, float] = {}
-            for n in range(errors):
-                sent[n] = time.perf_counter()
-                await sender.send(run, n)
-                await asyncio.sleep(1 / rate)
+            try:
+                for n in range(errors):
+                    sent[n] = time.perf_counter()
+                    await sender.send(run, n)
+                    await asyncio.sleep(1 / rate)
+            finally:
+                await sender.close()
             await wait_for(received, [(run, n) for n in range(errors)], count, timeout=120)
             outcome.bench_cpu_share = ((own_cpu_seconds() - own_before)
                                        / (time.perf_counter() - wall_before))
@@ -297,7 +302,6 @@ async def fan_out(host: str, port: int, key: str, counts: list[int], errors: int
             if percentile(outcome.latencies_ms, 99) > 4 * TARGET_P99_MS and not every_count:
                 break  # far past the target: larger counts only take longer
     finally:
-        await sender.close()
         await asyncio.gather(*(c.close() for c in clients))
     return results
 

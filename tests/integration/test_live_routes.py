@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis.asyncio as aioredis
 
 from ledger.config import Settings
 from ledger.core import accounts, api_keys, projects
@@ -30,6 +32,7 @@ from ledger.errors import (
     PermissionDeniedError,
 )
 from ledger.sse_client import Connection, EventSource, ServerEvent
+from tests.live_support import emit_error
 from tests.waiting import wait_until
 
 
@@ -264,6 +267,72 @@ async def test_more_projects_of_an_account_do_not_buy_more_streams(env: Env) -> 
     await connected(third)
     for stream in (second, third):
         await stream.aclose()
+
+
+class RawSseReader:
+    """An SSE client on a bare socket with a tiny receive buffer, which reads only when told:
+    a client that stops reading backs the gateway's socket up within a few frames."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self._pending = b""
+
+    @classmethod
+    async def open(cls, url: str, path: str, key: str) -> RawSseReader:
+        host, port = url.removeprefix("http://").split(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {key}\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head, head
+        return cls(reader, writer)
+
+    async def frames(self) -> list[dict[str, str]]:
+        """The SSE frames of the next HTTP chunk, as {field: value}."""
+        size = int(await self.reader.readuntil(b"\r\n"), 16)
+        data = self._pending + (await self.reader.readexactly(size + 2))[:-2]
+        *complete, self._pending = data.split(b"\n\n")
+        frames = []
+        for raw in complete:
+            fields = dict(line.split(": ", 1) for line in raw.decode().split("\n")
+                          if ": " in line)
+            frames.append(fields)
+        return frames
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def test_a_client_that_stops_reading_gets_every_event_in_order_once_it_reads_again(
+        env: Env, aredis: aioredis.Redis) -> None:
+    """The hub writes to an idle client directly; once the client's socket backs up, its events
+    wait in its bounded queue and then in a catch-up from the stream: nothing is lost silently,
+    and a fast client on the same project is not held back meanwhile."""
+    project = env.project_ids["alpha"]
+    env.live.hub.queue_size = 5  # past five waiting events, the slow client catches up
+    before = set(env.live.hub.subscriptions)
+    slow = await RawSseReader.open(env.url, "/api/v1/notifications/stream", env.keys["alpha"])
+    [sub] = set(env.live.hub.subscriptions) - before
+    assert [f["event"] for f in await slow.frames()] == ["connected"]
+    fast = env.source("/api/v1/notifications/stream").stream()
+    await connected(fast)
+    backlog_seen = 0
+    sent = []
+    for _ in range(200):  # 200 of 20 KB: far more than the sockets' buffers hold
+        sent.append((await emit_error(aredis, project, stack_trace="x" * 20_000))[0])
+        backlog_seen = max(backlog_seen, sub.backlog)
+    assert [e.id for e in await take(fast, len(sent), timeout=30)] == sent
+    assert backlog_seen > 0  # the slow client did leave the direct path for its queue
+    got: list[dict[str, str]] = []
+    async with asyncio.timeout(30):
+        while not got or got[-1].get("id") != sent[-1]:
+            got.extend(f for f in await slow.frames() if f["event"] != "heartbeat")
+    slow.close()
+    await fast.aclose()
+    assert [(f["event"], f["id"]) for f in got] == [("error_notification", i) for i in sent]
 
 
 async def test_heartbeats_keep_an_idle_stream_alive(env: Env) -> None:

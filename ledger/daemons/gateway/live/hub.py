@@ -17,6 +17,14 @@ its queue is bounded, and what does not fit is recorded in a ``CatchUp`` marker 
 at its own pace, fills from the capped stream; only what the stream no longer holds becomes an
 explicit ``Skipped`` with the count. After a pub/sub reconnection every client catches up the
 same way, so a Redis blip is not a silent gap either.
+
+Fan-out cost: while a client's consumer waits with an empty queue, ``offer`` hands the event to
+the subscription's ``direct`` writer (set by the SSE route), which writes the event's shared,
+pre-encoded frame to the client there and then. A thousand clients then cost a thousand socket
+writes per event, not a thousand task wake-ups each followed by a write. A client whose socket
+is backed up (the write cannot finish at once) is woken instead and from then on takes the
+queued path above, with its bound and its catch-up, so a slow client is still told, never
+silently skipped.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -88,16 +96,56 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         self.closed = False
         self.close_reason = ""
+        #: Writes events straight to the client while its consumer waits on an empty queue;
+        #: it never raises and never waits (a write it cannot finish, it leaves to the consumer
+        #: and calls ``wake``). None: every event goes through the queue.
+        self.direct: Callable[[list[Event]], None] | None = None
 
     @property
     def project_ids(self) -> list[str]:
         return list(self.filters)
+
+    @property
+    def backlog(self) -> int:
+        """Items waiting in the queue (events and markers): 0 while written directly."""
+        return len(self._queue)
+
+    def _writes_directly(self) -> bool:
+        """Whether the consumer is parked in ``next_batch`` on an empty queue (every append
+        to the queue wakes it, so a pending waiter means an empty queue) with a direct writer."""
+        waiter = self._waiter
+        return self.direct is not None and waiter is not None and not waiter.done()
 
     # Called by topics, synchronously, for every event: O(1) and never waits.
     def offer(self, event: Event) -> None:
         flt = self.filters.get(event.project_id)
         if flt is None or not flt.matches(event.level, event.log_type):
             return
+        if self.direct is not None and self._writes_directly():
+            # What next_batch would do with it: drop what is not above the watermark.
+            if event.key > self.watermark.get(event.project_id, ZERO):
+                self.watermark[event.project_id] = event.key
+                self.direct([event])
+            return
+        self._enqueue(event)
+
+    def offer_many(self, events: list[Event]) -> None:
+        """``offer`` each of ``events`` (one project's, oldest first), in one write if direct."""
+        if self.direct is None or not self._writes_directly():
+            for event in events:
+                self.offer(event)
+            return
+        fresh: list[Event] = []
+        for event in events:
+            flt = self.filters.get(event.project_id)
+            if (flt is not None and flt.matches(event.level, event.log_type)
+                    and event.key > self.watermark.get(event.project_id, ZERO)):
+                self.watermark[event.project_id] = event.key
+                fresh.append(event)
+        if fresh:
+            self.direct(fresh)
+
+    def _enqueue(self, event: Event) -> None:
         if self._events >= self.queue_size:
             self._park(event.project_id, event.key, 1)
             return
@@ -113,6 +161,10 @@ class Subscription:
         if not self._queue or self._queue[-1] is not HEARTBEAT:
             self._queue.append(HEARTBEAT)
             self._wake()
+
+    def wake(self) -> None:
+        """Let the consumer run: its ``next_batch`` returns (maybe empty-handed)."""
+        self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -237,6 +289,10 @@ class Topic:
         for sub in self.subscribers:
             sub.offer(event)
 
+    def publish_many(self, events: list[Event]) -> None:
+        for sub in self.subscribers:
+            sub.offer_many(events)
+
     def confirmed(self) -> None:
         """Redis confirmed a SUBSCRIBE: the first time we are live; later, we reconnected."""
         if not self.ready.is_set():
@@ -288,9 +344,8 @@ class Topic:
         while True:
             entries = await self.hub.read_range(self.feed, self.project_id, self.last_read,
                                                 None, limit=_PAGE)
-            for event in entries:
-                self.publish(event)
             if entries:
+                self.publish_many(entries)
                 self.last_read = entries[-1].key
             if len(entries) < _PAGE:
                 return

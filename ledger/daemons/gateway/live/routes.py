@@ -20,18 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
-from redis.exceptions import RedisError
-from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
 from ledger.core.events import LEVELS, LOG_TYPES
@@ -47,28 +43,21 @@ from ledger.daemons.gateway.edge.stream_tickets import StreamPrincipal, TicketPr
 from ledger.daemons.gateway.live.events import (
     NOTIFICATIONS,
     TAIL,
-    Event,
     EventFilter,
     Feed,
-    Item,
-    Skipped,
-    StreamKey,
     format_cursor,
     parse_cursor,
 )
-from ledger.daemons.gateway.live.hub import CLOSING_REASON, Hub, Subscription
+from ledger.daemons.gateway.live.hub import CLOSING_REASON, Hub
 from ledger.daemons.gateway.live.preferences import account_preferences
 from ledger.daemons.gateway.live.revocations import StreamCredentials
+from ledger.daemons.gateway.live.sse import LiveResponse, frame, now
 from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway, get_gateway
 from ledger.errors import InvalidInputError, RateLimitedError, UnavailableError
 
-logger = logging.getLogger(__name__)
-
 HEARTBEAT_SECONDS = 15.0
 RECONNECT_MS = 2000
-#: Events written per chunk when many are waiting (fewer, larger writes under a burst).
-_BATCH = 200
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
@@ -210,39 +199,6 @@ def _owners(principal: Principal) -> tuple[str, ...]:
     return (f"account:{principal.account_id}",)
 
 
-# -- SSE encoding ---------------------------------------------------------------------------
-
-
-def _frame(event: str, data: bytes, event_id: str | None = None) -> bytes:
-    head = f"id: {event_id}\nevent: {event}\n" if event_id is not None else f"event: {event}\n"
-    # orjson never writes a raw newline, so one data line always holds the whole JSON.
-    return head.encode() + b"data: " + data + b"\n\n"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _encode(feed: Feed, items: list[Item], positions: dict[str, StreamKey]) -> bytes:
-    chunks = []
-    one_project = len(positions) == 1
-    for item in items:
-        if isinstance(item, Event):
-            positions[item.project_id] = item.key
-            if one_project:
-                # The same bytes for every one-project client: encode once per event.
-                if not item.frame:
-                    item.frame = _frame(feed.event, item.payload, item.id)
-                chunks.append(item.frame)
-            else:
-                chunks.append(_frame(feed.event, item.payload, format_cursor(positions)))
-        elif isinstance(item, Skipped):
-            chunks.append(_frame("skipped", item.payload()))
-        else:
-            chunks.append(_frame("heartbeat", orjson.dumps({"time": _now()})))
-    return b"".join(chunks)
-
-
 async def _open_stream(request: Request, feed: Feed, principal: Principal, project: str | None,
                        levels: str | None, log_types: str | None,
                        last_event_id: str | None) -> StreamingResponse:
@@ -265,35 +221,10 @@ async def _open_stream(request: Request, feed: Feed, principal: Principal, proje
         raise
     hello = orjson.dumps({"projects": sorted(targets), "feed": feed.name,
                           "resumed": bool(resume), "heartbeat_seconds": live.heartbeat_seconds,
-                          "time": _now()})
+                          "time": now()})
     first = (f"retry: {RECONNECT_MS}\n".encode()
-             + _frame("connected", hello, format_cursor(dict(sub.watermark_at_start))))
-    body = _events(sub, feed, first, replay, stack)
-    return StreamingResponse(
-        body, media_type="text/event-stream", background=BackgroundTask(stack.aclose),
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-async def _events(sub: Subscription, feed: Feed, first: bytes, replay: list[Item],
-                  stack: contextlib.AsyncExitStack) -> AsyncIterator[bytes]:
-    positions = dict(sub.watermark_at_start)
-    try:
-        yield first
-        for start in range(0, len(replay), _BATCH):
-            yield _encode(feed, replay[start:start + _BATCH], positions)
-        while not sub.closed:
-            items = await sub.next_batch(limit=_BATCH)
-            if items:
-                yield _encode(feed, items, positions)
-        if sub.close_reason:
-            # A last word, so that the client knows the end was meant (and reconnects).
-            yield _frame("closing", orjson.dumps({"reason": sub.close_reason, "time": _now()}))
-    except (RedisError, OSError) as exc:
-        # A catch-up read failed: end the stream; the client resumes from its last id.
-        logger.warning("live: ending a %s stream, Redis failed while catching up: %s",
-                       feed.name, exc)
-    finally:
-        await stack.aclose()
+             + frame("connected", hello, format_cursor(dict(sub.watermark_at_start))))
+    return LiveResponse(sub, feed, first, replay, stack)
 
 
 # -- routes ---------------------------------------------------------------------------------

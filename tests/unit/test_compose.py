@@ -166,3 +166,7 @@ def test_writers_are_a_service_of_their_own_and_ingest_only_accepts() -> None:
     assert services["ingest"]["command"] == ["ledger", "serve", "ingest", "--role", "api"]
     assert Settings.from_env({"LEDGER_INGEST_ROLE": "api"}).ingest_role == "api"
     assert "ports" not in services["writer"]
+    # Its health-only port (LEDGER_INGEST_LISTEN) is what its healthcheck asks.
+    port = _env_settings(services["writer"]).ingest_listen.rsplit(":", 1)[1]
+    assert f"'127.0.0.1:{port}'" in services["writer"]["healthcheck"]["test"][3]
+    assert services["writer"]["healthcheck"]["test"] == services["ingest"]["healthcheck"]["test"]

@@ -117,10 +117,18 @@ def test_gateway_probes_ask_a_route_the_gateway_serves() -> None:
 def test_daemons_without_a_port_have_no_probe_and_no_service() -> None:
     deployments = _find("Deployment")
     services = _find("Service")
-    for name in ("writer", "analytics"):
-        container = _container(deployments[f"ledger-{name}"])
-        assert "ports" not in container and "readinessProbe" not in container
-        assert name not in services
+    container = _container(deployments["ledger-analytics"])
+    assert "ports" not in container and "readinessProbe" not in container
+    assert "analytics" not in services and "writer" not in services
+
+
+def test_writers_are_probed_on_their_health_only_port() -> None:
+    # A writer binds LEDGER_INGEST_LISTEN for health checks only: probed, never a Service.
+    container = _container(_find("Deployment")["ledger-writer"])
+    port = _port(Settings().ingest_listen)
+    assert [p["containerPort"] for p in container["ports"]] == [port]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == port, probe
 
 
 def test_each_service_selects_its_deployment_on_its_port() -> None:

@@ -60,6 +60,7 @@ FLAGS: dict[str, Flag] = {
     "--follow": Flag("Keep printing new entries until Ctrl-C.", "-f"),
     "--interval": Flag("Seconds between polls.", None, "SECONDS"),
     "--refresh": Flag("Seconds between refreshes.", None, "SECONDS"),
+    "--all-projects": Flag("Every project of your account (needs `ledger login`)."),
     "--yes": Flag("Do not ask for confirmation.", "-y"),
     "--dry-run": Flag("Show what would change; change nothing."),
     "--replay": Flag("Queue them again."),

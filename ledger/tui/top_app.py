@@ -1,4 +1,5 @@
-"""``ledger top``: one project's dashboard from the cached metrics, refreshed every few seconds.
+"""``ledger top``: one project's dashboard (or an account's, combined) from the cached metrics,
+refreshed every few seconds.
 
 The app knows nothing of HTTP: it is given ``fetch``, an async callable returning one snapshot
 (the dict that ``ledger top --json`` prints), and calls it from one exclusive worker every
@@ -142,7 +143,9 @@ class TopApp(App[None]):
 
     def _show_status(self) -> None:
         text = Text()
-        text.append(f" {self.scope or 'project'} ", style="bold reverse")
+        projects = (self.snapshot or {}).get("projects")  # an account's projects, combined
+        count = f" ({len(projects)})" if isinstance(projects, list) else ""
+        text.append(f" {self.scope or 'project'}{count} ", style="bold reverse")
         usage = (self.snapshot or {}).get("usage") or {}
         if usage:
             quota = usage.get("daily_quota") or 0

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from ledger.cli.main import app
 from ledger.cli.top import snapshot
+from ledger.cli.top_all import snapshot_all
 from ledger.config import Settings
 from ledger.daemons.analytics import create
 from ledger.tui.top_app import TopApp, trend_text
@@ -115,6 +116,51 @@ async def test_top_keeps_the_last_figures_and_says_when_the_gateway_refuses(
                 await pilot.pause(0.05)
             assert "⚠" in str(top.query_one("#status", Static).render())
             await pilot.press("q")
+
+
+async def test_top_all_projects_combines_every_project_of_the_account(
+        running: Running, settings: Settings) -> None:
+    url = running.stack.url
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        tokens = (await http.post("/api/v1/accounts/login", json={
+            "email": "shop@example.com", "password": "correct horse battery"})).json()
+        http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
+        assert (await http.post("/api/v1/projects", json={"name": "Blog", "slug": "blog"})
+                ).status_code == 201
+        key = (await http.post("/api/v1/projects/blog/api-keys",
+                               json={"scopes": ["ingest", "read"]})).json()["full_key"]
+        logs = [error_body("feed timeout", error_type="TimeoutError") for _ in range(2)]
+        answer = await http.post("/api/v1/ingest/batch", json={"logs": logs},
+                                 headers={"X-API-Key": key})
+        assert answer.status_code == 202, answer.text
+        await wait_until(lambda: asyncio.to_thread(_stored, str(settings.logs_database_url), 9),
+                         "the second project's batch is stored")
+        analytics = create(running.stack.settings)
+        await analytics.start()
+        try:
+            await analytics.run_job("rollup")
+        finally:
+            await analytics.stop()
+
+        top = TopApp(lambda: snapshot_all(http), scope="all projects", refresh_seconds=60)
+        async with top.run_test(size=(80, 24)) as pilot:
+            while top.refreshes == 0:
+                assert top.problem is None, top.problem
+                await pilot.pause(0.05)
+            errors = top.query_one("#errors", DataTable)
+            assert _cells(errors, 2) == ["shop: ValueError: card declined",
+                                         "blog: TimeoutError: feed timeout",
+                                         "shop: KeyError: stock missing"]
+            assert _cells(errors, 0) == ["3", "2", "1"]
+            assert sum(top.query_one("#sparkline", Sparkline).data or []) == 6
+            status = str(top.query_one("#status", Static).render())
+            assert "all projects (2)" in status and "today 9" in status
+            await pilot.press("q")
+
+    # A key reads its own project only: the flag says what to do instead.
+    result = CliRunner().invoke(app, ["top", "--all-projects", "--json", "--url", url,
+                                      "--api-key", running.key])
+    assert result.exit_code != 0 and "run `ledger login`" in result.output
 
 
 def test_top_json_snapshot(running: Running) -> None:

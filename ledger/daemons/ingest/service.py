@@ -106,10 +106,13 @@ def prepare(project_id: str, shape: int, body: bytes, *, retention_days: int,
     """
     items = _items(shape, body)
     valid, errors = events.validate_batch(items, now=now, retention_days=retention_days,
-                                          max_items=events.MAX_BATCH_ITEMS)
+                                          max_items=events.MAX_BATCH_ITEMS, from_json=True)
     out = Prepared(total=len(items), entry=EntryBuilder(project_id), errors=errors)
-    for clean in valid:
-        record = events.enrich(clean, project_id=project_id, now=now, grouping=grouping)
+    # Ids for the whole request at once (a log with its own log_id leaves its one unused).
+    fresh_ids = events.uuid7_strs(len(valid))
+    for clean, fresh_id in zip(valid, fresh_ids, strict=True):
+        record = events.enrich(clean, project_id=project_id, now=now, grouping=grouping,
+                               fresh_id=fresh_id)
         out.records.append(record)
         out.entry.add(record)
         if record["error_fingerprint"] is not None:

@@ -539,9 +539,18 @@ def validate_log(obj: Any, *, now: datetime, retention_days: int,
     return _validate(obj, _Window.of(now, retention_days), from_json)
 
 
-def _optional_text(get: Any, field: str) -> str | None:
-    value = get(field)
-    return None if value is None else _text(value, field, TEXT_LIMITS[field])
+#: The optional text fields checked before ``exceptions`` and after ``attributes``, with their
+#: limits: the order in which the first broken rule is reported.
+_TEXTS_FIRST = tuple((f, TEXT_LIMITS[f])
+                     for f in ("message", "error_type", "error_message", "stack_trace"))
+_TEXTS_LAST = tuple((f, TEXT_LIMITS[f]) for f in (
+    "environment", "release", "sdk_version", "platform", "platform_version"))
+
+
+def _texts(get: Any, fields: tuple[tuple[str, int], ...]) -> list[str | None]:
+    # An absent field costs a lookup, not a call.
+    return [None if (value := get(field)) is None else _text(value, field, limit)
+            for field, limit in fields]
 
 
 def _validate(obj: Any, window: _Window, from_json: bool) -> dict[str, Any]:
@@ -551,13 +560,17 @@ def _validate(obj: Any, window: _Window, from_json: bool) -> dict[str, Any]:
         raise InvalidLog("log", "a log must be a JSON object")
     get = obj.get
     timestamp = _timestamp(get("timestamp"), window)
-    level = _choice(get("level"), "level", _LEVEL_MAP, None)
-    log_type = _choice(get("log_type"), "log_type", _LOG_TYPE_MAP, "logger")
-    importance = _choice(get("importance"), "importance", _IMPORTANCE_MAP, "standard")
-    message = _optional_text(get, "message")
-    error_type = _optional_text(get, "error_type")
-    error_message = _optional_text(get, "error_message")
-    stack_trace = _optional_text(get, "stack_trace")
+    # A value already in canonical form is found with one lookup; _choice does the rest.
+    level = get("level")
+    if type(level) is not str or (level := _LEVEL_MAP.get(level)) is None:
+        level = _choice(get("level"), "level", _LEVEL_MAP, None)
+    log_type = get("log_type")
+    if type(log_type) is not str or (log_type := _LOG_TYPE_MAP.get(log_type)) is None:
+        log_type = _choice(get("log_type"), "log_type", _LOG_TYPE_MAP, "logger")
+    importance = get("importance")
+    if type(importance) is not str or (importance := _IMPORTANCE_MAP.get(importance)) is None:
+        importance = _choice(get("importance"), "importance", _IMPORTANCE_MAP, "standard")
+    message, error_type, error_message, stack_trace = _texts(get, _TEXTS_FIRST)
     exceptions = get("exceptions")
     if exceptions is not None:
         exceptions = _exceptions(exceptions)
@@ -577,11 +590,7 @@ def _validate(obj: Any, window: _Window, from_json: bool) -> dict[str, Any]:
     attributes = {} if attributes is None else _attributes(attributes, from_json)
     if log_type == "endpoint":
         _endpoint(attributes)
-    environment = _optional_text(get, "environment")
-    release = _optional_text(get, "release")
-    sdk_version = _optional_text(get, "sdk_version")
-    platform = _optional_text(get, "platform")
-    platform_version = _optional_text(get, "platform_version")
+    environment, release, sdk_version, platform, platform_version = _texts(get, _TEXTS_LAST)
     trace_id = get("trace_id")
     if trace_id is not None:
         trace_id = _hex_id(trace_id, "trace_id", _HEX32, 32)

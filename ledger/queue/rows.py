@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ledger.core.events import LOG_COLUMNS
+from ledger.core.events import IMPORTANCES, LEVELS, LOG_COLUMNS, LOG_TYPES
 
 #: Starts a binary COPY stream: signature, flags, header extension length.
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
@@ -76,6 +76,12 @@ def encode_row(record: Mapping[str, Any], project: bytes,
            _timestamp(8, _micros(record["timestamp"])),
            ingested_at if ingested_at is not None else timestamp_field(record["ingested_at"])]
     add = out.append
+    for value in _choices_of(record):
+        field = _CHOICE_FIELDS.get(value)
+        if field is None:  # not a value validation gives (e.g. a replayed dead letter)
+            data = value.encode()
+            field = _len(len(data)) + data
+        add(field)
     for value in _texts_of(record):
         if value is None:
             add(_NULL)
@@ -113,7 +119,11 @@ def encode_row(record: Mapping[str, Any], project: bytes,
     return b"".join(out)
 
 
-_texts_of = operator.itemgetter(*_TEXTS)
+#: level, log_type and importance take a few values: their fields are made once.
+_choices_of = operator.itemgetter(*_TEXTS[:3])
+_CHOICE_FIELDS = {value: _len(len(value)) + value.encode()
+                  for value in (*LEVELS, *LOG_TYPES, *IMPORTANCES)}
+_texts_of = operator.itemgetter(*_TEXTS[3:])
 _tail_of = operator.itemgetter("trace_id", "span_id", "client_fingerprint", "error_fingerprint",
                                "fingerprint_version")
 

@@ -288,7 +288,7 @@ def _choice(value: Any, field: str, choices: dict[str, str], default: str | None
     raise InvalidLog(field, f"{field} must be one of {', '.join(choices)}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to make, once per request
 class _Window:
     """The accepted timestamps of one request: computed once per request, not once per log."""
 
@@ -736,8 +736,8 @@ def uuid7_strs(count: int) -> list[str]:
     counter values, so the first 16 hex digits are formatted once per call.
     """
     global _uuid7_last_ms, _uuid7_counter
-    if count <= 0:
-        return []
+    if count <= 1:  # a single-log request: the one-id path is cheaper
+        return [_uuid7_str()] if count == 1 else []
     if count > _RANDOM_CHUNK // 4:
         return [*uuid7_strs(_RANDOM_CHUNK // 4), *uuid7_strs(count - _RANDOM_CHUNK // 4)]
     ms = time.time_ns() // 1_000_000

@@ -10,6 +10,7 @@ are one Lua script (``ledger.queue.client.Queue.enqueue``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -331,7 +332,10 @@ def _tail(records: Sequence[dict[str, Any]]) -> list[bytes]:
     return [notification(r) for r in records]
 
 
+@functools.lru_cache(maxsize=4096)
 def _valid_project_id(raw: str) -> str | None:
+    # Cached: every request of a coalesced call parses its project id twice, and a gateway
+    # sends the same few projects' ids over and over (issue 17: per-request CPU).
     try:
         return str(uuid.UUID(raw))
     except ValueError:
@@ -339,7 +343,7 @@ def _valid_project_id(raw: str) -> str | None:
 
 
 def _project_id(raw: str) -> str:
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise InvalidInputError(f"project_id must be a UUID, got {raw[:64]!r}") from None
+    project_id = _valid_project_id(raw)
+    if project_id is None:
+        raise InvalidInputError(f"project_id must be a UUID, got {raw[:64]!r}")
+    return project_id

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -39,11 +39,16 @@ class EntryBuilder:
 
     def __post_init__(self) -> None:
         self._project = rows_codec.project_bytes(self.project_id)
+        # The records of one request share their ingested_at: its field is encoded once.
+        self._ingested: tuple[datetime, bytes] | None = None
 
     def add(self, record: Mapping[str, Any]) -> None:
         """Encode one record (from ``events.enrich``)."""
         index = len(self.rows)
-        self.rows.append(rows_codec.encode_row(record, self._project))
+        ingested_at = record["ingested_at"]
+        if self._ingested is None or self._ingested[0] is not ingested_at:
+            self._ingested = (ingested_at, rows_codec.timestamp_field(ingested_at))
+        self.rows.append(rows_codec.encode_row(record, self._project, self._ingested[1]))
         timestamp = record["timestamp"]
         self.months.add((timestamp.year, timestamp.month))
         self.hours.add(int(timestamp.timestamp()) // 3600)

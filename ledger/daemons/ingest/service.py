@@ -10,6 +10,7 @@ are one Lua script (``ledger.queue.client.Queue.enqueue``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -106,10 +107,13 @@ def prepare(project_id: str, shape: int, body: bytes, *, retention_days: int,
     """
     items = _items(shape, body)
     valid, errors = events.validate_batch(items, now=now, retention_days=retention_days,
-                                          max_items=events.MAX_BATCH_ITEMS)
+                                          max_items=events.MAX_BATCH_ITEMS, from_json=True)
     out = Prepared(total=len(items), entry=EntryBuilder(project_id), errors=errors)
-    for clean in valid:
-        record = events.enrich(clean, project_id=project_id, now=now, grouping=grouping)
+    # Ids for the whole request at once (a log with its own log_id leaves its one unused).
+    fresh_ids = events.uuid7_strs(len(valid))
+    for clean, fresh_id in zip(valid, fresh_ids, strict=True):
+        record = events.enrich(clean, project_id=project_id, now=now, grouping=grouping,
+                               fresh_id=fresh_id)
         out.records.append(record)
         out.entry.add(record)
         if record["error_fingerprint"] is not None:
@@ -328,7 +332,10 @@ def _tail(records: Sequence[dict[str, Any]]) -> list[bytes]:
     return [notification(r) for r in records]
 
 
+@functools.lru_cache(maxsize=4096)
 def _valid_project_id(raw: str) -> str | None:
+    # Cached: every request of a coalesced call parses its project id twice, and a gateway
+    # sends the same few projects' ids over and over (issue 17: per-request CPU).
     try:
         return str(uuid.UUID(raw))
     except ValueError:
@@ -336,7 +343,7 @@ def _valid_project_id(raw: str) -> str | None:
 
 
 def _project_id(raw: str) -> str:
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise InvalidInputError(f"project_id must be a UUID, got {raw[:64]!r}") from None
+    project_id = _valid_project_id(raw)
+    if project_id is None:
+        raise InvalidInputError(f"project_id must be a UUID, got {raw[:64]!r}")
+    return project_id

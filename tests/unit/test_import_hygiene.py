@@ -66,7 +66,7 @@ def test_textual_only_under_tui() -> None:
     assert not offenders, f"textual imported outside ledger/tui/: {offenders}"
 
 
-DAEMONS = ("gateway", "auth", "ingest", "query", "analytics")
+DAEMONS = ("gateway", "auth", "ingest", "query", "analytics", "alerts")
 #: Imports between daemon packages that are known and on their way out: each must name why.
 CROSS_DAEMON_PENDING: set[tuple[str, str]] = set()
 

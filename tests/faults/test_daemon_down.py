@@ -5,6 +5,8 @@ it accepted with 202 meanwhile is stored once.
   then at once while the breaker is open; ingest goes on; reads come back after SIGCONT.
 - auth stopped: a key the gateway knows still ingests (202), an unknown one gets 503, and
   once auth is back the unknown key is refused with 401 again.
+- ingest stopped: a batch gets 503 naming it; none of it is stored, and once ingest is back the
+  client's retry is stored once.
 """
 
 from __future__ import annotations
@@ -92,5 +94,25 @@ def test_auth_down_known_keys_ingest_unknown_get_503_and_401_once_back(
         _until(lambda: post_batch(http, wrong, logs(1, "unknown")).status_code == 401,
                "the gateway asks auth again once it is back")
     sent = {r["log_id"] for r in before + during}
+    wait_stored(url, project["id"], len(sent))
+    assert stored_ids(url, project["id"]) == sent
+
+
+def test_ingest_down_is_a_503_naming_it_and_nothing_half_stored(
+        stack: Stack, settings: Settings) -> None:
+    url = str(settings.logs_database_url)
+    with httpx.Client(base_url=stack.url, timeout=15) as http:
+        _, project, key = account(http)
+        assert stack.stop("ingest") == 0
+        refused = post_batch(http, key, logs(20, "refused"))
+        assert refused.status_code == 503, refused.text
+        assert "ingest daemon" in refused.json()["detail"]
+        assert int(refused.headers["Retry-After"]) > 0
+        stack.start("ingest")
+        retried = logs(20, "after")
+        _until(lambda: post_batch(http, key, retried).status_code == 202,
+               "ingest answers again")
+    # What was refused is not stored, what was accepted is, once (the retry sent the same ids).
+    sent = {r["log_id"] for r in retried}
     wait_stored(url, project["id"], len(sent))
     assert stored_ids(url, project["id"]) == sent

@@ -239,8 +239,35 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
+_SCALAR_TYPES = frozenset((bool, int, float, type(None)))
+
+
 def _bounded(value: Any, depth: int = 0) -> Any:
     """A JSON-safe copy of ``value`` at most ``MAX_VALUE_DEPTH`` deep, long strings cut."""
+    kind = type(value)
+    if kind is str:
+        return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + "…"
+    if kind in _SCALAR_TYPES:
+        return value
+    if kind is dict and depth < MAX_VALUE_DEPTH:
+        # Most values (tags, breadcrumbs, user) are flat: copy their scalars without a call.
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            name = key if type(key) is str else str(key)
+            item_kind = type(item)
+            if item_kind is str:
+                out[name] = (item if len(item) <= MAX_VALUE_CHARS
+                             else item[:MAX_VALUE_CHARS] + "…")
+            elif item_kind in _SCALAR_TYPES:
+                out[name] = item
+            else:
+                out[name] = _bounded(item, depth + 1)
+        return out
+    return _bounded_other(value, depth)
+
+
+def _bounded_other(value: Any, depth: int) -> Any:
+    """``_bounded`` for lists, subclasses, other objects and what is too deep."""
     if isinstance(value, str):
         return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + "…"
     if value is None or isinstance(value, (bool, int, float)):
@@ -533,12 +560,17 @@ def _python(exceptions: list[dict[str, Any]]) -> str:
         frames = exc["stacktrace"]["frames"]
         if frames:
             lines.append("Traceback (most recent call last):")
-        for frame in frames:
-            lines.append(f'  File "{_where(frame)}", line {frame.get("lineno", "?")},'
-                         f' in {frame.get("function") or "<module>"}')
-            context = frame.get("context_line")
-            if context and context.strip():
-                lines.append(f"    {context.strip()}")
+        append = lines.append
+        for frame in frames:  # 30 frames an event: ``_where`` inlined, each strip done once
+            get = frame.get
+            where = get("abs_path") or get("filename") or get("module") or "?"
+            append(f'  File "{where}", line {get("lineno", "?")},'
+                   f' in {get("function") or "<module>"}')
+            context = get("context_line")
+            if context:
+                context = context.strip()
+                if context:
+                    append(f"    {context}")
         module = exc.get("module")
         name = (f"{module}.{exc['type']}" if module and module not in _PY_BUILTIN_MODULES
                 else exc["type"])

@@ -80,6 +80,8 @@ _LEVELS = {"fatal": "critical", "critical": "critical", "error": "error",
            "debug": "debug"}
 _SECRET_HEADERS = frozenset(("cookie", "set-cookie", "authorization", "proxy-authorization",
                              "x-api-key", "x-sentry-auth", "x-csrftoken", "x-csrf-token"))
+#: An event id as Sentry writes it and ``event_id_of`` returns it: 32 lowercase hex digits.
+_CANONICAL_ID = re.compile(r"[0-9a-f]{32}")
 _AUTH_KEY = re.compile(r"sentry_key\s*=\s*([^,\s]+)")
 _FRAME_TEXT = frozenset(("filename", "abs_path", "module", "function", "context_line",
                          "package"))
@@ -284,12 +286,22 @@ def _bounded_other(value: Any, depth: int) -> Any:
 def event_id_of(event: Mapping[str, Any], fallback: str | None = None) -> str:
     """The event's id as 32 lowercase hex digits (Sentry's form), or a new one."""
     for candidate in (event.get("event_id"), fallback):
+        if type(candidate) is str and _CANONICAL_ID.fullmatch(candidate):
+            return candidate  # what SDKs send: already the form uuid.UUID(...).hex gives
         if isinstance(candidate, str):
             try:
                 return uuid.UUID(candidate).hex
             except ValueError:
                 continue
     return uuid.uuid4().hex
+
+
+def _hyphenated(event_id: str) -> str:
+    """``str(uuid.UUID(event_id))``, by slicing when the id is already canonical (per event)."""
+    if type(event_id) is str and _CANONICAL_ID.fullmatch(event_id):
+        e = event_id
+        return f"{e[:8]}-{e[8:12]}-{e[12:16]}-{e[16:20]}-{e[20:]}"
+    return str(uuid.UUID(event_id))
 
 
 def _values(container: Any) -> list[Any]:
@@ -513,7 +525,7 @@ def event_to_record(event: Mapping[str, Any], *, event_id: str,
     trace_id, span_id = _trace_ids(event)
     message = message_of(event)
     record: dict[str, Any] = {
-        "log_id": str(uuid.UUID(event_id)),
+        "log_id": _hyphenated(event_id),
         "timestamp": timestamp,
         "level": level,
         "log_type": "logger",

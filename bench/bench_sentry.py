@@ -13,6 +13,9 @@ per envelope (as SDKs send them), each with its own event id. Measured in one ru
 2. accept latency at a fixed ``--rate`` for ``--seconds`` (open loop: counted from when the
    request was due), p50/p99.
 
+Before them, what the Sentry layer itself costs per event in this process (``layer_cost``:
+parse, conversion, forwarded body), the part of a request that is not the shared ingest path.
+
 The load generator and the self-contained stack are those of ``bench_ingest.py``.
 """
 
@@ -24,6 +27,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +70,34 @@ def envelope(event: dict[str, Any]) -> bytes:
     payload = orjson.dumps(event)
     return b"\n".join([orjson.dumps({"event_id": event["event_id"]}),
                        orjson.dumps({"type": "event", "length": len(payload)}), payload, b""])
+
+
+def layer_cost(bodies: list[bytes], rounds: int = 5) -> dict[str, float]:
+    """Seconds per event of the gateway's Sentry work, in this process, best of ``rounds``.
+
+    The steps ``routes/sentry.py`` takes for each envelope, without HTTP, auth or ingest:
+    ``parse`` (envelope and event JSON), ``convert`` (event id and ``event_to_record``) and
+    ``body`` (the JSON body forwarded to ingest). What the Sentry layer adds to a request,
+    apart from the shared path, and steadier than the stack's figures on a loaded machine.
+    """
+    sample = bodies[:500]
+    best = {"parse": float("inf"), "convert": float("inf"), "body": float("inf")}
+    now = datetime.now(UTC)
+    for _ in range(rounds):
+        started = time.perf_counter()
+        events = [sentry.parse_event(sentry.parse_envelope(body).items[0].payload, "item 0")
+                  for body in sample]
+        parsed = time.perf_counter()
+        records = [sentry.event_to_record(event, event_id=sentry.event_id_of(event),
+                                          received_at=now) for event in events]
+        converted = time.perf_counter()
+        for record in records:
+            orjson.dumps({"logs": [record]})
+        done = time.perf_counter()
+        for step, seconds in (("parse", parsed - started), ("convert", converted - parsed),
+                              ("body", done - converted)):
+            best[step] = min(best[step], seconds / len(sample))
+    return best
 
 
 def _kind(cmdline: bytes) -> str:
@@ -181,6 +213,7 @@ async def run(args: argparse.Namespace, url: str, key: str,
     sample = sentry_event(0)
     event_bytes = len(orjson.dumps(sample))
     bodies = [envelope(sentry_event(i)) for i in range(args.events)]
+    layer = layer_cost(bodies)
     load_before = os.getloadavg()
     cpu_before = stack_cpu_seconds(workdir)
     result = await throughput(target, path, bodies, args.connections, count_rows)
@@ -213,6 +246,9 @@ async def run(args: argparse.Namespace, url: str, key: str,
         ("stored", f"{result['stored_per_s']:,.0f} events/s"
                    + (f" (rows added: {result['rows']:,.0f})" if "rows" in result else "")),
         *cpu_rows,
+        ("Sentry layer, in process", " + ".join(
+            f"{step} {seconds * 1e6:,.0f} µs" for step, seconds in layer.items())
+         + f" = {sum(layer.values()) * 1e6:,.0f} µs per event (best of 5, one core)"),
         ("same events, native single", f"{reference['stored_per_s']:,.0f} logs/s stored ="
                                        f" Sentry path at"
                                        f" {result['stored_per_s'] / reference['stored_per_s']:.2f}"

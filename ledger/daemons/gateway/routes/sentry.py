@@ -27,7 +27,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ledger.core import sentry
-from ledger.core.rpc_models import IngestResult
 from ledger.daemons.gateway.edge.principal import ApiKeyPrincipal, authenticate_key
 from ledger.daemons.gateway.routes.bodies import read_body
 from ledger.daemons.gateway.routes.ingest_batcher import forward_logs
@@ -106,25 +105,31 @@ async def _authenticate(request: Request, project: int,
     return principal
 
 
-async def _ingest(gateway: Gateway, principal: ApiKeyPrincipal,
-                  records: list[dict[str, Any]]) -> IngestResult:
-    return await forward_logs(gateway, principal.identity, "batch",
-                              orjson.dumps({"logs": records}))
-
-
-async def _store(request: Request, principal: ApiKeyPrincipal,
-                 events: list[tuple[str, str, dict[str, Any]]], answer_id: str) -> Response:
-    """Ingest ``(where, event id, event)`` triples; 200 with ``answer_id`` unless all fail."""
-    headers = principal.rate_headers()
-    if not events:
-        return json_response({"id": answer_id}, 200, headers)
+def _native_body(events: list[tuple[str, str, dict[str, Any]]]) -> bytes:
+    """The native batch body of ``(where, event id, event)`` triples."""
     now = datetime.now(UTC)
-    records = [sentry.event_to_record(event, event_id=event_id, received_at=now)
-               for _, event_id, event in events]
-    response = await _ingest(request.app.state.gateway, principal, records)
+    return orjson.dumps({"logs": [
+        sentry.event_to_record(event, event_id=event_id, received_at=now)
+        for _, event_id, event in events]})
+
+
+async def _store(request: Request, principal: ApiKeyPrincipal, wheres: list[str],
+                 body: bytes | None, answer_id: str) -> Response:
+    """Ingest ``body`` (``_native_body`` of the events ``wheres`` name, None when there are
+    none); 200 with ``answer_id`` unless every event fails.
+
+    Only strings and bytes wait for ingest here, never the decoded events or their records:
+    objects alive across that await outlive the collector's young generations, and with
+    dozens of requests in flight that promoted enough of them to run full collections of the
+    gateway's heap often (≈ 12 % of its CPU under load, py-spy --native).
+    """
+    headers = principal.rate_headers()
+    if body is None:
+        return json_response({"id": answer_id}, 200, headers)
+    response = await forward_logs(request.app.state.gateway, principal.identity, "batch", body)
     if response.accepted == 0:
-        reasons = "; ".join(f"{events[e.index][0]}: {e.field}: {e.reason}"
-                            for e in response.errors if e.index < len(events))
+        reasons = "; ".join(f"{wheres[e.index]}: {e.field}: {e.reason}"
+                            for e in response.errors if e.index < len(wheres))
         return error_response(400, reasons or response.message or "the event is invalid",
                               headers)
     return json_response({"id": answer_id}, 200, headers)
@@ -164,6 +169,16 @@ async def _envelope(request: Request, project: int) -> Response:
     body = await read_body(request, gateway.settings.gateway_max_body_bytes, any_encoding=True)
     parsed = sentry.parse_envelope(body)
     principal = await _authenticate(request, project, parsed.headers)
+    wheres, native, answer_id = _envelope_events(gateway, parsed)
+    return await _store(request, principal, wheres, native, answer_id)
+
+
+def _envelope_events(gateway: Gateway, parsed: sentry.Envelope,
+                     ) -> tuple[list[str], bytes | None, str]:
+    """``(where of each event, native body or None, answer id)`` of an envelope's items.
+
+    Synchronous on purpose: the decoded events are garbage before the request awaits again.
+    """
     fallback_id = parsed.headers.get("event_id")
     events: list[tuple[str, str, dict[str, Any]]] = []
     for item in parsed.items:
@@ -174,8 +189,9 @@ async def _envelope(request: Request, project: int) -> Response:
         event = sentry.parse_event(item.payload, where)
         events.append((where, sentry.event_id_of(event, fallback_id if not events else None),
                        event))
-    answer_id = events[0][1] if events else sentry.event_id_of({}, fallback_id)
-    return await _store(request, principal, events, answer_id)
+    if not events:
+        return [], None, sentry.event_id_of({}, fallback_id)
+    return [where for where, _, _ in events], _native_body(events), events[0][1]
 
 
 @router.post("/api/{project}/store/", summary="Sentry SDK event (legacy)", responses=_RESPONSES,
@@ -195,10 +211,16 @@ async def _legacy_store(request: Request, project: int) -> Response:
     gateway: Gateway = request.app.state.gateway
     body = await read_body(request, gateway.settings.gateway_max_body_bytes, any_encoding=True)
     principal = await _authenticate(request, project, None)
+    wheres, native, event_id = _legacy_event(gateway, body)
+    return await _store(request, principal, wheres, native, event_id)
+
+
+def _legacy_event(gateway: Gateway, body: bytes) -> tuple[list[str], bytes, str]:
+    """``_envelope_events`` for the one event of ``/store/``."""
     event = sentry.parse_event(body, "the event")
     gateway.metrics.count_sentry_item("event")
     event_id = sentry.event_id_of(event)
-    return await _store(request, principal, [("the event", event_id, event)], event_id)
+    return ["the event"], _native_body([("the event", event_id, event)]), event_id
 
 
 async def _lean_envelope(request: Request) -> Response:

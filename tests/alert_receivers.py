@@ -113,12 +113,17 @@ def self_signed_cert(folder: Path) -> tuple[Path, Path]:
 
 
 class SmtpReceiver:
-    """aiosmtpd on localhost: STARTTLS required before AUTH, one user, messages recorded."""
+    """aiosmtpd on localhost: TLS required before AUTH, one user, messages recorded.
 
-    def __init__(self, folder: Path, *, user: str = "alerts", password: str = "smtp-pass"
-                 ) -> None:
+    ``implicit_tls``: TLS from the first byte (port 465's way, security "tls"); otherwise a
+    plain greeting and STARTTLS before anything else (port 587's way).
+    """
+
+    def __init__(self, folder: Path, *, user: str = "alerts", password: str = "smtp-pass",
+                 implicit_tls: bool = False) -> None:
         self.port = free_port()
         self.user, self.password = user, password
+        self.implicit_tls = implicit_tls
         self.messages: list[EmailMessage] = []
         self.logins: list[str] = []
         cert, key = self_signed_cert(folder)
@@ -135,6 +140,9 @@ class SmtpReceiver:
         # aiosmtpd itself still sets its deprecated Session.login_data on every login.
         warnings.filterwarnings("ignore", message="Session.login_data is deprecated",
                                 category=DeprecationWarning)
+        # ... and warns of AUTH without STARTTLS even when the socket is TLS from the start.
+        warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS",
+                                category=UserWarning)
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any,
@@ -167,9 +175,14 @@ class SmtpReceiver:
             def factory(self) -> SMTP:
                 return TrackedSMTP(self.handler, **self.SMTP_kwargs)
 
+        tls: dict[str, Any] = (
+            # aiosmtpd counts only STARTTLS as TLS for its AUTH check: over implicit TLS the
+            # whole session is encrypted already, so AUTH is allowed from the start.
+            {"ssl_context": self._context, "auth_require_tls": False} if self.implicit_tls
+            else {"tls_context": self._context, "require_starttls": True})
         self._controller = TrackedController(
-            Handler(), hostname="127.0.0.1", port=self.port, tls_context=self._context,
-            require_starttls=True, authenticator=authenticate, auth_required=True)
+            Handler(), hostname="127.0.0.1", port=self.port, authenticator=authenticate,
+            auth_required=True, **tls)
         self._controller.start()
         return self
 

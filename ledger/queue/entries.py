@@ -11,7 +11,7 @@ the error groups) and ``fp`` (fingerprint → components). The writer's normal p
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -49,6 +49,22 @@ class EntryBuilder:
         if self._ingested is None or self._ingested[0] is not ingested_at:
             self._ingested = (ingested_at, rows_codec.timestamp_field(ingested_at))
         self.rows.append(rows_codec.encode_row(record, self._project, self._ingested[1]))
+        self._note(index, record)
+
+    def extend(self, records: Sequence[Mapping[str, Any]],
+               attributes_json: Sequence[bytes]) -> None:
+        """``add`` each record of one request (they share their ``ingested_at``), encoded by
+        ``rows.encode_rows`` from the JSON of their attributes: same fields, less CPU."""
+        if not records:
+            return
+        start = len(self.rows)
+        self.rows += rows_codec.encode_rows(
+            records, attributes_json, self._project,
+            rows_codec.timestamp_field(records[0]["ingested_at"]))
+        for index, record in enumerate(records, start):
+            self._note(index, record)
+
+    def _note(self, index: int, record: Mapping[str, Any]) -> None:
         timestamp = record["timestamp"]
         self.months.add((timestamp.year, timestamp.month))
         self.hours.add(int(timestamp.timestamp()) // 3600)

@@ -231,6 +231,9 @@ BODIES: list[tuple[str, int, bytes, bool]] = [
         {"timestamp": NOW.isoformat(), "level": "info", "message": "é" * 10_001}), False),
     ("message at its limit", SINGLE, orjson.dumps(
         {"timestamp": NOW.isoformat(), "level": "info", "message": "é" * 10_000}), True),
+    ("the reserved attribute", SINGLE, orjson.dumps(
+        {"timestamp": NOW.isoformat(), "level": "info", "attributes": {"$exceptions": []}}),
+     False),
     ("exceptions", SINGLE, orjson.dumps(
         {"timestamp": NOW.isoformat(), "level": "error",
          "exceptions": [{"type": "KeyError", "value": "k"}]}), False),

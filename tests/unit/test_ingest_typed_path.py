@@ -274,10 +274,36 @@ def test_encode_rows_gives_the_tuples_of_encode_row() -> None:
     records[2]["client_fingerprint"] = []
     project, ingested = rows.project_bytes(PROJECT), rows.timestamp_field(NOW)
     attributes = [orjson.dumps(r["attributes"]) for r in records]
-    assert rows.encode_rows(records, attributes, project, ingested) == [
+    hours: set[int] = set()
+    assert rows.encode_rows(records, attributes, project, ingested, hours) == [
         rows.encode_row(r, project, ingested) for r in records]
+    assert hours == {(r["timestamp"] - datetime(2000, 1, 1, tzinfo=UTC)) // timedelta(hours=1)
+                     for r in records}
     builder, extended = EntryBuilder(PROJECT), EntryBuilder(PROJECT)
     for record in records:
         builder.add(record)
     extended.extend(records, attributes)
     assert extended.fields() == builder.fields()
+
+
+@pytest.mark.parametrize("stamps", [
+    ["2026-03-31T10:59:59.999999Z", "2026-03-31T11:00:00Z", "2026-02-28T23:59:59.999999Z",
+     "2026-03-01T00:00:00Z", "2025-12-31T23:30:00-01:00"],
+    ["1969-12-31T23:59:59.5Z", "1969-12-31T23:00:00Z", "1969-12-31T22:59:59.999999Z",
+     "1970-01-01T00:00:00Z", "1940-06-01T12:00:00Z"],  # before 1970: int() rounds to zero
+    ["2200-01-01T00:00:00Z", "2227-12-31T23:59:59.999999Z"],
+    ["2240-06-01T00:00:00Z"],  # past what the hours shortcut trusts
+])
+def test_extend_notes_the_months_and_hours_add_notes(stamps: list[str]) -> None:
+    records = []
+    latest = max(datetime.fromisoformat(stamp) for stamp in stamps)
+    for i, stamp in enumerate(stamps):
+        clean = events.validate_log({"timestamp": stamp, "level": "error" if i % 2 else "info",
+                                     "message": str(i)}, now=latest, retention_days=36_525)
+        records.append(events.enrich(clean, project_id=PROJECT, now=NOW))
+    builder, extended = EntryBuilder(PROJECT), EntryBuilder(PROJECT)
+    for record in records:
+        builder.add(record)
+    extended.extend(records, [orjson.dumps(r["attributes"]) for r in records])
+    assert extended.fields() == builder.fields()
+    assert extended.months == builder.months and extended.hours == builder.hours

@@ -52,6 +52,7 @@ def prepared(monkeypatch: pytest.MonkeyPatch, shape: int, body: bytes, *,
         "total": out.total,
         "errors": out.errors,
         "records": out.records,
+        "keys": [list(record) for record in out.records],  # in the same order too
         "notifications": out.notifications,
         "fields": out.entry.fields(),
         "rows": out.entry.rows,

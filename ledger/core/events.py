@@ -4,6 +4,8 @@ The gateway parses a body with ``parse_json_body`` and checks it with ``validate
 ``validate_batch``; ``ingest`` adds the stored fields with ``enrich``; the writers turn records into
 ``COPY`` rows with ``to_row``. Nothing else decides what a valid log is, so a log the gateway
 accepts is a log the database stores (the reference design validated twice, with different rules).
+Ingest tries ``typed_records`` first: the common-case body read by msgspec straight into typed
+fields, with the same outcome as those steps; any other body is left to them.
 
 Rules, beyond DESIGN §3:
 

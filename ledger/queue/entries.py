@@ -11,15 +11,18 @@ the error groups) and ``fp`` (fingerprint → components). The writer's normal p
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from ledger.core.error_groups import title
 from ledger.queue import rows as rows_codec
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_EXACT_HOURS = 2_000_000  # hours after 2000-01-01: the year 2228
 
 NOTIFICATION_FIELDS: tuple[str, ...] = (
     "id", "project_id", "timestamp", "level", "log_type", "message", "error_type",
@@ -49,16 +52,48 @@ class EntryBuilder:
         if self._ingested is None or self._ingested[0] is not ingested_at:
             self._ingested = (ingested_at, rows_codec.timestamp_field(ingested_at))
         self.rows.append(rows_codec.encode_row(record, self._project, self._ingested[1]))
+        self._note(index, record)
+
+    def extend(self, records: Sequence[Mapping[str, Any]],
+               attributes_json: Sequence[bytes]) -> None:
+        """``add`` each record of one request (they share their ``ingested_at``), encoded by
+        ``rows.encode_rows`` from the JSON of their attributes: same fields, less CPU."""
+        if not records:
+            return
+        start = len(self.rows)
+        hours: set[int] = set()
+        self.rows += rows_codec.encode_rows(
+            records, attributes_json, self._project,
+            rows_codec.timestamp_field(records[0]["ingested_at"]), hours)
+        # The months and hours from the request's few distinct hours, not from each log: the
+        # same as _note's int(timestamp()) // 3600 from 1970 (before, int() rounds toward zero)
+        # until a double's 1 µs precision runs out in 2242 (validation allows now + 5 min).
+        if min(hours) >= -rows_codec.HOURS_TO_PG_EPOCH and max(hours) < _EXACT_HOURS:
+            self.hours.update(h + rows_codec.HOURS_TO_PG_EPOCH for h in hours)
+            for hour in hours:
+                at = _PG_EPOCH + timedelta(hours=hour)
+                self.months.add((at.year, at.month))
+            for index, record in enumerate(records, start):
+                if record["error_fingerprint"] is not None:
+                    self._note_error(index, record)
+        else:
+            for index, record in enumerate(records, start):
+                self._note(index, record)
+
+    def _note(self, index: int, record: Mapping[str, Any]) -> None:
         timestamp = record["timestamp"]
         self.months.add((timestamp.year, timestamp.month))
         self.hours.add(int(timestamp.timestamp()) // 3600)
-        fingerprint = record["error_fingerprint"]
-        if fingerprint is not None:
-            self.errors.append([
-                index, record["id"], timestamp.isoformat(), record["level"],
-                record["log_type"], title(record), record["error_type"], record["release"],
-                fingerprint, record["fingerprint_version"], record["ingested_at"].isoformat()])
-            self.components[fingerprint] = record.get("fingerprint_components") or {}
+        if record["error_fingerprint"] is not None:
+            self._note_error(index, record)
+
+    def _note_error(self, index: int, record: Mapping[str, Any]) -> None:
+        timestamp, fingerprint = record["timestamp"], record["error_fingerprint"]
+        self.errors.append([
+            index, record["id"], timestamp.isoformat(), record["level"],
+            record["log_type"], title(record), record["error_type"], record["release"],
+            fingerprint, record["fingerprint_version"], record["ingested_at"].isoformat()])
+        self.components[fingerprint] = record.get("fingerprint_components") or {}
 
     def fields(self) -> dict[str, bytes]:
         """The stream entry's fields."""

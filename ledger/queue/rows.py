@@ -16,7 +16,7 @@ import functools
 import operator
 import struct
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -128,6 +128,102 @@ _CHOICE_FIELDS = {value: _len(len(value)) + value.encode()
 _texts_of = operator.itemgetter(*_TEXTS[3:])
 _tail_of = operator.itemgetter("trace_id", "span_id", "client_fingerprint", "error_fingerprint",
                                "fingerprint_version")
+
+
+_NULL3 = _NULL * 3
+_NULL5 = _NULL * 5
+_jsonb_head = struct.Struct(">ib").pack  # length, then the jsonb binary format version (1)
+_row_values = operator.itemgetter(
+    "id", "timestamp", "level", "log_type", "importance", *_TEXTS[3:], "trace_id", "span_id",
+    "client_fingerprint", "error_fingerprint", "fingerprint_version")
+
+
+def _text_field(value: str | None) -> bytes:
+    if value is None:
+        return _NULL
+    data = value.encode()
+    return _len(len(data)) + data
+
+
+def _choice_field(value: str) -> bytes:
+    field = _CHOICE_FIELDS.get(value)
+    return field if field is not None else _text_field(value)
+
+
+def _tail_fields(trace_id: str | None, span_id: str | None, elements: list[str] | None,
+                 fingerprint: str | None, version: int | None) -> bytes:
+    if elements is None:
+        array = _NULL
+    else:
+        parts = [_array_head(1, 0, _TEXT_OID, len(elements), 1) if elements
+                 else struct.pack(">iii", 0, 0, _TEXT_OID)]
+        for element in elements:
+            data = element.encode()
+            parts += (_len(len(data)), data)
+        body = b"".join(parts)
+        array = _len(len(body)) + body
+    return b"".join((
+        _text_field(trace_id), _text_field(span_id), array, _text_field(fingerprint),
+        _NULL if version is None else _INT2_LEN + int(version).to_bytes(2, "big", signed=True)))
+
+
+#: Microseconds in an hour, and hours from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
+MICROS_PER_HOUR = 3_600_000_000
+HOURS_TO_PG_EPOCH = 262_968
+
+
+def encode_rows(records: Sequence[Mapping[str, Any]], attributes_json: Sequence[bytes],
+                project: bytes, ingested_at: bytes, hours: set[int]) -> list[bytes]:
+    """``encode_row`` of each record of one request, byte for byte, at less CPU per log.
+
+    Args:
+        records: Records as ``encode_row`` takes them, all of one project and one
+            ``ingested_at``.
+        attributes_json: ``orjson.dumps`` of each record's ``attributes`` (a dict), which
+            the caller made anyway while validating them.
+        project: ``project_bytes`` of their project.
+        ingested_at: ``timestamp_field`` of their ``ingested_at``.
+        hours: Gets the hour (since 2000-01-01 UTC, floored) of each record's timestamp: the
+            microseconds are at hand here, and the queue entry lists the hours.
+    """
+    # What a request's logs share is encoded once: the fields before the id, ingested_at with
+    # each level/log_type/importance triple, each set of the five fields naming where a log
+    # comes from (one SDK sends the same), and the five last ones when all null (no trace,
+    # no error). A log then costs one join of ~10 parts instead of one part per field.
+    head = _FIELDS + project + _UUID_LEN
+    choices: dict[tuple[str, str, str], bytes] = {}
+    origins: dict[tuple[str | None, ...], bytes] = {}
+    out: list[bytes] = []
+    add = out.append
+    hour = hours.add
+    for record, attributes in zip(records, attributes_json, strict=True):
+        (log_id, timestamp, level, log_type, importance, message, error_type, error_message,
+         stack_trace, environment, release, sdk_version, platform, platform_version, trace_id,
+         span_id, elements, fingerprint, version) = _row_values(record)
+        key = (level, log_type, importance)
+        middle = choices.get(key)
+        if middle is None:
+            middle = choices[key] = ingested_at + b"".join(map(_choice_field, key))
+        origin = (environment, release, sdk_version, platform, platform_version)
+        where = origins.get(origin)
+        if where is None:
+            where = origins[origin] = b"".join(map(_text_field, origin))
+        if message is None:
+            text = _NULL
+        else:
+            data = message.encode()
+            text = _len(len(data)) + data
+        micros = (timestamp - _PG_EPOCH) // _MICROSECOND
+        hour(micros // MICROS_PER_HOUR)
+        add(b"".join((
+            head, bytes.fromhex(log_id.replace("-", "")), _timestamp(8, micros), middle, text,
+            _NULL3 if error_type is None and error_message is None and stack_trace is None
+            else _text_field(error_type) + _text_field(error_message) + _text_field(stack_trace),
+            where, _jsonb_head(len(attributes) + 1, 1), attributes,
+            _NULL5 if (trace_id is None and span_id is None and elements is None
+                       and fingerprint is None and version is None)
+            else _tail_fields(trace_id, span_id, elements, fingerprint, version))))
+    return out
 
 
 def decode_row(row: bytes) -> dict[str, Any]:

@@ -105,6 +105,17 @@ def prepare(project_id: str, shape: int, body: bytes, *, retention_days: int,
     Raises:
         InvalidInputError: The body is not JSON, not the right shape, or has too many logs.
     """
+    if shape == ingest_pb2.INGEST_SHAPE_SINGLE or shape == ingest_pb2.INGEST_SHAPE_BATCH:
+        typed = events.typed_records(body, single=shape == ingest_pb2.INGEST_SHAPE_SINGLE,
+                                     project_id=project_id, now=now,
+                                     retention_days=retention_days, grouping=grouping)
+        if typed is not None:  # the common case (issue 17); None: anything else, below
+            records, attributes_json = typed
+            out = Prepared(total=len(records), entry=EntryBuilder(project_id), records=records)
+            out.entry.extend(records, attributes_json)
+            out.notifications = [notification(r) for r in records
+                                 if r["error_fingerprint"] is not None]
+            return out
     items = _items(shape, body)
     valid, errors = events.validate_batch(items, now=now, retention_days=retention_days,
                                           max_items=events.MAX_BATCH_ITEMS, from_json=True)

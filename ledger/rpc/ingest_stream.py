@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -47,9 +48,10 @@ EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]
 class _Session:
     """One open ``IngestStream`` call, its batches waiting for an answer and their timers."""
 
-    def __init__(self, call: Any, service: str) -> None:
+    def __init__(self, call: Any, service: str, on_fail: Callable[[], None]) -> None:
         self.call = call
         self.service = service
+        self._on_fail = on_fail
         self.pending: dict[int, tuple[asyncio.Future[_Answer], asyncio.TimerHandle]] = {}
         self.write_lock = asyncio.Lock()
         self.failed: LedgerError | None = None
@@ -83,6 +85,7 @@ class _Session:
         if self.failed is None:
             self.failed = error
             self.call.cancel()
+            self._on_fail()
         waiting, self.pending = self.pending, {}
         for future, timer in waiting.values():
             timer.cancel()
@@ -94,6 +97,11 @@ class _Session:
         # behind it on this stream would wait as long. Fail them all; the next batch reopens.
         self.fail(UnavailableError(f"{self.service} did not answer within {seconds:g} s",
                                    retry_after=LOST_RETRY_SECONDS, service=self.service))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _copy(error: LedgerError) -> LedgerError:
@@ -141,13 +149,16 @@ class IngestStream:
             return True
         return now - self.failed_at >= REOPEN_AFTER_SECONDS
 
+    def _failed(self) -> None:
+        self.failed_at = time.monotonic()
+
     def _open(self) -> _Session:
         session = self._session
         if session is not None and session.failed is None:
             return session
         # No deadline: the stream lives as long as both processes; each batch has its own.
         call = self._stub.IngestStream(metadata=self._metadata)
-        self._session = session = _Session(call, self.service)
+        self._session = session = _Session(call, self.service, self._failed)
         self.opened += 1
         return session
 
@@ -162,6 +173,9 @@ class IngestStream:
         session = self._open()
         batch_id = next(self._ids)
         future: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
+        # Its error is always taken by this send, but maybe after the loop ended (a write
+        # stuck on a dead connection when the gateway shuts down): no "never retrieved" noise.
+        future.add_done_callback(_retrieved)
         timer = asyncio.get_running_loop().call_later(self.timeout, session.timed_out,
                                                       self.timeout)
         session.pending[batch_id] = (future, timer)
@@ -183,12 +197,7 @@ class IngestStream:
             await asyncio.wait([session.reader], timeout=1.0)
             session.fail(UnavailableError(f"the stream to {self.service} ended",
                                           retry_after=LOST_RETRY_SECONDS, service=self.service))
-        try:
-            return await future
-        except LedgerError:
-            if self._session is session:
-                self.failed_at = time.monotonic()
-            raise
+        return await future
 
     async def close(self) -> None:
         """Cancel the stream; batches still waiting fail with ``UnavailableError``."""

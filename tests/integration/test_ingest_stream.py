@@ -150,3 +150,33 @@ async def test_ingest_handles_a_bounded_number_of_batches_per_stream() -> None:
     finally:
         await client.close()
         await server.stop(None)
+
+
+async def test_two_ingest_processes_each_get_a_stream_and_one_stopping_leaves_the_other(
+        settings: Settings, aredis: aioredis.Redis) -> None:
+    """``LEDGER_INGEST_ADDR`` listing two API processes (what ``ledger up`` runs on 2 cores)."""
+    async with running_ingest(settings, ingest_writers=0) as (first, _), \
+            running_ingest(settings, ingest_writers=0) as (second, _):
+        client = IngestClient(f"127.0.0.1:{first.port},127.0.0.1:{second.port}",
+                              str(settings.internal_token))
+        try:
+            batcher = IngestBatcher(client)
+            project = new_project()
+            answers = await asyncio.gather(*(batcher.submit(single(project, str(uuid.uuid4())))
+                                             for _ in range(200)))
+            assert all(a.accepted == 1 for a in answers)
+            assert [s.opened for s in client.streams] == [1, 1]  # both processes took batches
+            assert batcher.most_in_flight == 2  # one per process
+            await second.stop()
+            accepted = refused = 0
+            for _ in range(30):  # one after the other: each batch picks a stream anew
+                try:
+                    accepted += (await batcher.submit(single(project, str(uuid.uuid4())))).accepted
+                except UnavailableError as exc:
+                    assert exc.service == "the ingest daemon"
+                    refused += 1
+            # At most the batch that met the stopped process failed; the rest went to the other.
+            assert refused <= 1 and accepted == 30 - refused
+            assert int(await aredis.get(names.queue_depth(project)) or 0) == 200 + accepted
+        finally:
+            await client.close()

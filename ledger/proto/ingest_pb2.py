@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ledger/proto/ingest.proto\x12\tledger.v1\"\x89\x01\n\x11IngestLogsRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12%\n\x05shape\x18\x02 \x01(\x0e\x32\x16.ledger.v1.IngestShape\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\x16\n\x0eretention_days\x18\x04 \x01(\x05\x12\x13\n\x0b\x64\x61ily_quota\x18\x05 \x01(\x03\"9\n\tItemError\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"|\n\x12IngestLogsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x10\n\x08rejected\x18\x02 \x01(\x05\x12$\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x14.ledger.v1.ItemError\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0b\n\x03ids\x18\x05 \x03(\t\"*\n\x14GetQueueDepthRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\"@\n\x15GetQueueDepthResponse\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x13\n\x0bqueue_depth\x18\x02 \x01(\x03\"G\n\x15IngestLogsManyRequest\x12.\n\x08requests\x18\x01 \x03(\x0b\x32\x1c.ledger.v1.IngestLogsRequest\"\x83\x01\n\x10IngestLogsResult\x12/\n\x08response\x18\x01 \x01(\x0b\x32\x1d.ledger.v1.IngestLogsResponse\x12\x12\n\nerror_code\x18\x02 \x01(\t\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12\x13\n\x0bretry_after\x18\x04 \x01(\x05\"F\n\x16IngestLogsManyResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.ledger.v1.IngestLogsResult*\\\n\x0bIngestShape\x12\x1c\n\x18INGEST_SHAPE_UNSPECIFIED\x10\x00\x12\x17\n\x13INGEST_SHAPE_SINGLE\x10\x01\x12\x16\n\x12INGEST_SHAPE_BATCH\x10\x02\x32\x85\x02\n\rIngestService\x12I\n\nIngestLogs\x12\x1c.ledger.v1.IngestLogsRequest\x1a\x1d.ledger.v1.IngestLogsResponse\x12R\n\rGetQueueDepth\x12\x1f.ledger.v1.GetQueueDepthRequest\x1a .ledger.v1.GetQueueDepthResponse\x12U\n\x0eIngestLogsMany\x12 .ledger.v1.IngestLogsManyRequest\x1a!.ledger.v1.IngestLogsManyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ledger/proto/ingest.proto\x12\tledger.v1\"\x89\x01\n\x11IngestLogsRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12%\n\x05shape\x18\x02 \x01(\x0e\x32\x16.ledger.v1.IngestShape\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\x16\n\x0eretention_days\x18\x04 \x01(\x05\x12\x13\n\x0b\x64\x61ily_quota\x18\x05 \x01(\x03\"9\n\tItemError\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"|\n\x12IngestLogsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x10\n\x08rejected\x18\x02 \x01(\x05\x12$\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x14.ledger.v1.ItemError\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0b\n\x03ids\x18\x05 \x03(\t\"*\n\x14GetQueueDepthRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\"@\n\x15GetQueueDepthResponse\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x13\n\x0bqueue_depth\x18\x02 \x01(\x03\"G\n\x15IngestLogsManyRequest\x12.\n\x08requests\x18\x01 \x03(\x0b\x32\x1c.ledger.v1.IngestLogsRequest\"\x83\x01\n\x10IngestLogsResult\x12/\n\x08response\x18\x01 \x01(\x0b\x32\x1d.ledger.v1.IngestLogsResponse\x12\x12\n\nerror_code\x18\x02 \x01(\t\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12\x13\n\x0bretry_after\x18\x04 \x01(\x05\"F\n\x16IngestLogsManyResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.ledger.v1.IngestLogsResult\"R\n\x13IngestStreamRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12/\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32 .ledger.v1.IngestLogsManyRequest\"U\n\x14IngestStreamResponse\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x31\n\x06\x61nswer\x18\x02 \x01(\x0b\x32!.ledger.v1.IngestLogsManyResponse*\\\n\x0bIngestShape\x12\x1c\n\x18INGEST_SHAPE_UNSPECIFIED\x10\x00\x12\x17\n\x13INGEST_SHAPE_SINGLE\x10\x01\x12\x16\n\x12INGEST_SHAPE_BATCH\x10\x02\x32\xda\x02\n\rIngestService\x12I\n\nIngestLogs\x12\x1c.ledger.v1.IngestLogsRequest\x1a\x1d.ledger.v1.IngestLogsResponse\x12R\n\rGetQueueDepth\x12\x1f.ledger.v1.GetQueueDepthRequest\x1a .ledger.v1.GetQueueDepthResponse\x12U\n\x0eIngestLogsMany\x12 .ledger.v1.IngestLogsManyRequest\x1a!.ledger.v1.IngestLogsManyResponse\x12S\n\x0cIngestStream\x12\x1e.ledger.v1.IngestStreamRequest\x1a\x1f.ledger.v1.IngestStreamResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.proto.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INGESTSHAPE']._serialized_start=754
-  _globals['_INGESTSHAPE']._serialized_end=846
+  _globals['_INGESTSHAPE']._serialized_start=925
+  _globals['_INGESTSHAPE']._serialized_end=1017
   _globals['_INGESTLOGSREQUEST']._serialized_start=41
   _globals['_INGESTLOGSREQUEST']._serialized_end=178
   _globals['_ITEMERROR']._serialized_start=180
@@ -49,6 +49,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTLOGSRESULT']._serialized_end=680
   _globals['_INGESTLOGSMANYRESPONSE']._serialized_start=682
   _globals['_INGESTLOGSMANYRESPONSE']._serialized_end=752
-  _globals['_INGESTSERVICE']._serialized_start=849
-  _globals['_INGESTSERVICE']._serialized_end=1110
+  _globals['_INGESTSTREAMREQUEST']._serialized_start=754
+  _globals['_INGESTSTREAMREQUEST']._serialized_end=836
+  _globals['_INGESTSTREAMRESPONSE']._serialized_start=838
+  _globals['_INGESTSTREAMRESPONSE']._serialized_end=923
+  _globals['_INGESTSERVICE']._serialized_start=1020
+  _globals['_INGESTSERVICE']._serialized_end=1366
 # @@protoc_insertion_point(module_scope)

@@ -246,3 +246,51 @@ class IngestLogsManyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IngestLogsManyResponse: _TypeAlias = IngestLogsManyResponse  # noqa: Y015
+
+@_typing.final
+class IngestStreamRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """chosen by the sender, unique among its batches in flight on this stream"""
+    @_builtins.property
+    def batch(self) -> Global___IngestLogsManyRequest: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        batch: Global___IngestLogsManyRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestStreamRequest: _TypeAlias = IngestStreamRequest  # noqa: Y015
+
+@_typing.final
+class IngestStreamResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """the id of the request this answers"""
+    @_builtins.property
+    def answer(self) -> Global___IngestLogsManyResponse: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        answer: Global___IngestLogsManyResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestStreamResponse: _TypeAlias = IngestStreamResponse  # noqa: Y015

@@ -51,6 +51,11 @@ class IngestServiceStub:
                 request_serializer=ledger_dot_proto_dot_ingest__pb2.IngestLogsManyRequest.SerializeToString,
                 response_deserializer=ledger_dot_proto_dot_ingest__pb2.IngestLogsManyResponse.FromString,
                 _registered_method=True)
+        self.IngestStream = channel.stream_stream(
+                '/ledger.v1.IngestService/IngestStream',
+                request_serializer=ledger_dot_proto_dot_ingest__pb2.IngestStreamRequest.SerializeToString,
+                response_deserializer=ledger_dot_proto_dot_ingest__pb2.IngestStreamResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -78,6 +83,16 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IngestStream(self, request_iterator, context):
+        """The gateway's long-lived stream of coalesced requests: each message is what one
+        IngestLogsMany call would carry, tagged with an id; its answer comes back with the same id,
+        in whatever order the batches finish. One stream per gateway and ingest process saves the
+        per-call cost (a call object, metadata, the token check, a deadline) on both sides.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +110,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.IngestLogsMany,
                     request_deserializer=ledger_dot_proto_dot_ingest__pb2.IngestLogsManyRequest.FromString,
                     response_serializer=ledger_dot_proto_dot_ingest__pb2.IngestLogsManyResponse.SerializeToString,
+            ),
+            'IngestStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.IngestStream,
+                    request_deserializer=ledger_dot_proto_dot_ingest__pb2.IngestStreamRequest.FromString,
+                    response_serializer=ledger_dot_proto_dot_ingest__pb2.IngestStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +200,33 @@ class IngestService:
             '/ledger.v1.IngestService/IngestLogsMany',
             ledger_dot_proto_dot_ingest__pb2.IngestLogsManyRequest.SerializeToString,
             ledger_dot_proto_dot_ingest__pb2.IngestLogsManyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ledger.v1.IngestService/IngestStream',
+            ledger_dot_proto_dot_ingest__pb2.IngestStreamRequest.SerializeToString,
+            ledger_dot_proto_dot_ingest__pb2.IngestStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

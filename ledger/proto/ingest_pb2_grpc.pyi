@@ -41,6 +41,12 @@ class IngestServiceStub:
     """Several independent requests in one call (the gateway coalesces concurrent ones): each is
     validated, queued or refused on its own, and answered in its own result, in order.
     """
+    IngestStream: _grpc.StreamStreamMultiCallable[_ingest_pb2.IngestStreamRequest, _ingest_pb2.IngestStreamResponse]
+    """The gateway's long-lived stream of coalesced requests: each message is what one
+    IngestLogsMany call would carry, tagged with an id; its answer comes back with the same id,
+    in whatever order the batches finish. One stream per gateway and ingest process saves the
+    per-call cost (a call object, metadata, the token check, a deadline) on both sides.
+    """
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
@@ -54,6 +60,12 @@ class IngestServiceAsyncStub(IngestServiceStub):
     IngestLogsMany: _aio.UnaryUnaryMultiCallable[_ingest_pb2.IngestLogsManyRequest, _ingest_pb2.IngestLogsManyResponse]  # type: ignore[assignment]
     """Several independent requests in one call (the gateway coalesces concurrent ones): each is
     validated, queued or refused on its own, and answered in its own result, in order.
+    """
+    IngestStream: _aio.StreamStreamMultiCallable[_ingest_pb2.IngestStreamRequest, _ingest_pb2.IngestStreamResponse]  # type: ignore[assignment]
+    """The gateway's long-lived stream of coalesced requests: each message is what one
+    IngestLogsMany call would carry, tagged with an id; its answer comes back with the same id,
+    in whatever order the batches finish. One stream per gateway and ingest process saves the
+    per-call cost (a call object, metadata, the token check, a deadline) on both sides.
     """
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -83,6 +95,18 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_ingest_pb2.IngestLogsManyResponse, _abc.Awaitable[_ingest_pb2.IngestLogsManyResponse]]:
         """Several independent requests in one call (the gateway coalesces concurrent ones): each is
         validated, queued or refused on its own, and answered in its own result, in order.
+        """
+
+    @_abc_1.abstractmethod
+    def IngestStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_ingest_pb2.IngestStreamRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_ingest_pb2.IngestStreamResponse], _abc.AsyncIterator[_ingest_pb2.IngestStreamResponse]]:
+        """The gateway's long-lived stream of coalesced requests: each message is what one
+        IngestLogsMany call would carry, tagged with an id; its answer comes back with the same id,
+        in whatever order the batches finish. One stream per gateway and ingest process saves the
+        per-call cost (a call object, metadata, the token check, a deadline) on both sides.
         """
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

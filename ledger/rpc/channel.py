@@ -57,6 +57,11 @@ _OPTIONS = [
 _SPREAD = [("grpc.lb_policy_name", "round_robin")]
 
 
+def channel_options() -> list[tuple[str, int]]:
+    """The options of a channel to one address (for a client's further channels)."""
+    return list(_OPTIONS)
+
+
 def channel_target(addr: str) -> str:
     """The gRPC target for ``addr``: one ``HOST:PORT``, or ``IP:PORT,IP:PORT,...``.
 

@@ -13,7 +13,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from ledger.core import events
 from ledger.core.grouping_rules import GroupingConfig
 from ledger.daemons.ingest.grouping import GroupingCache
 from ledger.daemons.ingest.metrics import IngestMetrics
+from ledger.daemons.ingest.stream import serve_stream
 from ledger.errors import (
     InvalidInputError,
     LedgerError,
@@ -146,8 +147,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
     def __init__(self, settings: Settings, queue: Queue,
                  grouping: GroupingCache | None = None,
-                 metrics: IngestMetrics | None = None) -> None:
+                 metrics: IngestMetrics | None = None,
+                 stopping: asyncio.Event | None = None) -> None:
         self._settings = settings
+        #: Set when the daemon stops: the ingest streams stop reading and end.
+        self._stopping = stopping or asyncio.Event()
         self._queue = queue
         self._metrics = metrics
         self._grouping = grouping or GroupingCache(None)
@@ -222,6 +226,17 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 results[index] = (_error_result(outcome) if outcome is not None
                                   else ingest_pb2.IngestLogsResult(response=_response(prepared)))
         return ingest_pb2.IngestLogsManyResponse(results=[r for r in results if r is not None])
+
+    async def IngestStream(  # type: ignore[override]
+        self, request_iterator: AsyncIterator[ingest_pb2.IngestStreamRequest], context: Context,
+    ) -> None:
+        """A gateway's batches, each answered as ``IngestLogsMany`` would (``stream.py``).
+
+        A coroutine writing with ``context.write`` (the generated base types a generator):
+        answers go out as batches finish, not in the order they came.
+        """
+        await serve_stream(lambda batch: self.IngestLogsMany(batch, context), context,
+                           self._stopping)
 
     def _prepare(self, request: ingest_pb2.IngestLogsRequest, now: datetime,
                  grouping: GroupingConfig | None = None) -> tuple[str, Prepared]:

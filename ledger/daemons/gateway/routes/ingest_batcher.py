@@ -1,11 +1,12 @@
-"""Coalesces concurrent ingest requests into one ``IngestLogsMany`` call ("natural batching").
+"""Coalesces concurrent ingest requests into one batch on the ingest stream ("natural batching").
 
-A gRPC call costs both daemons far more CPU than the few logs of a single-log request: under
-load, most of the work would be the calls themselves. So the gateway keeps at most
-``max_in_flight`` ingest calls open; a request that finds one free is sent at once, alone (no
-added latency when lightly loaded), and requests that arrive while the calls are busy wait and
-leave together with the next call. The busier the gateway, the bigger the calls; nobody waits
-on a timer.
+Sending costs both daemons far more CPU than the few logs of a single-log request: under
+load, most of the work would be the sending itself. So the gateway keeps at most
+``max_in_flight`` batches unanswered per ingest process; a request that finds room is sent at
+once, alone (no added latency when lightly loaded), and requests that arrive while the
+batches are busy wait and leave together with the next one. The busier the gateway, the
+bigger the batches; nobody waits on a timer. A batch is one message on the long-lived
+``IngestStream`` to an ingest process (``ledger.rpc.ingest_stream``), not a call of its own.
 
 Each request keeps its own answer: ingest validates and queues every request of a call on its
 own (one Redis round trip for all of them) and returns one result per request, its response or
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 MAX_ITEMS = 256
 #: Bytes of request bodies per call (well under gRPC's 64 MiB message cap).
 MAX_BYTES = 4 * 1024 * 1024
+#: Batches unanswered at once per ingest process (per stream). One keeps the batches as big
+#: as the load makes them; more would only split the same requests into smaller batches.
 MAX_IN_FLIGHT = 1
 #: Request body bytes that may wait for a call: past it a request is refused at once (503)
 #: instead of piling up in the gateway's memory while ingest is slow.
@@ -51,23 +54,27 @@ class IngestBatcher:
     Args:
         client: the gateway's gRPC client to the ingest daemon.
         max_items / max_bytes: the most requests, and request body bytes, of one call.
-        max_in_flight: calls open at once; more requests wait for one of them to finish.
+        max_in_flight: batches unanswered at once (default: ``MAX_IN_FLIGHT`` per ingest
+            process); more requests wait for one of them to be answered.
     """
 
     def __init__(self, client: IngestClient, *, max_items: int = MAX_ITEMS,
-                 max_bytes: int = MAX_BYTES, max_in_flight: int = MAX_IN_FLIGHT,
+                 max_bytes: int = MAX_BYTES, max_in_flight: int | None = None,
                  max_waiting_bytes: int = MAX_WAITING_BYTES) -> None:
         self._client = client
         self._max_items = max_items
         self._max_bytes = max_bytes
-        self._max_in_flight = max_in_flight
+        self._max_in_flight = (max_in_flight if max_in_flight is not None
+                               else MAX_IN_FLIGHT * len(client.streams))
         self._max_waiting_bytes = max_waiting_bytes
         self._waiting: deque[_Waiting] = deque()
         self._waiting_bytes = 0
         self._calls: set[asyncio.Task[None]] = set()
-        #: Calls made and requests they carried (for tests and the bench).
+        #: Batches sent and requests they carried (for tests and the bench); the most batches
+        #: that were ever unanswered at once.
         self.calls_made = 0
         self.requests_sent = 0
+        self.most_in_flight = 0
 
     async def submit(self, request: IngestRequest) -> IngestResult:
         """What ingest answered to ``request``.
@@ -90,7 +97,7 @@ class IngestBatcher:
         return await future
 
     def _send_next(self) -> None:
-        """Start one call with the requests waiting longest (up to the caps)."""
+        """Send one batch with the requests waiting longest (up to the caps)."""
         batch: list[_Waiting] = []
         size = 0
         while self._waiting and len(batch) < self._max_items:
@@ -109,6 +116,7 @@ class IngestBatcher:
         self.requests_sent += len(batch)
         call = asyncio.create_task(self._call(batch), name="gateway-ingest-call")
         self._calls.add(call)
+        self.most_in_flight = max(self.most_in_flight, len(self._calls))
         call.add_done_callback(self._call_done)
 
     def _call_done(self, call: asyncio.Task[None]) -> None:
@@ -118,7 +126,7 @@ class IngestBatcher:
 
     async def _call(self, batch: list[_Waiting]) -> None:
         try:
-            results = await self._client.ingest_logs_many([request for request, _ in batch])
+            results = await self._client.ingest_logs_stream([request for request, _ in batch])
         except LedgerError as exc:
             for _, future in batch:
                 if not future.done():

@@ -221,18 +221,23 @@ async def run(args: argparse.Namespace, url: str, key: str,
     # The same events as native logs, one per request: what the Sentry path costs on top.
     native = [orjson.dumps(sentry.event_to_record(event, event_id=uuid.uuid4().hex))
               for event in (sentry_event(i) for i in range(args.events))]
+    native_before = stack_cpu_seconds(workdir)
     reference = await throughput(Target.from_url(url, key), "/api/v1/ingest/single", native,
                                  args.connections, count_rows, ok=202)
+    native_after = stack_cpu_seconds(workdir)
     # Latency at a fixed rate: the same body re-sent is stored once (same event id, same
     # timestamp), so this phase measures the accept path without growing the table.
     latencies, errors, achieved = await fixed_rate(target, path, envelope(sample), args.rate,
                                                    args.seconds, args.connections)
     cpu_rows: list[tuple[str, str]] = []
-    if cpu_before is not None and cpu_after is not None:
-        used = {kind: cpu_after[kind] - cpu_before.get(kind, 0.0) for kind in cpu_after}
+    cpus = os.cpu_count() or 1
+    for label, before, after in (("", cpu_before, cpu_after),
+                                 ("native single: ", native_before, native_after)):
+        if before is None or after is None:
+            continue
+        used = {kind: after[kind] - before.get(kind, 0.0) for kind in after}
         per_event = sum(used.values()) / len(bodies)
-        cpus = os.cpu_count() or 1
-        cpu_rows.append(("stack CPU per event",
+        cpu_rows.append((f"{label}stack CPU per event",
                          f"{per_event * 1e6:,.0f} µs = {cpus / per_event:,.0f} events/s if the"
                          f" stack had all {cpus} CPUs to itself"))
         cpu_rows.append(("  of which", ", ".join(

@@ -58,6 +58,9 @@ def serve(
         if create is None:
             raise fail(f"the {daemon.value} daemon is not built yet in this version of Ledger", 69)
         instance = create(settings)
+        tune = getattr(module, "tune_process", None)
+        if tune is not None:
+            tune()  # process-wide settings (the collector's), for a daemon of its own only
         from ledger.daemons.base import run
 
         _run_async(run(instance))

@@ -18,3 +18,11 @@ def create(settings: Settings) -> GatewayDaemon:
     from ledger.daemons.gateway.daemon import GatewayDaemon
 
     return GatewayDaemon(settings)
+
+
+
+def tune_process() -> None:
+    """Process-wide settings for a ``ledger serve gateway`` process (``base.tune_collector``)."""
+    from ledger.daemons.base import tune_collector
+
+    tune_collector()

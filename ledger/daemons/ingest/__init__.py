@@ -12,4 +12,11 @@ def create(settings: Settings) -> IngestDaemon:
     return IngestDaemon(settings)
 
 
-__all__ = ["IngestDaemon", "create"]
+def tune_process() -> None:
+    """Process-wide settings for a ``ledger serve ingest`` process (``base.tune_collector``)."""
+    from ledger.daemons.base import tune_collector
+
+    tune_collector()
+
+
+__all__ = ["IngestDaemon", "create", "tune_process"]

@@ -20,8 +20,9 @@ same way, so a Redis blip is not a silent gap either.
 
 Fan-out cost: while a client's consumer waits with an empty queue, ``offer`` hands the event to
 the subscription's ``direct`` writer (set by the SSE route), which writes the event's shared,
-pre-encoded frame to the client there and then. A thousand clients then cost a thousand socket
-writes per event, not a thousand task wake-ups each followed by a write. A client whose socket
+pre-encoded and pre-framed chunk to the client's socket there and then (``sse.py``, ``wire.py``).
+A thousand clients then cost a thousand socket writes per event, not a thousand task wake-ups
+each followed by a write, nor a thousand trips through the ASGI send chain. A client whose socket
 is backed up (the write cannot finish at once) is woken instead and from then on takes the
 queued path above, with its bound and its catch-up, so a slow client is still told, never
 silently skipped.

@@ -2,7 +2,8 @@
 
 ``LiveResponse`` is the answer of a live route; its body is written by ``write_events`` through
 the ASGI ``send``, which lets the hub write an event to an idle client itself
-(``DirectWriter``) instead of waking the client's task to do it: see ``hub.py``.
+(``DirectWriter``) instead of waking the client's task to do it: see ``hub.py``. Where the
+server offers it, the hub's writes skip ``send`` for the socket itself (``wire.py``).
 """
 
 from __future__ import annotations

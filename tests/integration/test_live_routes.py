@@ -354,7 +354,7 @@ async def test_the_hub_writes_chunks_straight_to_the_socket_and_they_parse(
                        retry_seconds=0.05).stream()
     await connected(many)
     sent = [(await emit_error(aredis, project))[0] for _ in range(5)]
-    other = [(await emit_error(aredis, env.project_ids["beta"]))[0]]  # not alpha's
+    await emit_error(aredis, env.project_ids["beta"], message="beta's")  # not for alpha
     sent += [(await emit_error(aredis, project))[0] for _ in range(5)]
     got: list[dict[str, str]] = []
     async with asyncio.timeout(10):
@@ -362,7 +362,7 @@ async def test_the_hub_writes_chunks_straight_to_the_socket_and_they_parse(
             got.extend(f for f in await raw.frames() if f["event"] != "heartbeat")
     raw.close()
     assert [(f["event"], f["id"]) for f in got] == [("error_notification", i) for i in sent]
-    assert other[0] not in [f["id"] for f in got]
+    assert not [f for f in got if "beta's" in f["data"]]
     # The account's stream (per-client cursors, encoded per client) takes the same writes.
     wire_a = ids["wire-a"]
     many_sent = [(await emit_error(aredis, wire_a))[0] for _ in range(3)]
@@ -371,6 +371,33 @@ async def test_the_hub_writes_chunks_straight_to_the_socket_and_they_parse(
     cursors = [dict(part.split(":", 1) for part in (e.id or "").split(",")) for e in events]
     assert [c[wire_a] for c in cursors] == many_sent and all(len(c) == 2 for c in cursors)
     await many.aclose()
+
+
+async def test_clients_that_vanish_mid_stream_do_not_disturb_the_others(
+        env: Env, aredis: aioredis.Redis) -> None:
+    """The hub writes to every client's socket from its own loop: a socket reset or closing
+    meanwhile must end that stream only, never the fan-out (nor the gateway)."""
+    project = env.project_ids["alpha"]
+    readers = [await RawSseReader.open(env.url, "/api/v1/notifications/stream",
+                                       env.keys["alpha"]) for _ in range(10)]
+    for reader in readers:
+        assert [f["event"] for f in await reader.frames()] == ["connected"]
+    gone, staying = readers[::2], readers[1::2]
+    sent: list[str] = []
+    for n, reader in enumerate(gone):
+        reader.writer.transport.abort()  # an RST: no FIN, the gateway learns it on writing
+        sent.append((await emit_error(aredis, project, message=f"after {n}"))[0])
+    sent += [(await emit_error(aredis, project))[0] for _ in range(3)]
+    for reader in staying:
+        got: list[dict[str, str]] = []
+        async with asyncio.timeout(10):
+            while len(got) < len(sent):
+                got.extend(f for f in await reader.frames() if f["event"] != "heartbeat")
+        assert [f["id"] for f in got] == sent
+        reader.close()
+    await wait_until(lambda: len(env.live.hub.subscriptions) == 0, "every stream ended")
+    hub_tasks = [t for t in env.gateway.gateway.tasks if t.get_name() == "gateway-live-pubsub"]
+    assert hub_tasks and not any(t.done() for t in hub_tasks)
 
 
 def test_every_gateway_middleware_is_known_to_pass_live_bodies_through(

@@ -157,9 +157,9 @@ class DirectWriter:
         self.sub.wake()
 
     def _hold(self, body: bytes) -> None:
-        # Only one at a time: once woken, the subscription queues until its task has settled.
-        assert self._held is None, "a second held write before settle"
-        self._held = body
+        # Once woken, the subscription queues until its task has settled, so there is one held
+        # body at most; were there another, it would follow the first, in order.
+        self._held = body if self._held is None else self._held + body
         self.sub.wake()
 
     async def settle(self) -> None:

@@ -87,7 +87,12 @@ class BodyChunks:
             return True  # as uvicorn's send: dropped, the stream is being cancelled
         if self._flow.write_paused:
             return False
-        self._transport.write(framed)
+        try:
+            self._transport.write(framed)
+        except Exception:  # a closing transport, say: ASGI's send raises it again
+            # Never out of here: this runs inside the hub's fan-out loop, for every client.
+            # Through ASGI the same write raises in the client's own task and ends its stream.
+            return False
         return True
 
 

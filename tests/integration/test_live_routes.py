@@ -24,7 +24,10 @@ from ledger.core import accounts, api_keys, projects
 from ledger.daemons import auth as auth_daemon
 from ledger.daemons import gateway as gateway_daemon
 from ledger.daemons import ingest as ingest_daemon
-from ledger.daemons.gateway.live.routes import Live
+from ledger.daemons.gateway.app import create_app
+from ledger.daemons.gateway.daemon import GatewayDaemon
+from ledger.daemons.gateway.live.routes import BODY_TRANSPARENT, Live
+from ledger.daemons.gateway.live.sse import DirectWriter
 from ledger.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -333,6 +336,121 @@ async def test_a_client_that_stops_reading_gets_every_event_in_order_once_it_rea
     slow.close()
     await fast.aclose()
     assert [(f["event"], f["id"]) for f in got] == [("error_notification", i) for i in sent]
+
+
+async def test_the_hub_writes_chunks_straight_to_the_socket_and_they_parse(
+        env: Env, aredis: aioredis.Redis) -> None:
+    """The real server offers the raw chunk writer, the live route uses it past the app's
+    middleware, and what it writes is well-framed HTTP chunks of whole SSE events, in order,
+    to one-project and many-project clients alike."""
+    project = env.project_ids["alpha"]
+    before = set(env.live.hub.subscriptions)
+    raw = await RawSseReader.open(env.url, "/api/v1/notifications/stream", env.keys["alpha"])
+    [sub] = set(env.live.hub.subscriptions) - before
+    assert isinstance(sub.direct, DirectWriter) and sub.direct.raw is not None
+    assert [f["event"] for f in await raw.frames()] == ["connected"]
+    auth, ids = await account(env, "wire@example.com", ("wire-a", "wire-b"))
+    many = EventSource(f"{env.url}/api/v1/notifications/stream", headers=auth,
+                       retry_seconds=0.05).stream()
+    await connected(many)
+    sent = [(await emit_error(aredis, project))[0] for _ in range(5)]
+    await emit_error(aredis, env.project_ids["beta"], message="beta's")  # not for alpha
+    sent += [(await emit_error(aredis, project))[0] for _ in range(5)]
+    got: list[dict[str, str]] = []
+    async with asyncio.timeout(10):
+        while len(got) < len(sent):
+            got.extend(f for f in await raw.frames() if f["event"] != "heartbeat")
+    raw.close()
+    assert [(f["event"], f["id"]) for f in got] == [("error_notification", i) for i in sent]
+    assert not [f for f in got if "beta's" in f["data"]]
+    # The account's stream (per-client cursors, encoded per client) takes the same writes.
+    wire_a = ids["wire-a"]
+    many_sent = [(await emit_error(aredis, wire_a))[0] for _ in range(3)]
+    events = await take(many, 3)
+    assert [e.json()["project_id"] for e in events] == [wire_a] * 3
+    cursors = [dict(part.split(":", 1) for part in (e.id or "").split(",")) for e in events]
+    assert [c[wire_a] for c in cursors] == many_sent and all(len(c) == 2 for c in cursors)
+    await many.aclose()
+
+
+async def test_clients_that_vanish_mid_stream_do_not_disturb_the_others(
+        env: Env, aredis: aioredis.Redis) -> None:
+    """The hub writes to every client's socket from its own loop: a socket reset or closing
+    meanwhile must end that stream only, never the fan-out (nor the gateway)."""
+    project = env.project_ids["alpha"]
+    readers = [await RawSseReader.open(env.url, "/api/v1/notifications/stream",
+                                       env.keys["alpha"]) for _ in range(10)]
+    for reader in readers:
+        assert [f["event"] for f in await reader.frames()] == ["connected"]
+    gone, staying = readers[::2], readers[1::2]
+    sent: list[str] = []
+    for n, reader in enumerate(gone):
+        reader.writer.transport.abort()  # an RST: no FIN, the gateway learns it on writing
+        sent.append((await emit_error(aredis, project, message=f"after {n}"))[0])
+    sent += [(await emit_error(aredis, project))[0] for _ in range(3)]
+    for reader in staying:
+        got: list[dict[str, str]] = []
+        async with asyncio.timeout(10):
+            while len(got) < len(sent):
+                got.extend(f for f in await reader.frames() if f["event"] != "heartbeat")
+        assert [f["id"] for f in got] == sent
+        reader.close()
+    await wait_until(lambda: len(env.live.hub.subscriptions) == 0, "every stream ended")
+    hub_tasks = [t for t in env.gateway.gateway.tasks if t.get_name() == "gateway-live-pubsub"]
+    assert hub_tasks and not any(t.done() for t in hub_tasks)
+
+
+def test_every_gateway_middleware_is_known_to_pass_live_bodies_through(
+        settings: Settings) -> None:
+    """The hub's raw writes skip the app's middleware: a new one must be checked and listed in
+    ``BODY_TRANSPARENT`` (if it leaves response bodies alone), or live streams quietly take the
+    slower ASGI path (``test_a_middleware_that_may_change_bodies_sees_every_live_chunk``)."""
+    app = create_app(settings)
+    unknown = [m.cls for m in app.user_middleware if m.cls not in BODY_TRANSPARENT]
+    assert not unknown, f"check these for what they do to response bodies: {unknown}"
+
+
+class _TaggingMiddleware:
+    """Appends an SSE comment to every non-empty body chunk: a middleware that changes bodies."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def tagging(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                message = {**message, "body": message["body"] + b": tagged\n\n"}
+            await send(message)
+
+        await self.app(scope, receive, tagging)
+
+
+async def test_a_middleware_that_may_change_bodies_sees_every_live_chunk(
+        env: Env, aredis: aioredis.Redis) -> None:
+    app = create_app(env.gateway.settings)
+    app.add_middleware(_TaggingMiddleware)
+    gateway = GatewayDaemon(env.gateway.settings.with_overrides(gateway_listen="127.0.0.1:0"),
+                            app=app)
+    await gateway.start()
+    try:
+        url = f"http://127.0.0.1:{gateway.port}"
+        live: Live = app.state.live
+        reader = await RawSseReader.open(url, "/api/v1/notifications/stream",
+                                         env.keys["alpha"])
+        [sub] = live.hub.subscriptions
+        assert isinstance(sub.direct, DirectWriter) and sub.direct.raw is None
+        await reader.frames()  # connected
+        sent = [(await emit_error(aredis, env.project_ids["alpha"]))[0] for _ in range(3)]
+        chunks: list[bytes] = []
+        async with asyncio.timeout(10):
+            while sum(c.count(b"event: error_notification") for c in chunks) < len(sent):
+                size = int(await reader.reader.readuntil(b"\r\n"), 16)
+                chunks.append((await reader.reader.readexactly(size + 2))[:-2])
+        reader.close()
+        assert all(c.endswith(b": tagged\n\n") for c in chunks)
+        assert [i for c in chunks for i in sent if f"id: {i}\n".encode() in c] == sent
+    finally:
+        await gateway.stop()
 
 
 async def test_heartbeats_keep_an_idle_stream_alive(env: Env) -> None:

@@ -19,11 +19,8 @@ from fastapi import FastAPI
 
 from ledger.config import Settings
 from ledger.daemons.gateway.app import create_app
-from ledger.daemons.gateway.edge.slow_clients import (
-    HEAD_TIMEOUT_SECONDS,
-    MAX_HEAD_BYTES,
-    BoundedHttpToolsProtocol,
-)
+from ledger.daemons.gateway.edge.slow_clients import HEAD_TIMEOUT_SECONDS, MAX_HEAD_BYTES
+from ledger.daemons.gateway.live.wire import LiveHttpProtocol
 from ledger.daemons.gateway.state import Gateway
 from ledger.errors import ConfigError
 
@@ -72,7 +69,7 @@ class GatewayDaemon:
         self.settings = settings
         self._max_concurrency = max_concurrency
         self.app = app or create_app(settings)
-        self._protocol = BoundedHttpToolsProtocol.bounded(head_timeout_seconds, max_head_bytes)
+        self._protocol = LiveHttpProtocol.bounded(head_timeout_seconds, max_head_bytes)
         self.port = 0
         self._stack = contextlib.AsyncExitStack()
         self._server: _Server | None = None

@@ -95,8 +95,9 @@ TAIL = Feed("tail", "log", names.tail_stream, names.tail_channel, TAIL_MAXLEN, p
 class Event:
     """One log from a stream: ``payload`` is its JSON, serialised once for every client.
 
-    ``frame`` caches the SSE frame that every one-project client sends as is, so that fanning
-    an event out to a thousand clients encodes it once.
+    ``frame`` caches the SSE frame that every one-project client sends as is, and ``chunk``
+    that frame as an HTTP chunk (``wire.chunk``), so that fanning an event out to a thousand
+    clients encodes and frames it once.
     """
 
     project_id: str
@@ -106,6 +107,7 @@ class Event:
     log_type: str
     payload: bytes
     frame: bytes = b""
+    chunk: bytes = b""
 
     @classmethod
     def from_data(cls, project_id: str, event_id: str, data: dict[str, Any],

@@ -20,8 +20,9 @@ same way, so a Redis blip is not a silent gap either.
 
 Fan-out cost: while a client's consumer waits with an empty queue, ``offer`` hands the event to
 the subscription's ``direct`` writer (set by the SSE route), which writes the event's shared,
-pre-encoded frame to the client there and then. A thousand clients then cost a thousand socket
-writes per event, not a thousand task wake-ups each followed by a write. A client whose socket
+pre-encoded and pre-framed chunk to the client's socket there and then (``sse.py``, ``wire.py``).
+A thousand clients then cost a thousand socket writes per event, not a thousand task wake-ups
+each followed by a write, nor a thousand trips through the ASGI send chain. A client whose socket
 is backed up (the write cannot finish at once) is woken instead and from then on takes the
 queued path above, with its bound and its catch-up, so a slow client is still told, never
 silently skipped.
@@ -34,8 +35,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
@@ -79,6 +80,14 @@ _RETRY_MAX_SECONDS = 5.0
 # -- one client ---------------------------------------------------------------------------------
 
 
+class DirectWrite(Protocol):
+    """What the SSE route gives a subscription to write events to its client (``sse.py``)."""
+
+    def __call__(self, events: list[Event]) -> None: ...
+
+    def one(self, event: Event) -> None: ...
+
+
 class Subscription:
     """One SSE client's view: a bounded queue, its filters, and its position per project."""
 
@@ -99,7 +108,7 @@ class Subscription:
         #: Writes events straight to the client while its consumer waits on an empty queue;
         #: it never raises and never waits (a write it cannot finish, it leaves to the consumer
         #: and calls ``wake``). None: every event goes through the queue.
-        self.direct: Callable[[list[Event]], None] | None = None
+        self.direct: DirectWrite | None = None
 
     @property
     def project_ids(self) -> list[str]:
@@ -116,16 +125,18 @@ class Subscription:
         waiter = self._waiter
         return self.direct is not None and waiter is not None and not waiter.done()
 
-    # Called by topics, synchronously, for every event: O(1) and never waits.
+    # Called by topics, synchronously, for every event and client: O(1), never waits, and
+    # the fan-out's per-client cost, hence _writes_directly inlined.
     def offer(self, event: Event) -> None:
         flt = self.filters.get(event.project_id)
         if flt is None or not flt.matches(event.level, event.log_type):
             return
-        if self.direct is not None and self._writes_directly():
+        direct, waiter = self.direct, self._waiter
+        if direct is not None and waiter is not None and not waiter.done():
             # What next_batch would do with it: drop what is not above the watermark.
             if event.key > self.watermark.get(event.project_id, ZERO):
                 self.watermark[event.project_id] = event.key
-                self.direct([event])
+                direct.one(event)
             return
         self._enqueue(event)
 

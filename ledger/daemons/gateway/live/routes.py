@@ -33,6 +33,7 @@ from starlette.responses import StreamingResponse
 from ledger.core.events import LEVELS, LOG_TYPES
 from ledger.daemons.gateway.edge.access import not_found
 from ledger.daemons.gateway.edge.account_sessions import AccountPrincipal
+from ledger.daemons.gateway.edge.body_limit import BodyLimitMiddleware
 from ledger.daemons.gateway.edge.principal import (
     AUTH_RESPONSES,
     ApiKeyPrincipal,
@@ -52,6 +53,9 @@ from ledger.daemons.gateway.live.hub import CLOSING_REASON, Hub
 from ledger.daemons.gateway.live.preferences import account_preferences
 from ledger.daemons.gateway.live.revocations import StreamCredentials
 from ledger.daemons.gateway.live.sse import LiveResponse, frame, now
+from ledger.daemons.gateway.live.wire import BodyChunks
+from ledger.daemons.gateway.routes.metrics import MetricsMiddleware
+from ledger.daemons.gateway.routes.responses import InternalErrorMiddleware, NulInUrlMiddleware
 from ledger.daemons.gateway.schemas.ingest import ErrorResponse
 from ledger.daemons.gateway.state import Gateway, get_gateway
 from ledger.errors import InvalidInputError, RateLimitedError, UnavailableError
@@ -224,7 +228,27 @@ async def _open_stream(request: Request, feed: Feed, principal: Principal, proje
                           "time": now()})
     first = (f"retry: {RECONNECT_MS}\n".encode()
              + frame("connected", hello, format_cursor(dict(sub.watermark_at_start))))
-    return LiveResponse(sub, feed, first, replay, stack)
+    return LiveResponse(sub, feed, first, replay, stack, raw_body_chunks(request))
+
+
+#: Middleware known to pass response body chunks through untouched (they look at the start
+#: message, or at nothing of the response). Only then may the hub write a live stream's chunks
+#: past them (``wire.py``); a middleware added to the app and not listed here sends every
+#: stream through ASGI again (slower, still correct), and ``test_live_routes.py`` says so.
+BODY_TRANSPARENT: frozenset[type] = frozenset({
+    MetricsMiddleware, BodyLimitMiddleware, InternalErrorMiddleware, NulInUrlMiddleware})
+
+
+def raw_body_chunks(request: Request) -> BodyChunks | None:
+    """The server's raw chunk writer for this request, if it offers one and may use it."""
+    extension = BodyChunks.offered(request.scope)
+    if extension is None:
+        return None
+    app = request.scope.get("app")
+    middleware = getattr(app, "user_middleware", None)
+    if middleware is None or any(m.cls not in BODY_TRANSPARENT for m in middleware):
+        return None
+    return extension
 
 
 # -- routes ---------------------------------------------------------------------------------

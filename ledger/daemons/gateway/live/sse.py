@@ -2,7 +2,8 @@
 
 ``LiveResponse`` is the answer of a live route; its body is written by ``write_events`` through
 the ASGI ``send``, which lets the hub write an event to an idle client itself
-(``DirectWriter``) instead of waking the client's task to do it: see ``hub.py``.
+(``DirectWriter``) instead of waking the client's task to do it: see ``hub.py``. Where the
+server offers it, the hub's writes skip ``send`` for the socket itself (``wire.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.types import Send
 
 from ledger.daemons.gateway.live.events import Event, Feed, Item, Skipped, StreamKey, format_cursor
 from ledger.daemons.gateway.live.hub import Subscription
+from ledger.daemons.gateway.live.wire import BodyChunks, chunk
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,13 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def shared_frame(feed: Feed, event: Event) -> bytes:
+    """The frame every one-project client gets for ``event``: encoded once, then cached."""
+    if not event.frame:
+        event.frame = frame(feed.event, event.payload, event.id)
+    return event.frame
+
+
 def encode(feed: Feed, items: Sequence[Item], positions: dict[str, StreamKey]) -> bytes:
     chunks = []
     one_project = len(positions) == 1
@@ -47,9 +56,7 @@ def encode(feed: Feed, items: Sequence[Item], positions: dict[str, StreamKey]) -
             positions[item.project_id] = item.key
             if one_project:
                 # The same bytes for every one-project client: encode once per event.
-                if not item.frame:
-                    item.frame = frame(feed.event, item.payload, item.id)
-                chunks.append(item.frame)
+                chunks.append(shared_frame(feed, item))
             else:
                 chunks.append(frame(feed.event, item.payload, format_cursor(positions)))
         elif isinstance(item, Skipped):
@@ -65,8 +72,9 @@ class LiveResponse(StreamingResponse):
     the subscription's direct writer needs) rather than drawn from an iterator."""
 
     def __init__(self, sub: Subscription, feed: Feed, first: bytes, replay: list[Item],
-                 stack: contextlib.AsyncExitStack) -> None:
+                 stack: contextlib.AsyncExitStack, raw: BodyChunks | None = None) -> None:
         self.sub, self.feed, self.first, self.replay, self.stack = sub, feed, first, replay, stack
+        self.raw = raw
         self.status_code = 200
         self.media_type = "text/event-stream"
         self.background = BackgroundTask(stack.aclose)
@@ -75,33 +83,67 @@ class LiveResponse(StreamingResponse):
     async def stream_response(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": self.raw_headers})
-        await write_events(self.sub, self.feed, self.first, self.replay, self.stack, send)
+        await write_events(self.sub, self.feed, self.first, self.replay, self.stack, send,
+                           self.raw)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class DirectWriter:
     """Writes a subscription's events to its client from the hub, without waking its task.
 
-    ASGI's ``send`` is a coroutine, but the server's (uvicorn's) only waits when the socket is
-    backed up, and the middleware around it never waits: so the writer runs it one step, and
-    it almost always finishes there. When it does not (a slow client), the unfinished send is
-    kept and the subscription woken: its task finishes that send (``settle``) before it sends
-    anything else, and the events that come meanwhile wait in the subscription's bounded queue.
+    With the server's ``BodyChunks`` (``wire.py``) it writes the framed chunk to the socket
+    itself: for a one-project client that is the event's one shared chunk, framed once for
+    every client. Without it (an in-process test transport, or a middleware that may change
+    bodies) it steps the ASGI ``send`` once: the server's (uvicorn's) only waits when the socket
+    is backed up, and the middleware around it never waits, so it almost always finishes there.
+
+    Either way a write that cannot finish at once (a slow client: its socket is backed up) is
+    kept and the subscription woken: its task finishes that write (``settle``) through ASGI,
+    which waits for the socket, before it sends anything else, and the events that come
+    meanwhile wait in the subscription's bounded queue.
     """
 
     def __init__(self, sub: Subscription, feed: Feed, positions: dict[str, StreamKey],
-                 send: Send) -> None:
+                 send: Send, raw: BodyChunks | None = None) -> None:
         self.sub, self.feed, self.positions, self.send = sub, feed, positions, send
+        #: Set once the response is under way (``write_events``): before, only ``send``.
+        self.raw: BodyChunks | None = None
+        self._raw_offered = raw
+        self._one_project = len(positions) == 1
+        self._held: bytes | None = None  # a body the raw write could not write (backed up)
         self._unfinished: Generator[Any, None, None] | None = None
         self._blocked_on: Any = None  # what the unfinished send waits for
         self._error: Exception | None = None
 
+    def go_raw(self) -> None:
+        """Use the raw chunk writer from now on, if offered and the response allows it."""
+        raw = self._raw_offered
+        self.raw = raw if raw is not None and raw.usable() else None
+
     async def write(self, body: bytes) -> None:
         await self.send({"type": "http.response.body", "body": body, "more_body": True})
+
+    def one(self, event: Event) -> None:
+        """Write one event now (the hub's call for each event); never raises."""
+        raw = self.raw
+        if raw is None or not self._one_project:
+            self([event])
+            return
+        self.positions[event.project_id] = event.key
+        framed = event.chunk
+        if not framed:
+            framed = event.chunk = chunk(shared_frame(self.feed, event))
+        if not raw.write(framed):
+            self._hold(event.frame)
 
     def __call__(self, events: list[Event]) -> None:
         """Write ``events`` now; never raises (a failure is raised by the next ``settle``)."""
         body = encode(self.feed, events, self.positions)
+        raw = self.raw
+        if raw is not None:
+            if not raw.write(chunk(body)):
+                self._hold(body)
+            return
         step = self.send({"type": "http.response.body", "body": body,
                           "more_body": True}).__await__()
         try:
@@ -114,11 +156,21 @@ class DirectWriter:
             self._unfinished = step
         self.sub.wake()
 
+    def _hold(self, body: bytes) -> None:
+        # Once woken, the subscription queues until its task has settled, so there is one held
+        # body at most; were there another, it would follow the first, in order.
+        self._held = body if self._held is None else self._held + body
+        self.sub.wake()
+
     async def settle(self) -> None:
-        """Finish the send that could not finish at once, or raise what it failed with."""
+        """Finish the write that could not finish at once, or raise what it failed with."""
         error, self._error = self._error, None
         if error is not None:
             raise error
+        held, self._held = self._held, None
+        if held is not None:
+            await self.write(held)  # through ASGI: waits until the socket takes it
+            return
         step, self._unfinished = self._unfinished, None
         if step is None:
             return
@@ -139,13 +191,16 @@ class DirectWriter:
 
 
 async def write_events(sub: Subscription, feed: Feed, first: bytes, replay: list[Item],
-                       stack: contextlib.AsyncExitStack, send: Send) -> None:
+                       stack: contextlib.AsyncExitStack, send: Send,
+                       raw: BodyChunks | None = None) -> None:
     """The whole body: ``first``, the replay, then live items until the subscription closes;
-    the subscription's context (``stack``) is closed on the way out, however it ends."""
+    the subscription's context (``stack``) is closed on the way out, however it ends.
+    ``raw``: the server's chunk writer, for the hub's writes once the response is under way."""
     positions = dict(sub.watermark_at_start)
-    writer = DirectWriter(sub, feed, positions, send)
+    writer = DirectWriter(sub, feed, positions, send, raw)
     try:
         await writer.write(first)
+        writer.go_raw()
         for start in range(0, len(replay), BATCH):
             await writer.write(encode(feed, replay[start:start + BATCH], positions))
         sub.direct = writer

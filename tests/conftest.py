@@ -177,18 +177,40 @@ async def aredis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-@pytest.fixture
-def settings(auth_db_url: str, logs_db_url: str, redis_url: str, tmp_path: Path) -> Settings:
-    """Settings for daemons under test: fresh databases, own Redis db, ports chosen by the OS."""
+def _settings(auth_db_url: str, logs_db_url: str, redis_url: str, tmp: Path) -> Settings:
     return Settings(
         auth_database_url=auth_db_url,
         logs_database_url=logs_db_url,
         redis_url=redis_url,
         internal_token=secrets.token_urlsafe(16),
         jwt_secret=secrets.token_urlsafe(32),
-        data_dir=tmp_path / "data",
+        data_dir=tmp / "data",
         gateway_listen="127.0.0.1:0",
         auth_listen="127.0.0.1:0",
         ingest_listen="127.0.0.1:0",
         query_listen="127.0.0.1:0",
     )
+
+
+@pytest.fixture
+def settings(auth_db_url: str, logs_db_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    """Settings for daemons under test: fresh databases, own Redis db, ports chosen by the OS."""
+    return _settings(auth_db_url, logs_db_url, redis_url, tmp_path)
+
+
+def module_settings_for(pg_server_url: str, templates: dict[str, str], redis_db_url: str,
+                        tmp: Path) -> Iterator[Settings]:
+    """``settings`` shared by the tests of one module (a stack started once for all of them):
+    databases of the module's own, and the run's Redis database emptied before and after."""
+    client = redis.Redis.from_url(redis_db_url)
+    token = _claims[redis_db_url]
+    _empty(client, token)
+    auth = _fresh(pg_server_url, templates["auth"], "auth")
+    logs = _fresh(pg_server_url, templates["logs"], "logs")
+    try:
+        yield _settings(next(auth), next(logs), redis_db_url, tmp)
+    finally:
+        for made in (auth, logs):
+            next(made, None)  # drops the database
+        _empty(client, token)
+        client.close()

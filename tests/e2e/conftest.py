@@ -95,13 +95,18 @@ class SharedStack:
     extra_env: dict[str, str]
 
     def heal(self) -> None:
-        """Restart what a previous test killed or stopped, with the stack's own environment
-        (a test may have changed ``extra_env`` for a restart of its own)."""
+        """Restart what a previous test killed or stopped, or restarted with an environment of
+        its own (``stack.extra_env`` changed): every test starts on the stack as it was made."""
         self.stack.extra_env.clear()
         self.stack.extra_env.update(self.extra_env)
-        dead = [name for name in self.daemons if not self.stack.daemons[name].alive()]
-        if dead:
-            self.stack.start(*dead)
+        changed = [name for name in self.daemons
+                   if not self.stack.daemons[name].alive()
+                   or self.stack.daemons[name].extra_env != self.extra_env]
+        for name in changed:
+            if self.stack.daemons[name].alive():
+                self.stack.stop(name)
+        if changed:
+            self.stack.start(*changed)
 
     def new_project(self) -> tuple[str, projects.Project]:
         """A project of its own and its API key, made like ``ledger up`` makes the default."""

@@ -30,7 +30,28 @@ from ledger.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.redis_claims import CLAIM_KEY, CLAIM_SECONDS, redis_dbs, url_of_db
 
 RUN = f"t{os.getpid()}"
+
+# pytest-xdist starts its workers with COLUMNS=80 for their own reports; rich reads COLUMNS
+# once, when ``ledger.cli.output`` makes its consoles, and would then draw every CLI table of
+# the worker 80 wide whatever COLUMNS a test gives the CLI. A worker sees the terminal a serial
+# run sees.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
 _counter = itertools.count()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``pytest -n auto`` (what ``make test`` runs): a worker per core, but never more workers
+    than Redis databases the run may use. Every worker claims a database of its own
+    (``redis_db_url``), so with only the one ``LEDGER_TEST_REDIS_URL`` names the run stays a
+    single worker instead of failing; the embedded Redis (no URL) is one per worker."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = max(1, cores or 1)
+    url = os.environ.get("LEDGER_TEST_REDIS_URL")
+    if url:
+        workers = min(workers, len(set(redis_dbs(url, os.environ.get("LEDGER_TEST_REDIS_DBS")))))
+    return workers
 
 
 @pytest.fixture(scope="session")

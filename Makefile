@@ -53,8 +53,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# -n auto: pytest-xdist, a worker per core (tests/conftest.py caps it at the Redis databases
+# the run may use); --dist loadfile keeps each test file on one worker, so a module's shared
+# stack (tests/e2e/conftest.py) is started once.
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 test: lint typecheck pytest
 

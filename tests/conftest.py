@@ -30,7 +30,28 @@ from ledger.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.redis_claims import CLAIM_KEY, CLAIM_SECONDS, redis_dbs, url_of_db
 
 RUN = f"t{os.getpid()}"
+
+# pytest-xdist starts its workers with COLUMNS=80 for their own reports; rich reads COLUMNS
+# once, when ``ledger.cli.output`` makes its consoles, and would then draw every CLI table of
+# the worker 80 wide whatever COLUMNS a test gives the CLI. A worker sees the terminal a serial
+# run sees.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
 _counter = itertools.count()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``pytest -n auto`` (what ``make test`` runs): a worker per core, but never more workers
+    than Redis databases the run may use. Every worker claims a database of its own
+    (``redis_db_url``), so with only the one ``LEDGER_TEST_REDIS_URL`` names the run stays a
+    single worker instead of failing; the embedded Redis (no URL) is one per worker."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = max(1, cores or 1)
+    url = os.environ.get("LEDGER_TEST_REDIS_URL")
+    if url:
+        workers = min(workers, len(set(redis_dbs(url, os.environ.get("LEDGER_TEST_REDIS_DBS")))))
+    return workers
 
 
 @pytest.fixture(scope="session")
@@ -177,18 +198,40 @@ async def aredis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-@pytest.fixture
-def settings(auth_db_url: str, logs_db_url: str, redis_url: str, tmp_path: Path) -> Settings:
-    """Settings for daemons under test: fresh databases, own Redis db, ports chosen by the OS."""
+def _settings(auth_db_url: str, logs_db_url: str, redis_url: str, tmp: Path) -> Settings:
     return Settings(
         auth_database_url=auth_db_url,
         logs_database_url=logs_db_url,
         redis_url=redis_url,
         internal_token=secrets.token_urlsafe(16),
         jwt_secret=secrets.token_urlsafe(32),
-        data_dir=tmp_path / "data",
+        data_dir=tmp / "data",
         gateway_listen="127.0.0.1:0",
         auth_listen="127.0.0.1:0",
         ingest_listen="127.0.0.1:0",
         query_listen="127.0.0.1:0",
     )
+
+
+@pytest.fixture
+def settings(auth_db_url: str, logs_db_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    """Settings for daemons under test: fresh databases, own Redis db, ports chosen by the OS."""
+    return _settings(auth_db_url, logs_db_url, redis_url, tmp_path)
+
+
+def module_settings_for(pg_server_url: str, templates: dict[str, str], redis_db_url: str,
+                        tmp: Path) -> Iterator[Settings]:
+    """``settings`` shared by the tests of one module (a stack started once for all of them):
+    databases of the module's own, and the run's Redis database emptied before and after."""
+    client = redis.Redis.from_url(redis_db_url)
+    token = _claims[redis_db_url]
+    _empty(client, token)
+    auth = _fresh(pg_server_url, templates["auth"], "auth")
+    logs = _fresh(pg_server_url, templates["logs"], "logs")
+    try:
+        yield _settings(next(auth), next(logs), redis_db_url, tmp)
+    finally:
+        for made in (auth, logs):
+            next(made, None)  # drops the database
+        _empty(client, token)
+        client.close()

@@ -31,11 +31,14 @@ LEDGER = [sys.executable, "-m", "ledger"]
 
 
 class DaemonProcess:
-    def __init__(self, name: str, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], port: int, log: Path,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.name = name
         self.proc = proc
         self.port = port
         self.log = log
+        #: The stack's ``extra_env`` it was started with.
+        self.extra_env = dict(extra_env or {})
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -114,7 +117,8 @@ class Stack:
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=self.workdir)
         handle.close()
-        self.daemons[name] = DaemonProcess(name, proc, self.ports.get(name, 0), log)
+        self.daemons[name] = DaemonProcess(name, proc, self.ports.get(name, 0), log,
+                                           self.extra_env)
 
     def wait_healthy(self, name: str, timeout: float = 30.0) -> None:
         daemon = self.daemons[name]

@@ -21,6 +21,7 @@ import pytest
 
 from ledger.config import Settings
 from tests.alert_receivers import SmtpReceiver, WebhookReceiver
+from tests.e2e.conftest import SharedStack, shared_test, start_shared_stack
 from tests.e2e.test_query_e2e import account, poll
 from tests.stack import LEDGER, Stack
 
@@ -35,11 +36,19 @@ FAST = {
 }
 
 
+@pytest.fixture(scope="module")
+def alerts_stack(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory,
+                 ) -> Iterator[SharedStack]:
+    """Every daemon alerts need, started once for the module: each test makes an account and
+    project of its own, with channels to a receiver of its own."""
+    yield from start_shared_stack(module_settings, tmp_path_factory.mktemp("stack"),
+                                  ("auth", "ingest", "query", "alerts", "gateway"), FAST)
+
+
 @pytest.fixture
-def stack(settings: Settings, tmp_path: Path) -> Iterator[Stack]:
-    with Stack(settings, tmp_path, extra_env=dict(FAST)) as running:
-        running.start("auth", "ingest", "query", "alerts", "gateway")
-        yield running
+def stack(alerts_stack: SharedStack, request: pytest.FixtureRequest) -> Stack:
+    shared_test(alerts_stack, request)
+    return alerts_stack.stack
 
 
 @pytest.fixture

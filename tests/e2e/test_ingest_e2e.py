@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,9 +15,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from ledger.config import Settings
-from ledger.core.bootstrap import ensure_default_setup
-from ledger.db import partitions
-from tests.e2e.conftest import wait_queue_drained
+from tests.e2e.conftest import SharedStack, shared_test, wait_queue_drained
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -57,14 +53,11 @@ def make_logs(count: int, start: datetime) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def stack(settings: Settings, tmp_path: Path) -> Iterator[tuple[Stack, str]]:
-    setup = asyncio.run(ensure_default_setup(settings))
-    assert setup.full_key is not None
-    with psycopg.connect(str(settings.logs_database_url), autocommit=True) as conn:
-        partitions.ensure_months_sync(conn, partitions.months_ahead(datetime.now(UTC)))
-    with Stack(settings, tmp_path) as running:
-        running.start("auth", "ingest", "gateway")
-        yield running, setup.full_key
+def stack(shared_stack: SharedStack, request: pytest.FixtureRequest) -> tuple[Stack, str]:
+    """The module's auth, ingest and gateway, and the key of a project of this test's own."""
+    shared_test(shared_stack, request)
+    key, _ = shared_stack.new_project()
+    return shared_stack.stack, key
 
 
 def stored(settings: Settings, ids: list[str], deadline_seconds: float) -> list[dict[str, Any]]:

@@ -7,14 +7,12 @@ environment, and group like any other error.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +20,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from ledger.config import Settings
 from ledger.core import sentry
-from ledger.core.bootstrap import ensure_default_setup
-from ledger.db import partitions
-from tests.e2e.conftest import wait_queue_drained
+from tests.e2e.conftest import SharedStack, shared_test, wait_queue_drained
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -35,16 +30,21 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "tests" / "sentry_node"
 
 
+@dataclass
+class DsnStack:
+    """The module's stack and the DSN of a project of this test's own."""
+
+    stack: Stack
+    dsn: str
+    project_id: str
+
+
 @pytest.fixture
-def dsn_stack(settings: Settings, tmp_path: Path) -> Iterator[tuple[Stack, str]]:
-    setup = asyncio.run(ensure_default_setup(settings))
-    assert setup.full_key is not None
-    with psycopg.connect(str(settings.logs_database_url), autocommit=True) as conn:
-        partitions.ensure_months_sync(conn, partitions.months_ahead(datetime.now(UTC)))
-    with Stack(settings, tmp_path) as running:
-        running.start("auth", "ingest", "gateway")
-        host = running.url.removeprefix("http://")
-        yield running, sentry.dsn(setup.full_key, host, setup.project.dsn_id)
+def dsn_stack(shared_stack: SharedStack, request: pytest.FixtureRequest) -> DsnStack:
+    shared_test(shared_stack, request)
+    key, project = shared_stack.new_project()
+    host = shared_stack.stack.url.removeprefix("http://")
+    return DsnStack(shared_stack.stack, sentry.dsn(key, host, project.dsn_id), str(project.id))
 
 
 def run_client(*command: str, cwd: Path = ROOT) -> list[str]:
@@ -54,14 +54,15 @@ def run_client(*command: str, cwd: Path = ROOT) -> list[str]:
     return done.stdout.split()
 
 
-def rows_for(settings: Settings, count: int, deadline_seconds: float = 20.0,
+def rows_for(target: DsnStack, count: int, deadline_seconds: float = 20.0,
              ) -> list[dict[str, Any]]:
     """The project's logs, polled until ``count`` are stored (or the deadline passes)."""
     deadline = time.monotonic() + deadline_seconds
-    with psycopg.connect(str(settings.logs_database_url), autocommit=True,
+    with psycopg.connect(str(target.stack.settings.logs_database_url), autocommit=True,
                          row_factory=dict_row) as conn:
         while True:
-            rows = conn.execute("SELECT * FROM logs ORDER BY timestamp").fetchall()
+            rows = conn.execute("SELECT * FROM logs WHERE project_id = %s ORDER BY timestamp",
+                                (target.project_id,)).fetchall()
             if len(rows) >= count or time.monotonic() > deadline:
                 return rows
             time.sleep(0.2)
@@ -80,11 +81,11 @@ def python() -> str:
 
 
 def test_plain_script_events_land_with_frames_tags_user_release(
-        dsn_stack: tuple[Stack, str], settings: Settings) -> None:
-    _, dsn = dsn_stack
+        dsn_stack: DsnStack) -> None:
+    dsn = dsn_stack.dsn
     chained, message_id, fingerprinted = run_client(python(), "-m", "tests.sentry_python.plain",
                                                     dsn)
-    rows = rows_for(settings, 3)
+    rows = rows_for(dsn_stack, 3)
     assert len(rows) == 3
     error = by_id(rows, chained)
     assert error["log_type"] == "exception" and error["level"] == "error"
@@ -118,15 +119,14 @@ def test_plain_script_events_land_with_frames_tags_user_release(
     assert custom["error_fingerprint"] != error["error_fingerprint"]
 
 
-def test_sdk_retry_of_one_event_is_stored_once(dsn_stack: tuple[Stack, str],
-                                               settings: Settings) -> None:
+def test_sdk_retry_of_one_event_is_stored_once(dsn_stack: DsnStack) -> None:
     """The event id is the idempotency key: a resent envelope adds nothing.
 
     (Sentry SDKs always send the event's timestamp, which is part of the stored key.)
     """
     import httpx
 
-    stack, dsn = dsn_stack
+    stack, dsn = dsn_stack.stack, dsn_stack.dsn
     key = sentry.key_from_dsn(dsn)
     number = dsn.rsplit("/", 1)[1]
     event_id = uuid.uuid4().hex
@@ -139,18 +139,18 @@ def test_sdk_retry_of_one_event_is_stored_once(dsn_stack: tuple[Stack, str],
                             headers={"X-Sentry-Auth": f"Sentry sentry_version=7, sentry_key={key}"})
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"id": event_id}
-    rows_for(settings, 1)
+    rows_for(dsn_stack, 1)
     # Once nothing is queued, every copy that was accepted has reached the writers.
     wait_queue_drained(stack.url, key)
-    rows = rows_for(settings, 1, deadline_seconds=0)
+    rows = rows_for(dsn_stack, 1, deadline_seconds=0)
     assert [r["id"] for r in rows] == [uuid.UUID(event_id)]
 
 
 def test_fastapi_integration_event_has_the_request_without_secrets(
-        dsn_stack: tuple[Stack, str], settings: Settings) -> None:
-    _, dsn = dsn_stack
+        dsn_stack: DsnStack) -> None:
+    dsn = dsn_stack.dsn
     assert run_client(python(), "-m", "tests.sentry_python.fastapi_app", dsn) == ["500"]
-    rows = rows_for(settings, 1)
+    rows = rows_for(dsn_stack, 1)
     assert len(rows) == 1
     error = rows[0]
     assert error["error_type"] == "TypeError"
@@ -173,10 +173,10 @@ def test_fastapi_integration_event_has_the_request_without_secrets(
 
 
 def test_logging_integration_error_records_become_logs(
-        dsn_stack: tuple[Stack, str], settings: Settings) -> None:
-    _, dsn = dsn_stack
+        dsn_stack: DsnStack) -> None:
+    dsn = dsn_stack.dsn
     run_client(python(), "-m", "tests.sentry_python.logging_app", dsn)
-    rows = rows_for(settings, 2)
+    rows = rows_for(dsn_stack, 2)
     assert len(rows) == 2
     record, exception = rows
     assert (record["log_type"], record["level"]) == ("logger", "error")
@@ -205,13 +205,13 @@ def node_modules() -> Path:
 
 
 def test_sentry_node_events_land_with_frames_tags_user_release(
-        dsn_stack: tuple[Stack, str], settings: Settings) -> None:
+        dsn_stack: DsnStack) -> None:
     node_modules()
     node = shutil.which("node")
     assert node is not None, "node is needed for the @sentry/node test (see .ci/run)"
-    _, dsn = dsn_stack
+    dsn = dsn_stack.dsn
     error_id, message_id = run_client(node, "send.js", dsn, cwd=NODE_DIR)
-    rows = rows_for(settings, 2)
+    rows = rows_for(dsn_stack, 2)
     assert len(rows) == 2
     error = by_id(rows, error_id)
     assert error["log_type"] == "exception"

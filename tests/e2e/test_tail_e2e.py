@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
+import uuid
 
 import httpx
 import orjson
 import pytest
 import redis
 
-from ledger.config import Settings
 from ledger.queue import names
+from tests.e2e.conftest import SharedStack, shared_test
 from tests.live_support import error_body, provision
 from tests.stack import LEDGER, Stack
 from tests.waiting import wait_until_blocking
@@ -22,15 +21,15 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-async def provisioned(settings: Settings) -> tuple[str, str]:
-    return await provision(str(settings.auth_database_url), "pipes")
+def stack(shared_stack: SharedStack, request: pytest.FixtureRequest) -> Stack:
+    """The module's auth, ingest and gateway (each test provisions a project of its own)."""
+    shared_test(shared_stack, request)
+    return shared_stack.stack
 
 
 @pytest.fixture
-def stack(settings: Settings, tmp_path: Path) -> Iterator[Stack]:
-    with Stack(settings, tmp_path / "stack") as running:
-        running.start("auth", "ingest", "gateway")
-        yield running
+async def provisioned(stack: Stack) -> tuple[str, str]:
+    return await provision(str(stack.settings.auth_database_url), f"pipes-{uuid.uuid4().hex[:8]}")
 
 
 def pipeline(stack: Stack, key: str, *args: str) -> subprocess.Popen[bytes]:
@@ -41,9 +40,9 @@ def pipeline(stack: Stack, key: str, *args: str) -> subprocess.Popen[bytes]:
                             env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def wait_subscribed(settings: Settings, channel: str, timeout: float = 20.0) -> None:
+def wait_subscribed(stack: Stack, channel: str, timeout: float = 20.0) -> None:
     """Until a gateway subscribed to ``channel``: the tail is then connected."""
-    client = redis.Redis.from_url(str(settings.redis_url))
+    client = redis.Redis.from_url(str(stack.settings.redis_url))
     try:
         wait_until_blocking(lambda: client.pubsub_numsub(channel)[0][1],
                             f"somebody subscribed to {channel}", timeout=timeout)
@@ -58,10 +57,10 @@ def ingest(stack: Stack, key: str, body: dict[str, object]) -> None:
 
 
 def test_tail_errors_json_into_head_prints_the_event_and_exits_cleanly(
-        settings: Settings, stack: Stack, provisioned: tuple[str, str]) -> None:
+        stack: Stack, provisioned: tuple[str, str]) -> None:
     project_id, key = provisioned
     proc = pipeline(stack, key, "--errors", "--json")
-    wait_subscribed(settings, names.notifications_channel(project_id))
+    wait_subscribed(stack, names.notifications_channel(project_id))
     ingest(stack, key, {**error_body("checkout failed"), "attributes": {"cart": 42}})
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err.decode()
@@ -74,10 +73,10 @@ def test_tail_errors_json_into_head_prints_the_event_and_exits_cleanly(
 
 
 def test_tail_json_follows_every_level_and_since_replays(
-        settings: Settings, stack: Stack, provisioned: tuple[str, str]) -> None:
+        stack: Stack, provisioned: tuple[str, str]) -> None:
     project_id, key = provisioned
     proc = pipeline(stack, key, "--json", "--level", "info")
-    wait_subscribed(settings, names.tail_channel(project_id))
+    wait_subscribed(stack, names.tail_channel(project_id))
     ingest(stack, key, error_body("not an info"))
     ingest(stack, key, {"timestamp": error_body("x")["timestamp"], "level": "info",
                         "message": "user signed in"})

@@ -27,15 +27,32 @@ pytestmark = pytest.mark.e2e
 KEY = re.compile(r"API key\s+(ledger_\S+)")
 
 
+#: The daemons with an internal gRPC port of a default value (50051-50054).
+GRPC_DAEMONS = ("AUTH", "INGEST", "QUERY", "ALERTS")
+
+
+def internal_ports(given: dict[str, str]) -> dict[str, str]:
+    """A port the OS has free now for each daemon that ``given`` does not place: two `ledger
+    up`s started at once (xdist workers) would otherwise both try the default ports, and a
+    port taken between one's check and its bind fails that daemon's start."""
+    env: dict[str, str] = {}
+    for name in GRPC_DAEMONS:
+        if f"LEDGER_{name}_LISTEN" not in given:
+            env[f"LEDGER_{name}_LISTEN"] = env[f"LEDGER_{name}_ADDR"] = (
+                f"127.0.0.1:{free_port()}")
+    return env
+
+
 class UpProcess:
     def __init__(self, workdir: Path, port: int, *args: str,
                  env: dict[str, str] | None = None) -> None:
         base = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+        env = internal_ports(env or {}) | (env or {})
         self.output = ""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ledger", "up", "--data-dir", str(workdir / ".ledger"),
              "--listen", f"127.0.0.1:{port}", *args],
-            cwd=workdir, env=base | (env or {}) | {"COLUMNS": "200"}, stdout=subprocess.PIPE,
+            cwd=workdir, env=base | env | {"COLUMNS": "200"}, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
 

@@ -111,7 +111,7 @@ class IngestDaemon(GrpcDaemon):
                 ingest_pb2_grpc.add_IngestServiceServicer_to_server(
                     IngestServicer(settings, queue, GroupingCache(
                         self._pool, ttl=settings.ingest_grouping_cache_seconds),
-                        self.figures, stopping=self._stopping), server)
+                        self.figures, stopping=self._stopping, observe=self.observe_rpcs), server)
             self.port = bind(server, settings.ingest_listen, self.name)
             await server.start()
         except BaseException:

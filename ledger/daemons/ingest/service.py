@@ -39,6 +39,7 @@ from ledger.queue import names
 from ledger.queue.client import Enqueue, Queue, Refused, seconds_to_midnight
 from ledger.queue.entries import EntryBuilder, notification
 from ledger.queue.limits import QUEUE_FULL_RETRY_SECONDS
+from ledger.rpc.interceptors import CallObserver
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +149,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     def __init__(self, settings: Settings, queue: Queue,
                  grouping: GroupingCache | None = None,
                  metrics: IngestMetrics | None = None,
-                 stopping: asyncio.Event | None = None) -> None:
+                 stopping: asyncio.Event | None = None,
+                 observe: CallObserver | None = None) -> None:
         self._settings = settings
+        #: The daemon's RPC metrics, told of each batch of an ingest stream.
+        self._observe = observe
         #: Set when the daemon stops: the ingest streams stop reading and end.
         self._stopping = stopping or asyncio.Event()
         self._queue = queue
@@ -236,7 +240,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         answers go out as batches finish, not in the order they came.
         """
         await serve_stream(lambda batch: self.IngestLogsMany(batch, context), context,
-                           self._stopping)
+                           self._stopping, observe=self._observe)
 
     def _prepare(self, request: ingest_pb2.IngestLogsRequest, now: datetime,
                  grouping: GroupingConfig | None = None) -> tuple[str, Prepared]:

@@ -6,6 +6,10 @@ slow batch (a big body prepared in a thread) does not hold up the ones behind it
 gRPC's flow control holds the gateway's further writes back instead of this process buffering
 them without bound.
 
+Each batch is counted in the daemon's RPC metrics as ``IngestService/IngestStream/batch`` (the
+stream itself is counted once, when it ends), so that a scrape shows the work as the unary
+``IngestLogsMany`` calls it replaces were shown.
+
 When the daemon stops, each stream stops reading, answers the batches it read, and ends (status
 OK): the gateway fails the batches it wrote that were never read (nothing of them was queued)
 and opens a new stream, to whichever process answers, for the next ones.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,11 +27,14 @@ import grpc
 
 from ledger.errors import LedgerError
 from ledger.proto import ingest_pb2
+from ledger.rpc.interceptors import CallObserver
 
 logger = logging.getLogger(__name__)
 
 #: Batches of one stream handled at once (a gateway keeps one or two unanswered).
 MAX_IN_FLIGHT = 8
+#: The name a stream's batches are counted under (``CallObserver``).
+BATCH_RPC = "IngestService/IngestStream/batch"
 
 Context = grpc.aio.ServicerContext[Any, Any]
 #: What ``read()`` gives once the other side is done writing (not in grpc's type stubs).
@@ -41,7 +49,8 @@ def _internal_error(count: int) -> ingest_pb2.IngestLogsManyResponse:
 
 
 async def serve_stream(many: Many, context: Context, stopping: asyncio.Event, *,
-                       max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                       max_in_flight: int = MAX_IN_FLIGHT,
+                       observe: CallObserver | None = None) -> None:
     """Read batches from ``context`` and write each one's answer, until the gateway ends the
     stream or ``stopping`` is set; then finish the batches already read."""
     slots = asyncio.Semaphore(max_in_flight)
@@ -49,10 +58,12 @@ async def serve_stream(many: Many, context: Context, stopping: asyncio.Event, *,
     running: set[asyncio.Task[None]] = set()
 
     async def answer(message: ingest_pb2.IngestStreamRequest) -> None:
+        started, code = time.perf_counter(), "OK"
         try:
             try:
                 response = await many(message.batch)
             except Exception:
+                code = grpc.StatusCode.INTERNAL.name
                 # IngestLogsMany answers each request's own errors; anything escaping it is a
                 # bug. This batch is answered "internal error"; the stream and others go on.
                 logger.exception("ingest: a batch of the ingest stream failed")
@@ -62,6 +73,8 @@ async def serve_stream(many: Many, context: Context, stopping: asyncio.Event, *,
                                                                     answer=response))
         finally:
             slots.release()
+            if observe is not None:
+                observe(BATCH_RPC, code, time.perf_counter() - started)
 
     stop = asyncio.ensure_future(stopping.wait())
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import ssl
 import subprocess
 import threading
@@ -137,6 +138,9 @@ class SmtpReceiver:
         from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
         receiver = self
+        # aiosmtpd logs every connection at INFO from its own thread, after the test that
+        # caused it may have ended: uncaptured there, it lands in the run's output as noise.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         # aiosmtpd itself still sets its deprecated Session.login_data on every login.
         warnings.filterwarnings("ignore", message="Session.login_data is deprecated",
                                 category=DeprecationWarning)

@@ -67,9 +67,11 @@ class AlertsDaemon(GrpcDaemon):
             pool, self._redis, refresh_seconds=settings.alerts_rules_refresh_seconds,
             claim_idle_seconds=settings.alerts_claim_idle_seconds,
             give_up_seconds=settings.alerts_give_up_seconds, on_fired=self._wakeup.set)
+        claims = asyncio.Lock()
         self.senders = [Sender(pool, self._wakeup,
                                retry_base_seconds=settings.alerts_retry_base_seconds,
-                               retry_max_seconds=settings.alerts_retry_max_seconds)
+                               retry_max_seconds=settings.alerts_retry_max_seconds,
+                               claims=claims)
                         for _ in range(settings.alerts_senders)]
         self._server = create_server("alerts", settings.internal_token, self._health,
                                      observe=self.observe_rpcs,

@@ -27,9 +27,15 @@ class Sender:
     """One delivery task."""
 
     def __init__(self, pool: AsyncConnectionPool, wakeup: asyncio.Event, *,
-                 retry_base_seconds: float, retry_max_seconds: float) -> None:
+                 retry_base_seconds: float, retry_max_seconds: float,
+                 claims: asyncio.Lock | None = None) -> None:
         self.pool = pool
         self.wakeup = wakeup
+        #: Shared by a daemon's senders: one claims at a time. A claim takes milliseconds and
+        #: up to CLAIM_LIMIT deliveries, so this costs no throughput, while idle senders
+        #: polling each on its own would keep one connection (one PostgreSQL backend, 15 MiB
+        #: on a laptop) busy per sender, never idle long enough for the pool to close it.
+        self.claims = claims or asyncio.Lock()
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
         self.sent = 0
@@ -67,7 +73,7 @@ class Sender:
 
     async def step(self) -> int:
         """Claim due deliveries and attempt each once; how many were attempted."""
-        async with self.pool.connection() as conn:
+        async with self.claims, self.pool.connection() as conn:
             claimed = await outbox.claim(conn, limit=CLAIM_LIMIT, lease=LEASE,
                                          now=datetime.now(UTC))
             for delivery in claimed:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,25 +26,14 @@ from ledger.core import events
 from ledger.daemons.ingest.service import prepare
 from ledger.proto import ingest_pb2
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_writers import sample_log
+
 
 def body(first: int, count: int = 1000) -> bytes:
     """A batch as ``bench_writers.make_requests`` sends it."""
     start = datetime.now(UTC) - timedelta(minutes=30)
-    logs = []
-    for i in range(first, first + count):
-        record: dict[str, Any] = {
-            "timestamp": (start + timedelta(milliseconds=i % 1_000_000)).isoformat(),
-            "level": "info", "message": f"user {i} opened /api/v1/things/{i % 97}",
-            "environment": "production", "release": "1.4.2", "sdk_version": "0.1.0",
-            "platform": "python", "platform_version": "3.11",
-            "attributes": {"user_id": i, "path": f"/api/v1/things/{i % 97}", "ok": True},
-        }
-        if i % 20 == 0:
-            record |= {"level": "error", "log_type": "exception", "error_type": "KeyError",
-                       "error_message": f"missing key {i % 7}",
-                       "stack_trace": 'File "app/shop.py", line 3, in checkout\nKeyError'}
-        logs.append(record)
-    return orjson.dumps({"logs": logs})
+    return orjson.dumps({"logs": [sample_log(i, start) for i in range(first, first + count)]})
 
 
 def per_log(bodies: list[bytes], project: str) -> float:

@@ -56,6 +56,22 @@ COPY_CHUNK = 5000
 REQUEST = 1000
 
 
+def sample_log(i: int, start: datetime) -> dict[str, Any]:
+    """The ``i``-th log of a bench batch: an info line, and every 20th an exception."""
+    record: dict[str, Any] = {
+        "timestamp": (start + timedelta(milliseconds=i % 1_000_000)).isoformat(),
+        "level": "info", "message": f"user {i} opened /api/v1/things/{i % 97}",
+        "environment": "production", "release": "1.4.2", "sdk_version": "0.1.0",
+        "platform": "python", "platform_version": "3.11",
+        "attributes": {"user_id": i, "path": f"/api/v1/things/{i % 97}", "ok": True},
+    }
+    if i % 20 == 0:
+        record |= {"level": "error", "log_type": "exception", "error_type": "KeyError",
+                   "error_message": f"missing key {i % 7}",
+                   "stack_trace": 'File "app/shop.py", line 3, in checkout\nKeyError'}
+    return record
+
+
 def make_requests(project: str, count: int, *, offset: int = 0,
                   repeat: dict[str, Any] | None = None) -> list[Any]:
     """Queue entries of 1 000 logs, through the real ingest preparation.
@@ -67,18 +83,7 @@ def make_requests(project: str, count: int, *, offset: int = 0,
     for first in range(offset, offset + count, REQUEST):
         logs = [repeat] if repeat else []
         for i in range(first, min(first + REQUEST, offset + count) - len(logs)):
-            record: dict[str, Any] = {
-                "timestamp": (start + timedelta(milliseconds=i % 1_000_000)).isoformat(),
-                "level": "info", "message": f"user {i} opened /api/v1/things/{i % 97}",
-                "environment": "production", "release": "1.4.2", "sdk_version": "0.1.0",
-                "platform": "python", "platform_version": "3.11",
-                "attributes": {"user_id": i, "path": f"/api/v1/things/{i % 97}", "ok": True},
-            }
-            if i % 20 == 0:
-                record |= {"level": "error", "log_type": "exception", "error_type": "KeyError",
-                           "error_message": f"missing key {i % 7}",
-                           "stack_trace": 'File "app/shop.py", line 3, in checkout\nKeyError'}
-            logs.append(record)
+            logs.append(sample_log(i, start))
         prepared = prepare(project, ingest_pb2.INGEST_SHAPE_BATCH, orjson.dumps({"logs": logs}),
                            retention_days=90, now=datetime.now(UTC))
         out.append(prepared)

@@ -101,17 +101,7 @@ def encode_row(record: Mapping[str, Any], project: bytes,
         else:
             data = value.encode()
             add(_len(len(data)) + data)
-    if elements is None:
-        add(_NULL)
-    else:
-        parts = [_array_head(1, 0, _TEXT_OID, len(elements), 1) if elements
-                 else struct.pack(">iii", 0, 0, _TEXT_OID)]
-        for element in elements:
-            data = element.encode()
-            parts += (_len(len(data)), data)
-        array = b"".join(parts)
-        add(_len(len(array)))
-        add(array)
+    add(_text_array(elements))
     if fingerprint is None:
         add(_NULL)
     else:
@@ -150,18 +140,22 @@ def _choice_field(value: str) -> bytes:
     return field if field is not None else _text_field(value)
 
 
+def _text_array(elements: list[str] | None) -> bytes:
+    """A ``text[]`` field, its length first (NULL for None, ``{}`` for an empty list)."""
+    if elements is None:
+        return _NULL
+    parts = [_array_head(1, 0, _TEXT_OID, len(elements), 1) if elements
+             else struct.pack(">iii", 0, 0, _TEXT_OID)]
+    for element in elements:
+        data = element.encode()
+        parts += (_len(len(data)), data)
+    body = b"".join(parts)
+    return _len(len(body)) + body
+
+
 def _tail_fields(trace_id: str | None, span_id: str | None, elements: list[str] | None,
                  fingerprint: str | None, version: int | None) -> bytes:
-    if elements is None:
-        array = _NULL
-    else:
-        parts = [_array_head(1, 0, _TEXT_OID, len(elements), 1) if elements
-                 else struct.pack(">iii", 0, 0, _TEXT_OID)]
-        for element in elements:
-            data = element.encode()
-            parts += (_len(len(data)), data)
-        body = b"".join(parts)
-        array = _len(len(body)) + body
+    array = _text_array(elements)
     return b"".join((
         _text_field(trace_id), _text_field(span_id), array, _text_field(fingerprint),
         _NULL if version is None else _INT2_LEN + int(version).to_bytes(2, "big", signed=True)))

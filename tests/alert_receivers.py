@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from ledger.embedded import free_port
+from tests.ports import free_port
 
 
 @dataclass

@@ -19,7 +19,7 @@ from ledger.config import Settings
 from ledger.daemons import auth as auth_daemon
 from ledger.daemons import query as query_daemon
 from ledger.daemons.gateway.app import create_app
-from ledger.embedded import free_port
+from tests.ports import free_port
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any
 
 from ledger.config import Settings
 from ledger.daemons.supervisor import check_healthy
-from ledger.embedded import free_port
+from tests.ports import free_port
 
 GRPC_DAEMONS = ("auth", "ingest", "query", "alerts")
 LEDGER = [sys.executable, "-m", "ledger"]

@@ -26,9 +26,9 @@ from ledger.cli.main import app
 from ledger.config import Settings
 from ledger.core.bootstrap import ensure_default_setup
 from ledger.db import partitions
-from ledger.embedded import free_port
 from tests.conftest import RUN, _claims, _empty, create_database, drop_database
 from tests.ingest_support import log
+from tests.ports import free_port
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 
-from ledger.embedded import free_port
+from tests.ports import free_port
 from tests.waiting import wait_until_blocking
 
 pytestmark = pytest.mark.e2e

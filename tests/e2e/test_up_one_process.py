@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from ledger.config import Settings
-from ledger.embedded import free_port
 from ledger.sse_client import EventSource, ServerEvent
 from tests.e2e.test_up import KEY, UpProcess
+from tests.ports import free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e

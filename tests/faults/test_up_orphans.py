@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.embedded import free_port
 from tests.e2e.test_up import UpProcess
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

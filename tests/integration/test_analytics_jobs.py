@@ -20,8 +20,8 @@ from ledger.daemons.analytics import create
 from ledger.daemons.analytics.runner import Job, JobRunner, history
 from ledger.daemons.auth import create as create_auth
 from ledger.db import partitions
-from ledger.embedded import free_port
 from tests.logrows import insert_logs, log
+from tests.ports import free_port
 
 
 async def test_lock_is_released_after_a_failing_job(aredis: aioredis.Redis) -> None:

@@ -171,7 +171,7 @@ def test_queue_status_names_projects_by_slug(cli: CliRunner, redis_url: str) -> 
 
 
 def test_no_stack_says_to_run_ledger_up(tmp_path: Path) -> None:
-    from ledger.embedded import free_port
+    from tests.ports import free_port
 
     # What a stopped `ledger up` leaves: a state naming servers that are gone.
     data = tmp_path / ".ledger"

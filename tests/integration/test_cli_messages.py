@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import threading
 
-from ledger.embedded import free_port
+from tests.ports import free_port
 from tests.stack import LEDGER
 
 

@@ -33,8 +33,8 @@ from ledger.daemons.gateway import create as create_gateway_daemon
 from ledger.daemons.gateway.app import create_app
 from ledger.daemons.gateway.edge.breaker import BreakerState, CircuitBreaker
 from ledger.daemons.gateway.state import Gateway
-from ledger.embedded import free_port
 from ledger.queue import names
+from tests.ports import free_port
 from tests.waiting import wait_until
 
 MAX_BODY = 256 * 1024

@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 
 from ledger import bus
 from ledger.daemons.gateway.edge.rate_limits import RateLimiter, over_limit_error
-from ledger.embedded import free_port
 from ledger.errors import UnavailableError
+from tests.ports import free_port
 from tests.waiting import wait_until
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from ledger.config import Settings
 from ledger.daemons.gateway.daemon import GatewayDaemon
-from ledger.embedded import free_port
+from tests.ports import free_port
 from tests.waiting import wait_until
 
 

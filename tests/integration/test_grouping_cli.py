@@ -15,9 +15,9 @@ from ledger.config import Settings
 from ledger.daemons import auth as auth_daemon
 from ledger.daemons import query as query_daemon
 from ledger.daemons.gateway.daemon import GatewayDaemon
-from ledger.embedded import free_port
 from tests.integration.test_query_cli import Cli
 from tests.logrows import insert_group
+from tests.ports import free_port
 
 
 @pytest.fixture

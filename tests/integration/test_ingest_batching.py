@@ -26,11 +26,11 @@ from ledger.daemons import ingest as ingest_daemon
 from ledger.daemons.gateway.app import create_app
 from ledger.daemons.gateway.routes.ingest_batcher import IngestBatcher
 from ledger.daemons.gateway.state import Gateway
-from ledger.embedded import free_port
 from ledger.proto import ingest_pb2
 from ledger.queue import names
 from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import BATCH, SINGLE, log, new_project, running_ingest
+from tests.ports import free_port
 
 QUEUE_MAX = 10
 

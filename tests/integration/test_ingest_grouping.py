@@ -19,9 +19,9 @@ from ledger.core.grouping_rules import DEFAULT_GROUPING
 from ledger.daemons.ingest import service
 from ledger.daemons.ingest.grouping import GroupingCache
 from ledger.daemons.ingest.service import PREPARE_INLINE_BYTES
-from ledger.embedded import free_port
 from ledger.queue import names
 from tests.ingest_support import error_log, log, running_ingest, send
+from tests.ports import free_port
 from tests.waiting import wait_until
 
 

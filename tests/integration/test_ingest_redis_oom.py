@@ -21,12 +21,13 @@ from ledger.core import accounts, api_keys, projects
 from ledger.daemons import auth as auth_daemon
 from ledger.daemons import ingest as ingest_daemon
 from ledger.daemons.gateway.app import create_app
-from ledger.embedded import EmbeddedRedis, free_port
+from ledger.embedded import EmbeddedRedis
 from ledger.proto import ingest_pb2
 from ledger.queue import names
 from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import log, new_project, running_ingest
 from tests.integration.test_ingest_batching import BATCH, request
+from tests.ports import free_port
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from ledger.config import Settings
-from ledger.embedded import free_port
 from ledger.errors import LedgerError
 from ledger.rpc.ingest_client import IngestClient
 from tests.ingest_support import (
@@ -19,6 +18,7 @@ from tests.ingest_support import (
     running_ingest,
     send,
 )
+from tests.ports import free_port
 
 
 async def test_api_queues_and_a_writer_process_stores(settings: Settings) -> None:

@@ -74,7 +74,7 @@ def test_partitions_cli_without_database_says_what_to_do() -> None:
 
 
 async def test_analytics_creates_partitions_ahead_once_per_lock(settings: Settings) -> None:
-    from ledger.embedded import free_port
+    from tests.ports import free_port
 
     daemon = create(settings.with_overrides(auth_addr=f"127.0.0.1:{free_port()}"))
     await daemon.start()

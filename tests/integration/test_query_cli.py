@@ -24,8 +24,8 @@ from ledger.config import Settings
 from ledger.daemons import auth as auth_daemon
 from ledger.daemons import query as query_daemon
 from ledger.daemons.gateway.daemon import GatewayDaemon
-from ledger.embedded import free_port
 from tests.logrows import insert_group, insert_logs, log
+from tests.ports import free_port
 
 
 @dataclass

@@ -27,9 +27,9 @@ import pytest
 from ledger.config import Settings
 from ledger.daemons.query import create as create_query
 from ledger.db.migrate import ensure_database, migrate
-from ledger.embedded import free_port
 from ledger.rpc.query_client import QueryClient
 from tests.ingest_support import error_log, log, running_ingest, send
+from tests.ports import free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow

@@ -15,9 +15,9 @@ import httpx
 from ledger.config import Settings
 from ledger.daemons import auth as auth_daemon
 from ledger.daemons.gateway.daemon import GatewayDaemon
-from ledger.embedded import free_port
 from ledger.errors import LedgerError
 from ledger.rpc.channel import HealthClient
+from tests.ports import free_port
 
 OLD, NEW = "old-internal-token", "new-internal-token"
 

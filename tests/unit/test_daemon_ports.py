@@ -8,7 +8,7 @@ import pytest
 
 from ledger.config import Settings
 from ledger.daemons.ports import PortPicker, named_ports
-from ledger.embedded import free_port
+from tests.ports import free_port
 
 
 def test_the_settings_name_every_daemon_port_and_each_of_a_list_of_addresses() -> None:

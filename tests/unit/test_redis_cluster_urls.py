@@ -8,10 +8,10 @@ from redis.asyncio.cluster import RedisCluster
 from ledger import bus
 from ledger.config import Settings
 from ledger.core.connections import connect_redis
-from ledger.embedded import free_port
 from ledger.errors import ConfigError, UnavailableError
 from ledger.queue import names
 from ledger.queue.slots import by_slot
+from tests.ports import free_port
 
 
 @pytest.mark.parametrize("url", [

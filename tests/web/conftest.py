@@ -27,8 +27,8 @@ import redis.asyncio as aioredis
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from ledger.config import Settings
-from ledger.embedded import free_port
 from tests.live_support import emit_error
+from tests.ports import free_port
 from tests.stack import LEDGER, Stack
 from tests.waiting import wait_until_blocking
 

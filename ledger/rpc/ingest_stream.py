@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
 import logging
 import time
@@ -106,8 +107,6 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
 
 def _copy(error: LedgerError) -> LedgerError:
     # One instance per waiter: each HTTP request raises (and decorates) its own.
-    import copy
-
     return copy.copy(error)
 
 

@@ -24,13 +24,10 @@ pytestmark = pytest.mark.e2e
 
 
 def _up_env(settings: Settings) -> dict[str, str]:
-    """The test's databases and Redis db; internal ports the OS has free right now."""
-    env = {"LEDGER_AUTH_DATABASE_URL": str(settings.auth_database_url),
-           "LEDGER_LOGS_DATABASE_URL": str(settings.logs_database_url),
-           "LEDGER_REDIS_URL": str(settings.redis_url)}
-    for name in ("AUTH", "INGEST", "QUERY", "ALERTS"):
-        env[f"LEDGER_{name}_LISTEN"] = env[f"LEDGER_{name}_ADDR"] = f"127.0.0.1:{free_port()}"
-    return env
+    """The test's databases and Redis db (``UpProcess`` places the internal ports)."""
+    return {"LEDGER_AUTH_DATABASE_URL": str(settings.auth_database_url),
+            "LEDGER_LOGS_DATABASE_URL": str(settings.logs_database_url),
+            "LEDGER_REDIS_URL": str(settings.redis_url)}
 
 
 async def _live_error(url: str, key: str, marker: str) -> dict[str, object]:

@@ -20,7 +20,6 @@ def create(settings: Settings) -> GatewayDaemon:
     return GatewayDaemon(settings)
 
 
-
 def tune_process() -> None:
     """Process-wide settings for a ``ledger serve gateway`` process (``base.tune_collector``)."""
     from ledger.daemons.base import tune_collector

@@ -5,8 +5,9 @@ One stream entry holds one accepted request (up to 1 000 logs) under a project's
 
     queue stream  ──XREADGROUP (group "writers")──►  writer  ──COPY──►  PostgreSQL
          ▲                                              │
-    ENQUEUE script (depth + quota check, XADD,          └──► ACK script (XACK, XDEL, DECRBY,
-    INCRBY, notifications, tail) — all or nothing            dead letters) — after the commit
+    ENQUEUE_MANY script (per request: depth + quota     └──► ACK script (XACK, XDEL, DECRBY,
+    check, XADD, INCRBY, notifications, tail),               dead letters) — after the commit
+    each request all or nothing
 
 The scripts themselves, with their named arguments, are ``scripts.py``; what an entry holds is
 ``entries.py``; what operators see of the queue is ``backlog.py``.
@@ -14,19 +15,23 @@ The scripts themselves, with their named arguments, are ``scripts.py``; what an 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis._parsers.base import BaseParser
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 from ledger.queue import names
 from ledger.queue.entries import EntryBuilder, as_text
 from ledger.queue.limits import QUOTA_TTL_SECONDS
-from ledger.queue.scripts import ACK, ENQUEUE, NOTIFICATION_ENVELOPE, TAIL
+from ledger.queue.scripts import ACK, ENQUEUE_MANY, NOTIFICATION_ENVELOPE, TAIL
+
+logger = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -63,7 +68,7 @@ class Queue:
                  on_new_project: Callable[[str], None] | None = None) -> None:
         self.redis = redis
         self._on_new_project = on_new_project
-        self._enqueue: AsyncScript = redis.register_script(ENQUEUE.lua)
+        self._enqueue: AsyncScript = redis.register_script(ENQUEUE_MANY.lua)
         self._ack: AsyncScript = redis.register_script(ACK.lua)
         self._tail: AsyncScript = redis.register_script(TAIL.lua)
         self._known: set[str] = set()
@@ -92,34 +97,46 @@ class Queue:
         Raises:
             Refused: the queue is over ``max_depth`` or the day's quota is used up; nothing
                 was queued.
+            redis.exceptions.ResponseError: Redis refused a write (e.g. OOM); nothing was
+                queued.
         """
         await self.register_project(project_id)
         job = Enqueue(project_id, entry, daily_quota, notifications, tail)
-        keys, args = _enqueue_call(job, max_depth, day or _today())
-        return _enqueued(await self._enqueue(keys=keys, args=args))
+        keys, args = _enqueue_call(project_id, (job,), max_depth, day or _today())
+        result = _enqueued(await self._enqueue(keys=keys, args=args), 1)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     async def enqueue_many(self, jobs: Sequence[Enqueue], *, max_depth: int,
                            day: str | None = None) -> list[tuple[str, bool] | Exception]:
         """Queue several requests in ONE Redis round trip, each atomically and on its own.
 
-        Every job is its own run of the enqueue script (a pipeline, not a transaction): each
-        is checked against the depth and quota left by the ones before it, exactly as if the
-        requests had come one after the other, and a refused job queues nothing.
+        The requests of one project are one run of the enqueue script, which takes them in
+        order, each as if it came alone: checked against the depth and quota left by the ones
+        before it, a refused one queueing nothing. Different projects (different Redis
+        Cluster slots) are separate runs, pipelined (not a transaction).
 
         Returns:
             Per job, in order: ``(entry id, tail watched)``, or the ``Refused`` or Redis
-            ``ResponseError`` (e.g. OOM) that job met.
+            ``ResponseError`` (e.g. OOM) that job met, in which case nothing of it was
+            queued (a job after one that Redis refused did not run: it gets the same error).
 
         Raises:
             redis.exceptions.ConnectionError / TimeoutError: Redis is unreachable (whether any
                 job ran is unknown, as for a single call).
         """
-        for project_id in {job.project_id for job in jobs}:
+        by_project: dict[str, list[int]] = {}
+        for index, job in enumerate(jobs):
+            by_project.setdefault(job.project_id, []).append(index)
+        for project_id in by_project:
             await self.register_project(project_id)
         day = day or _today()
-        calls = [_enqueue_call(job, max_depth, day) for job in jobs]
-        results: list[Any] = [None] * len(jobs)
-        todo = list(range(len(jobs)))
+        runs = list(by_project.values())
+        calls = [_enqueue_call(jobs[run[0]].project_id, [jobs[i] for i in run], max_depth, day)
+                 for run in runs]
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
         for attempt in range(2):
             pipe = self.redis.pipeline(transaction=False)
             for index in todo:
@@ -130,25 +147,24 @@ class Queue:
                 pipe.execute_command("EVALSHA", self._enqueue.sha, len(keys), *keys, *args)
             raw: list[Any] = await pipe.execute(raise_on_error=False)
             missing = []
-            for index, result in zip(todo, raw, strict=True):
-                if isinstance(result, NoScriptError) and attempt == 0:
+            for index, reply in zip(todo, raw, strict=True):
+                if isinstance(reply, NoScriptError) and attempt == 0:
                     missing.append(index)  # not run at all: safe to send again
                 else:
-                    results[index] = result
+                    replies[index] = reply
             if not missing:
                 break
             await self.redis.script_load(self._enqueue.script)
             todo = missing
-        out: list[tuple[str, bool] | Exception] = []
-        for result in results:
-            if isinstance(result, Exception):
-                out.append(result)
-                continue
-            try:
-                out.append(_enqueued(result))
-            except Refused as refused:
-                out.append(refused)
-        return out
+        out: dict[int, tuple[str, bool] | Exception] = {}
+        for run, reply in zip(runs, replies, strict=True):
+            # An error for the whole run (NOSCRIPT twice, a bad key type before the first
+            # write) means that none of its jobs ran.
+            results = ([reply] * len(run) if isinstance(reply, Exception)
+                       else _enqueued(reply, len(run)))
+            for index, result in zip(run, results, strict=True):
+                out[index] = result
+        return [out[index] for index in range(len(jobs))]
 
     async def feed_tail(self, project_id: str, tail: Sequence[bytes]) -> None:
         """Append logs to a project's tail stream (outside the enqueue step, see ``TAIL``)."""
@@ -190,33 +206,66 @@ def _today() -> str:
     return datetime.now(UTC).strftime("%Y%m%d")
 
 
-def _enqueue_call(job: Enqueue, max_depth: int, day: str) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of the enqueue script for ``job``."""
-    project_id = job.project_id
+def _enqueue_call(project_id: str, jobs: Sequence[Enqueue], max_depth: int, day: str,
+                  ) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of one run of the enqueue script, for ``jobs`` (all of ``project_id``)."""
     head, middle, tail = NOTIFICATION_ENVELOPE
-    return ENQUEUE.encode(
+    flat: list[Any] = []
+    for job in jobs:
+        fields = job.entry.fields()
+        flat += (len(job.entry.rows), job.daily_quota, 2 * len(fields))
+        for pair in fields.items():
+            flat += pair
+        flat.append(len(job.notifications))
+        flat += job.notifications
+        flat.append(len(job.tail))
+        flat += job.tail
+    return ENQUEUE_MANY.encode(
         {"queue": names.queue_stream(project_id), "depth": names.queue_depth(project_id),
          "quota": names.daily_quota(project_id, day),
          "notifications": names.notifications_stream(project_id),
          "tail": names.tail_stream(project_id),
          "tail_watchers": names.tail_watchers(project_id)},
-        {"n": len(job.entry.rows), "max_depth": max_depth, "daily_quota": job.daily_quota,
-         "quota_ttl": QUOTA_TTL_SECONDS,
+        {"max_depth": max_depth, "quota_ttl": QUOTA_TTL_SECONDS,
          "notifications_channel": names.notifications_channel(project_id),
          "tail_channel": names.tail_channel(project_id),
          "envelope_head": head, "envelope_middle": middle, "envelope_tail": tail,
-         "fields": [part for pair in job.entry.fields().items() for part in pair],
-         "notifications": job.notifications, "tail": job.tail})
+         "jobs": flat})
 
 
-def _enqueued(result: Any) -> tuple[str, bool]:
-    """``(entry id, watched)`` from the script's answer; ``Refused`` when it refused."""
-    status = int(result[0])
-    if status == 1:
-        raise Refused("queue_full", int(result[1]))
-    if status == 2:
-        raise Refused("quota", int(result[1]))
-    return as_text(result[1]), int(result[2]) == 1
+def _enqueued(reply: Any, jobs: int) -> list[tuple[str, bool] | Exception]:
+    """Per job, ``(entry id, watched)``, ``Refused`` or the ``ResponseError`` Redis gave it,
+    from one run's reply (``ENQUEUE_MANY``: the jobs it did not reach get the error that
+    stopped it)."""
+    watched, view_error = int(reply[0]) == 1, reply[1]
+    if view_error is not None:
+        # The requests are queued; only a live view (notifications, tail) missed logs.
+        logger.warning("queue: a live view missed logs of queued requests: %s",
+                       as_text(view_error))
+    out: list[tuple[str, bool] | Exception] = []
+    for result in reply[2:]:
+        status = int(result[0])
+        if status == 0:
+            out.append((as_text(result[1]), watched))
+        elif status == 1:
+            out.append(Refused("queue_full", int(result[1])))
+        elif status == 2:
+            out.append(Refused("quota", int(result[1])))
+        else:
+            error = _script_error(as_text(result[1]))
+            out += [error] * (jobs - len(out))
+    if len(out) != jobs:
+        raise ValueError(f"the enqueue script answered {len(out)} of {jobs} jobs")
+    return out
+
+
+def _script_error(message: str) -> Exception:
+    """The exception redis-py raises for an error reply with ``message``, from the text a
+    script's ``redis.pcall`` got (Redis 6.2 puts ``@user_script: <line>: -`` before it)."""
+    if message.startswith("@user_script"):
+        message = message.split(": -", 1)[-1]
+    error: Exception = BaseParser.parse_error(message.strip())  # type: ignore[no-untyped-call]
+    return error
 
 
 async def ensure_group(redis: aioredis.Redis, project_id: str) -> None:

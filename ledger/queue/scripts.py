@@ -101,12 +101,12 @@ def _envelope() -> tuple[bytes, bytes, bytes]:
     return head + b'"', b'"' + middle, tail
 
 
-#: ``head .. stream id .. middle .. notification JSON .. tail``: see ``ENQUEUE``.
+#: ``head .. stream id .. middle .. notification JSON .. tail``: see ``ENQUEUE_MANY``.
 NOTIFICATION_ENVELOPE = _envelope()
 
 
-ENQUEUE = Script(
-    "enqueue",
+ENQUEUE_MANY = Script(
+    "enqueue_many",
     keys=(
         ("queue", "the project's queue stream"),
         ("depth", "logs queued and not yet stored"),
@@ -116,48 +116,102 @@ ENQUEUE = Script(
         ("tail_watchers", "exists while a gateway has tail clients"),
     ),
     args=(
-        Arg("n", "logs in the entry"),
-        Arg("max_depth", "refuse when the depth would pass this"),
-        Arg("daily_quota", "refuse when today's count would pass this; <= 0: no quota"),
+        Arg("max_depth", "refuse a request when the depth would pass this"),
         Arg("quota_ttl", "seconds the day's counter lives"),
         Arg("notifications_channel", "where each notification is published"),
-        Arg("tail_channel", "poked once when logs reach the tail"),
+        Arg("tail_channel", "poked once per request when its logs reach the tail"),
         Arg("envelope_head", "the published JSON up to the stream id"),
         Arg("envelope_middle", "from after the stream id up to the notification"),
         Arg("envelope_tail", "after the notification"),
-        Arg("fields", "the entry's field names and values, alternating", many=True),
-        Arg("notifications", "one JSON per error log", many=True),
-        Arg("tail", "one JSON per log, fed only while the tail is watched", many=True),
+        Arg("jobs", "per request (one project's, in order): its logs n, its daily quota"
+                    " (<= 0: none), then three lists, each its length and its items: the"
+                    " entry's field names and values alternating, one JSON per error log"
+                    " (notifications), one JSON per log (the tail, fed only while watched)",
+            many=True),
     ),
-    # Returns {0, entry id, watched} | {1, depth} (queue full) | {2, used} (quota). All or
-    # nothing: the checks come before the first write.
+    # One run for the requests of one project that one coalesced call carries, each taken as
+    # if it came alone, in order: checked against the depth and quota the ones before it left,
+    # refused with nothing written, or queued.
+    #
+    # Returns {watched, view error or false, result per request...}, result = {0, entry id}
+    # (queued) | {1, depth} (queue full) | {2, used} (quota) | {3, error} (Redis refused a
+    # write: nothing of this request was queued, and the requests after it did not run; the
+    # script stops there and returns the results so far).
+    #
+    # Redis does not roll a script back when a write fails, so every write goes through
+    # pcall: an error thrown out of the script after request 1 was queued would make the
+    # caller think request 1 failed too (retried, it would be stored twice). A request's
+    # record (XADD, INCRBY depth, INCRBY quota) is all or nothing: a failed write undoes the
+    # ones before it (XDEL, DECRBY; neither can fail on the keys just written, and after a
+    # write Redis no longer refuses one for memory). Under maxmemory Redis refuses only a
+    # script's first write (6.2 and 7 alike), so out of memory refuses the whole run, nothing
+    # written. The notifications and the tail are views, written after the record: a failure
+    # there leaves the request queued (it is reported, not undone).
     body=f"""
-local count = tonumber(n)
+local function failed(reply) return type(reply) == 'table' and reply.err ~= nil end
 local queued = tonumber(redis.call('GET', k_depth) or '0')
-if queued + count > tonumber(max_depth) then return {{1, queued}} end
-local limit = tonumber(daily_quota)
-if limit > 0 then
-  local used = tonumber(redis.call('GET', k_quota) or '0')
-  if used + count > limit then return {{2, used}} end
-end
-local id = redis.call('XADD', k_queue, '*', unpack(ARGV, fields_at, fields_at + fields_n - 1))
-redis.call('INCRBY', k_depth, count)
-if redis.call('INCRBY', k_quota, count) == count then redis.call('EXPIRE', k_quota, quota_ttl) end
-for i = notifications_at, notifications_at + notifications_n - 1 do
-  local eid = redis.call('XADD', k_notifications, 'MAXLEN', '~', {NOTIFICATIONS_MAXLEN}, '*',
-                         'data', ARGV[i])
-  redis.call('PUBLISH', notifications_channel,
-             envelope_head .. eid .. envelope_middle .. ARGV[i] .. envelope_tail)
-end
+local used = tonumber(redis.call('GET', k_quota) or '0')
 local watched = redis.call('EXISTS', k_tail_watchers)
-if watched == 1 and tail_n > 0 then
-  local last
-  for i = tail_at, tail_at + tail_n - 1 do
-    last = redis.call('XADD', k_tail, 'MAXLEN', '~', {TAIL_MAXLEN}, '*', 'data', ARGV[i])
+local most = tonumber(max_depth)
+local out = {{watched, false}}
+local view_error = nil
+local i, stop = jobs_at, jobs_at + jobs_n
+while i < stop do
+  local count, limit = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local fields_at, fields_n = i + 3, tonumber(ARGV[i + 2])
+  local notes_at = fields_at + fields_n + 1
+  local notes_n = tonumber(ARGV[notes_at - 1])
+  local tail_at = notes_at + notes_n + 1
+  local tail_n = tonumber(ARGV[tail_at - 1])
+  i = tail_at + tail_n
+  if queued + count > most then
+    out[#out + 1] = {{1, queued}}
+  elseif limit > 0 and used + count > limit then
+    out[#out + 1] = {{2, used}}
+  else
+    local id = redis.pcall('XADD', k_queue, '*', unpack(ARGV, fields_at, fields_at + fields_n - 1))
+    if failed(id) then
+      out[#out + 1] = {{3, id.err}}
+      return out
+    end
+    local depth = redis.pcall('INCRBY', k_depth, count)
+    if failed(depth) then
+      redis.pcall('XDEL', k_queue, id)
+      out[#out + 1] = {{3, depth.err}}
+      return out
+    end
+    local today = redis.pcall('INCRBY', k_quota, count)
+    if failed(today) then
+      redis.pcall('DECRBY', k_depth, count)
+      redis.pcall('XDEL', k_queue, id)
+      out[#out + 1] = {{3, today.err}}
+      return out
+    end
+    if today == count then redis.pcall('EXPIRE', k_quota, quota_ttl) end
+    queued, used = depth, today
+    for j = notes_at, notes_at + notes_n - 1 do
+      local eid = redis.pcall('XADD', k_notifications, 'MAXLEN', '~', {NOTIFICATIONS_MAXLEN},
+                              '*', 'data', ARGV[j])
+      if failed(eid) then
+        view_error = view_error or eid.err
+      else
+        redis.pcall('PUBLISH', notifications_channel,
+                    envelope_head .. eid .. envelope_middle .. ARGV[j] .. envelope_tail)
+      end
+    end
+    if watched == 1 and tail_n > 0 then
+      local last
+      for j = tail_at, tail_at + tail_n - 1 do
+        local tid = redis.pcall('XADD', k_tail, 'MAXLEN', '~', {TAIL_MAXLEN}, '*', 'data', ARGV[j])
+        if failed(tid) then view_error = view_error or tid.err else last = tid end
+      end
+      if last then redis.pcall('PUBLISH', tail_channel, last) end
+    end
+    out[#out + 1] = {{0, id}}
   end
-  redis.call('PUBLISH', tail_channel, last)
 end
-return {{0, id, watched}}
+if view_error then out[2] = view_error end
+return out
 """)
 
 TAIL = Script(

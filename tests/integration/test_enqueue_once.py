@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from ledger.config import Settings
 from ledger.errors import UnavailableError
 from ledger.queue import names
-from ledger.queue.scripts import ENQUEUE
+from ledger.queue.scripts import ENQUEUE_MANY
 from tests.ingest_support import log, running_ingest, send
 from tests.lossy_proxy import LossyProxy
 
@@ -32,7 +32,7 @@ async def test_a_lost_enqueue_reply_is_a_503_and_the_logs_are_counted_once(
         settings: Settings, aredis: aioredis.Redis) -> None:
     target = urlsplit(str(settings.redis_url))
     project = str(uuid.uuid4())
-    await aredis.script_load(ENQUEUE.lua)  # else the lost reply could be NOSCRIPT's
+    await aredis.script_load(ENQUEUE_MANY.lua)  # else the lost reply could be NOSCRIPT's
     body = {"logs": [log(i, log_id=str(uuid.uuid4())) for i in range(5)]}
     proxy = LossyProxy(target.hostname or "127.0.0.1", target.port or 6379, b"EVALSHA")
     async with proxy, running_ingest(

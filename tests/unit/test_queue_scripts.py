@@ -10,7 +10,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from ledger.queue.scripts import ACK, ENQUEUE, NOTIFICATION_ENVELOPE, TAIL, Arg, Script
+from ledger.queue.scripts import ACK, ENQUEUE_MANY, NOTIFICATION_ENVELOPE, TAIL, Arg, Script
 
 QUEUE = Path(__file__).resolve().parents[2] / "ledger" / "queue"
 
@@ -44,7 +44,7 @@ async def test_the_script_sees_every_argument_by_name(aredis: aioredis.Redis) ->
 
 
 def test_every_script_documents_each_name() -> None:
-    for script in (ENQUEUE, TAIL, ACK):
+    for script in (ENQUEUE_MANY, TAIL, ACK):
         assert all(doc for _, doc in script.keys), script.name
         assert all(arg.doc for arg in script.args), script.name
         for name, _ in script.keys:

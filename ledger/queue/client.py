@@ -27,7 +27,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 from ledger.queue import names
-from ledger.queue.entries import EntryBuilder, as_text
+from ledger.queue.entries import FIELDS, EntryBuilder, as_text
 from ledger.queue.limits import QUOTA_TTL_SECONDS
 from ledger.queue.scripts import ACK, ENQUEUE_MANY, NOTIFICATION_ENVELOPE, TAIL
 
@@ -212,10 +212,10 @@ def _enqueue_call(project_id: str, jobs: Sequence[Enqueue], max_depth: int, day:
     head, middle, tail = NOTIFICATION_ENVELOPE
     flat: list[Any] = []
     for job in jobs:
-        fields = job.entry.fields()
-        flat += (len(job.entry.rows), job.daily_quota, 2 * len(fields))
-        for pair in fields.items():
-            flat += pair
+        # The field names go once per run (``field_names``), not once per request: each
+        # argument costs redis-py an encode and a join, the most of this call's CPU.
+        flat += (len(job.entry.rows), job.daily_quota)
+        flat += job.entry.values()
         flat.append(len(job.notifications))
         flat += job.notifications
         flat.append(len(job.tail))
@@ -230,7 +230,7 @@ def _enqueue_call(project_id: str, jobs: Sequence[Enqueue], max_depth: int, day:
          "notifications_channel": names.notifications_channel(project_id),
          "tail_channel": names.tail_channel(project_id),
          "envelope_head": head, "envelope_middle": middle, "envelope_tail": tail,
-         "jobs": flat})
+         "field_names": FIELDS, "jobs": flat})
 
 
 def _enqueued(reply: Any, jobs: int) -> list[tuple[str, bool] | Exception]:

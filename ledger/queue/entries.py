@@ -24,6 +24,9 @@ from ledger.queue import rows as rows_codec
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _EXACT_HOURS = 2_000_000  # hours after 2000-01-01: the year 2228
 
+#: The names of an entry's fields, in the order ``EntryBuilder.values`` gives their values.
+FIELDS: tuple[str, ...] = ("n", "rows", "ends", "months", "hours", "errors", "fp")
+
 NOTIFICATION_FIELDS: tuple[str, ...] = (
     "id", "project_id", "timestamp", "level", "log_type", "message", "error_type",
     "error_message", "error_fingerprint", "stack_trace", "attributes", "environment", "release",
@@ -97,19 +100,23 @@ class EntryBuilder:
 
     def fields(self) -> dict[str, bytes]:
         """The stream entry's fields."""
+        return dict(zip(FIELDS, self.values(), strict=True))
+
+    def values(self) -> tuple[bytes, ...]:
+        """The values of the stream entry's fields, in the order of ``FIELDS``."""
         ends, at = [], 0
         for row in self.rows:
             at += len(row)
             ends.append(at)
-        return {
-            "n": str(len(self.rows)).encode(),
-            "rows": b"".join(self.rows),
-            "ends": struct.pack(f"<{len(ends)}I", *ends),
-            "months": ",".join(f"{y:04d}-{m:02d}" for y, m in sorted(self.months)).encode(),
-            "hours": ",".join(map(str, sorted(self.hours))).encode(),
-            "errors": orjson.dumps(self.errors),
-            "fp": orjson.dumps(self.components),
-        }
+        return (
+            str(len(self.rows)).encode(),
+            b"".join(self.rows),
+            struct.pack(f"<{len(ends)}I", *ends),
+            ",".join(f"{y:04d}-{m:02d}" for y, m in sorted(self.months)).encode(),
+            ",".join(map(str, sorted(self.hours))).encode(),
+            orjson.dumps(self.errors),
+            orjson.dumps(self.components),
+        )
 
 
 @dataclass

@@ -123,9 +123,10 @@ ENQUEUE_MANY = Script(
         Arg("envelope_head", "the published JSON up to the stream id"),
         Arg("envelope_middle", "from after the stream id up to the notification"),
         Arg("envelope_tail", "after the notification"),
+        Arg("field_names", "the names of an entry's fields", many=True),
         Arg("jobs", "per request (one project's, in order): its logs n, its daily quota"
-                    " (<= 0: none), then three lists, each its length and its items: the"
-                    " entry's field names and values alternating, one JSON per error log"
+                    " (<= 0: none), its entry's field values (one per field name), then two"
+                    " lists, each its length and its items: one JSON per error log"
                     " (notifications), one JSON per log (the tail, fed only while watched)",
             many=True),
     ),
@@ -155,11 +156,14 @@ local watched = redis.call('EXISTS', k_tail_watchers)
 local most = tonumber(max_depth)
 local out = {{watched, false}}
 local view_error = nil
+-- XADD's arguments: the field names in place once, each request's values put between them.
+local entry = {{}}
+for j = 0, field_names_n - 1 do entry[2 * j + 1] = ARGV[field_names_at + j] end
 local i, stop = jobs_at, jobs_at + jobs_n
 while i < stop do
   local count, limit = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-  local fields_at, fields_n = i + 3, tonumber(ARGV[i + 2])
-  local notes_at = fields_at + fields_n + 1
+  local values_at = i + 2
+  local notes_at = values_at + field_names_n + 1
   local notes_n = tonumber(ARGV[notes_at - 1])
   local tail_at = notes_at + notes_n + 1
   local tail_n = tonumber(ARGV[tail_at - 1])
@@ -169,7 +173,8 @@ while i < stop do
   elseif limit > 0 and used + count > limit then
     out[#out + 1] = {{2, used}}
   else
-    local id = redis.pcall('XADD', k_queue, '*', unpack(ARGV, fields_at, fields_at + fields_n - 1))
+    for j = 0, field_names_n - 1 do entry[2 * j + 2] = ARGV[values_at + j] end
+    local id = redis.pcall('XADD', k_queue, '*', unpack(entry))
     if failed(id) then
       out[#out + 1] = {{3, id.err}}
       return out

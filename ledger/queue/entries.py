@@ -10,8 +10,9 @@ the error groups) and ``fp`` (fingerprint → components). The writer's normal p
 
 from __future__ import annotations
 
+import functools
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -155,24 +156,32 @@ def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _field(fields: Mapping[Any, Any], name: str) -> Any:
-    return fields.get(name.encode(), fields.get(name))
-
-
 def decode_entry(project_id: str, entry_id: bytes | str, fields: Mapping[Any, Any]) -> Entry:
     """An ``Entry`` from XREADGROUP/XCLAIM output; never raises (a bad one is ``broken``)."""
-    eid = as_text(entry_id)
+    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     entry = Entry(project_id, eid, 0)
+    if b"rows" not in fields:
+        # Field names as text (a client that decodes answers), or a field missing: read by
+        # bytes keys all the same. The writer's normal path (bytes) skips this copy.
+        fields = {k.encode() if isinstance(k, str) else k: v for k, v in fields.items()}
+    get: Callable[[bytes], Any] = fields.get
     try:
-        entry.n = int(_field(fields, "n"))
-        entry.blob = bytes(_field(fields, "rows"))
-        raw_ends = bytes(_field(fields, "ends"))
+        entry.n = int(get(b"n"))
+        entry.blob = bytes(get(b"rows"))
+        raw_ends = bytes(get(b"ends"))
         entry.ends = list(struct.unpack(f"<{len(raw_ends) // 4}I", raw_ends))
-        months = as_text(_field(fields, "months") or b"")
-        entry.months = {date(int(m[:4]), int(m[5:7]), 1) for m in months.split(",") if m}
-        entry.hours = {int(h) for h in as_text(_field(fields, "hours") or b"").split(",") if h}
-        entry.errors = orjson.loads(_field(fields, "errors") or b"[]")
-        entry.components = orjson.loads(_field(fields, "fp") or b"{}")
+        months = get(b"months")
+        if months:
+            entry.months = _months(as_text(months))
+        hours = get(b"hours")
+        if hours:
+            entry.hours = {int(h) for h in as_text(hours).split(",") if h}
+        errors = get(b"errors")
+        # ``[]`` and ``{}`` (an entry without error events) are most entries: no parse.
+        entry.errors = orjson.loads(errors) if errors and errors != b"[]" else []
+        components = get(b"fp")
+        entry.components = (orjson.loads(components) if components and components != b"{}"
+                            else {})
     except (TypeError, ValueError, struct.error) as exc:  # JSONDecodeError is a ValueError
         entry.broken = f"unreadable queue entry ({type(exc).__name__}: {exc})"
         return entry
@@ -180,6 +189,17 @@ def decode_entry(project_id: str, entry_id: bytes | str, fields: Mapping[Any, An
             or type(entry.errors) is not list or type(entry.components) is not dict):
         entry.broken = "unreadable queue entry (its fields do not agree)"
     return entry
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_months(months: str) -> frozenset[date]:
+    return frozenset(date(int(m[:4]), int(m[5:7]), 1) for m in months.split(",") if m)
+
+
+def _months(months: str) -> set[date]:
+    """The months an entry's ``months`` field names (parsed once per distinct value: a few
+    months cover nearly every entry)."""
+    return set(_parsed_months(months))
 
 
 def notification(record: Mapping[str, Any]) -> bytes:

@@ -92,3 +92,32 @@ def test_entry_fields_read_back() -> None:
 ])
 def test_unreadable_entry_is_marked_broken(fields: dict[bytes, bytes]) -> None:
     assert decode_entry(PROJECT, "1-0", fields).broken
+
+
+def test_an_entry_reads_the_same_with_field_names_as_text_or_bytes() -> None:
+    """The writer's client answers bytes; a client that decodes names gives text: same entry."""
+    builder = EntryBuilder(PROJECT)
+    for one in (record(message="a"), record(level="error", message="b"),
+                record(message="c", timestamp=(NOW - timedelta(days=40)).isoformat())):
+        builder.add(one)
+    fields = builder.fields()
+    as_bytes = decode_entry(PROJECT, b"1-0", {k.encode(): v for k, v in fields.items()})
+    as_text = decode_entry(PROJECT, "1-0", fields)
+    assert as_bytes == as_text and as_bytes.broken is None
+    assert as_bytes.errors and as_bytes.components and len(as_bytes.months) == 2
+    assert as_bytes.hours  # every log's hour
+    # Without error events: ``[]`` and ``{}`` read back as empty, not as missing.
+    plain = EntryBuilder(PROJECT)
+    plain.add(record(message="d"))
+    entry = decode_entry(PROJECT, b"2-0", {k.encode(): v for k, v in plain.fields().items()})
+    assert (entry.broken, entry.errors, entry.components) == (None, [], {})
+
+
+@pytest.mark.parametrize("fields", [
+    {b"n": b"1", b"rows": b"x", b"ends": b"\x01\x00\x00\x00", b"months": b"2026-1x"},
+    {b"n": b"1", b"rows": b"x", b"ends": b"\x01\x00\x00\x00", b"fp": b"[]"},
+    {"n": "1", "rows": "x", "ends": "\x01\x00\x00\x00"},  # text values: not bytes rows
+    {},
+])
+def test_more_unreadable_entries_are_marked_broken(fields: dict[Any, Any]) -> None:
+    assert decode_entry(PROJECT, "1-0", fields).broken

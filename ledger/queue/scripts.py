@@ -159,6 +159,25 @@ local view_error = nil
 -- XADD's arguments: the field names in place once, each request's values put between them.
 local entry = {{}}
 for j = 0, field_names_n - 1 do entry[2 * j + 1] = ARGV[field_names_at + j] end
+-- One request's record, all or nothing: its XADD, INCRBY depth, INCRBY quota, a failed write
+-- undoing the ones before it. Returns the entry id, the depth and today's count, or nil and
+-- the error.
+local function record(count)
+  local id = redis.pcall('XADD', k_queue, '*', unpack(entry))
+  if failed(id) then return nil, id.err end
+  local depth = redis.pcall('INCRBY', k_depth, count)
+  if failed(depth) then
+    redis.pcall('XDEL', k_queue, id)
+    return nil, depth.err
+  end
+  local today = redis.pcall('INCRBY', k_quota, count)
+  if failed(today) then
+    redis.pcall('DECRBY', k_depth, count)
+    redis.pcall('XDEL', k_queue, id)
+    return nil, today.err
+  end
+  return id, depth, today
+end
 local i, stop = jobs_at, jobs_at + jobs_n
 while i < stop do
   local count, limit = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
@@ -174,22 +193,9 @@ while i < stop do
     out[#out + 1] = {{2, used}}
   else
     for j = 0, field_names_n - 1 do entry[2 * j + 2] = ARGV[values_at + j] end
-    local id = redis.pcall('XADD', k_queue, '*', unpack(entry))
-    if failed(id) then
-      out[#out + 1] = {{3, id.err}}
-      return out
-    end
-    local depth = redis.pcall('INCRBY', k_depth, count)
-    if failed(depth) then
-      redis.pcall('XDEL', k_queue, id)
-      out[#out + 1] = {{3, depth.err}}
-      return out
-    end
-    local today = redis.pcall('INCRBY', k_quota, count)
-    if failed(today) then
-      redis.pcall('DECRBY', k_depth, count)
-      redis.pcall('XDEL', k_queue, id)
-      out[#out + 1] = {{3, today.err}}
+    local id, depth, today = record(count)
+    if not id then
+      out[#out + 1] = {{3, depth}}
       return out
     end
     if today == count then redis.pcall('EXPIRE', k_quota, quota_ttl) end

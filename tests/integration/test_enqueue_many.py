@@ -104,6 +104,23 @@ async def test_a_write_failing_mid_run_fails_only_that_request_and_undoes_it(
     assert await depth(aredis, project) == 2
 
 
+async def test_a_live_view_that_fails_leaves_the_request_queued(
+        aredis: aioredis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+    """The notifications stream is not a stream (WRONGTYPE on its XADD, after the request's
+    record was written): the request is queued and reported so, since a 503 would make its
+    client send it again (stored twice); the missed notification is logged."""
+    project = new_project()
+    await aredis.set(names.notifications_stream(project), "not a stream")
+    jobs = [Enqueue(project, entry(project), notifications=[b'{"level": "error"}']),
+            Enqueue(project, entry(project))]
+    with caplog.at_level("WARNING", logger="ledger.queue.client"):
+        results = await Queue(aredis).enqueue_many(jobs, max_depth=100, day=DAY)
+    assert all(isinstance(result, tuple) for result in results), results
+    assert await aredis.xlen(names.queue_stream(project)) == 2
+    assert await depth(aredis, project) == 2
+    assert any("WRONGTYPE" in record.getMessage() for record in caplog.records)
+
+
 def _binaries() -> list[str]:
     found = [redis_binary()]
     system = shutil.which("redis-server")

@@ -21,8 +21,9 @@ groups the same whether it arrives as structured frames or as text.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 from ledger.core import frames as fr
@@ -35,7 +36,9 @@ __all__ = [
     "MAX_FRAMES",
     "STORAGE_KEY",
     "ShapeError",
+    "Uncommon",
     "to_chain",
+    "validate_common",
     "validate_exceptions",
 ]
 
@@ -210,6 +213,107 @@ def validate_exceptions(value: Any) -> list[dict[str, Any]] | None:
         raise ShapeError("exceptions", f"exceptions must be at most {MAX_EXCEPTIONS_BYTES} bytes"
                                        f" as JSON, got {size}")
     return cleaned
+
+
+# --------------------------------------------------------------------------------------------
+# The common case, checked in C
+# --------------------------------------------------------------------------------------------
+
+# What ``validate_exceptions`` keeps unchanged, as msgspec types: every known key with a value
+# of its type within its limit, no null in a frame (``_frame`` drops those), no unknown key
+# anywhere (``_frame`` and ``_exception`` drop those), no list beyond what is kept. A value of
+# that shape is a fixed point of ``_frame``: the frame dicts can be used as they were parsed,
+# in their own key order, and only the exceptions themselves (two or three) are rebuilt.
+_FrameText = Annotated[str, msgspec.Meta(max_length=_MAX_FRAME_TEXT)]
+_Int = Annotated[int, msgspec.Meta(ge=0, le=_MAX_INT)]
+_Context = Annotated[list[_FrameText], msgspec.Meta(max_length=MAX_CONTEXT_LINES)]
+_Unset = msgspec.UnsetType
+_UNSET = msgspec.UNSET
+
+
+class _CommonFrame(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    filename: _FrameText | _Unset = _UNSET
+    abs_path: _FrameText | _Unset = _UNSET
+    module: _FrameText | _Unset = _UNSET
+    function: _FrameText | _Unset = _UNSET
+    context_line: _FrameText | _Unset = _UNSET
+    package: _FrameText | _Unset = _UNSET
+    platform: _FrameText | _Unset = _UNSET
+    lineno: _Int | _Unset = _UNSET
+    colno: _Int | _Unset = _UNSET
+    in_app: bool | _Unset = _UNSET
+    pre_context: _Context | _Unset = _UNSET
+    post_context: _Context | _Unset = _UNSET
+
+
+class _CommonStacktrace(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    frames: Annotated[list[_CommonFrame], msgspec.Meta(max_length=MAX_FRAMES)] | None = None
+
+
+_MechanismText = Annotated[str, msgspec.Meta(max_length=_MAX_TYPE)]
+
+
+class _CommonMechanism(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    # In _mechanism's order: the order of the dict it builds.
+    type: _MechanismText | None = None
+    source: _MechanismText | None = None
+    description: _MechanismText | None = None
+    handled: bool | None = None
+    synthetic: bool | None = None
+    is_exception_group: bool | None = None
+    exception_id: _Int | None = None
+    parent_id: _Int | None = None
+
+
+class _CommonException(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    type: Annotated[str, msgspec.Meta(max_length=_MAX_TYPE)] | None = None
+    value: Annotated[str, msgspec.Meta(max_length=_MAX_VALUE)] | None = None
+    module: _FrameText | None = None
+    mechanism: _CommonMechanism | None = None
+    stacktrace: _CommonStacktrace | None = None
+
+
+_COMMON = Annotated[list[_CommonException], msgspec.Meta(max_length=MAX_EXCEPTIONS)]
+_MECHANISM_KEYS = (*_MECHANISM_TEXT, *_MECHANISM_BOOL, *_MECHANISM_INT)
+
+
+class Uncommon(ValueError):
+    """Not the common case: ``validate_exceptions`` decides (and words any refusal)."""
+
+
+def validate_common(value: Any) -> list[dict[str, Any]] | None:
+    """``validate_exceptions(value)`` for a value in the common case, checked in C.
+
+    Only for a value straight from ``orjson.loads`` (what ``parse_json_body`` gives: no lone
+    surrogates; and no NUL in any string, which the caller makes sure of), whose frame dicts
+    it takes over. The size limit is the caller's to check (it writes the JSON anyway).
+
+    Raises:
+        Uncommon: Anything else, valid or not.
+    """
+    if value is None:
+        return None
+    try:
+        checked = msgspec.convert(value, _COMMON)
+    except msgspec.ValidationError:
+        raise Uncommon from None
+    if not checked:
+        return None
+    out: list[dict[str, Any]] = []
+    for raw, exc in zip(value, checked, strict=True):
+        if not exc.type and not exc.value:
+            raise Uncommon  # "needs a type or a value"
+        cleaned: dict[str, Any] = {"type": exc.type, "value": exc.value}
+        if exc.module is not None:
+            cleaned["module"] = exc.module
+        if (mechanism := exc.mechanism) is not None:
+            cleaned["mechanism"] = {key: item for key in _MECHANISM_KEYS
+                                    if (item := getattr(mechanism, key)) is not None}
+        if exc.stacktrace is not None:
+            # Each frame passed _CommonFrame: _frame would copy it key for key.
+            cleaned["stacktrace"] = {"frames": raw["stacktrace"].get("frames") or []}
+        out.append(cleaned)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ groups the same whether it arrives as structured frames or as text.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 import msgspec
@@ -321,19 +322,27 @@ def validate_common(value: Any) -> list[dict[str, Any]] | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _chain_frame(frame: dict[str, Any], platform: str | None,
-                 in_app_rules: InAppRules | None) -> RawFrame:
-    path = frame.get("abs_path") or frame.get("filename") or ""
-    module = frame.get("module") or ""
-    function = frame.get("function") or ""
-    kind = fr.kind_of(path, module, frame.get("platform") or platform)
+@functools.lru_cache(maxsize=8192)  # the same code locations recur on every event
+def _raw_frame(path: str, module: str, function: str, platform: str | None,
+               sdk: bool | None) -> RawFrame:
+    kind = fr.kind_of(path, module, platform)
     if kind == "go" and not module and function:
         module, function = fr.split_go_function(function)
-    sdk = frame.get("in_app")
-    raw = RawFrame(kind, path, module, function,
-                   sdk if type(sdk) is bool else fr.default_in_app(kind, path, module))
+    return RawFrame(kind, path, module, function,
+                    sdk if type(sdk) is bool else fr.default_in_app(kind, path, module))
+
+
+def _chain_frame(frame: dict[str, Any], platform: str | None,
+                 in_app_rules: InAppRules | None) -> RawFrame:
+    get = frame.get
+    sdk = get("in_app")
+    # The frame made once per location (it was ~40 % of a 31-frame error's fingerprint);
+    # an ``in_app`` that is not a bool counts as not given (only checked chains come here).
+    raw = _raw_frame(get("abs_path") or get("filename") or "", get("module") or "",
+                     get("function") or "", get("platform") or platform,
+                     sdk if type(sdk) is bool else None)
     if in_app_rules is not None:
-        decided = in_app_rules.decide(raw.frame().module, path)
+        decided = in_app_rules.decide(raw.frame().module, raw.path)
         if decided is not None:
             raw = raw.with_in_app(decided)
     return raw

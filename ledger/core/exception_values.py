@@ -252,30 +252,25 @@ class _CommonStacktrace(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _MechanismText = Annotated[str, msgspec.Meta(max_length=_MAX_TYPE)]
-
-
-class _CommonMechanism(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    # In _mechanism's order: the order of the dict it builds.
-    type: _MechanismText | None = None
-    source: _MechanismText | None = None
-    description: _MechanismText | None = None
-    handled: bool | None = None
-    synthetic: bool | None = None
-    is_exception_group: bool | None = None
-    exception_id: _Int | None = None
-    parent_id: _Int | None = None
+_MECHANISM_KEYS = (*_MECHANISM_TEXT, *_MECHANISM_BOOL, *_MECHANISM_INT)  # _mechanism's order
+#: _mechanism's keys with their types, from the same lists; a null is "not given" there.
+_COMMON_MECHANISM = msgspec.defstruct(
+    "_CommonMechanism",
+    [(key, (_MechanismText if key in _MECHANISM_TEXT else bool if key in _MECHANISM_BOOL
+            else _Int) | None, None) for key in _MECHANISM_KEYS],
+    forbid_unknown_fields=True, gc=False)
 
 
 class _CommonException(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     type: Annotated[str, msgspec.Meta(max_length=_MAX_TYPE)] | None = None
     value: Annotated[str, msgspec.Meta(max_length=_MAX_VALUE)] | None = None
     module: _FrameText | None = None
-    mechanism: _CommonMechanism | None = None
+    #: Checked on its own (``_COMMON_MECHANISM``): one or two of them an event.
+    mechanism: dict[str, Any] | None = None
     stacktrace: _CommonStacktrace | None = None
 
 
 _COMMON = Annotated[list[_CommonException], msgspec.Meta(max_length=MAX_EXCEPTIONS)]
-_MECHANISM_KEYS = (*_MECHANISM_TEXT, *_MECHANISM_BOOL, *_MECHANISM_INT)
 
 
 class Uncommon(ValueError):
@@ -296,24 +291,25 @@ def validate_common(value: Any) -> list[dict[str, Any]] | None:
         return None
     try:
         checked = msgspec.convert(value, _COMMON)
+        if not checked:
+            return None
+        out: list[dict[str, Any]] = []
+        for raw, exc in zip(value, checked, strict=True):
+            if not exc.type and not exc.value:
+                raise Uncommon  # "needs a type or a value"
+            cleaned: dict[str, Any] = {"type": exc.type, "value": exc.value}
+            if exc.module is not None:
+                cleaned["module"] = exc.module
+            if exc.mechanism is not None:
+                mechanism = msgspec.convert(exc.mechanism, _COMMON_MECHANISM)
+                cleaned["mechanism"] = {key: item for key in _MECHANISM_KEYS
+                                        if (item := getattr(mechanism, key)) is not None}
+            if exc.stacktrace is not None:
+                # Each frame passed _CommonFrame: _frame would copy it key for key.
+                cleaned["stacktrace"] = {"frames": raw["stacktrace"].get("frames") or []}
+            out.append(cleaned)
     except msgspec.ValidationError:
         raise Uncommon from None
-    if not checked:
-        return None
-    out: list[dict[str, Any]] = []
-    for raw, exc in zip(value, checked, strict=True):
-        if not exc.type and not exc.value:
-            raise Uncommon  # "needs a type or a value"
-        cleaned: dict[str, Any] = {"type": exc.type, "value": exc.value}
-        if exc.module is not None:
-            cleaned["module"] = exc.module
-        if (mechanism := exc.mechanism) is not None:
-            cleaned["mechanism"] = {key: item for key in _MECHANISM_KEYS
-                                    if (item := getattr(mechanism, key)) is not None}
-        if exc.stacktrace is not None:
-            # Each frame passed _CommonFrame: _frame would copy it key for key.
-            cleaned["stacktrace"] = {"frames": raw["stacktrace"].get("frames") or []}
-        out.append(cleaned)
     return out
 
 

@@ -885,8 +885,9 @@ class _TypedLog(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     error_type: _ErrorType | None = None
     error_message: _ErrorMessage | None = None
     stack_trace: _StackTrace | None = None
-    #: A Sentry exception chain has rules of its own (``exception_values``): general path.
-    exceptions: None = None
+    #: A Sentry exception chain, left as its JSON text: it is parsed by orjson, as the general
+    #: path parses it, and checked by ``exception_values.validate_common`` (empty: absent).
+    exceptions: msgspec.Raw = msgspec.Raw()
     environment: _Environment | None = None
     release: _Release | None = None
     sdk_version: _SdkVersion | None = None
@@ -922,7 +923,8 @@ def typed_records(body: bytes, *, single: bool, project_id: str, now: datetime,
     One msgspec pass reads the body into typed fields, checking types and text lengths in C;
     what is left runs once per log without the intermediate dicts of ``validate_log`` and
     ``enrich`` (issue 17: that was most of ingest's CPU per log). The common case is a body
-    whose every log is valid, has only known fields, no ``exceptions``, attributes of at most
+    whose every log is valid, has only known fields, an ``exceptions`` chain (if any) that
+    ``exception_values.validate_common`` takes (frames as SDKs send them), attributes of at most
     ``MAX_ATTRIBUTES_DEPTH`` brackets and integers within 64 bits, and no ``\\u0000``
     anywhere. For it the records are those of ``parse_json_body`` → ``validate_batch`` (with
     ``from_json``) → ``enrich``, in order, ids aside. Anything else, valid or not, answers
@@ -936,6 +938,9 @@ def typed_records(body: bytes, *, single: bool, project_id: str, now: datetime,
     - for JSON both read the same values (duplicate keys: the last wins, in the first's
       place), except integers beyond 64 bits, which msgspec reads as ``int`` and orjson as
       ``float``: only attributes can hold them here and ``orjson.dumps`` refuses them;
+    - ``exceptions`` is left as JSON text by msgspec and parsed by orjson, the general path's
+      parser, so its values are that path's; the shape check then only accepts chains that
+      ``validate_exceptions`` would keep as they are, frame dicts and their key order too;
     - the rest are the general path's own checks (``_timestamp``, ``_choice``, ``_hex_id``,
       ``_client_fingerprint``, ``_log_id``, ``_endpoint``, the fingerprint), any refusal of
       which means ``None``.
@@ -997,7 +1002,15 @@ def typed_records(body: bytes, *, single: bool, project_id: str, now: datetime,
                 log_type = _choice(log.log_type, "log_type", _LOG_TYPE_MAP, "logger")
             if (importance := _IMPORTANCE_OR_DEFAULT.get(log.importance)) is None:
                 importance = _choice(log.importance, "importance", _IMPORTANCE_MAP, "standard")
-            if log_type == "exception" and (not log.error_type or log.error_message is None):
+            error_type, error_message = log.error_type, log.error_message
+            exceptions = _common_exceptions(log.exceptions) if log.exceptions else None
+            if exceptions:  # _validate's defaults from the raised exception
+                raised = exceptions[-1]
+                if not error_type and raised["type"]:
+                    error_type = raised["type"]  # within the limit: checked as the chain's
+                if error_message is None and raised["value"] is not None:
+                    error_message = raised["value"]
+            if log_type == "exception" and (not error_type or error_message is None):
                 return None
             attributes = log.attributes
             if attributes:
@@ -1009,6 +1022,14 @@ def typed_records(body: bytes, *, single: bool, project_id: str, now: datetime,
                     return None
             else:
                 attributes, data = {}, b"{}"
+            if exceptions:
+                # enrich's merge, and its JSON; the chain's own JSON is shorter than that, so
+                # it is only written apart when that is over the chain's limit.
+                attributes = {**attributes, EXCEPTIONS_KEY: exceptions}
+                data = orjson.dumps(attributes)
+                if (len(data) > exception_values.MAX_EXCEPTIONS_BYTES
+                        and len(orjson.dumps(exceptions)) > exception_values.MAX_EXCEPTIONS_BYTES):
+                    return None
             if log_type == "endpoint":
                 _endpoint(attributes)
             trace_id = None if log.trace_id is None else _hex_id(log.trace_id, "trace_id",
@@ -1027,8 +1048,8 @@ def typed_records(body: bytes, *, single: bool, project_id: str, now: datetime,
             record["log_type"] = log_type
             record["importance"] = importance
             record["message"] = log.message
-            record["error_type"] = log.error_type
-            record["error_message"] = log.error_message
+            record["error_type"] = error_type
+            record["error_message"] = error_message
             record["stack_trace"] = log.stack_trace
             record["environment"] = log.environment
             record["release"] = log.release
@@ -1044,18 +1065,30 @@ def typed_records(body: bytes, *, single: bool, project_id: str, now: datetime,
                 record["client_fingerprint"] = fingerprint
             if log_type == "exception" or level in ERROR_LEVELS:  # is_error_event
                 made = fingerprinter.fingerprint(
-                    error_type=log.error_type, error_message=log.error_message,
+                    error_type=error_type, error_message=error_message,
                     message=log.message, stack_trace=log.stack_trace,
-                    client_fingerprint=fingerprint, exceptions=None, platform=log.platform,
-                    level=level, environment=log.environment, release=log.release)
+                    client_fingerprint=fingerprint, exceptions=exceptions,
+                    platform=log.platform, level=level, environment=log.environment,
+                    release=log.release)
                 record["error_fingerprint"] = made.hash
                 record["fingerprint_version"] = made.version
                 record["fingerprint_components"] = made.components
             records.append(record)
             attributes_json.append(data)
     except (InvalidLog, orjson.JSONEncodeError, ValueError, OverflowError):
-        return None
+        return None  # exception_values.Uncommon and orjson.JSONDecodeError are ValueErrors
     return records, attributes_json
+
+
+def _common_exceptions(raw: msgspec.Raw) -> list[dict[str, Any]] | None:
+    """The checked chain of a typed log's ``exceptions``, as ``_validate`` makes it.
+
+    Raises:
+        ValueError: Not the common case (``exception_values.Uncommon``), or JSON orjson does
+            not read (``orjson.JSONDecodeError``: a lone surrogate escape, invalid UTF-8, a
+            number beyond a double, nesting beyond 1 024): the general path decides.
+    """
+    return exception_values.validate_common(orjson.loads(memoryview(raw)))
 
 
 def _with_exceptions(attributes: dict[str, Any],

@@ -33,9 +33,10 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import msgspec
 import orjson
 
 from ledger.core.events import (
@@ -345,13 +346,47 @@ def _frame(raw: Any) -> dict[str, Any] | None:
     return frame
 
 
+_FrameText = Annotated[str, msgspec.Meta(max_length=1024)]
+_Lines = Annotated[list[Annotated[str, msgspec.Meta(max_length=MAX_VALUE_CHARS)]],
+                   msgspec.Meta(max_length=MAX_CONTEXT_LINES)]
+
+
+class _KeptFrame(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A frame ``_frame`` would copy key for key: only keys it keeps, each with a value of the
+    type it keeps as it is, within its limit, and no null (which it drops)."""
+
+    filename: _FrameText | msgspec.UnsetType = msgspec.UNSET
+    abs_path: _FrameText | msgspec.UnsetType = msgspec.UNSET
+    module: _FrameText | msgspec.UnsetType = msgspec.UNSET
+    function: _FrameText | msgspec.UnsetType = msgspec.UNSET
+    context_line: _FrameText | msgspec.UnsetType = msgspec.UNSET
+    package: _FrameText | msgspec.UnsetType = msgspec.UNSET
+    lineno: int | msgspec.UnsetType = msgspec.UNSET
+    colno: int | msgspec.UnsetType = msgspec.UNSET
+    in_app: bool | msgspec.UnsetType = msgspec.UNSET
+    pre_context: _Lines | msgspec.UnsetType = msgspec.UNSET
+    post_context: _Lines | msgspec.UnsetType = msgspec.UNSET
+    #: Not kept, but the Python SDK sends it with every frame (locals): dropped below.
+    vars: Any = msgspec.UNSET
+
+
+_KEPT_FRAMES = list[_KeptFrame]
+
+
 def _frames(stacktrace: Any) -> list[dict[str, Any]]:
     raw = stacktrace.get("frames") if isinstance(stacktrace, dict) else None
     if not isinstance(raw, list):
         return []
     if len(raw) > MAX_FRAMES:  # keep both ends: where it started and where it crashed
         raw = raw[:MAX_FRAMES // 2] + raw[-(MAX_FRAMES // 2):]
-    return [f for f in (_frame(r) for r in raw) if f is not None]
+    try:
+        # One check in C of the whole list instead of _frame's loop over every key of every
+        # frame (the conversion's hot spot): frames already in the kept shape are kept as
+        # they are, less ``vars``. Anything else (a null, another key) takes _frame.
+        msgspec.convert(raw, _KEPT_FRAMES)
+    except msgspec.ValidationError:
+        return [f for f in (_frame(r) for r in raw) if f is not None]
+    return [{k: v for k, v in r.items() if k != "vars"} if "vars" in r else r for r in raw]
 
 
 def _exception(raw: Any) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import psycopg
@@ -16,7 +16,8 @@ from psycopg.rows import dict_row
 
 from ledger.config import Settings
 from ledger.core.fingerprints import FINGERPRINT_VERSION
-from ledger.daemons.ingest import IngestDaemon
+from ledger.core.rpc_models import IngestRequest, IngestResult
+from ledger.daemons.ingest import IngestDaemon, service
 from ledger.errors import InvalidInputError, QueueFullError, RateLimitedError
 from ledger.proto import ingest_pb2
 from ledger.queue import names
@@ -399,3 +400,33 @@ async def test_concurrent_requests_all_land(ingest: tuple[IngestDaemon, IngestCl
                                      for _ in range(20)))
     assert sum(r.accepted for r in results) == 2000
     await stored(str(settings.logs_database_url), project, 2000)
+
+
+async def test_a_coalesced_call_of_big_bodies_answers_each_request_on_its_own(
+        ingest: tuple[IngestDaemon, IngestClient], settings: Settings) -> None:
+    # Over PREPARE_INLINE_BYTES in all, so prepared in the worker thread (one hop for the
+    # call): each request still gets the answer it would get alone.
+    _, client = ingest
+    project = new_project()
+    chain = [{"type": "KeyError", "value": "'k'", "stacktrace": {"frames": [
+        {"filename": f"m{j}.py", "function": f"f{j}", "lineno": j, "in_app": True,
+         "context_line": "x" * 1000} for j in range(80)]}}]
+    big = error_log(1, exceptions=chain)
+    bodies: list[tuple[str, Literal["single", "batch"], bytes]] = [
+        (project, "single", orjson.dumps(big)), (project, "single", b"{not json"),
+        ("not-a-uuid", "single", orjson.dumps(log(2))),
+        (project, "batch", orjson.dumps({"logs": [log(3), {"level": "info"}]}))]
+    assert sum(len(body) for _, _, body in bodies) > service.PREPARE_INLINE_BYTES
+    answers = await client.ingest_logs_many([
+        IngestRequest(project_id=p, shape=shape, body=body, retention_days=90, daily_quota=0)
+        for p, shape, body in bodies])
+    first, malformed, bad_project, partial = answers
+    assert isinstance(first, IngestResult) and (first.accepted, first.rejected) == (1, 0)
+    assert isinstance(malformed, InvalidInputError) and "malformed JSON" in malformed.message
+    assert isinstance(bad_project, InvalidInputError)
+    assert "project_id must be a UUID" in bad_project.message
+    assert isinstance(partial, IngestResult) and (partial.accepted, partial.rejected) == (1, 1)
+    await stored(str(settings.logs_database_url), project, 2)
+    rows = {str(r["id"]): r for r in fetch_logs(str(settings.logs_database_url), project)}
+    assert rows[first.ids[0]]["attributes"]["$exceptions"][0]["stacktrace"]["frames"][79] == (
+        chain[0]["stacktrace"]["frames"][79])

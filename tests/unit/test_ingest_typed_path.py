@@ -4,8 +4,9 @@
 encodes its logs with per-request constants; any other body answers ``None`` and takes the
 general path (``parse_json_body`` → ``validate_batch`` → ``enrich`` → ``encode_row``). Each
 body of a varied corpus (valid and not, canonical and odd spellings, integers beyond 64 bits,
-escapes, invalid UTF-8, unknown fields) is prepared both ways: the same refusal, or the same
-records, item errors, COPY tuples, queue entry fields and notifications.
+escapes, invalid UTF-8, unknown fields, Sentry exception chains of every shape, frames in any
+key order) is prepared both ways: the same refusal, or the same records, item errors, COPY
+tuples, queue entry fields (bytes) and notifications.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.core import events
+from ledger.core import events, sentry
 from ledger.daemons.ingest import service
 from ledger.errors import LedgerError
 from ledger.proto import ingest_pb2
@@ -118,8 +119,86 @@ FINGERPRINT = st.one_of(st.none(), st.lists(st.text(max_size=5), max_size=3),
 LOG_ID = st.one_of(st.none(), st.sampled_from(
     ["0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B", "0190a1b2c3d47e5f8a9b0c1d2e3f4a5b", "nope", 7,
      "{0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b}"]), st.uuids().map(str))
-EXCEPTIONS = st.one_of(st.none(), st.sampled_from(
-    [[], [{"type": "KeyError", "value": "'k'"}], "x", [{"type": 1}]]))
+# Each part of a chain mostly valid (so that whole chains often are) and sometimes not.
+TEXT_OK = ["views.py", "/app/shop/views.py", "shop.views", "", "ünï ✓ 🚀", "x" * 1024]
+TEXT_BAD = ["x" * 1025, "a\x00b", "\ud800", None, 5, 1.5, True]
+INT_OK, INT_BAD = [0, 7, 2**31 - 1], [2**31, -1, True, 3.0, "7", None, 2**64]
+CONTEXT_OK = st.lists(st.sampled_from(["", "  x = 1", "é"]), max_size=10)
+CONTEXT_BAD = st.one_of(st.lists(st.sampled_from(["", None, 3, "y" * 1025]), min_size=1,
+                                 max_size=12), st.sampled_from(["x", None]))
+
+
+def mostly(ok: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``ok`` nine times in ten, else ``other``."""
+    return st.integers(0, 9).flatmap(lambda n: other if n == 0 else ok)
+
+
+def frame_values(ok: bool) -> dict[str, st.SearchStrategy[Any]]:
+    text = st.sampled_from(TEXT_OK if ok else TEXT_OK + TEXT_BAD)
+    number = st.sampled_from(INT_OK if ok else INT_OK + INT_BAD)
+    values: dict[str, st.SearchStrategy[Any]] = {
+        **dict.fromkeys(("filename", "abs_path", "module", "function", "context_line",
+                         "package", "platform"), text),
+        **dict.fromkeys(("lineno", "colno"), number),
+        "in_app": st.sampled_from([True, False] if ok else [True, False, None, 1, "true"]),
+        **dict.fromkeys(("pre_context", "post_context"),
+                        CONTEXT_OK if ok else st.one_of(CONTEXT_OK, CONTEXT_BAD)),
+    }
+    if not ok:  # dropped by the general path: unknown to the typed one
+        values |= {"vars": st.sampled_from([{"a": 1}, None]),
+                   "instruction_addr": st.just("0x1f")}
+    return values
+
+
+MECHANISM_OK = [None, {"type": "generic", "handled": True},
+                {"handled": False, "type": "excepthook", "description": "é", "synthetic": None},
+                {"type": "chained", "source": "__cause__", "exception_id": 1, "parent_id": 0},
+                {"is_exception_group": True, "exception_id": 0, "source": "exceptions[0]"}]
+MECHANISM_BAD = [{"handled": "yes"}, {"data": {"x": 1}}, "x", {"type": "x" * 256},
+                 {"exception_id": -1}]
+
+
+@st.composite
+def keyed(draw: st.DrawFn, values: dict[str, st.SearchStrategy[Any]],
+          common: tuple[str, ...]) -> dict[str, Any]:
+    # Keys in any order (the frames keep theirs) and any subset, mostly the common ones.
+    names = draw(st.one_of(st.just(list(common)), st.permutations(list(common)),
+                           st.lists(st.sampled_from(sorted(values)), unique=True,
+                                    max_size=len(values))))
+    return {name: draw(values[name]) for name in names}
+
+
+def frames(ok: bool) -> st.SearchStrategy[Any]:
+    frame = keyed(frame_values(ok), ("filename", "abs_path", "function", "module", "lineno",
+                                     "context_line", "in_app"))
+    return frame if ok else st.one_of(frame, st.sampled_from([None, "frame", [1]]))
+
+
+def exceptions(ok: bool) -> st.SearchStrategy[Any]:
+    stacktrace = st.builds(lambda f: {"frames": f}, st.lists(
+        frames(True) if ok else mostly(frames(True), frames(False)), max_size=4))
+    if not ok:
+        stacktrace = st.one_of(stacktrace, st.sampled_from(
+            [None, {"frames": None}, {"frames": "x"}, {}, "x", {"frames": [], "registers": {}}]))
+    values: dict[str, st.SearchStrategy[Any]] = {
+        "type": st.sampled_from(["KeyError", "", None, "T" * 255, "ÿ"]
+                                + ([] if ok else ["T" * 256, 1])),
+        "value": st.sampled_from(["'k'", "", None, "v" * 5000] + ([] if ok else ["v" * 5001])),
+        "module": st.sampled_from(TEXT_OK if ok else TEXT_OK + TEXT_BAD),
+        "mechanism": st.sampled_from(MECHANISM_OK if ok else MECHANISM_OK + MECHANISM_BAD),
+        "stacktrace": stacktrace,
+    }
+    if not ok:
+        values["thread_id"] = st.just(1)
+    exception = keyed(values, ("type", "value", "module", "stacktrace"))
+    return exception if ok else st.one_of(exception, st.sampled_from([None, "x"]))
+
+
+CHAINS = st.one_of(
+    st.lists(mostly(exceptions(True), exceptions(False)), max_size=3),
+    st.sampled_from([None, [], "x", [{"type": 1}], {"values": []},
+                     [{"type": "E", "value": str(i)} for i in range(33)]]))
+EXCEPTIONS = st.one_of(st.none(), CHAINS)
 FIELDS: dict[str, Any] = {
     "timestamp": TIMESTAMPS, "level": CHOICE, "log_type": CHOICE, "importance": CHOICE,
     "message": TEXT, "error_type": TEXT, "error_message": TEXT, "stack_trace": TEXT,
@@ -141,6 +220,23 @@ def common_log(i: int) -> dict[str, Any]:
         log |= {"level": "error", "log_type": "exception", "error_type": "KeyError",
                 "error_message": f"missing {i % 2}", "stack_trace": 'File "a.py", line 3\n'}
     return log
+
+
+def sentry_record(i: int = 0) -> dict[str, Any]:
+    """What the gateway makes of a Python SDK error event (30 frames, a chained exception)."""
+    frames = [{"filename": f"shop/m{j}.py", "abs_path": f"/app/shop/m{j}.py",
+               "module": f"shop.m{j}", "function": f"step_{j}", "lineno": 100 + j,
+               "in_app": j > 5, "context_line": f"    r = s{j}(o)"} for j in range(30)]
+    event = {"event_id": uuid.UUID(int=i + 1).hex, "timestamp": NOW.timestamp() - i,
+             "platform": "python", "level": "error", "release": "shop@4.2.0",
+             "exception": {"values": [
+                 {"type": "KeyError", "value": "'price'", "module": "builtins",
+                  "stacktrace": {"frames": frames[-1:]}},
+                 {"type": "PricingError", "value": f"no price for sku-{i}",
+                  "mechanism": {"type": "chained", "source": "__context__", "handled": True},
+                  "stacktrace": {"frames": frames}}]},
+             "tags": {"region": "eu-west"}, "sdk": {"name": "sentry.python", "version": "2.7"}}
+    return sentry.event_to_record(event, event_id=event["event_id"])
 
 
 @st.composite
@@ -186,6 +282,17 @@ def test_a_batch_is_prepared_alike_on_both_paths(monkeypatch: pytest.MonkeyPatch
 def test_a_single_log_is_prepared_alike_on_both_paths(monkeypatch: pytest.MonkeyPatch,
                                                       item: dict[str, Any], form: int) -> None:
     assert_alike(monkeypatch, SINGLE, encoded(item, form))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(logs(), CHAINS, st.booleans(), st.integers(0, 3))
+def test_a_log_with_an_exception_chain_is_prepared_alike_on_both_paths(
+        monkeypatch: pytest.MonkeyPatch, item: dict[str, Any], chain: Any, bare: bool,
+        form: int) -> None:
+    if bare:  # error_type and error_message then come from the raised exception
+        item = {k: v for k, v in item.items() if k not in ("error_type", "error_message")}
+    assert_alike(monkeypatch, SINGLE, encoded(item | {"exceptions": chain}, form))
 
 
 BODIES: list[tuple[str, int, bytes, bool]] = [
@@ -237,7 +344,46 @@ BODIES: list[tuple[str, int, bytes, bool]] = [
      False),
     ("exceptions", SINGLE, orjson.dumps(
         {"timestamp": NOW.isoformat(), "level": "error",
-         "exceptions": [{"type": "KeyError", "value": "k"}]}), False),
+         "exceptions": [{"type": "KeyError", "value": "k"}]}), True),
+    ("a converted Sentry event", SINGLE, orjson.dumps(sentry_record()), True),
+    ("Sentry events, batched", BATCH, orjson.dumps({"logs": [sentry_record(i)
+                                                             for i in range(5)]}), True),
+    ("exceptions without error_type", SINGLE, orjson.dumps(
+        {"timestamp": NOW.isoformat(), "log_type": "exception", "level": "error",
+         "exceptions": [{"type": "OSError", "value": None},
+                        {"type": "KeyError", "value": "k", "mechanism": {"handled": False}}]}),
+     True),
+    ("exceptions twice", SINGLE, b'{"timestamp": "2026-03-31T11:00:00Z", "level": "error",'
+     b' "exceptions": [{"type": "A", "value": "a"}], "exceptions": [{"type": "B"}]}', True),
+    ("exceptions null", SINGLE, b'{"timestamp": "2026-03-31T11:00:00Z", "level": "error",'
+     b' "exceptions": null}', True),
+    ("an unknown frame key", SINGLE, orjson.dumps(
+        {"timestamp": NOW.isoformat(), "level": "error", "exceptions": [
+            {"type": "E", "stacktrace": {"frames": [{"function": "f", "vars": {"a": 1}}]}}]}),
+     False),
+    ("251 frames", SINGLE, orjson.dumps(
+        {"timestamp": NOW.isoformat(), "level": "error", "exceptions": [
+            {"type": "E", "stacktrace": {"frames": [{"function": f"f{i}"}
+                                                    for i in range(251)]}}]}), False),
+    ("a chain over its size limit", SINGLE, orjson.dumps(
+        {"timestamp": NOW.isoformat(), "level": "error", "exceptions": [
+            {"type": "E", "stacktrace": {"frames": [{"function": "f" * 1000,
+                                                     "context_line": "c" * 1000}
+                                                    for i in range(250)]}}]}), False),
+    ("a chain just under its size limit", SINGLE, orjson.dumps(
+        {"timestamp": NOW.isoformat(), "level": "error", "attributes": {"a": "b" * 90_000},
+         "exceptions": [{"type": "E", "stacktrace": {"frames": [{"function": "f" * 1000}
+                                                                for i in range(240)]}}]}),
+     True),
+    ("a lone surrogate in a frame", SINGLE, b'{"timestamp": "2026-03-31T11:00:00Z",'
+     b' "level": "error", "exceptions": [{"type": "E", "stacktrace": {"frames":'
+     b' [{"function": "a\\ud800b"}]}}]}', False),
+    ("invalid UTF-8 in a frame", SINGLE, b'{"timestamp": "2026-03-31T11:00:00Z",'
+     b' "level": "error", "exceptions": [{"type": "E", "stacktrace": {"frames":'
+     b' [{"function": "\xff"}]}}]}', False),
+    ("a number beyond a double in a frame", SINGLE, b'{"timestamp": "2026-03-31T11:00:00Z",'
+     b' "level": "error", "exceptions": [{"type": "E", "stacktrace": {"frames":'
+     b' [{"lineno": 1e400}]}}]}', False),
     ("too deep for orjson", SINGLE, b'{"timestamp": "2026-03-31T11:00:00Z", "level": "info",'
      b' "attributes": {"a": ' + b"[" * 2000 + b"]" * 2000 + b"}}", False),
     ("17 levels", SINGLE, orjson.dumps({"timestamp": NOW.isoformat(), "level": "info",

@@ -6,32 +6,30 @@ at once, so every answer cost two ``write`` system calls, two TCP segments and t
 the client. On a single-log request those writes were a fifth of the gateway's CPU
 (py-spy --native, issue 17), the head's the larger part.
 
-So the gateway's HTTP protocol wraps each request's ``send`` (``hold_head``). uvicorn still
-frames the head itself, with its checks and its Content-Length bookkeeping, but into a
-``_HeldHead`` standing in for the transport. When the head declares a Content-Length (the
-answer is a whole body, which the client cannot use before it has it), the head waits for the
-body's first write and both go out in one ``writelines``; a chunked head (a live stream, whose
-client must see the head before the first event) goes out at once. A head still waiting when
-the response ends without writing a body (HEAD, 204, 304), when uvicorn closes the connection
-(an app that failed after starting its answer) or when ``send`` raises, is written first: the
-client gets the same bytes, in the same order, in fewer segments.
+So the gateway's HTTP protocol makes each request's cycle a ``OneWriteCycle``
+(``hold_head``). uvicorn still frames the head itself, with its checks and its Content-Length
+bookkeeping, but into a ``_HeldHead`` standing in for the transport. When the head declares a
+Content-Length (a whole body, which the client cannot use before it has it), the head waits
+for the body's first write and both go out in one ``writelines``; a chunked head (a live
+stream, whose client must see it before the first event) goes out at once. A head still
+waiting when the response ends without writing a body (HEAD, 204, 304), when uvicorn closes
+the connection (an app that failed after starting its answer) or when ``send`` raises, is
+written first: the client gets the same bytes, in the same order, in fewer segments.
 
 It relies on uvicorn's ``RequestResponseCycle`` writing only through ``cycle.transport``
-(``write``, ``close``, ``is_closing``) and on its ``send``, ``response_started``,
-``response_complete`` and ``chunked_encoding``; a cycle without them keeps uvicorn's own send
-(speed, never correctness). ``tests/integration/test_gateway_one_write.py`` checks the bytes on
-the wire and the write count.
+(``write``, ``close``, ``is_closing``) and on its ``response_started``, ``response_complete``
+and ``chunked_encoding``; a cycle without them keeps uvicorn's own send (speed, never
+correctness). ``tests/integration/test_gateway_one_write.py`` checks the bytes on the wire
+and the write count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-_CYCLE_ATTRIBUTES = ("transport", "send", "response_started", "response_complete",
-                     "chunked_encoding")
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-Send = Callable[[Any], Awaitable[None]]
+_CYCLE_ATTRIBUTES = ("transport", "response_started", "response_complete", "chunked_encoding")
 
 
 class _HeldHead:
@@ -63,38 +61,52 @@ class _HeldHead:
         return getattr(self.transport, name)
 
 
-def hold_head(cycle: Any) -> None:
-    """Give uvicorn's ``cycle`` a ``send`` that writes a Content-Length answer in one write."""
-    if not all(hasattr(cycle, name) for name in _CYCLE_ATTRIBUTES):
-        return
-    uvicorn_send: Send = cycle.send
-    held: _HeldHead | None = None
-    released = False
+class OneWriteCycle(RequestResponseCycle):
+    """uvicorn's cycle, whose ``send`` holds a Content-Length head for the body's write.
 
-    async def send(message: Any) -> None:
-        nonlocal held, released
-        if released or (held is None and (cycle.response_started
-                                          or message["type"] != "http.response.start")):
-            await uvicorn_send(message)
+    A class rather than a ``send`` closure set on each cycle: such a closure and the cycle
+    would refer to each other, and every request's cycle, scope and state would wait for the
+    cyclic collector instead of going when the request does.
+    """
+
+    _held: _HeldHead | None = None
+    _released = False
+
+    async def send(self, message: Any) -> None:
+        held = self._held
+        if self._released or (held is None and (self.response_started
+                                                or message["type"] != "http.response.start")):
+            await super().send(message)
             return
         if held is None:
-            held = _HeldHead(cycle.transport)
-            cycle.transport = held
+            self._held = held = _HeldHead(self.transport)
+            self.transport = held  # type: ignore[assignment]
         try:
-            await uvicorn_send(message)
+            await super().send(message)
         except BaseException:
-            released = True
-            _release(cycle, held)
+            self._release(held)
             raise
-        if cycle.response_complete or cycle.chunked_encoding is not False or held.head is None:
+        if self.response_complete or self.chunked_encoding is not False or held.head is None:
             # Done, streaming (its head goes now), or the body went out with its head.
-            released = True
-            _release(cycle, held)
+            self._release(held)
 
-    cycle.send = send
+    def _release(self, held: _HeldHead) -> None:
+        self._released = True
+        held.flush()
+        if self.transport is held:  # type: ignore[comparison-overlap]
+            self.transport = held.transport
 
 
-def _release(cycle: Any, held: _HeldHead) -> None:
-    held.flush()
-    if cycle.transport is held:
-        cycle.transport = held.transport
+#: Whether uvicorn's cycles have what ``OneWriteCycle`` relies on (checked on the first one).
+_usable: bool | None = None
+
+
+def hold_head(cycle: Any) -> None:
+    """Make uvicorn's ``cycle`` write a Content-Length answer in one write."""
+    global _usable
+    if type(cycle) is not RequestResponseCycle:
+        return
+    if _usable is None:
+        _usable = all(hasattr(cycle, name) for name in _CYCLE_ATTRIBUTES)
+    if _usable:
+        cycle.__class__ = OneWriteCycle

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.daemons.gateway.edge.one_write import hold_head
 from ledger.daemons.gateway.edge.slow_clients import BoundedHttpToolsProtocol
 
 #: The key of the extension in ``scope["extensions"]``.
@@ -98,20 +97,15 @@ class BodyChunks:
 
 
 class LiveHttpProtocol(BoundedHttpToolsProtocol):
-    """The gateway's HTTP protocol: head bounds, one write per whole answer
-    (``edge/one_write.py``), and ``BodyChunks`` for each GET request."""
+    """The gateway's HTTP protocol: head bounds, and ``BodyChunks`` for each GET request."""
 
     def on_headers_complete(self) -> None:
         previous = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
         # A new cycle is made for every request head that is answered (not for a refused or
-        # upgraded one).
-        if cycle is None or cycle is previous:
-            return
-        hold_head(cycle)
-        # Only GET requests can be live streams.
-        if self.scope["method"] == "GET":
+        # upgraded one); only GET requests can be live streams.
+        if cycle is not None and cycle is not previous and self.scope["method"] == "GET":
             extension = BodyChunks.attach(cycle)
             if extension is not None:
                 # ASGI extensions are dicts of their own.

@@ -30,6 +30,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def syscalls(pid: int) -> tuple[int, int]:
+    """Read and write system calls of process ``pid`` so far (``/proc/<pid>/io``).
+
+    A socket write costs more than most of the Python around it (py-spy --native), and its
+    count per request, unlike its µs, does not move with the machine's load.
+    """
+    counts = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    return int(counts["syscr"]), int(counts["syscw"])
+
+
 async def measure(args: argparse.Namespace) -> None:
     from ledger.core.bootstrap import ensure_default_setup
 
@@ -58,9 +68,12 @@ async def measure(args: argparse.Namespace) -> None:
                  "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 for name, pid in pids.items()] if args.profile else []
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            calls_before = syscalls(pids["gateway"])
             rate, errors = await max_throughput(gateway, "/api/v1/ingest/single", single,
                                                 args.connections, args.seconds)
             spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+            calls = [after - was for after, was in zip(syscalls(pids["gateway"]), calls_before,
+                                                       strict=True)]
             for spy in spies:
                 spy.wait(30)
             count = rate * args.seconds
@@ -71,6 +84,8 @@ async def measure(args: argparse.Namespace) -> None:
                 rows.append((f"{name} CPU per request (max phase)",
                              f"{seconds / count * 1e6:,.0f} µs ({seconds / args.seconds:.0%}"
                              " of a core)"))
+            rows.append(("gateway system calls per request (max phase)",
+                         f"{calls[0] / count:.2f} reads, {calls[1] / count:.2f} writes"))
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             latencies, lat_errors, achieved = await fixed_rate(
                 gateway, "/api/v1/ingest/single", single, args.rate, args.seconds,

@@ -30,9 +30,13 @@ class BodyLimitMiddleware:
         self.app = app
         self.max_bytes = max_bytes
         self._own_caps = [route.path_regex for route in own_caps]
+        # The lean path (edge/hot_paths.py) puts its route in the scope before this runs: one
+        # set lookup instead of a regex per route. Routes compare by value, so by id here.
+        self._own_routes = {id(route) for route in own_caps}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or any(p.match(scope["path"]) for p in self._own_caps):
+        if scope["type"] != "http" or id(scope.get("route")) in self._own_routes or any(
+                p.match(scope["path"]) for p in self._own_caps):
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:

@@ -115,12 +115,16 @@ class KeyValidator:
         #: Called with each revoked key id (the live streams of that key end).
         self.revocation_listeners: list[Callable[[str], None]] = []
 
-    async def validate(self, full_key: str, client: str) -> KeyIdentity:
-        """The identity of ``full_key``, presented by ``client`` (its address).
+    async def validate(self, full_key: str, client_of: Callable[[], str]) -> KeyIdentity:
+        """The identity of ``full_key``, presented by the caller at ``client_of()``.
+
+        The caller's address is asked for only when the key is not in memory: only the
+        throttle of failed checks needs it, and working it out (the peer, X-Forwarded-For
+        behind trusted proxies) was a few % of a cached key's check (issue 17).
 
         Raises:
             AuthenticationError: malformed, unknown, revoked or wrong key (401).
-            RateLimitedError: ``client`` failed too often recently (429).
+            RateLimitedError: the caller's address failed too often recently (429).
             UnavailableError: auth is down and the key is not in the emergency cache (503).
         """
         if len(full_key) > MAX_KEY_CHARS:
@@ -138,6 +142,7 @@ class KeyValidator:
         identity = await cached_identity(self.redis, full_key)
         self.metrics.key_lookup("redis", identity is not None)
         if identity is None:
+            client = client_of()
             await self._check_throttle(client, key_id)
             identity = await self._ask_auth(full_key, client, key_id)
         if self.generation == generation:

@@ -18,6 +18,7 @@ response; a handler that returns its own ``Response`` copies ``principal.rate_he
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -62,6 +63,10 @@ class ApiKeyPrincipal:
     def rate_headers(self) -> dict[str, str]:
         return self.rate_limit.headers() if self.rate_limit is not None else {}
 
+    def raw_rate_headers(self) -> list[tuple[bytes, bytes]]:
+        """``rate_headers()`` as ASGI header bytes (for ``responses.json_bytes_response``)."""
+        return self.rate_limit.raw_headers() if self.rate_limit is not None else []
+
 
 Principal = ApiKeyPrincipal | AccountPrincipal
 P = TypeVar("P", ApiKeyPrincipal, Principal)
@@ -85,7 +90,7 @@ async def authenticate_key(request: Request, response: Response | None, full_key
         UnavailableError (503).
     """
     gateway: Gateway = request.app.state.gateway
-    identity = await gateway.keys.validate(full_key, client_address(request))
+    identity = await gateway.keys.validate(full_key, functools.partial(client_address, request))
     if scope is not None and not identity.allows(scope):
         raise PermissionDeniedError(
             f"this API key lacks the {scope!r} scope: use a key created with that scope"

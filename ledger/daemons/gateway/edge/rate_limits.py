@@ -53,6 +53,21 @@ class RateLimitState:
             headers["Retry-After"] = str(self.retry_after)
         return headers
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """``headers()`` as an ASGI answer carries them (lower-case names, bytes), in the same
+        order: made directly, without the dict Starlette lowercases and encodes per answer
+        (the single-log hot path, issue 17)."""
+        raw: list[tuple[bytes, bytes]] = []
+        if self.limit_minute > 0:
+            raw.append((b"x-ratelimit-limit-minute", b"%d" % self.limit_minute))
+            raw.append((b"x-ratelimit-remaining-minute", b"%d" % self.remaining_minute))
+        if self.limit_hour > 0:
+            raw.append((b"x-ratelimit-limit-hour", b"%d" % self.limit_hour))
+            raw.append((b"x-ratelimit-remaining-hour", b"%d" % self.remaining_hour))
+        if self.retry_after is not None:
+            raw.append((b"retry-after", b"%d" % self.retry_after))
+        return raw
+
 
 # KEYS: minute counter, hour counter.  ARGV: minute TTL, hour TTL, requests counted.
 _HIT = """

@@ -19,13 +19,24 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS  # expect a gzip header and trailer
 _DEFLATE_WBITS = 32 + zlib.MAX_WBITS  # a zlib or gzip header, detected
 
 
+def _header(request: Request, name: bytes) -> str | None:
+    """``request.headers.get(name)`` (the first one; ``name`` in lower case, as ASGI gives
+    names), without building ``Headers`` or raising and catching a KeyError for an absent
+    header, which Content-Encoding mostly is (issue 17: the single-log hot path)."""
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 def check_json_content_type(request: Request) -> None:
     """Refuse bodies that say they are not JSON (a missing Content-Type is taken as JSON).
 
     Raises:
         UnsupportedMediaTypeError: the Content-Type is something else (415).
     """
-    content_type = request.headers.get("content-type")
+    content_type = _header(request, b"content-type")
     if not content_type:
         return
     media = content_type.split(";", 1)[0].strip().lower()
@@ -50,7 +61,7 @@ async def read_body(request: Request, max_bytes: int, *, any_encoding: bool = Fa
         InvalidInputError: corrupt or truncated gzip, or an empty body (400).
         UnsupportedMediaTypeError: a Content-Encoding other than gzip or identity (415).
     """
-    encoding = request.headers.get("content-encoding", "").strip().lower()
+    encoding = (_header(request, b"content-encoding") or "").strip().lower()
     decoder: _Gunzip | _Unbrotli | None
     if encoding in ("gzip", "x-gzip"):
         decoder = _Gunzip(max_bytes)
@@ -65,7 +76,7 @@ async def read_body(request: Request, max_bytes: int, *, any_encoding: bool = Fa
         raise UnsupportedMediaTypeError(
             f"Content-Encoding {encoding!r} is not supported: send the body as is or {accepted}"
         )
-    declared = request.headers.get("content-length", "")
+    declared = _header(request, b"content-length") or ""
     if declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
 

@@ -30,7 +30,11 @@ from ledger.daemons.gateway.edge.principal import (
 )
 from ledger.daemons.gateway.routes.bodies import check_json_content_type, read_body
 from ledger.daemons.gateway.routes.ingest_batcher import forward_logs
-from ledger.daemons.gateway.routes.responses import error_response, json_response
+from ledger.daemons.gateway.routes.responses import (
+    error_response,
+    json_bytes_response,
+    json_response,
+)
 from ledger.daemons.gateway.schemas.ingest import (
     ErrorResponse,
     IngestBatchRejected,
@@ -108,14 +112,14 @@ async def ingest_single(
 
 async def _single(request: Request, principal: ApiKeyPrincipal) -> Response:
     response = await _ingest(request, principal, "single")
-    headers = principal.rate_headers()
     if response.accepted == 0:
         reason = response.errors[0] if response.errors else None
         detail = (f"{reason.field}: {reason.reason}" if reason is not None
                   else response.message or "the log is invalid")
-        return error_response(400, detail, headers)
-    return json_response({"accepted": response.accepted, "rejected": response.rejected,
-                          "message": response.message or "log accepted"}, 202, headers)
+        return error_response(400, detail, principal.rate_headers())
+    return json_bytes_response({"accepted": response.accepted, "rejected": response.rejected,
+                                "message": response.message or "log accepted"}, 202,
+                               principal.raw_rate_headers())
 
 
 @router.post(
@@ -142,13 +146,13 @@ async def ingest_batch(
 
 async def _batch(request: Request, principal: ApiKeyPrincipal) -> Response:
     response = await _ingest(request, principal, "batch")
-    headers = principal.rate_headers()
     errors = _item_errors(response)
     if response.accepted == 0:
-        return error_response(400, response.message or "no log of the batch is valid", headers,
-                              accepted=0, rejected=response.rejected, errors=errors)
-    return json_response({"accepted": response.accepted, "rejected": response.rejected,
-                          "errors": errors}, 202, headers)
+        return error_response(400, response.message or "no log of the batch is valid",
+                              principal.rate_headers(), accepted=0,
+                              rejected=response.rejected, errors=errors)
+    return json_bytes_response({"accepted": response.accepted, "rejected": response.rejected,
+                                "errors": errors}, 202, principal.raw_rate_headers())
 
 
 async def _lean_single(request: Request) -> Response:

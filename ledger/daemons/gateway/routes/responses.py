@@ -57,6 +57,33 @@ def json_response(
                     media_type="application/json")
 
 
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+class _JsonBytesResponse(Response):
+    """A Response whose header bytes are made by the caller (see ``json_bytes_response``)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status_code: int,
+                 raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        raw_headers.append((b"content-length", b"%d" % len(body)))
+        raw_headers.append(_JSON_TYPE)
+        self.raw_headers = raw_headers
+
+
+def json_bytes_response(content: Any, status_code: int,
+                        raw_headers: list[tuple[bytes, bytes]]) -> Response:
+    """``json_response`` with headers already as ASGI bytes (lower-case names, no
+    Content-Length or Content-Type, which are added as Starlette adds them): the same answer,
+    without Starlette lowercasing and encoding a dict (the single-log hot path, issue 17).
+    ``raw_headers`` becomes the answer's own list."""
+    return _JsonBytesResponse(orjson.dumps(content), status_code, raw_headers)
+
+
 def model_body(model: Any) -> dict[str, Any]:
     """A core model (a dataclass) as the REST API shows it: its fields under their own names,
     timestamps in ISO 8601, tuples as lists. One shape, so a field added to the model appears

@@ -16,6 +16,8 @@ import logging
 import signal
 from typing import TYPE_CHECKING, Protocol
 
+from ledger.daemons.waits import wait_set
+
 if TYPE_CHECKING:
     import grpc
     import redis.asyncio as aioredis
@@ -87,8 +89,7 @@ class LoopDaemon:
                 await self.run_once()
             except Exception:
                 logger.exception("%s: run failed; trying again in %.0fs", self.name, self.interval)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
+            await wait_set(self._stopping, self.interval)
 
     async def stop(self) -> None:
         self._stopping.set()

@@ -24,6 +24,7 @@ from ledger.daemons.alerts.sender import Sender
 from ledger.daemons.alerts.servicer import AlertsServicer
 from ledger.daemons.base import GrpcDaemon
 from ledger.daemons.checks import require_schema
+from ledger.daemons.waits import wait_set
 from ledger.db.pool import async_pool, open_pool
 from ledger.proto import alerts_pb2_grpc
 from ledger.rpc.server import bind, create_server
@@ -146,8 +147,7 @@ class AlertsDaemon(GrpcDaemon):
                 await self.run_periodic_once()
             except Exception:  # the loop boundary: log, and try at the next interval
                 logger.exception("alerts: periodic rules failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval)
+            await wait_set(self._stopping, interval)
 
     async def _stats(self) -> None:
         """One log line per period with the work done in it (nothing when idle)."""
@@ -155,8 +155,7 @@ class AlertsDaemon(GrpcDaemon):
         last = (0, 0, 0, 0)
         started = time.monotonic()
         while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), STATS_EVERY_SECONDS)
+            await wait_set(self._stopping, STATS_EVERY_SECONDS)
             now = (self.evaluator.rules_evaluated, self.periodic_evaluated,
                    self.evaluator.alerts_fired, sum(s.sent for s in self.senders))
             elapsed, started = time.monotonic() - started, time.monotonic()

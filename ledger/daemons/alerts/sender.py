@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from datetime import UTC, datetime, timedelta
@@ -13,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ledger.core.alerts import outbox, senders
 from ledger.core.alerts.senders import Outcome
+from ledger.daemons.waits import wait_set
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ class Sender:
 
     async def _loop(self, stopping: asyncio.Event) -> None:
         # Senders start together: spread their first polls over one period (see below).
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wakeup.wait(), POLL_SECONDS * random.random())  # noqa: S311
+        await wait_set(self.wakeup, POLL_SECONDS * random.random())  # noqa: S311
         while not stopping.is_set():
             try:
                 handled = await self.step()
@@ -63,12 +62,10 @@ class Sender:
                 await asyncio.sleep(1.0)
                 continue
             if not handled:
-                with contextlib.suppress(TimeoutError):
-                    # Jittered: senders started together would otherwise poll in lockstep for
-                    # ever, each holding a connection at the same instant, and an idle stack
-                    # would keep one PostgreSQL backend per sender open.
-                    await asyncio.wait_for(self.wakeup.wait(),
-                                           POLL_SECONDS * random.uniform(0.7, 1.3))  # noqa: S311
+                # Jittered: senders started together would otherwise poll in lockstep for
+                # ever, each holding a connection at the same instant, and an idle stack
+                # would keep one PostgreSQL backend per sender open.
+                await wait_set(self.wakeup, POLL_SECONDS * random.uniform(0.7, 1.3))  # noqa: S311
                 self.wakeup.clear()
 
     async def step(self) -> int:

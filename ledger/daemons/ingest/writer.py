@@ -45,6 +45,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ledger.core import rollups
 from ledger.core.error_groups import ErrorEvent
 from ledger.daemons.ingest import store
+from ledger.daemons.waits import wait_set
 from ledger.queue import names
 from ledger.queue import rows as rows_codec
 from ledger.queue.client import Ack, DeadLetter, Queue, ensure_group, queue_projects
@@ -116,8 +117,7 @@ class Streams:
 
     async def wait_for_projects(self, timeout: float) -> None:
         """Sleep until a first project queues something (or ``timeout``)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._new.wait(), timeout)
+        await wait_set(self._new, timeout)
         self._new.clear()
 
     async def refresh(self, *, force: bool = False) -> None:
@@ -235,8 +235,7 @@ class Writer:
         return done
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)
+        await wait_set(self.stopping, seconds)
 
     def _note_failure(self, exc: BaseException) -> None:
         now = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -10,6 +11,7 @@ from psycopg import sql
 
 from ledger.core import error_groups
 from ledger.db import migrate, partitions
+from ledger.embedded import EmbeddedPostgres
 from ledger.errors import MigrationError
 from tests.conftest import create_database, drop_database
 
@@ -97,3 +99,68 @@ def test_sql_and_python_release_orders_agree_under_any_collation(logs_db_url: st
             for a, b in cases + [(b, a) for a, b in cases]:
                 got = conn.execute(query, (a, b)).fetchone()
                 assert got == (error_groups.release_cmp(a, b),), (collation, a, b)
+
+
+_BIG_LOG = (
+    "INSERT INTO logs (project_id, id, timestamp, ingested_at, level, log_type, importance,"
+    " stack_trace, attributes) VALUES (gen_random_uuid(), gen_random_uuid(), %s, now(), 'error',"
+    " 'exception', 'standard', %s, jsonb_build_object('frames', %s::text))"
+)
+
+
+def _lz4_supported(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    row = conn.execute("SELECT 'lz4' = ANY (enumvals) FROM pg_settings"
+                       " WHERE name = 'default_toast_compression'").fetchone()
+    return bool(row and row[0])
+
+
+def _stored_compression(conn: psycopg.Connection[tuple[object, ...]], month: str) -> set[object]:
+    """How the large values stored in partition ``month`` were compressed (pglz / lz4)."""
+    # Varied text (not one repeated character) of ~6 KB, past the 2 KB TOAST threshold.
+    text = "\n".join(f'  File "/app/shop/m{j}.py", line {100 + j}, in step_{j}' for j in range(120))
+    conn.execute(_BIG_LOG, (f"{month}-15 12:00:00+00", text, text))
+    rows = conn.execute(
+        sql.SQL("SELECT pg_column_compression(stack_trace), pg_column_compression(attributes)"
+                " FROM {}").format(sql.Identifier(f"logs_{month.replace('-', '_')}"))).fetchall()
+    return {value for row in rows for value in row}
+
+
+def _check_lz4_migration(url: str) -> None:
+    """0005 gives lz4 to the large columns of existing and future partitions where the server
+    has lz4, and leaves pglz (no error) where it has not."""
+    ours = ["stack_trace", "attributes", "message"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        supported = _lz4_supported(conn)
+        partitions.ensure_months_sync(conn, [datetime(2026, 1, 1, tzinfo=UTC).date()])
+        # As before 0005: an existing partition whose columns have no method of their own.
+        conn.execute("ALTER TABLE logs_2026_01 ALTER COLUMN stack_trace SET COMPRESSION default,"
+                     " ALTER COLUMN attributes SET COMPRESSION default,"
+                     " ALTER COLUMN message SET COMPRESSION default")
+        conn.execute(migrate.available("logs")[4].sql.encode())  # idempotent; the upgrade path
+        partitions.ensure_months_sync(conn, [datetime(2026, 2, 1, tzinfo=UTC).date()])
+        methods = conn.execute(
+            "SELECT attrelid::regclass::text, attname, attcompression FROM pg_attribute"
+            " WHERE attrelid IN ('logs'::regclass, 'logs_2026_01'::regclass,"
+            " 'logs_2026_02'::regclass) AND attname = ANY (%s)", (ours,)).fetchall()
+        assert len(methods) == 9
+        expected = "l" if supported else ""
+        assert {m[2] for m in methods} == {expected}, methods
+        for month in ("2026-01", "2026-02"):
+            assert _stored_compression(conn, month) == ({"lz4"} if supported else {"pglz"})
+
+
+def test_large_log_columns_use_lz4_where_the_server_has_it(logs_db_url: str) -> None:
+    _check_lz4_migration(logs_db_url)
+
+
+def test_lz4_migration_runs_on_the_embedded_server(tmp_path: Path) -> None:
+    """The embedded PostgreSQL (pgserver build) may lack lz4: migrating must still work."""
+    server = EmbeddedPostgres(tmp_path / "pg")
+    server_url = server.start()
+    try:
+        url = create_database(server_url, "ledger_mig_lz4")
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate.migrate(conn, "logs")
+        _check_lz4_migration(url)
+    finally:
+        server.stop()

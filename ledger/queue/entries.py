@@ -158,8 +158,7 @@ def as_text(value: bytes | str) -> str:
 
 def decode_entry(project_id: str, entry_id: bytes | str, fields: Mapping[Any, Any]) -> Entry:
     """An ``Entry`` from XREADGROUP/XCLAIM output; never raises (a bad one is ``broken``)."""
-    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    entry = Entry(project_id, eid, 0)
+    entry = Entry(project_id, as_text(entry_id), 0)
     if b"rows" not in fields:
         # Field names as text (a client that decodes answers), or a field missing: read by
         # bytes keys all the same. The writer's normal path (bytes) skips this copy.

@@ -136,7 +136,8 @@ def _check_lz4_migration(url: str) -> None:
         conn.execute("ALTER TABLE logs_2026_01 ALTER COLUMN stack_trace SET COMPRESSION default,"
                      " ALTER COLUMN attributes SET COMPRESSION default,"
                      " ALTER COLUMN message SET COMPRESSION default")
-        conn.execute(migrate.available("logs")[4].sql.encode())  # idempotent; the upgrade path
+        lz4 = next(m for m in migrate.available("logs") if m.name == "lz4_toast")
+        conn.execute(lz4.sql.encode())  # idempotent; the upgrade path
         partitions.ensure_months_sync(conn, [datetime(2026, 2, 1, tzinfo=UTC).date()])
         methods = conn.execute(
             "SELECT attrelid::regclass::text, attname, attcompression FROM pg_attribute"

@@ -40,33 +40,33 @@ class RateLimitState:
     retry_after: int | None = None  # set when the request is over a limit
     exceeded: str | None = None  # "minute" or "hour": the window that refused it
 
+    def _values(self) -> list[tuple[str, int]]:
+        """Each header's name and value, in order: the one list both forms are made from."""
+        values: list[tuple[str, int]] = []
+        if self.limit_minute > 0:
+            values += (("X-RateLimit-Limit-Minute", self.limit_minute),
+                       ("X-RateLimit-Remaining-Minute", self.remaining_minute))
+        if self.limit_hour > 0:
+            values += (("X-RateLimit-Limit-Hour", self.limit_hour),
+                       ("X-RateLimit-Remaining-Hour", self.remaining_hour))
+        if self.retry_after is not None:
+            values.append(("Retry-After", self.retry_after))
+        return values
+
     def headers(self) -> dict[str, str]:
         """The ``X-RateLimit-*`` headers (and ``Retry-After`` when over a limit)."""
-        headers: dict[str, str] = {}
-        if self.limit_minute > 0:
-            headers["X-RateLimit-Limit-Minute"] = str(self.limit_minute)
-            headers["X-RateLimit-Remaining-Minute"] = str(self.remaining_minute)
-        if self.limit_hour > 0:
-            headers["X-RateLimit-Limit-Hour"] = str(self.limit_hour)
-            headers["X-RateLimit-Remaining-Hour"] = str(self.remaining_hour)
-        if self.retry_after is not None:
-            headers["Retry-After"] = str(self.retry_after)
-        return headers
+        return {name: str(value) for name, value in self._values()}
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """``headers()`` as an ASGI answer carries them (lower-case names, bytes), in the same
         order: made directly, without the dict Starlette lowercases and encodes per answer
         (the single-log hot path, issue 17)."""
-        raw: list[tuple[bytes, bytes]] = []
-        if self.limit_minute > 0:
-            raw.append((b"x-ratelimit-limit-minute", b"%d" % self.limit_minute))
-            raw.append((b"x-ratelimit-remaining-minute", b"%d" % self.remaining_minute))
-        if self.limit_hour > 0:
-            raw.append((b"x-ratelimit-limit-hour", b"%d" % self.limit_hour))
-            raw.append((b"x-ratelimit-remaining-hour", b"%d" % self.remaining_hour))
-        if self.retry_after is not None:
-            raw.append((b"retry-after", b"%d" % self.retry_after))
-        return raw
+        return [(_RAW_NAMES[name], b"%d" % value) for name, value in self._values()]
+
+
+_RAW_NAMES = {name: name.lower().encode() for name in (
+    "X-RateLimit-Limit-Minute", "X-RateLimit-Remaining-Minute", "X-RateLimit-Limit-Hour",
+    "X-RateLimit-Remaining-Hour", "Retry-After")}
 
 
 # KEYS: minute counter, hour counter.  ARGV: minute TTL, hour TTL, requests counted.

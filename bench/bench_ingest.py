@@ -255,22 +255,14 @@ def serve_stub(port: int) -> None:
 
 @contextlib.contextmanager
 def stub_process() -> Any:
+    from harness import wait_for_port
+
     from ledger.embedded import free_port
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve-stub", str(port)])
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                import socket
-
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("the stub server did not start") from None
-                time.sleep(0.05)
+        wait_for_port(port, proc, "the stub server")
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.send_signal(signal.SIGINT)

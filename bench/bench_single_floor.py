@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -50,7 +49,14 @@ from typing import Any
 import orjson
 from bench_ingest import STUB_PATH, Target, fixed_rate, max_throughput, one_log
 from bench_single_cpu import cpu_seconds
-from harness import GENEROUS_LIMITS, import_tests, migrated_servers, percentile, print_results
+from harness import (
+    GENEROUS_LIMITS,
+    import_tests,
+    migrated_servers,
+    percentile,
+    print_results,
+    wait_for_port,
+)
 
 METHOD = "/floor.Floor/Stream"
 QUEUE_KEY = "floor:queue"
@@ -183,18 +189,6 @@ def serve_floor_gateway(port: int, ingest_port: int) -> None:
         await uvicorn.Server(config).serve()
 
     uvloop.run(main())
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit(f"{what} did not start") from None
-            time.sleep(0.05)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,6 +108,19 @@ def import_tests() -> None:
     """Make ``tests.stack`` and the other test harness modules importable."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    """Return once ``proc`` accepts connections on 127.0.0.1:``port``; exit if it never does."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"{what} did not start") from None
+            time.sleep(0.05)
 
 
 def percentile(values: list[float], p: float) -> float:

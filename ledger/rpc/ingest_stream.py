@@ -8,7 +8,7 @@ keeps one stream open per ingest process and sends every coalesced batch (what o
 each with the same id, in whatever order its batches finish.
 
 Failure is per stream and loud: when the stream ends (ingest stopped, was killed, the
-connection broke) or a batch is not answered within ``timeout`` (a hung ingest), every batch
+connection broke, whatever status gRPC gives for it) or a batch is not answered within ``timeout`` (a hung ingest), every batch
 still waiting on it fails with ``UnavailableError`` naming the ingest daemon (the gateway's
 503), never a hang, and the stream is dropped. The next batch opens a new one, so the gateway
 is back as soon as ingest is. A batch that failed this way may or may not have been queued
@@ -75,7 +75,7 @@ class _Session:
                 if not future.done():
                     future.set_result(message.answer)
         except grpc.aio.AioRpcError as exc:
-            self.fail(from_rpc_error(exc, "ingest"))
+            self.fail(_stream_error(exc, self.service))
         except asyncio.CancelledError:
             self.fail(UnavailableError(f"the stream to {self.service} was closed",
                                        retry_after=LOST_RETRY_SECONDS, service=self.service))
@@ -98,6 +98,26 @@ class _Session:
         # behind it on this stream would wait as long. Fail them all; the next batch reopens.
         self.fail(UnavailableError(f"{self.service} did not answer within {seconds:g} s",
                                    retry_after=LOST_RETRY_SECONDS, service=self.service))
+
+
+def _stream_error(exc: grpc.aio.AioRpcError, service: str) -> LedgerError:
+    """What the batches waiting on a stream that ended with ``exc`` fail with.
+
+    A batch's own refusal (a bad body, the quota) comes back in its answer, not as the
+    stream's status. A status that carries a Ledger error (a wrong internal token, say) keeps
+    its meaning. Any other status (INTERNAL or UNKNOWN from a connection torn mid-frame when
+    ingest is killed, or from ingest's stream handler failing) means the stream broke before
+    these batches were answered. It is not an error in any of them, so they fail like any
+    lost stream: a 503 the client retries, with the same log ids stored once. A handler that
+    fails this way again and again is in ingest's log and in this warning.
+    """
+    error = from_rpc_error(exc, "ingest")
+    if type(error) is not LedgerError:
+        return error
+    logger.warning("the stream to %s broke: %s %s", service, exc.code().name, exc.details())
+    return UnavailableError(
+        f"the stream to {service} broke ({exc.code().name.lower()}); retry the request",
+        retry_after=LOST_RETRY_SECONDS, service=service)
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
@@ -183,7 +203,7 @@ class IngestStream:
                 await session.call.write(ingest_pb2.IngestStreamRequest(id=batch_id,
                                                                         batch=batch))
         except grpc.aio.AioRpcError as exc:
-            session.fail(from_rpc_error(exc, "ingest"))
+            session.fail(_stream_error(exc, self.service))
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():

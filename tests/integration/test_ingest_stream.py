@@ -152,6 +152,61 @@ async def test_ingest_handles_a_bounded_number_of_batches_per_stream() -> None:
         await server.stop(None)
 
 
+class _FailsOnce(ingest_pb2_grpc.IngestServiceServicer):
+    """An ingest stream whose handler fails at its first batch, then serves normally."""
+
+    def __init__(self) -> None:
+        self.streams = 0
+
+    async def many(self, batch: ingest_pb2.IngestLogsManyRequest,
+                   ) -> ingest_pb2.IngestLogsManyResponse:
+        result = ingest_pb2.IngestLogsResult(
+            response=ingest_pb2.IngestLogsResponse(accepted=len(batch.requests)))
+        return ingest_pb2.IngestLogsManyResponse(results=[result] * len(batch.requests))
+
+    async def IngestStream(self, request_iterator: Any,  # type: ignore[override]
+                           context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.streams += 1
+        if self.streams == 1:
+            await context.read()
+            raise RuntimeError("a bug in the stream handler")
+        await ingest_stream.serve_stream(self.many, context, asyncio.Event())
+
+
+async def test_a_stream_that_ends_in_an_internal_error_fails_its_batches_as_unavailable(
+        ) -> None:
+    """CI once saw a 500 when ingest was killed mid-stream: the torn connection ended the
+    stream with INTERNAL. A stream ended by any status without a Ledger error in it (here
+    the handler's own failure, which the server's interceptor turns into a bare INTERNAL) is
+    a lost stream for the batches on it: a 503 naming ingest, to be retried, and the next
+    batch opens a new stream."""
+    token = secrets.token_urlsafe(8)
+    servicer = _FailsOnce()  # type: ignore[abstract]  # only the stream is served
+
+    async def healthy() -> dict[str, str]:
+        return {}
+
+    server = create_server("ingest", token, healthy)
+    ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    client = IngestClient(f"127.0.0.1:{port}", token)
+    try:
+        with pytest.raises(UnavailableError) as lost:
+            await client.ingest_logs_stream([single(new_project(), str(uuid.uuid4()))],
+                                            client.streams[0])
+        assert lost.value.service == "the ingest daemon"
+        assert "broke (internal)" in lost.value.message and lost.value.retry_after == 1
+        client.streams[0].failed_at = 0.0  # past the reopen pause, without sleeping it out
+        answer = await client.ingest_logs_stream([single(new_project(), str(uuid.uuid4()))],
+                                                 client.streams[0])
+        assert answer[0].accepted == 1  # type: ignore[union-attr]
+        assert servicer.streams == 2
+    finally:
+        await client.close()
+        await server.stop(None)
+
+
 async def test_two_ingest_processes_each_get_a_stream_and_one_stopping_leaves_the_other(
         settings: Settings, aredis: aioredis.Redis) -> None:
     """``LEDGER_INGEST_ADDR`` listing two API processes (what ``ledger up`` runs on 2 cores)."""

@@ -8,12 +8,12 @@ keeps one stream open per ingest process and sends every coalesced batch (what o
 each with the same id, in whatever order its batches finish.
 
 Failure is per stream and loud: when the stream ends (ingest stopped, was killed, the
-connection broke, whatever status gRPC gives for it) or a batch is not answered within ``timeout`` (a hung ingest), every batch
-still waiting on it fails with ``UnavailableError`` naming the ingest daemon (the gateway's
-503), never a hang, and the stream is dropped. The next batch opens a new one, so the gateway
-is back as soon as ingest is. A batch that failed this way may or may not have been queued
-(its answer was lost): the client's retry carries the same log ids, which the writers store
-once.
+connection broke, whatever status gRPC gives for it) or a batch is not answered within
+``timeout`` (a hung ingest), every batch still waiting on it fails with ``UnavailableError``
+naming the ingest daemon (the gateway's 503), never a hang, and the stream is dropped. The
+next batch opens a new one, so the gateway is back as soon as ingest is. A batch that failed
+this way may or may not have been queued (its answer was lost): the client's retry carries the
+same log ids, which the writers store once.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -95,6 +96,28 @@ async def test_a_wrong_token_is_refused_clearly(ingest: tuple[int, IngestClient]
         await wrong.close()
 
 
+@contextlib.asynccontextmanager
+async def serving(servicer: ingest_pb2_grpc.IngestServiceServicer,
+                  ) -> AsyncIterator[IngestClient]:
+    """``servicer`` on a real gRPC server of its own (the daemon's interceptors included), and
+    a client to it; both closed on the way out."""
+    token = secrets.token_urlsafe(8)
+
+    async def healthy() -> dict[str, str]:
+        return {}
+
+    server = create_server("ingest", token, healthy)
+    ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    client = IngestClient(f"127.0.0.1:{port}", token)
+    try:
+        yield client
+    finally:
+        await client.close()
+        await server.stop(None)
+
+
 class _Blocking(ingest_pb2_grpc.IngestServiceServicer):
     """An ingest stream whose batches wait for ``release``; counts how many run at once."""
 
@@ -122,18 +145,8 @@ class _Blocking(ingest_pb2_grpc.IngestServiceServicer):
 
 
 async def test_ingest_handles_a_bounded_number_of_batches_per_stream() -> None:
-    token = secrets.token_urlsafe(8)
     servicer = _Blocking()  # type: ignore[abstract]  # only the stream is served
-
-    async def healthy() -> dict[str, str]:
-        return {}
-
-    server = create_server("ingest", token, healthy)
-    ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    client = IngestClient(f"127.0.0.1:{port}", token)
-    try:
+    async with serving(servicer) as client:
         sends = [asyncio.create_task(client.ingest_logs_stream(
             [single(new_project(), str(uuid.uuid4()))], client.streams[0]))
             for _ in range(3 * ingest_stream.MAX_IN_FLIGHT)]
@@ -147,9 +160,6 @@ async def test_ingest_handles_a_bounded_number_of_batches_per_stream() -> None:
         servicer.release.set()
         answers = await asyncio.wait_for(asyncio.gather(*sends), 10)
         assert all(r[0].accepted == 1 for r in answers)  # type: ignore[union-attr]
-    finally:
-        await client.close()
-        await server.stop(None)
 
 
 class _FailsOnce(ingest_pb2_grpc.IngestServiceServicer):
@@ -180,18 +190,8 @@ async def test_a_stream_that_ends_in_an_internal_error_fails_its_batches_as_unav
     the handler's own failure, which the server's interceptor turns into a bare INTERNAL) is
     a lost stream for the batches on it: a 503 naming ingest, to be retried, and the next
     batch opens a new stream."""
-    token = secrets.token_urlsafe(8)
     servicer = _FailsOnce()  # type: ignore[abstract]  # only the stream is served
-
-    async def healthy() -> dict[str, str]:
-        return {}
-
-    server = create_server("ingest", token, healthy)
-    ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    client = IngestClient(f"127.0.0.1:{port}", token)
-    try:
+    async with serving(servicer) as client:
         with pytest.raises(UnavailableError) as lost:
             await client.ingest_logs_stream([single(new_project(), str(uuid.uuid4()))],
                                             client.streams[0])
@@ -202,9 +202,6 @@ async def test_a_stream_that_ends_in_an_internal_error_fails_its_batches_as_unav
                                                  client.streams[0])
         assert answer[0].accepted == 1  # type: ignore[union-attr]
         assert servicer.streams == 2
-    finally:
-        await client.close()
-        await server.stop(None)
 
 
 async def test_two_ingest_processes_each_get_a_stream_and_one_stopping_leaves_the_other(

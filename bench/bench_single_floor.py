@@ -116,8 +116,8 @@ def serve_floor_ingest(port: int, redis_url: str) -> None:
         server.add_generic_rpc_handlers((handler,))
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        stop = asyncio.Event()  # SIGINT, as uvicorn (the stub, the floor's gateway) stops on
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
         await stop.wait()
         await server.stop(1)
         await redis.aclose()
@@ -188,7 +188,10 @@ def serve_floor_gateway(port: int, ingest_port: int) -> None:
                                 lifespan="off", access_log=False, log_level="warning")
         await uvicorn.Server(config).serve()
 
-    uvloop.run(main())
+    # uvicorn shuts down on SIGINT and then raises the signal again for its caller: that is
+    # the stop asked for, not a failure.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvloop.run(main())
 
 
 @contextlib.contextmanager
@@ -199,8 +202,7 @@ def server(args: list[str], port: int, what: str) -> Iterator[subprocess.Popen[b
         wait_for_port(port, proc, what)
         yield proc
     finally:
-        proc.send_signal(signal.SIGINT if "--serve-stub" in args
-                         or "--floor-gateway" in args else signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)  # each of the three servers stops cleanly on it
         proc.wait(10)
 
 

@@ -8,6 +8,7 @@ the caller's, so that a benchmark measures a stack of its own and leaves nothing
 from __future__ import annotations
 
 import contextlib
+import gc
 import secrets
 import socket
 import subprocess
@@ -108,6 +109,28 @@ def import_tests() -> None:
     """Make ``tests.stack`` and the other test harness modules importable."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
+
+
+@contextlib.contextmanager
+def no_client_gc() -> Iterator[None]:
+    """The load generator's own garbage collector off for one timed phase.
+
+    This process imports Ledger and the test harness and creates a task, a future and their
+    cycles per request, so a full collection here takes tens of milliseconds. During an open-loop
+    phase every request due in that time is sent late and counted as the server's latency
+    (one such pause put the p99 of Ledger at 1 000 req/s at 33 ms against 7.5 ms without it,
+    the same stack, the same hour). The objects that exist before the phase are frozen and the
+    collector is off until it ends; what the phase left behind is collected afterwards.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        gc.collect()
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:

@@ -171,9 +171,18 @@ async def fixed_rate(target: Target, path: str, body: bytes, rate: float, second
         if not 200 <= status < 300:
             errors += 1
 
-    # Only the requests still running are kept: one gather over all of them at the end took
-    # the client ~10 ms, during which the last requests due were sent late (counted as latency).
+    # Only the requests still running are kept for the final wait: one gather over all of
+    # them made the last requests due 10-11 ms late in the client (bench/RESULTS.md). A
+    # request that failed meanwhile (a dropped connection) still fails the phase.
     running: set[asyncio.Task[None]] = set()
+    failures: list[BaseException] = []
+
+    def finished(task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            failures.append(error)
+
     with no_client_gc():
         for i in range(total):
             due = start + i / rate
@@ -182,9 +191,10 @@ async def fixed_rate(target: Target, path: str, body: bytes, rate: float, second
                 await asyncio.sleep(delay)
             task = asyncio.create_task(one(due))
             running.add(task)
-            task.add_done_callback(running.discard)
-        while running:
-            await asyncio.gather(*running)
+            task.add_done_callback(finished)
+        await asyncio.gather(*running, return_exceptions=True)
+    if failures:
+        raise failures[0]
     elapsed = time.perf_counter() - start
     while not idle.empty():
         await idle.get_nowait().close()

@@ -443,12 +443,22 @@ def masked(url: str | None) -> str:
     return "" if url is None else _mask_url(str(url))
 
 
-def quiet_grpc_core() -> None:
-    """Show only gRPC C-core errors unless GRPC_VERBOSITY says otherwise.
+def prepare_grpc_core() -> None:
+    """Settings for gRPC's C core, made before it starts (its first channel or server): child
+    daemons inherit them through the environment. An operator's own values are kept.
 
-    grpc's default also prints INFO lines on stderr, e.g. "Other threads are currently calling
-    into gRPC, skipping fork() handlers" whenever `ledger up` forks pg_ctl to stop the embedded
-    PostgreSQL. It must be set before grpc is first imported; child daemons inherit it.
+    - GRPC_VERBOSITY=ERROR: grpc's default also prints INFO lines on stderr, e.g. "Other
+      threads are currently calling into gRPC, skipping fork() handlers" whenever `ledger up`
+      forks pg_ctl to stop the embedded PostgreSQL.
+    - GRPC_ENABLE_FORK_SUPPORT=0: Ledger forks only to exec (`ledger up` starting a daemon with
+      its lifeline, see ``ledger.lifeline``), and grpcio's fork handlers break exactly that. A
+      ``preexec_fn`` makes Python fork rather than vfork, so the handlers run; in the child,
+      grpcio 1.80-1.85 restarts its poller, which dies (SIGABRT, "Check failed:
+      wakeup_fd_->Wakeup().ok()" or "epoll_wait error: Bad file descriptor") once the child
+      closes inherited descriptors before exec. The new daemon then never starts, and the
+      child's writes on the parent's sockets can corrupt the parent's own calls
+      (``tests/integration/test_grpc_fork.py`` measured 27 of 400 such children dying).
     """
-    if not os.environ.get("GRPC_VERBOSITY"):
-        os.environ["GRPC_VERBOSITY"] = "ERROR"
+    for name, value in (("GRPC_VERBOSITY", "ERROR"), ("GRPC_ENABLE_FORK_SUPPORT", "0")):
+        if not os.environ.get(name):
+            os.environ[name] = value

@@ -23,7 +23,7 @@ import redis
 import redis.asyncio as aioredis
 from psycopg import sql
 
-from ledger.config import Settings
+from ledger.config import Settings, prepare_grpc_core
 from ledger.db import migrate
 from ledger.db.pool import with_database
 from ledger.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -37,6 +37,9 @@ RUN = f"t{os.getpid()}"
 # run sees.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("COLUMNS", None)
+# Tests start embedded servers and `ledger` processes while in-process gRPC servers and
+# channels are busy: the same settings as the `ledger` command, before any of them starts.
+prepare_grpc_core()
 _counter = itertools.count()
 
 

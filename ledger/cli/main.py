@@ -114,9 +114,9 @@ app.add_typer(alerts.app, name="alerts")
 
 
 def main() -> None:
-    from ledger.config import quiet_grpc_core
+    from ledger.config import prepare_grpc_core
 
-    quiet_grpc_core()
+    prepare_grpc_core()
     app()
 
 

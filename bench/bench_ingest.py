@@ -10,7 +10,8 @@ Measures, in one run on one machine:
    stack the rows are also counted);
 2. single-log ``POST /ingest/single``: the most requests/s ``--connections`` keep-alive
    connections get, and p50/p99 latency at a fixed ``--rate`` for ``--seconds`` (open loop:
-   latency counts from when a request was due, so a stall is not hidden);
+   latency counts from when a request was due, so a stall is not hidden), in ``--rounds``
+   rounds that alternate with the stub's maximum (medians, each round shown);
 3. the same two for a bare FastAPI app answering 202 (uvicorn, uvloop, httptools, one worker),
    so the ratio gateway/stub is taken in the same run on the same noisy machine.
 
@@ -26,11 +27,12 @@ import asyncio
 import contextlib
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -321,7 +323,7 @@ async def own_stack(workdir: Path) -> AsyncIterator[tuple[str, str, Any]]:
 
 #: A benchmark's body: (gateway url, key, count of stored rows or None, own stack's folder).
 StackRun = Callable[[str, str, Callable[[], Awaitable[int]] | None, Path | None],
-                    Awaitable[None]]
+                    Coroutine[Any, Any, None]]
 
 
 def run_on_stack(parser: argparse.ArgumentParser, args: argparse.Namespace,
@@ -351,15 +353,32 @@ async def run(args: argparse.Namespace, url: str, key: str,
     gateway = Target.from_url(url, key)
     single = orjson.dumps(one_log())
     rows: list[tuple[str, str]] = []
+    path = "/api/v1/ingest/single"
+    stub_maxes: list[float] = []
+    gw_maxes: list[float] = []
+    gw_p99s: list[float] = []
+    gw_errors = lat_errors = 0
     with stub_process() as stub_url:
         stub = Target.from_url(stub_url, None)
-        stub_max, _ = await max_throughput(stub, STUB_PATH, single, args.connections, 5)
         stub_lat, _, stub_rate = await fixed_rate(stub, STUB_PATH, single, args.rate,
                                                   args.seconds, args.connections)
-    gw_max, gw_errors = await max_throughput(gateway, "/api/v1/ingest/single", single,
-                                             args.connections, 5)
-    gw_lat, lat_errors, gw_rate = await fixed_rate(gateway, "/api/v1/ingest/single", single,
-                                                   args.rate, args.seconds, args.connections)
+        # Rounds alternate stub -> Ledger, so that a swing of the shared machine hits both;
+        # each Ledger phase ends with the queue drained, so that no writer backlog takes CPU
+        # from the next stub round (which would flatter the ratio).
+        for _ in range(args.rounds):
+            stub_max, _ = await max_throughput(stub, STUB_PATH, single, args.connections,
+                                               args.seconds)
+            stub_maxes.append(stub_max)
+            gw_max, errors = await max_throughput(gateway, path, single, args.connections,
+                                                  args.seconds)
+            gw_maxes.append(gw_max)
+            gw_errors += errors
+            await drained(gateway, 0.1)
+            gw_lat, errors, gw_rate = await fixed_rate(gateway, path, single, args.rate,
+                                                       args.seconds, args.connections)
+            gw_p99s.append(percentile(gw_lat, 99))
+            lat_errors += errors
+            await drained(gateway, 0.1)
     await drained(gateway, 0.1)  # let the writers catch up before the batch test
     batch = await batches(gateway, args.logs, args.batch_size, args.senders, count_rows)
 
@@ -370,18 +389,29 @@ async def run(args: argparse.Namespace, url: str, key: str,
     if "rows" in batch:
         stored += f" (rows added: {batch['rows']:,.0f})"
     rows.append((f"batch {args.batch_size}: stored", stored))
-    rows.append(("stub 202: max", f"{stub_max:,.0f} req/s ({args.connections} connections)"))
-    rows.append(("single: max", f"{gw_max:,.0f} req/s = {gw_max / stub_max:.2f} x stub"
-                                f" ({gw_errors} non-2xx)"))
+    ratios = [gw / st for gw, st in zip(gw_maxes, stub_maxes, strict=True)]
+    rows.append(("stub 202: max", f"{statistics.median(stub_maxes):,.0f} req/s median"
+                                  f" ({args.connections} connections;"
+                                  f" rounds: {_each(stub_maxes)})"))
+    rows.append(("single: max", f"{statistics.median(gw_maxes):,.0f} req/s median"
+                                f" (rounds: {_each(gw_maxes)}; {gw_errors} non-2xx)"))
+    rows.append(("single / stub", f"{statistics.median(ratios):.2f} x median of {len(ratios)}"
+                                  f" rounds ({min(ratios):.2f}-{max(ratios):.2f})"))
     rows.append((f"stub 202 @ {args.rate:.0f}/s",
                  f"p50 {percentile(stub_lat, 50):.2f} ms, p99 {percentile(stub_lat, 99):.2f} ms"
                  f" (achieved {stub_rate:,.0f}/s)"))
     rows.append((f"single @ {args.rate:.0f}/s",
-                 f"p50 {percentile(gw_lat, 50):.2f} ms, p99 {percentile(gw_lat, 99):.2f} ms,"
-                 f" max {max(gw_lat):.1f} ms (achieved {gw_rate:,.0f}/s, {lat_errors} non-2xx)"))
+                 f"p99 {statistics.median(gw_p99s):.2f} ms median (rounds:"
+                 f" {', '.join(f'{p:.2f}' for p in gw_p99s)} ms); last round p50"
+                 f" {percentile(gw_lat, 50):.2f} ms, max {max(gw_lat):.1f} ms, achieved"
+                 f" {gw_rate:,.0f}/s; {lat_errors} non-2xx in all"))
     rows.append(("machine load (1/5/15 min)",
                  " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"))
     print_results(rows)
+
+
+def _each(values: list[float]) -> str:
+    return ", ".join(f"{v:,.0f}" for v in values)
 
 
 def main() -> None:
@@ -394,7 +424,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32,
                         help="keep-alive connections for single-log requests")
     parser.add_argument("--rate", type=float, default=1000.0, help="single-log requests/s")
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="length of each single-log phase")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="single-log rounds (stub max, Ledger max, Ledger at --rate)")
     parser.add_argument("--serve-stub", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_stub:

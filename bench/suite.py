@@ -51,7 +51,7 @@ class Bench:
 SUITE = (
     Bench("footprint", "footprint.py", ("--modes", "one-process", "--idle-seconds", "5"),
           ("--idle-seconds", "65", "--load-seconds", "15"), 330, 60),
-    Bench("ingest", "bench_ingest.py", ("--logs", "20000", "--seconds", "3"),
+    Bench("ingest", "bench_ingest.py", ("--logs", "20000", "--seconds", "3", "--rounds", "1"),
           ("--logs", "100000", "--seconds", "5"), 120, 90),
     Bench("writers", "bench_writers.py", None, ("--logs", "30000", "--rounds", "2"), 100),
     Bench("otlp", "bench_otlp.py", None,

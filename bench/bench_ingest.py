@@ -378,8 +378,7 @@ async def run(args: argparse.Namespace, url: str, key: str,
                                                        args.seconds, args.connections)
             gw_p99s.append(percentile(gw_lat, 99))
             lat_errors += errors
-            await drained(gateway, 0.1)
-    await drained(gateway, 0.1)  # let the writers catch up before the batch test
+            await drained(gateway, 0.1)  # also lets the writers catch up before the batches
     batch = await batches(gateway, args.logs, args.batch_size, args.senders, count_rows)
 
     rows.append((f"batch {args.batch_size}: accepted",

@@ -3,11 +3,12 @@
     .venv/bin/python bench/probe_ingest_restart.py [--outages 0,3,10] [--rate 100]
 
 A stack of its own (embedded PostgreSQL and Redis; auth, ingest and gateway as `ledger serve`
-processes). A client sends one log every 1/``--rate`` s to ``POST /ingest/single`` (open loop,
-one request at a time per slot). For each outage: SIGKILL ingest, wait that many seconds,
-start it again and wait until its health check answers ("up"), then time the first 202 the
-gateway gives after "up". Prints one row per outage: the 503s counted, and "up → first 202".
-Retry-After of the 503s is reported as given.
+processes). A client sends one log every 1/``--rate`` s to ``POST /ingest/single``, one request
+at a time. For each outage: SIGKILL ingest, wait that many seconds, start it again and wait
+until its health check answers ("up"); then take the first 202 after the outage's first
+refusal. Prints one row per outage: "up → first 202" (negative when the gateway got through
+before the health check saw ingest), the refusals counted and their Retry-After, and the load
+average before and after. It times a recovery, not a rate, so it has no floor.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -73,7 +75,8 @@ async def probe(args: argparse.Namespace, workdir: Path) -> list[tuple[str, str]
                     await asyncio.wait_for(answered.wait(), timeout=60)
                     # The first 202 after the outage's first refusal (not an answer that was
                     # already on its way when ingest was killed).
-                    first_refused = min(t for t, s, _ in outcomes if t >= killed and s != 202)
+                    first_refused = min((t for t, s, _ in outcomes if t >= killed and s != 202),
+                                        default=killed)
                     first_ok = min(t for t, s, _ in outcomes if t > first_refused and s == 202)
                     during = [(s, r) for t, s, r in outcomes if killed <= t <= first_ok]
                     refused = [s for s, _ in during if s != 202]
@@ -97,8 +100,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="requests/s")
     args = parser.parse_args()
     args.outages = [float(x) for x in args.outages.split(",")]
+    before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="ledger-probe-") as tmp:
         rows = asyncio.run(probe(args, Path(tmp)))
+    rows.append(("load (1/5/15 min)", " / ".join(f"{x:.2f}" for x in before) + " before, "
+                 + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " after"))
     print_results(rows)
 
 

@@ -47,8 +47,8 @@ _OPTIONS = [
     # gRPC's default reconnect backoff grows to 120 s: a daemon back after an outage would stay
     # unreached for minutes (the gateway's breaker probes would keep failing). Retry often:
     # with a 2 s cap the gateway still answered 503 for up to 1.95 s after a restarted ingest
-    # was up; with 0.5 s, 0.37 s at most (bench/probe_ingest_restart.py). A refused connect
-    # twice a second to a daemon that is down costs next to nothing.
+    # was up; with 0.5 s, 0.55 s at most in four runs (bench/probe_ingest_restart.py). A
+    # refused connect twice a second to a daemon that is down costs next to nothing.
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 500),
 ]

@@ -218,6 +218,33 @@ async def test_a_revoked_key_stops_at_every_gateway(env: Env) -> None:
     assert (await env.post("/api/v1/ingest/single", log())).status_code == 202  # others fine
 
 
+async def test_concurrent_checks_of_a_key_share_one_lookup(env: Env) -> None:
+    # More requests at once than the Redis client has connections (100): when a busy key's
+    # memory copy expired, each of them looked it up in Redis and 383 of 512 got a 503
+    # "Too many connections" (issue 17). Now they share one lookup.
+    key = await env.new_key()
+    validator = env.gateway.keys
+
+    async def burst(presented: str, count: int = 150) -> list[httpx.Response]:
+        return list(await asyncio.gather(*(env.http.get(
+            "/api/v1/settings", headers={"X-API-Key": presented}) for _ in range(count))))
+
+    started = validator.lookups_started
+    assert [r.status_code for r in await burst(key)] == [200] * 150
+    assert validator.lookups_started - started == 1
+    validator.cache.clear()  # the memory copy of a busy key expires
+    assert [r.status_code for r in await burst(key)] == [200] * 150
+    assert validator.lookups_started - started == 2
+    # A wrong key presented many times at once: each request gets its own 401, and the
+    # failure is counted once (the same guess, made once).
+    key_id, _ = api_keys.parse_key(key)
+    wrong = f"ledger_{key_id}_{'b' * 52}"
+    refused = await burst(wrong, 4)
+    assert [r.status_code for r in refused] == [401] * 4
+    assert all(assert_error(r, 401) for r in refused)
+    assert await env.redis.get(bus.auth_failures(CLIENT_IP, key_id)) == b"1"
+
+
 async def test_scopes_are_enforced(env: Env) -> None:
     ingest_only = await env.new_key(["ingest"])
     read_only = await env.new_key(["read"])

@@ -11,11 +11,19 @@ have been missed). A revocation generation guards the race where an identity rea
 Redis or auth just before a revocation would land in memory just after its drop: a lookup
 that spans a revocation is answered but not cached. Repeated failures of one key id from one
 client address are throttled (``edge/client_address.py`` says what the address is).
+
+Concurrent checks of one key that miss memory share one lookup. When a busy key's memory
+entry expired, every request in flight looked it up in Redis at once: with 512 connections
+that was more than the Redis client's 100 connections, and 383 requests got a 503 "Too many
+connections" in one second (issue 17, bench/RESULTS.md). The shared lookup is a task of its
+own, so a caller that goes away does not cancel it for the others; a refusal is counted once,
+against the address of the caller that started it (the others presented the same key).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -114,6 +122,10 @@ class KeyValidator:
         self.generation = 0
         #: Called with each revoked key id (the live streams of that key end).
         self.revocation_listeners: list[Callable[[str], None]] = []
+        #: The lookups under way, by key digest (concurrent checks of a key share one).
+        self._lookups: dict[str, asyncio.Task[KeyIdentity]] = {}
+        #: Lookups started past the memory cache (for tests).
+        self.lookups_started = 0
 
     async def validate(self, full_key: str, client_of: Callable[[], str]) -> KeyIdentity:
         """The identity of ``full_key``, presented by the caller at ``client_of()``.
@@ -136,6 +148,29 @@ class KeyValidator:
             return identity
         self.metrics.key_lookup("memory", False)
         key_id, _ = parse_key(full_key)  # malformed: 401 here, no Redis, no RPC
+        lookup = self._lookups.get(digest)
+        if lookup is None:
+            lookup = asyncio.create_task(self._look_up(full_key, digest, key_id, client_of),
+                                         name="gateway-key-lookup")
+            self._lookups[digest] = lookup
+            lookup.add_done_callback(lambda done: self._lookup_done(digest, done))
+            self.lookups_started += 1
+        try:
+            return await asyncio.shield(lookup)
+        except Exception as exc:
+            # One instance per caller: each request raises (and decorates) its own.
+            raise copy.copy(exc) from exc
+
+    def _lookup_done(self, digest: str, lookup: asyncio.Task[KeyIdentity]) -> None:
+        if self._lookups.get(digest) is lookup:
+            del self._lookups[digest]
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: every caller may have gone away meanwhile
+
+    async def _look_up(self, full_key: str, digest: str, key_id: str,
+                       client_of: Callable[[], str]) -> KeyIdentity:
+        """Redis's cached identity, else auth's answer; kept in memory unless a revocation
+        came meanwhile."""
         generation = self.generation
         # The Redis entry is named by the whole key's digest: only the key's holder finds it,
         # so a valid key works whatever failures its address (or its id) has piled up.

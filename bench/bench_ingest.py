@@ -8,15 +8,23 @@ Measures, in one run on one machine:
 1. batches of 1 000 logs from ``--senders`` connections: logs/s accepted (all 202s back) and
    logs/s stored (the project's queue drained, i.e. committed to PostgreSQL; with its own
    stack the rows are also counted);
-2. single-log ``POST /ingest/single``: the most requests/s ``--connections`` keep-alive
-   connections get, and p50/p99 latency at a fixed ``--rate`` for ``--seconds`` (open loop:
-   latency counts from when a request was due, so a stall is not hidden), in ``--rounds``
-   rounds that alternate with the stub's maximum (medians, each round shown);
+2. single-log ``POST /ingest/single``: the most requests/s closed-loop keep-alive connections
+   get, each of the ``--connections`` counts for ``--sweep-seconds`` (the best of them is the
+   saturation figure), and p50/p99 latency at a fixed ``--rate`` for ``--seconds`` (open
+   loop: latency counts from when a request was due, so a stall is not hidden), in
+   ``--rounds`` rounds that alternate with the stub's maximum (medians, each round shown);
 3. the same two for a bare FastAPI app answering 202 (uvicorn, uvloop, httptools, one worker),
    so the ratio gateway/stub is taken in the same run on the same noisy machine.
 
 The load generator is a minimal keep-alive HTTP/1.1 client on raw asyncio streams, so that the
-client spends as little of the shared CPU as possible. With ``--url`` the key needs rate limits
+client spends as little of the shared CPU as possible; its own CPU share is printed.
+
+Why a sweep of connection counts: 32 connections keep the stub's one process busy (it peaks
+near 128), but not Ledger's, which has two processes and a Redis round trip between a request
+and its 202: with 32 requests in flight the gateway and ingest each sat at ~55 % of a core and
+the machine was 25-35 % idle (``top``, bench/RESULTS.md). Saturation is where more load stops
+adding throughput, so each side gets its best count, and the 32-connection figures stay in the
+table. With ``--url`` the key needs rate limits
 above what is sent (`ledger projects update` / `ledger keys create --rate-limit-minute`).
 """
 
@@ -32,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -126,9 +135,41 @@ def one_log(i: int = 0) -> dict[str, Any]:
 # -- measurements -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Peak:
+    """One closed-loop phase: requests/s answered 2xx, non-2xx answers, the client's CPU."""
+
+    connections: int
+    rate: float
+    errors: int
+    client_cpu: float  # the load generator's CPU seconds per second (1.0 = a whole core)
+    refusals: Counter[str]  # the non-2xx answers, by status and the start of the body
+
+
+async def sweep(target: Target, path: str, body: bytes, levels: list[int],
+                seconds: float) -> list[Peak]:
+    """A closed-loop phase of ``seconds`` at each connection count of ``levels``."""
+    peaks = []
+    for connections in levels:
+        cpu = time.process_time()
+        started = time.perf_counter()
+        refusals: Counter[str] = Counter()
+        rate, errors = await max_throughput(target, path, body, connections, seconds,
+                                            refusals)
+        share = (time.process_time() - cpu) / (time.perf_counter() - started)
+        peaks.append(Peak(connections, rate, errors, share, refusals))
+    return peaks
+
+
+def best(peaks: list[Peak]) -> Peak:
+    return max(peaks, key=lambda peak: peak.rate)
+
+
 async def max_throughput(target: Target, path: str, body: bytes, connections: int,
-                         seconds: float) -> tuple[float, int]:
-    """(requests/s answered 2xx, non-2xx count) with ``connections`` closed-loop workers."""
+                         seconds: float, refusals: Counter[str] | None = None,
+                         ) -> tuple[float, int]:
+    """(requests/s answered 2xx, non-2xx count) with ``connections`` closed-loop workers;
+    ``refusals`` counts the non-2xx answers by status and the start of their body."""
     pool = await target.connections(connections)
     done = errors = 0
     stop_at = time.perf_counter() + seconds
@@ -136,11 +177,13 @@ async def max_throughput(target: Target, path: str, body: bytes, connections: in
     async def worker(conn: Connection) -> None:
         nonlocal done, errors
         while time.perf_counter() < stop_at:
-            status, _, _ = await conn.request("POST", path, target.headers, body)
+            status, _, answer = await conn.request("POST", path, target.headers, body)
             if 200 <= status < 300:
                 done += 1
             else:
                 errors += 1
+                if refusals is not None:
+                    refusals[f"{status} {answer[:100].decode(errors='replace')}"] += 1
 
     started = time.perf_counter()
     with no_client_gc():
@@ -354,28 +397,25 @@ async def run(args: argparse.Namespace, url: str, key: str,
     single = orjson.dumps(one_log())
     rows: list[tuple[str, str]] = []
     path = "/api/v1/ingest/single"
-    stub_maxes: list[float] = []
-    gw_maxes: list[float] = []
+    levels: list[int] = args.connections
+    stub_sweeps: list[list[Peak]] = []
+    gw_sweeps: list[list[Peak]] = []
     gw_p99s: list[float] = []
-    gw_errors = lat_errors = 0
+    lat_errors = 0
     with stub_process() as stub_url:
         stub = Target.from_url(stub_url, None)
         stub_lat, _, stub_rate = await fixed_rate(stub, STUB_PATH, single, args.rate,
-                                                  args.seconds, args.connections)
+                                                  args.seconds, levels[0])
         # Rounds alternate stub -> Ledger, so that a swing of the shared machine hits both;
         # each Ledger phase ends with the queue drained, so that no writer backlog takes CPU
         # from the next stub round (which would flatter the ratio).
         for _ in range(args.rounds):
-            stub_max, _ = await max_throughput(stub, STUB_PATH, single, args.connections,
-                                               args.seconds)
-            stub_maxes.append(stub_max)
-            gw_max, errors = await max_throughput(gateway, path, single, args.connections,
-                                                  args.seconds)
-            gw_maxes.append(gw_max)
-            gw_errors += errors
+            stub_sweeps.append(await sweep(stub, STUB_PATH, single, levels,
+                                           args.sweep_seconds))
+            gw_sweeps.append(await sweep(gateway, path, single, levels, args.sweep_seconds))
             await drained(gateway, 0.1)
             gw_lat, errors, gw_rate = await fixed_rate(gateway, path, single, args.rate,
-                                                       args.seconds, args.connections)
+                                                       args.seconds, levels[0])
             gw_p99s.append(percentile(gw_lat, 99))
             lat_errors += errors
             await drained(gateway, 0.1)  # also lets the writers catch up before the batches
@@ -388,14 +428,30 @@ async def run(args: argparse.Namespace, url: str, key: str,
     if "rows" in batch:
         stored += f" (rows added: {batch['rows']:,.0f})"
     rows.append((f"batch {args.batch_size}: stored", stored))
-    ratios = [gw / st for gw, st in zip(gw_maxes, stub_maxes, strict=True)]
-    rows.append(("stub 202: max", f"{statistics.median(stub_maxes):,.0f} req/s median"
-                                  f" ({args.connections} connections;"
-                                  f" rounds: {_each(stub_maxes)})"))
-    rows.append(("single: max", f"{statistics.median(gw_maxes):,.0f} req/s median"
-                                f" (rounds: {_each(gw_maxes)}; {gw_errors} non-2xx)"))
+    stub_bests = [best(peaks) for peaks in stub_sweeps]
+    gw_bests = [best(peaks) for peaks in gw_sweeps]
+    ratios = [gw.rate / st.rate for gw, st in zip(gw_bests, stub_bests, strict=True)]
+    at_first = [gw[0].rate / st[0].rate for gw, st in zip(gw_sweeps, stub_sweeps, strict=True)]
+    gw_errors = sum(peak.errors for peaks in gw_sweeps for peak in peaks)
+    refused = sum((peak.refusals for peaks in gw_sweeps for peak in peaks), Counter[str]())
+    if refused:
+        gw_errors_text = "; ".join(f"{n} x {text}" for text, n in refused.most_common(3))
+        rows.append(("single: refusals in the max phases", gw_errors_text))
+    rows.append(("stub 202: max", _peaks_row(stub_bests)))
+    rows.append(("single: max", f"{_peaks_row(gw_bests)}; {gw_errors} non-2xx"))
     rows.append(("single / stub", f"{statistics.median(ratios):.2f} x median of {len(ratios)}"
-                                  f" rounds ({min(ratios):.2f}-{max(ratios):.2f})"))
+                                  f" rounds ({min(ratios):.2f}-{max(ratios):.2f}), each side"
+                                  " at its best connection count"))
+    rows.append((f"single / stub at {levels[0]} connections",
+                 f"{statistics.median(at_first):.2f} x median"
+                 f" ({min(at_first):.2f}-{max(at_first):.2f})"))
+    for name, sweeps in (("stub 202", stub_sweeps), ("single", gw_sweeps)):
+        rows.append((f"{name} by connections (median req/s)", ", ".join(
+            f"{level}: {statistics.median(peaks[i].rate for peaks in sweeps):,.0f}"
+            for i, level in enumerate(levels))))
+    client = max(peak.client_cpu for peaks in gw_sweeps for peak in peaks)
+    rows.append(("load generator's CPU (single, max phases)",
+                 f"at most {client:.0%} of a core"))
     rows.append((f"stub 202 @ {args.rate:.0f}/s",
                  f"p50 {percentile(stub_lat, 50):.2f} ms, p99 {percentile(stub_lat, 99):.2f} ms"
                  f" (achieved {stub_rate:,.0f}/s)"))
@@ -413,6 +469,22 @@ def _each(values: list[float]) -> str:
     return ", ".join(f"{v:,.0f}" for v in values)
 
 
+def _peaks_row(bests: list[Peak]) -> str:
+    return (f"{statistics.median(peak.rate for peak in bests):,.0f} req/s median of the"
+            f" rounds' bests (rounds: {_each([peak.rate for peak in bests])}; at"
+            f" {', '.join(str(peak.connections) for peak in bests)} connections)")
+
+
+def levels_arg(text: str) -> list[int]:
+    try:
+        levels = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of connection counts: {text!r}") from None
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError("connection counts must be 1 or more")
+    return levels
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="gateway of a running stack (default: start one)")
@@ -420,8 +492,11 @@ def main() -> None:
     parser.add_argument("--logs", type=int, default=200_000, help="logs sent in batches")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--senders", type=int, default=4, help="concurrent batch senders")
-    parser.add_argument("--connections", type=int, default=32,
-                        help="keep-alive connections for single-log requests")
+    parser.add_argument("--connections", type=levels_arg, default=[32, 128, 512],
+                        help="keep-alive connection counts of the single-log maximum, comma"
+                             " separated (the first also serves the fixed-rate phase)")
+    parser.add_argument("--sweep-seconds", type=float, default=3.0,
+                        help="length of the single-log maximum at each connection count")
     parser.add_argument("--rate", type=float, default=1000.0, help="single-log requests/s")
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="length of each single-log phase")

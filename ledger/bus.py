@@ -144,6 +144,15 @@ class _Cluster(RedisCluster):
             raise RedisConnectionError(f"cannot reach the Redis Cluster: {exc}") from exc
 
 
+#: Connections one client keeps to a Redis server, and how long a command waits for one of
+#: them when all are busy. redis-py 6 and later fail at once past 100 ("Too many
+#: connections", a 503 for the request); redis-py 5 had no bound. A burst of commands
+#: (a rate-limit round trip for each of 150 keys at once, say) now waits its turn for a few
+#: milliseconds instead; only a Redis that holds every connection for seconds gets the 503.
+MAX_CONNECTIONS = 100
+CONNECTION_WAIT_SECONDS = 5.0
+
+
 def client(url: str, *, decode: bool = False, resend: bool = True) -> aioredis.Redis:
     """One client per daemon: created at start, closed with ``aclose()`` at shutdown.
 
@@ -165,9 +174,11 @@ def client(url: str, *, decode: bool = False, resend: bool = True) -> aioredis.R
         # that every caller takes either. Where a cluster must be used differently (reads
         # across projects: one slot per command), the caller asks ``cluster_of``.
         return cast(aioredis.Redis, cluster)
-    if resend:
-        return aioredis.Redis.from_url(url, retry_on_timeout=True, **common)
-    return aioredis.Redis.from_url(url, retry_on_timeout=False, **common)
+    # What ``Redis.from_url`` does, with a pool that waits for a free connection.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, retry_on_timeout=resend, max_connections=MAX_CONNECTIONS,
+        timeout=CONNECTION_WAIT_SECONDS, **common)
+    return aioredis.Redis.from_pool(pool)
 
 
 def cluster_of(redis: aioredis.Redis) -> RedisCluster | None:

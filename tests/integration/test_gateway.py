@@ -235,6 +235,16 @@ async def test_concurrent_checks_of_a_key_share_one_lookup(env: Env) -> None:
     validator.cache.clear()  # the memory copy of a busy key expires
     assert [r.status_code for r in await burst(key)] == [200] * 150
     assert validator.lookups_started - started == 2
+    # A check made after a revocation (of any key) does not join a lookup begun before it,
+    # which may have read its key before the revocation.
+    validator.cache.clear()
+    first = asyncio.ensure_future(validator.validate(key, lambda: CLIENT_IP))
+    await asyncio.sleep(0)  # its lookup is started and cannot have read Redis yet
+    validator.generation += 1  # what a published revocation does
+    second = asyncio.ensure_future(validator.validate(key, lambda: CLIENT_IP))
+    await asyncio.sleep(0)
+    assert validator.lookups_started - started == 4
+    assert (await first).key_id == (await second).key_id
     # A wrong key presented many times at once: each request gets its own 401, and the
     # failure is counted once (the same guess, made once).
     key_id, _ = api_keys.parse_key(key)

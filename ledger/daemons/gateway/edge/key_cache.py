@@ -17,7 +17,8 @@ entry expired, every request in flight looked it up in Redis at once: with 512 c
 that was more than the Redis client's 100 connections, and 383 requests got a 503 "Too many
 connections" in one second (issue 17, bench/RESULTS.md). The shared lookup is a task of its
 own, so a caller that goes away does not cancel it for the others; a refusal is counted once,
-against the address of the caller that started it (the others presented the same key).
+against the address of the caller that started it (the others presented the same key). A
+check made after a revocation never joins a lookup that began before it.
 """
 
 from __future__ import annotations
@@ -122,8 +123,10 @@ class KeyValidator:
         self.generation = 0
         #: Called with each revoked key id (the live streams of that key end).
         self.revocation_listeners: list[Callable[[str], None]] = []
-        #: The lookups under way, by key digest (concurrent checks of a key share one).
-        self._lookups: dict[str, asyncio.Task[KeyIdentity]] = {}
+        #: The lookups under way, by key digest and revocation generation: concurrent checks
+        #: of a key share one, but a check made after a revocation never joins a lookup that
+        #: began before it (that one may have read the key before it was revoked).
+        self._lookups: dict[tuple[str, int], asyncio.Task[KeyIdentity]] = {}
         #: Lookups started past the memory cache (for tests).
         self.lookups_started = 0
 
@@ -148,12 +151,14 @@ class KeyValidator:
             return identity
         self.metrics.key_lookup("memory", False)
         key_id, _ = parse_key(full_key)  # malformed: 401 here, no Redis, no RPC
-        lookup = self._lookups.get(digest)
+        slot = (digest, self.generation)
+        lookup = self._lookups.get(slot)
         if lookup is None:
-            lookup = asyncio.create_task(self._look_up(full_key, digest, key_id, client_of),
-                                         name="gateway-key-lookup")
-            self._lookups[digest] = lookup
-            lookup.add_done_callback(lambda done: self._lookup_done(digest, done))
+            lookup = asyncio.create_task(
+                self._look_up(full_key, digest, key_id, client_of, slot[1]),
+                name="gateway-key-lookup")
+            self._lookups[slot] = lookup
+            lookup.add_done_callback(lambda done: self._lookup_done(slot, done))
             self.lookups_started += 1
         try:
             return await asyncio.shield(lookup)
@@ -161,17 +166,16 @@ class KeyValidator:
             # One instance per caller: each request raises (and decorates) its own.
             raise copy.copy(exc) from exc
 
-    def _lookup_done(self, digest: str, lookup: asyncio.Task[KeyIdentity]) -> None:
-        if self._lookups.get(digest) is lookup:
-            del self._lookups[digest]
+    def _lookup_done(self, slot: tuple[str, int], lookup: asyncio.Task[KeyIdentity]) -> None:
+        if self._lookups.get(slot) is lookup:
+            del self._lookups[slot]
         if not lookup.cancelled():
             lookup.exception()  # retrieved: every caller may have gone away meanwhile
 
     async def _look_up(self, full_key: str, digest: str, key_id: str,
-                       client_of: Callable[[], str]) -> KeyIdentity:
+                       client_of: Callable[[], str], generation: int) -> KeyIdentity:
         """Redis's cached identity, else auth's answer; kept in memory unless a revocation
-        came meanwhile."""
-        generation = self.generation
+        came since the check that asked (``generation``)."""
         # The Redis entry is named by the whole key's digest: only the key's holder finds it,
         # so a valid key works whatever failures its address (or its id) has piled up.
         identity = await cached_identity(self.redis, full_key)

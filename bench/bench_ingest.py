@@ -24,8 +24,10 @@ near 128), but not Ledger's, which has two processes and a Redis round trip betw
 and its 202: with 32 requests in flight the gateway and ingest each sat at ~55 % of a core and
 the machine was 25-35 % idle (``top``, bench/RESULTS.md). Saturation is where more load stops
 adding throughput, so each side gets its best count, and the 32-connection figures stay in the
-table. With ``--url`` the key needs rate limits
-above what is sent (`ledger projects update` / `ledger keys create --rate-limit-minute`).
+table.
+
+With ``--url`` the key needs rate limits above what is sent (`ledger projects update` /
+`ledger keys create --rate-limit-minute`).
 """
 
 from __future__ import annotations
@@ -435,8 +437,8 @@ async def run(args: argparse.Namespace, url: str, key: str,
     gw_errors = sum(peak.errors for peaks in gw_sweeps for peak in peaks)
     refused = sum((peak.refusals for peaks in gw_sweeps for peak in peaks), Counter[str]())
     if refused:
-        gw_errors_text = "; ".join(f"{n} x {text}" for text, n in refused.most_common(3))
-        rows.append(("single: refusals in the max phases", gw_errors_text))
+        rows.append(("single: refusals in the max phases",
+                     "; ".join(f"{n} x {text}" for text, n in refused.most_common(3))))
     rows.append(("stub 202: max", _peaks_row(stub_bests)))
     rows.append(("single: max", f"{_peaks_row(gw_bests)}; {gw_errors} non-2xx"))
     rows.append(("single / stub", f"{statistics.median(ratios):.2f} x median of {len(ratios)}"

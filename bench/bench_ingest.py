@@ -267,9 +267,14 @@ async def drained(target: Target, poll_seconds: float) -> None:
 
 
 async def batches(target: Target, total_logs: int, batch_size: int, senders: int,
-                  count_rows: Callable[[], Awaitable[int]] | None) -> dict[str, float]:
-    """Send ``total_logs`` in batches; time until all accepted and until all stored."""
-    body = orjson.dumps({"logs": [one_log(i) for i in range(batch_size)]})
+                  count_rows: Callable[[], Awaitable[int]] | None,
+                  make_log: Callable[[int], dict[str, Any]] = one_log) -> dict[str, float]:
+    """Send ``total_logs`` in batches; time until all accepted and until all stored.
+
+    Every batch is the same body: ``make_log(i)`` for ``i`` below ``batch_size`` (ingest gives
+    each log a new id, so none is a duplicate).
+    """
+    body = orjson.dumps({"logs": [make_log(i) for i in range(batch_size)]})
     pending = total_logs // batch_size
     refused = 0
     rows_before = await count_rows() if count_rows else 0

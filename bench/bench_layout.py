@@ -1,10 +1,11 @@
 """Ingest across processes: stored logs/s and each process's CPU share, per process layout.
 
-    .venv/bin/python bench/bench_layout.py [--layouts 1x0,1x1,2x1,2x2] [--logs 100000]
+    .venv/bin/python bench/bench_layout.py [--layouts 1x0,1x1,2x1,2x2,auto] [--logs 100000]
                                            [--rounds 2] [--senders 8]
 
 A layout ``AxW`` is A ingest API processes and W writer processes (``1x0``: one ``ledger
-serve ingest`` doing both, as before issue 18). For each round and layout (the order of the
+serve ingest`` doing both, as before issue 18; ``auto``: what `ledger up --processes` starts
+on this machine, ``layout.auto_ingest_layout``). For each round and layout (the order of the
 layouts alternates between rounds, so that all see the same machine), on one embedded
 PostgreSQL 18 and Redis:
 
@@ -12,8 +13,10 @@ PostgreSQL 18 and Redis:
    Redis, no decoding: the floor DESIGN §9 compares with), measured right before;
 2. a stack of real processes (``ledger serve auth``, the layout's ingest processes, one
    gateway whose ``LEDGER_INGEST_ADDR`` lists the API processes), then ``--logs`` logs in
-   batches of 1 000 from ``--senders`` connections; "stored" is when the project's queue is
-   empty again (every log committed), rows counted;
+   batches of 1 000 from ``--senders`` connections, the same kind of logs as the raw rows
+   (``bench_writers.sample_log``: one in 20 an exception with a stack trace); "stored" is when
+   the project's queue is empty again (every log committed), and the rows are counted then:
+   one missing or duplicated stops the run;
 3. each process's CPU time (user + system) over the batch phase, as a share of one core and
    in µs per log; PostgreSQL is the postmaster and its backends, "bench" the load generator.
    From the µs per log, a projection of what the stack would store with the cores to itself
@@ -26,6 +29,7 @@ The load average (1 min) is printed before and after each layout: the machine is
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import secrets
 import statistics
@@ -33,20 +37,23 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from bench_ingest import Target, batches  # noqa: E402
-from bench_writers import make_requests, raw_copy, raw_rows  # noqa: E402
+from bench_writers import make_requests, raw_copy, raw_rows, sample_log  # noqa: E402
 
 from ledger.cli.db import migrate_all  # noqa: E402
 from ledger.config import Settings  # noqa: E402
 from ledger.core.bootstrap import ensure_default_setup  # noqa: E402
+from ledger.daemons.layout import auto_ingest_layout  # noqa: E402
 from ledger.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from tests.stack import Stack  # noqa: E402
 
@@ -91,14 +98,26 @@ def start_layout(stack: Stack, api: int, writers: int) -> list[str]:
 
 async def one_layout(args: argparse.Namespace, settings: Settings, key: str, pg_dir: Path,
                      redis_pid: int, workdir: Path, layout: str) -> dict[str, Any]:
-    api, writers = (int(x) for x in layout.split("x"))
+    async def count_rows() -> int:
+        async with await psycopg.AsyncConnection.connect(
+                str(settings.logs_database_url)) as conn:
+            cur = await conn.execute("SELECT count(*) FROM logs")
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+    api, writers = parse_layout(layout)
     raw_project = str(uuid.uuid4())
     ready = raw_rows(make_requests(raw_project, args.logs))  # untimed
+    # The batches hold the same kind of logs as the raw COPY's rows (sample_log: one in 20 an
+    # exception with a stack trace), so that "stored / raw" compares like with like.
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    make_log = functools.partial(sample_log, start=start)
     raw = args.logs / await raw_copy(str(settings.logs_database_url), ready)
     with Stack(settings, workdir / layout) as stack:
         labels = start_layout(stack, api, writers)
         target = Target.from_url(stack.url, key)
-        await batches(target, 5000, 1000, 2, None)  # warm-up: connections, partitions, caches
+        # Warm-up: connections, partitions, caches, and the error groups of the batch.
+        await batches(target, 5000, 1000, 2, None, make_log)
         processes = {label: [psutil.Process(stack.daemons[label].proc.pid)]
                      for label in [*labels, "gateway", "auth"]}
         processes["postgres"] = postgres_processes(pg_dir)
@@ -107,10 +126,13 @@ async def one_layout(args: argparse.Namespace, settings: Settings, key: str, pg_
         load_before = os.getloadavg()[0]
         before = cpu_seconds(processes)
         began = time.perf_counter()
-        result = await batches(target, args.logs, 1000, args.senders, None)
+        result = await batches(target, args.logs, 1000, args.senders, count_rows, make_log)
         elapsed = time.perf_counter() - began
         after = cpu_seconds(processes)
         load_after = os.getloadavg()[0]
+    sent = (args.logs // 1000) * 1000
+    if result["rows"] != sent:
+        raise SystemExit(f"{layout}: {sent:,} logs accepted, {result['rows']:,.0f} rows added")
     share = {name: (after[name] - before[name]) / elapsed for name in processes}
     per_log = {name: (after[name] - before[name]) / result["logs"] * 1e6 for name in processes}
     return {"layout": layout, "raw": raw, "stored": result["stored_per_s"],
@@ -118,6 +140,14 @@ async def one_layout(args: argparse.Namespace, settings: Settings, key: str, pg_
             "projection": projection(per_log),
             "load": (load_before, load_after), "idle": max(0.0, (os.cpu_count() or 1)
                                                            - sum(share.values()))}
+
+
+def parse_layout(layout: str) -> tuple[int, int]:
+    """``AxW`` as (A, W); ``auto`` as what `ledger up --processes` starts on this machine."""
+    if layout == "auto":
+        return auto_ingest_layout(os.cpu_count() or 1)
+    api, writers = (int(x) for x in layout.split("x"))
+    return api, writers
 
 
 def projection(per_log: dict[str, float]) -> float:
@@ -193,14 +223,16 @@ def report(results: list[dict[str, Any]]) -> None:
         per_log = ", ".join(
             f"{n} {statistics.median(r['per_log'][n] for r in mine):.1f}" for n in names)
         projected = statistics.median(r["projection"] for r in mine)
-        print(f"| {layout} | {stored:,.0f} | {raw:,.0f} | {ratio:.2f} | {loads} | {shares}"
+        name = layout if layout != "auto" else "{}x{} (auto)".format(*parse_layout(layout))
+        print(f"| {name} | {stored:,.0f} | {raw:,.0f} | {ratio:.2f} | {loads} | {shares}"
               f" | {per_log} | {projected:,.0f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layouts", default="1x0,1x1,2x1,2x2",
-                        help="comma-separated AxW: A ingest API and W writer processes")
+                        help="comma-separated AxW: A ingest API and W writer processes, or"
+                             " auto: what `ledger up --processes` starts on this machine")
     parser.add_argument("--logs", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--senders", type=int, default=8)

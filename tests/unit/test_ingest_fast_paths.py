@@ -111,6 +111,25 @@ def test_uuid7_strs_cross_a_counter_overflow_in_order(monkeypatch: pytest.Monkey
     assert after[-1].int >> 80 == (first.int >> 80) + 1
 
 
+def test_uuid7_strs_cross_a_wrap_of_the_counters_low_bits_in_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The low 30 bits of the counter sit in the last 16 hex digits, the rest in the first 16:
+    # ids on both sides of a wrap of those bits have different first digits.
+    monkeypatch.setattr(events, "_uuid7_last_ms", events._uuid7_last_ms)
+    monkeypatch.setattr(events, "_uuid7_counter", events._uuid7_counter)
+    monkeypatch.setattr(events.time, "time_ns", lambda: 3_100_000_000_000_000_000)
+    events._uuid7_str()  # the millisecond is now the clock's
+    events._uuid7_counter = (5 << 30) - 4
+    first = uuid.UUID(events._uuid7_str())
+    made = events.uuid7_strs(6)
+    ids = [uuid.UUID(text) for text in made]
+    assert [str(i) for i in ids] == made
+    assert all(a < b for a, b in itertools.pairwise([first, *ids]))
+    counters = [(i.int >> 64 & 0xFFF) << 30 | (i.int >> 32 & 0x3FFF_FFFF) for i in ids]
+    assert counters == [(5 << 30) - 2 + n for n in range(6)]
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+
+
 def test_entry_rows_are_those_of_encode_row_record_by_record() -> None:
     builder = EntryBuilder(PROJECT)
     records = []

@@ -257,4 +257,4 @@ class KeyValidator:
                 logger.warning("lost the key revocation channel (%s); resubscribing", exc)
                 await asyncio.sleep(RESUBSCRIBE_SECONDS)
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()

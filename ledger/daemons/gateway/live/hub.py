@@ -445,7 +445,7 @@ class Hub:
             await topic.stop_tasks()
         self._topics.clear()
         with contextlib.suppress(RedisError, OSError):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._pubsub.aclose()
 
     async def wait(self) -> None:
         """Return (raising its error) if a background task dies: the gateway must then stop."""

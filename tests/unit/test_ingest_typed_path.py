@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.core import events, sentry
+from ledger.core.grouping_rules import GroupingConfig
 from ledger.daemons.ingest import service
 from ledger.errors import LedgerError
 from ledger.proto import ingest_pb2
@@ -404,6 +405,48 @@ BODIES: list[tuple[str, int, bytes, bool]] = [
 def test_chosen_bodies_are_prepared_alike_and_take_the_expected_path(
         monkeypatch: pytest.MonkeyPatch, shape: int, body: bytes, typed: bool) -> None:
     assert assert_alike(monkeypatch, shape, body) is typed
+
+
+def test_an_error_repeated_in_a_batch_is_fingerprinted_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each error differs from the first in one input of its fingerprint (or none: a repeat).
+    # Both paths agree (the general one computes each), and each distinct set of inputs is
+    # computed once: a memo keyed on fewer inputs computes fewer (some inputs, the release
+    # say, only matter to a project's grouping rules, so the records alone cannot tell).
+    chain = [{"type": "KeyError", "value": "k", "stacktrace": {"frames": [
+        {"filename": "app/shop.py", "function": "checkout", "lineno": 3}]}}]
+    first = {"timestamp": (NOW - timedelta(minutes=1)).isoformat(), "level": "error",
+             "log_type": "exception", "error_type": "KeyError", "error_message": "k",
+             "message": "checkout failed", "environment": "production", "release": "1.0",
+             "platform": "python",
+             "stack_trace": 'File "app/shop.py", line 3, in checkout\nKeyError: k'}
+    variants = [{}, {"error_type": "ValueError"}, {"error_message": "other"},
+                {"message": "refund failed"}, {"stack_trace": 'File "app/pay.py", line 9, in'
+                                                              ' pay\nKeyError: k'},
+                {"fingerprint": ["checkout"]}, {"fingerprint": ["{{ default }}", "x"]},
+                {"exceptions": chain}, {"stack_trace": None, "exceptions": chain},
+                {"platform": "node"}, {"level": "critical"}, {"environment": "staging"},
+                {"release": "2.0"}, {"log_type": "logger"}, {}]
+    logs = [first | variant for variant in variants] * 3
+    body = orjson.dumps({"logs": logs})
+    assert assert_alike(monkeypatch, BATCH, body)
+    computed = []
+    made_by = GroupingConfig.fingerprint
+
+    def counted(self: GroupingConfig, **inputs: Any) -> Any:
+        computed.append(inputs)
+        return made_by(self, **inputs)
+
+    monkeypatch.setattr(GroupingConfig, "fingerprint", counted)
+    typed = events.typed_records(body, single=False, project_id=PROJECT, now=NOW,
+                                 retention_days=30)
+    assert typed is not None
+    records = typed[0]
+    # Neither the last variant (a repeat) nor log_type (not an input, the level makes the log
+    # an error) is computed again, nor are the batch's second and third rounds.
+    assert len(computed) == len(variants) - 2
+    for record, again in zip(records, records[len(variants):], strict=False):
+        assert record["error_fingerprint"] == again["error_fingerprint"]
 
 
 def test_encode_rows_gives_the_tuples_of_encode_row() -> None:

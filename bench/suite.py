@@ -62,7 +62,7 @@ SUITE = (
           ("--layouts", "1x0,auto", "--logs", "100000", "--rounds", "3"), 90),
     Bench("writers", "bench_writers.py", None, ("--logs", "30000", "--rounds", "2"), 100),
     Bench("otlp", "bench_otlp.py", None,
-          ("--logs", "10000", "--rounds", "3", "--calls", "20000"), 60),
+          ("--logs", "20000", "--rounds", "5", "--calls", "20000"), 60),
     Bench("sentry", "bench_sentry.py", None, ("--events", "6000", "--seconds", "5"), 90),
     Bench("live", "bench_live.py", None,
           ("--errors", "300", "--clients", "100,1000", "--burst-errors", "20"), 55),

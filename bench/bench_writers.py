@@ -98,7 +98,7 @@ def raw_rows(requests: list[Any]) -> list[tuple[Any, ...]]:
     """Ready Python rows for psycopg's binary COPY (uuid.UUID, datetime, Jsonb...)."""
     out = []
     for prepared in requests:
-        for record in prepared.records:
+        for record in prepared.all_records():
             row = list(events.to_row(record))
             row[0] = uuid.UUID(row[0])
             row[16] = Jsonb(record["attributes"], dumps=orjson.dumps)
@@ -167,11 +167,11 @@ async def main() -> None:
             results["redelivered"].append(args.logs / await writers_drain(
                 url, redis_url, project, requests, args.writers))
             # New logs, but each entry also holds one stored log: the de-duplicating way.
-            stored_log = {"log_id": requests[0].records[0]["id"],
-                          "timestamp": requests[0].records[0]["timestamp"].isoformat(),
+            first = requests[0].all_records()[0]
+            stored_log = {"log_id": first["id"], "timestamp": first["timestamp"].isoformat(),
                           "level": "info", "message": "stored already"}
             mixed = make_requests(project, args.logs, offset=args.logs, repeat=stored_log)
-            new_logs = sum(len(p.records) - 1 for p in mixed)
+            new_logs = sum(p.accepted - 1 for p in mixed)
             results["dedup"].append(new_logs / await writers_drain(
                 url, redis_url, project, mixed, args.writers))
             print(f"round {round_number + 1}: " + ", ".join(

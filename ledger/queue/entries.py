@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from ledger.core.error_groups import title
+from ledger.core.events import TypedRequest
 from ledger.queue import rows as rows_codec
 
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -58,17 +59,17 @@ class EntryBuilder:
         self.rows.append(rows_codec.encode_row(record, self._project, self._ingested[1]))
         self._note(index, record)
 
-    def extend(self, records: Sequence[Mapping[str, Any]],
-               attributes_json: Sequence[bytes]) -> None:
-        """``add`` each record of one request (they share their ``ingested_at``), encoded by
-        ``rows.encode_rows`` from the JSON of their attributes: same fields, less CPU."""
-        if not records:
+    def extend(self, typed: TypedRequest) -> None:
+        """``add`` each log of one common-case request (``events.typed_records``), encoded by
+        ``rows.encode_rows`` from its tuples and the JSON of its attributes: same fields, less
+        CPU. Only its error events become dicts (for ``errors``)."""
+        if not typed.values:
             return
         start = len(self.rows)
         hours: set[int] = set()
         self.rows += rows_codec.encode_rows(
-            records, attributes_json, self._project,
-            rows_codec.timestamp_field(records[0]["ingested_at"]), hours)
+            typed.values, typed.attributes_json, self._project,
+            rows_codec.timestamp_field(typed.ingested_at), hours)
         # The months and hours from the request's few distinct hours, not from each log: the
         # same as _note's int(timestamp()) // 3600 from 1970 (before, int() rounds toward zero)
         # until a double's 1 µs precision runs out in 2242 (validation allows now + 5 min).
@@ -77,12 +78,11 @@ class EntryBuilder:
             for hour in hours:
                 at = _PG_EPOCH + timedelta(hours=hour)
                 self.months.add((at.year, at.month))
-            for index, record in enumerate(records, start):
-                if record["error_fingerprint"] is not None:
-                    self._note_error(index, record)
+            for index in typed.errors:
+                self._note_error(start + index, typed.record(index))
         else:
-            for index, record in enumerate(records, start):
-                self._note(index, record)
+            for index in range(len(typed.values)):
+                self._note(start + index, typed.record(index))
 
     def _note(self, index: int, record: Mapping[str, Any]) -> None:
         timestamp = record["timestamp"]

@@ -53,12 +53,23 @@ def prepared(monkeypatch: pytest.MonkeyPatch, shape: int, body: bytes, *,
     return {
         "total": out.total,
         "errors": out.errors,
-        "records": out.records,
-        "keys": [list(record) for record in out.records],  # in the same order too
+        "records": out.all_records(),
+        "keys": [list(record) for record in out.all_records()],  # in the same order too
+        "ids": out.ids(),
         "notifications": out.notifications,
         "fields": out.entry.fields(),
         "rows": out.entry.rows,
     }
+
+
+def typed_request(records: list[dict[str, Any]],
+                  attributes_json: list[bytes]) -> events.TypedRequest:
+    """``records`` (of one project and ingest time) as the typed path holds them."""
+    typed = events.TypedRequest(
+        PROJECT, records[0]["ingested_at"], [rows.row_values(r) for r in records],
+        attributes_json, [i for i, r in enumerate(records) if r["error_fingerprint"]])
+    assert typed.records() == records  # the tuples hold each record whole
+    return typed
 
 
 def assert_alike(monkeypatch: pytest.MonkeyPatch, shape: int, body: bytes) -> bool:
@@ -441,7 +452,7 @@ def test_an_error_repeated_in_a_batch_is_fingerprinted_once(
     typed = events.typed_records(body, single=False, project_id=PROJECT, now=NOW,
                                  retention_days=30)
     assert typed is not None
-    records = typed[0]
+    records = typed.records()
     # Neither the last variant (a repeat) nor log_type (not an input, the level makes the log
     # an error) is computed again, nor are the batch's second and third rounds.
     assert len(computed) == len(variants) - 2
@@ -465,14 +476,15 @@ def test_encode_rows_gives_the_tuples_of_encode_row() -> None:
     project, ingested = rows.project_bytes(PROJECT), rows.timestamp_field(NOW)
     attributes = [orjson.dumps(r["attributes"]) for r in records]
     hours: set[int] = set()
-    assert rows.encode_rows(records, attributes, project, ingested, hours) == [
-        rows.encode_row(r, project, ingested) for r in records]
+    assert rows.encode_rows([rows.row_values(r) for r in records], attributes, project,
+                            ingested, hours) == [rows.encode_row(r, project, ingested)
+                                                 for r in records]
     assert hours == {(r["timestamp"] - datetime(2000, 1, 1, tzinfo=UTC)) // timedelta(hours=1)
                      for r in records}
     builder, extended = EntryBuilder(PROJECT), EntryBuilder(PROJECT)
     for record in records:
         builder.add(record)
-    extended.extend(records, attributes)
+    extended.extend(typed_request(records, attributes))
     assert extended.fields() == builder.fields()
 
 
@@ -494,6 +506,6 @@ def test_extend_notes_the_months_and_hours_add_notes(stamps: list[str]) -> None:
     builder, extended = EntryBuilder(PROJECT), EntryBuilder(PROJECT)
     for record in records:
         builder.add(record)
-    extended.extend(records, [orjson.dumps(r["attributes"]) for r in records])
+    extended.extend(typed_request(records, [orjson.dumps(r["attributes"]) for r in records]))
     assert extended.fields() == builder.fields()
     assert extended.months == builder.months and extended.hours == builder.hours

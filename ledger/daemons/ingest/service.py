@@ -56,13 +56,30 @@ REDIS_RETRY_SECONDS = 5
 
 @dataclass
 class Prepared:
-    """A request turned into a queue entry, with what was rejected and why."""
+    """A request turned into a queue entry, with what was rejected and why.
+
+    The accepted logs are ``typed`` (the common case, as tuples) or ``records`` (the general
+    path's dicts); ``accepted``, ``ids`` and ``all_records`` answer for either.
+    """
 
     total: int
     entry: EntryBuilder
     records: list[dict[str, Any]] = field(default_factory=list)
     notifications: list[bytes] = field(default_factory=list)
     errors: list[events.ItemError] = field(default_factory=list)
+    typed: events.TypedRequest | None = None
+
+    @property
+    def accepted(self) -> int:
+        return len(self.typed.values) if self.typed is not None else len(self.records)
+
+    def ids(self) -> list[str]:
+        """The accepted logs' ids, in request order."""
+        return self.typed.ids() if self.typed is not None else [r["id"] for r in self.records]
+
+    def all_records(self) -> list[dict[str, Any]]:
+        """The accepted logs as ``events.enrich`` records (made now on the typed path)."""
+        return self.typed.records() if self.typed is not None else self.records
 
 
 def _items(shape: int, body: bytes) -> list[Any]:
@@ -112,11 +129,9 @@ def prepare(project_id: str, shape: int, body: bytes, *, retention_days: int,
                                      project_id=project_id, now=now,
                                      retention_days=retention_days, grouping=grouping)
         if typed is not None:  # the common case (issue 17); None: anything else, below
-            records, attributes_json = typed
-            out = Prepared(total=len(records), entry=EntryBuilder(project_id), records=records)
-            out.entry.extend(records, attributes_json)
-            out.notifications = [notification(r) for r in records
-                                 if r["error_fingerprint"] is not None]
+            out = Prepared(total=len(typed.values), entry=EntryBuilder(project_id), typed=typed)
+            out.entry.extend(typed)
+            out.notifications = [notification(typed.record(i)) for i in typed.errors]
             return out
     items = _items(shape, body)
     valid, errors = events.validate_batch(items, now=now, retention_days=retention_days,
@@ -135,7 +150,7 @@ def prepare(project_id: str, shape: int, body: bytes, *, retention_days: int,
 
 
 def _message(prepared: Prepared) -> str:
-    accepted = len(prepared.records)
+    accepted = prepared.accepted
     if prepared.total == 1:
         return "log accepted" if accepted else "the log is invalid"
     if not accepted:
@@ -173,7 +188,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             _, prepared = await asyncio.to_thread(self._prepare, request, now, grouping)
         else:
             _, prepared = self._prepare(request, now, grouping)
-        if prepared.records:
+        if prepared.accepted:
             try:
                 await self._enqueue(project_id, prepared, int(request.daily_quota), now)
             except LedgerError as exc:
@@ -186,9 +201,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         if self._metrics is None:
             return
         if refused is None:
-            self._metrics.accepted(len(prepared.records), prepared.errors)
+            self._metrics.accepted(prepared.accepted, prepared.errors)
         else:
-            self._metrics.refused(len(prepared.records), prepared.errors, refused)
+            self._metrics.refused(prepared.accepted, prepared.errors, refused)
 
     async def IngestLogsMany(
         self, request: ingest_pb2.IngestLogsManyRequest, context: Context
@@ -211,7 +226,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 results.append(_error_result(done))
                 continue
             project_id, prepared = done
-            if prepared.records:
+            if prepared.accepted:
                 results.append(None)
                 waiting.append((index, project_id, prepared, int(item.daily_quota)))
             else:
@@ -278,7 +293,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def _enqueue(self, project_id: str, prepared: Prepared, quota: int,
                        now: datetime) -> None:
         watched_before = self._watched.get(project_id, False)
-        tail = _tail(prepared.records) if watched_before else []
+        tail = _tail(prepared.all_records()) if watched_before else []
         try:
             _, watched = await self._queue.enqueue(
                 project_id, prepared.entry, max_depth=self._settings.queue_max_depth,
@@ -296,7 +311,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         watched_before = [self._watched.get(project_id, False)
                           for _, project_id, _, _ in waiting]
         jobs = [Enqueue(project_id, prepared.entry, quota, prepared.notifications,
-                        _tail(prepared.records) if before else [])
+                        _tail(prepared.all_records()) if before else [])
                 for (_, project_id, prepared, quota), before in zip(waiting, watched_before,
                                                                     strict=True)]
         try:
@@ -328,10 +343,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             # The logs are queued: the tail is a view, and its failure must not fail the request
             # (the client would send the logs again).
             try:
-                await self._queue.feed_tail(project_id, _tail(prepared.records))
+                await self._queue.feed_tail(project_id, _tail(prepared.all_records()))
             except redis.exceptions.RedisError as exc:
                 logger.warning("ingest: the tail of project %s missed %d logs: %s",
-                               project_id, len(prepared.records), exc)
+                               project_id, prepared.accepted, exc)
 
     def _refusal(self, refused: Refused, quota: int, now: datetime) -> LedgerError:
         if refused.reason == "quota":
@@ -356,12 +371,12 @@ def _redis_error(exc: redis.exceptions.RedisError) -> UnavailableError:
 
 def _response(prepared: Prepared) -> ingest_pb2.IngestLogsResponse:
     return ingest_pb2.IngestLogsResponse(
-        accepted=len(prepared.records),
+        accepted=prepared.accepted,
         rejected=len(prepared.errors),
         errors=[ingest_pb2.ItemError(index=e.index, field=e.field, reason=e.reason)
                 for e in prepared.errors],
         message=_message(prepared),
-        ids=[r["id"] for r in prepared.records],
+        ids=prepared.ids(),
     )
 
 

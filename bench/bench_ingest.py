@@ -348,7 +348,6 @@ def stub_process() -> Any:
 @contextlib.asynccontextmanager
 async def own_stack(workdir: Path) -> AsyncIterator[tuple[str, str, Any]]:
     """Embedded PostgreSQL + Redis, migrations, a project with generous limits, 3 daemons."""
-    import psycopg
 
     from ledger.core.bootstrap import ensure_default_setup
 
@@ -359,16 +358,22 @@ async def own_stack(workdir: Path) -> AsyncIterator[tuple[str, str, Any]]:
         setup = await ensure_default_setup(settings)
         assert setup.full_key is not None
 
-        async def count_rows() -> int:
-            async with await psycopg.AsyncConnection.connect(
-                    str(settings.logs_database_url)) as conn:
-                cur = await conn.execute("SELECT count(*) FROM logs")
-                row = await cur.fetchone()
-                return int(row[0]) if row else 0
-
         with Stack(settings, workdir / "stack") as stack:
             stack.start("auth", "ingest", "gateway")
-            yield stack.url, setup.full_key, count_rows
+            yield stack.url, setup.full_key, row_counter(str(settings.logs_database_url))
+
+
+def row_counter(url: str) -> Callable[[], Awaitable[int]]:
+    """A coroutine function that counts the rows of ``logs`` in the database at ``url``."""
+    import psycopg
+
+    async def count_rows() -> int:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            cur = await conn.execute("SELECT count(*) FROM logs")
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+    return count_rows
 
 
 #: A benchmark's body: (gateway url, key, count of stored rows or None, own stack's folder).

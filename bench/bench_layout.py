@@ -44,12 +44,11 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
-from bench_ingest import Target, batches  # noqa: E402
+from bench_ingest import Target, batches, row_counter  # noqa: E402
 from bench_writers import make_requests, raw_copy, raw_rows, sample_log  # noqa: E402
 
 from ledger.cli.db import migrate_all  # noqa: E402
@@ -100,13 +99,7 @@ def start_layout(stack: Stack, api: int, writers: int) -> list[str]:
 
 async def one_layout(args: argparse.Namespace, settings: Settings, key: str, pg_dir: Path,
                      redis_pid: int, workdir: Path, layout: str) -> dict[str, Any]:
-    async def count_rows() -> int:
-        async with await psycopg.AsyncConnection.connect(
-                str(settings.logs_database_url)) as conn:
-            cur = await conn.execute("SELECT count(*) FROM logs")
-            row = await cur.fetchone()
-            return int(row[0]) if row else 0
-
+    count_rows = row_counter(str(settings.logs_database_url))
     api, writers = parse_layout(layout)
     raw_project = str(uuid.uuid4())
     ready = raw_rows(make_requests(raw_project, args.logs))  # untimed

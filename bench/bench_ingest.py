@@ -348,7 +348,6 @@ def stub_process() -> Any:
 @contextlib.asynccontextmanager
 async def own_stack(workdir: Path) -> AsyncIterator[tuple[str, str, Any]]:
     """Embedded PostgreSQL + Redis, migrations, a project with generous limits, 3 daemons."""
-
     from ledger.core.bootstrap import ensure_default_setup
 
     import_tests()
